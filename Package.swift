@@ -1,0 +1,107 @@
+// swift-tools-version: 6.2
+// The appliance for one GitHub Actions self-hosted runner on a systemd Linux host.
+// Module map: README.md ("Code layout"). Swift 6 language mode, strict concurrency.
+
+import PackageDescription
+
+let package = Package(
+    name: "runner",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "runner-build", targets: ["runner-build"]),
+        .executable(name: "runner-agent", targets: ["runner-agent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
+    ],
+    targets: [
+        // libarchive from the system (Debian: libarchive-dev), found through pkg-config.
+        .systemLibrary(
+            name: "CLibArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]
+        ),
+        // Swift wrapper over libarchive: reproducible writer, streaming reader, safe extraction.
+        .target(
+            name: "RunnerArchive",
+            dependencies: [
+                "CLibArchive",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Shared leaf: errors, host layout, config.env, bundle manifest, command running, logging.
+        .target(
+            name: "RunnerCore",
+            dependencies: [
+                "RunnerArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // Release side: user-data rendering, bundle building, rootfs baking, release.
+        .target(
+            name: "RunnerBuildKit",
+            dependencies: [
+                "RunnerCore",
+                "RunnerArchive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Host side: installer, runner supervision, container hook, nspawn guests.
+        .target(
+            name: "RunnerAgentKit",
+            dependencies: [
+                "RunnerCore",
+                "RunnerArchive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "runner-build",
+            dependencies: ["RunnerBuildKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "runner-agent",
+            dependencies: ["RunnerAgentKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // Test support: temporary roots, recording command runner, gating traits, golden files.
+        .target(
+            name: "RunnerTestSupport",
+            dependencies: ["RunnerCore", "RunnerArchive"],
+            path: "Tests/RunnerTestSupport"
+        ),
+        .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerTestSupport"]),
+        .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerTestSupport"]),
+        .testTarget(
+            name: "RunnerBuildKitTests",
+            dependencies: [
+                "RunnerBuildKit", "RunnerTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            resources: [.copy("Golden")]
+        ),
+        .testTarget(
+            name: "RunnerAgentKitTests",
+            dependencies: [
+                "RunnerAgentKit", "RunnerTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(.enableUpcomingFeature("ExistentialAny"))
+    settings.append(.enableUpcomingFeature("MemberImportVisibility"))
+    target.swiftSettings = settings
+}

@@ -1,0 +1,14 @@
+import ArgumentParser
+import RunnerCore
+
+/// `runner-agent`: the host side. Installer, runner supervisor, container hook, guests.
+public struct RunnerAgentCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "runner-agent",
+        abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
+        version: RunnerVersion.current,
+        subcommands: []
+    )
+
+    public init() {}
+}

@@ -1,0 +1,147 @@
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Writes files so that a reader sees either the old content or the new, never half of it:
+/// a temporary file beside the target, fsync, then rename.
+public enum AtomicFile {
+    /// Writes `bytes` to `path` with `mode`, atomically. Creates missing parent directories
+    /// (0755) when `createDirectories` is true.
+    public static func write(
+        _ bytes: some Collection<UInt8>,
+        to path: String,
+        mode: UInt32 = 0o644,
+        createDirectories: Bool = true
+    ) throws(RunnerError) {
+        let directory = FilePaths.parent(of: path)
+        if createDirectories {
+            try FilePaths.createDirectory(directory)
+        }
+        let temporary = FilePaths.temporarySibling(of: path)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode_t(mode))
+        guard fd >= 0 else {
+            throw RunnerError.posix(
+                "could not create", temporary, fix: "check that \(directory) exists and is writable")
+        }
+        var ok = false
+        defer {
+            close(fd)
+            if !ok { unlink(temporary) }
+        }
+        let array = Array(bytes)
+        var written = 0
+        while written < array.count {
+            let n = array.withUnsafeBytes { raw in
+                Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw RunnerError.posix("could not write", temporary, fix: "check free space on \(directory)")
+            }
+            written += n
+        }
+        // The umask may have narrowed the mode given to open(2).
+        guard fchmod(fd, mode_t(mode)) == 0, fsync(fd) == 0 else {
+            throw RunnerError.posix("could not finish", temporary, fix: nil)
+        }
+        guard rename(temporary, path) == 0 else {
+            throw RunnerError.posix("could not rename into place", path, fix: "check that \(directory) is writable")
+        }
+        ok = true
+    }
+
+    /// Writes a UTF-8 string atomically.
+    public static func write(_ text: String, to path: String, mode: UInt32 = 0o644) throws(RunnerError) {
+        try write(Array(text.utf8), to: path, mode: mode)
+    }
+}
+
+/// Small path and directory helpers shared by every module.
+public enum FilePaths {
+    /// The parent directory of `path` ("/" for top-level entries, "." for bare names).
+    public static func parent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// The last component of `path`.
+    public static func basename(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// A unique name in the same directory as `path`, for temp-then-rename writes.
+    public static func temporarySibling(of path: String) -> String {
+        let directory = parent(of: path)
+        let name = basename(path)
+        return "\(directory)/.\(name).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    }
+
+    /// Creates `path` and its missing parents with `mode`; succeeds when it already exists.
+    public static func createDirectory(_ path: String, mode: UInt32 = 0o755) throws(RunnerError) {
+        var isDirectory = false
+        if exists(path, isDirectory: &isDirectory) {
+            guard isDirectory else {
+                throw RunnerError(
+                    .alreadyExists, input: path, problem: "exists and is not a directory",
+                    fix: "move it out of the way")
+            }
+            return
+        }
+        let parentPath = parent(of: path)
+        if parentPath != path && parentPath != "." {
+            try createDirectory(parentPath, mode: mode)
+        }
+        if mkdir(path, mode_t(mode)) != 0 && errno != EEXIST {
+            throw RunnerError.posix("could not create directory", path, fix: "check permissions on \(parentPath)")
+        }
+    }
+
+    /// Whether `path` exists (without following a final symlink), and whether it is a directory.
+    public static func exists(_ path: String, isDirectory: inout Bool) -> Bool {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return false }
+        isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+        return true
+    }
+
+    /// Whether anything (file, directory, symlink) exists at `path`.
+    public static func exists(_ path: String) -> Bool {
+        var isDirectory = false
+        return exists(path, isDirectory: &isDirectory)
+    }
+
+    /// Reads a whole file.
+    public static func read(_ path: String) throws(RunnerError) -> [UInt8] {
+        do {
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            return [UInt8](data)
+        } catch {
+            throw RunnerError(
+                .io, input: path, problem: "could not read the file", fix: "check that it exists and is readable",
+                underlying: error)
+        }
+    }
+
+    /// Removes `path` recursively; succeeds when it does not exist.
+    public static func remove(_ path: String) throws(RunnerError) {
+        guard exists(path) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: path)
+        } catch {
+            throw RunnerError(
+                .io, input: path, problem: "could not remove", fix: "check permissions", underlying: error)
+        }
+    }
+}
+
+extension RunnerError {
+    /// An error from a failed system call, with `errno`'s text.
+    public static func posix(_ what: String, _ path: String, fix: String?) -> RunnerError {
+        let reason = String(cString: strerror(errno))
+        return RunnerError(.io, input: path, problem: "\(what): \(reason)", fix: fix)
+    }
+}

@@ -1,0 +1,74 @@
+/// Every path the appliance uses on a host, derived from one root.
+///
+/// Production uses `HostLayout()` (root `/`); tests use `HostLayout(root: tempDir)` so the
+/// installer, the image store and the hook run against a throwaway tree. No other code
+/// spells a host path.
+public struct HostLayout: Sendable, Hashable {
+    /// The directory everything else hangs under; `/` on a real host.
+    public let root: String
+
+    public init(root: String = "/") {
+        precondition(root.hasPrefix("/"), "HostLayout root must be absolute")
+        self.root = root == "/" ? "/" : String(root.reversed().drop(while: { $0 == "/" }).reversed())
+    }
+
+    /// Joins an absolute host path onto ``root``.
+    public func path(_ absolute: String) -> String {
+        precondition(absolute.hasPrefix("/"), "host paths are absolute")
+        return root == "/" ? absolute : root + absolute
+    }
+
+    // MARK: Configuration
+
+    /// `/etc/runner`: configuration (0700 root).
+    public var configDirectory: String { path("/etc/runner") }
+    /// `/etc/runner/config.env`: the runtime configuration (0600 root).
+    public var configFile: String { path("/etc/runner/config.env") }
+
+    // MARK: Installed code
+
+    /// `/usr/local/lib/runner`: installed scripts.
+    public var libDirectory: String { path("/usr/local/lib/runner") }
+    /// `/usr/local/lib/runner/lib`: shared shell helpers.
+    public var shellLibDirectory: String { path("/usr/local/lib/runner/lib") }
+    /// `/usr/local/lib/runner/releases`: unpacked bundles, one directory per version.
+    public var releasesDirectory: String { path("/usr/local/lib/runner/releases") }
+    /// `/usr/local/lib/runner/releases/<version>`.
+    public func releaseDirectory(_ version: String) -> String { releasesDirectory + "/" + version }
+    /// `/usr/local/lib/runner/current`: symlink to the active release, swapped atomically.
+    public var currentRelease: String { path("/usr/local/lib/runner/current") }
+    /// `/usr/local/lib/runner/bootstrap.sh`.
+    public var bootstrapScript: String { path("/usr/local/lib/runner/bootstrap.sh") }
+    /// `/usr/local/lib/runner/runner-service.sh`.
+    public var serviceScript: String { path("/usr/local/lib/runner/runner-service.sh") }
+    /// `/usr/local/lib/runner/container-hooks.sh`: what `ACTIONS_RUNNER_CONTAINER_HOOKS` names.
+    public var containerHooksScript: String { path("/usr/local/lib/runner/container-hooks.sh") }
+    /// `/usr/local/bin/ci-nspawn-run`: the privileged guest helper.
+    public var guestHelper: String { path("/usr/local/bin/ci-nspawn-run") }
+    /// `/etc/systemd/system`: where our units go.
+    public var systemdUnitDirectory: String { path("/etc/systemd/system") }
+    /// `/etc/sudoers.d/runner`: the rule that lets the runner user call `ci-nspawn-run`.
+    public var sudoersRule: String { path("/etc/sudoers.d/runner") }
+
+    // MARK: State
+
+    /// `/var/lib/runner`: persistent state.
+    public var stateDirectory: String { path("/var/lib/runner") }
+    /// `/var/lib/runner/installed`: the install marker, written last.
+    public var installedMarker: String { path("/var/lib/runner/installed") }
+    /// `/var/lib/runner/images`: base rootfs trees for guests.
+    public var imagesDirectory: String { path("/var/lib/runner/images") }
+    /// `/var/lib/runner/images/<name>`.
+    public func imageDirectory(_ name: String) -> String { imagesDirectory + "/" + name }
+    /// `/var/cache/runner`: downloads (bundles, runner tarballs).
+    public var cacheDirectory: String { path("/var/cache/runner") }
+    /// `/opt/actions-runner`: the GitHub runner package.
+    public var runnerDirectory: String { path("/opt/actions-runner") }
+
+    // MARK: Runtime
+
+    /// `/run/runner`: runtime state, gone at reboot.
+    public var runtimeDirectory: String { path("/run/runner") }
+    /// `/run/runner/guests`: one state file per running guest.
+    public var guestStateDirectory: String { path("/run/runner/guests") }
+}

@@ -1,0 +1,232 @@
+import Logging
+import Subprocess
+
+#if canImport(System)
+    import System
+#else
+    import SystemPackage
+#endif
+
+/// How a command's exit ended: data, not an error. ``CommandResult/checked(_:)`` is the one
+/// place that turns an unsuccessful one into a ``RunnerError``.
+public enum ExitStatus: Sendable, Hashable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    public var isSuccess: Bool { self == .exited(0) }
+
+    /// The status a shell would report: the exit code, or 128 + signal.
+    public var shellCode: Int32 {
+        switch self {
+        case .exited(let code): code
+        case .signaled(let signal): 128 + signal
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .exited(let code): "exit status \(code)"
+        case .signaled(let signal): "killed by signal \(signal)"
+        }
+    }
+}
+
+/// What a captured run gave back. Output is bounded by the runner's capture limit.
+public struct CommandResult: Sendable, Hashable {
+    public var status: ExitStatus
+    public var standardOutput: String
+    public var standardError: String
+
+    public init(status: ExitStatus, standardOutput: String = "", standardError: String = "") {
+        self.status = status
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+    }
+
+    /// Returns self when the command succeeded; otherwise a ``RunnerError`` naming the
+    /// command, its status and the last lines it wrote to stderr.
+    @discardableResult
+    public func checked(_ command: Command, fix: String? = nil) throws(RunnerError) -> CommandResult {
+        guard status.isSuccess else {
+            throw RunnerError.commandFailed(command, status: status, stderr: standardError, fix: fix)
+        }
+        return self
+    }
+}
+
+extension RunnerError {
+    /// The one conversion from an unsuccessful command to an error: program, status and
+    /// a bounded tail of its stderr (the lines a user needs, e.g. apt's error lines).
+    public static func commandFailed(
+        _ command: Command,
+        status: ExitStatus,
+        stderr: String,
+        fix: String? = nil
+    ) -> RunnerError {
+        let lines = stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        let tail = lines.suffix(20).joined(separator: "\n")
+        var problem = "\(command.executable) failed with \(status)"
+        if !tail.isEmpty {
+            problem += ":\n" + tail
+        }
+        return RunnerError(.commandFailed, input: command.description, problem: problem, fix: fix)
+    }
+}
+
+/// Where a command's standard streams go.
+public enum OutputMode: Sendable, Hashable {
+    /// Capture into the result, keeping at most this many bytes of each stream.
+    case capture(limit: Int)
+    /// Pass through to this process's own stdout/stderr (live output, progress).
+    case inherit
+    /// Throw the output away.
+    case discard
+
+    /// Captures up to 1 MiB of each stream.
+    public static let captured = OutputMode.capture(limit: 1 << 20)
+}
+
+/// Runs external commands. The real one spawns processes; tests inject a recording one.
+public protocol CommandRunner: Sendable {
+    /// Runs `command` to completion. A non-zero exit is a normal result; use
+    /// ``CommandResult/checked(_:fix:)`` to require success. Throws only when the program
+    /// cannot be started (``RunnerError/Code/commandFailed``).
+    func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult
+}
+
+extension CommandRunner {
+    /// Runs `command` with captured output and no input.
+    public func run(_ command: Command) async throws(RunnerError) -> CommandResult {
+        try await run(command, input: nil, output: .captured)
+    }
+
+    /// Runs `command`, requires success and returns its captured stdout.
+    @discardableResult
+    public func output(_ command: Command, input: [UInt8]? = nil, fix: String? = nil) async throws(RunnerError)
+        -> String
+    {
+        try await run(command, input: input, output: .captured).checked(command, fix: fix).standardOutput
+    }
+
+    /// Runs `command` with its output passed through, and requires success.
+    public func stream(_ command: Command, fix: String? = nil) async throws(RunnerError) {
+        try await run(command, input: nil, output: .inherit).checked(command, fix: fix)
+    }
+}
+
+/// Spawns real processes through swift-subprocess. Children get their own session and are
+/// torn down (SIGTERM, then SIGKILL after `teardownGrace`) when the calling task is cancelled.
+public struct SubprocessCommandRunner: CommandRunner {
+    public var logger: Logger
+    public var teardownGrace: Duration
+
+    public init(logger: Logger = Logger(label: "runner.command"), teardownGrace: Duration = .seconds(5)) {
+        self.logger = logger
+        self.teardownGrace = teardownGrace
+    }
+
+    public func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult
+    {
+        logger.debug("run", metadata: ["command": "\(command)"])
+        var overrides: [Environment.Key: String?] = [:]
+        for (key, value) in command.environment {
+            if let k = Environment.Key(rawValue: key) { overrides[k] = value }
+        }
+        let environment: Environment
+        if command.clearsEnvironment {
+            environment = .custom(overrides.compactMapValues { $0 })
+        } else {
+            environment = Environment.inherit.updating(overrides)
+        }
+        var options = PlatformOptions()
+        options.createSession = output != .inherit
+        options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: teardownGrace)]
+        let executable: Executable =
+            command.executable.contains("/") ? .path(FilePath(command.executable)) : .name(command.executable)
+        let configuration = Configuration(
+            executable: executable,
+            arguments: Arguments(command.arguments),
+            environment: environment,
+            workingDirectory: command.workingDirectory.map { FilePath($0) },
+            platformOptions: options
+        )
+        do {
+            switch output {
+            case .capture(let limit):
+                let result = try await runCaptured(configuration, input: input, limit: limit)
+                return result
+            case .inherit:
+                let result = try await Subprocess.run(
+                    configuration,
+                    input: .array(input ?? []),
+                    output: .currentStandardOutput,
+                    error: .currentStandardError
+                )
+                return CommandResult(status: ExitStatus(result.terminationStatus))
+            case .discard:
+                let result = try await Subprocess.run(
+                    configuration,
+                    input: .array(input ?? []),
+                    output: .discarded,
+                    error: .discarded
+                )
+                return CommandResult(status: ExitStatus(result.terminationStatus))
+            }
+        } catch let error as RunnerError {
+            throw error
+        } catch {
+            throw RunnerError(
+                .commandFailed,
+                input: command.description,
+                problem: "could not run \(command.executable)",
+                fix: "check that \(command.executable) is installed and executable",
+                underlying: error
+            )
+        }
+    }
+
+    private func runCaptured(_ configuration: Configuration, input: [UInt8]?, limit: Int) async throws -> CommandResult
+    {
+        // Bounded capture: keep the last `limit` bytes of each stream, never fail on volume.
+        let bytes = input ?? []
+        let result = try await Subprocess.run(
+            configuration,
+            input: .inputWriter,
+            output: .sequence,
+            error: .sequence
+        ) { execution in
+            async let err = Self.collect(execution.standardError, limit: limit)
+            async let out = Self.collect(execution.standardOutput, limit: limit)
+            if !bytes.isEmpty {
+                _ = try await execution.standardInputWriter.write(bytes)
+            }
+            try await execution.standardInputWriter.finish()
+            return (try await out, try await err)
+        }
+        let (out, err) = result.closureResult
+        return CommandResult(status: ExitStatus(result.terminationStatus), standardOutput: out, standardError: err)
+    }
+
+    private static func collect(_ sequence: SubprocessOutputSequence, limit: Int) async throws -> String {
+        var bytes: [UInt8] = []
+        for try await buffer in sequence {
+            buffer.withUnsafeBytes { bytes.append(contentsOf: $0) }
+            if bytes.count > limit * 2 {
+                bytes.removeFirst(bytes.count - limit)
+            }
+        }
+        if bytes.count > limit {
+            bytes.removeFirst(bytes.count - limit)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension ExitStatus {
+    init(_ status: TerminationStatus) {
+        switch status {
+        case .exited(let code): self = .exited(code)
+        case .signaled(let signal): self = .signaled(signal)
+        }
+    }
+}
