@@ -58,8 +58,18 @@ public struct HostLayout: Sendable, Hashable {
     public var installedMarker: String { path("/var/lib/runner/installed") }
     /// `/var/lib/runner/images`: base rootfs trees for guests.
     public var imagesDirectory: String { path("/var/lib/runner/images") }
-    /// `/var/lib/runner/images/<name>`.
+    /// `/var/lib/runner/images/<name>`: every imported version of one image.
+    ///
+    /// Inside it: `<digest>/rootfs/` (the read-only tree guests boot from),
+    /// `<digest>/manifest.json` (the bake manifest, when imported with one), and `current`,
+    /// a symlink to the active `<digest>` that an import swaps atomically.
     public func imageDirectory(_ name: String) -> String { imagesDirectory + "/" + name }
+    /// `/var/lib/runner/images/<name>/current`: symlink to the active version.
+    public func currentImage(_ name: String) -> String { imageDirectory(name) + "/current" }
+    /// `/var/lib/runner/images/<name>/current/rootfs`: the tree a guest of `name` boots from.
+    public func imageRootfs(_ name: String) -> String { currentImage(name) + "/rootfs" }
+    /// `/var/lib/runner/work`: the GitHub runner's work directory (jobs' workspaces).
+    public var workDirectory: String { path("/var/lib/runner/work") }
     /// `/var/cache/runner`: downloads (bundles, runner tarballs).
     public var cacheDirectory: String { path("/var/cache/runner") }
     /// `/opt/actions-runner`: the GitHub runner package.
