@@ -64,8 +64,8 @@ public struct ImageStore: Sendable {
     public func resolve(_ name: String) throws(RunnerError) -> InstalledImage {
         try ImageName.validate(name)
         let current = layout.currentImage(name)
-        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: current) else {
-            let available = (try? list().map(\.name)) ?? []
+        guard let target = Self.readLink(current) else {
+            let available = availableNames()
             throw RunnerError(
                 .notFound, input: "image '\(name)'",
                 problem: "is not in the image store at \(layout.imagesDirectory)"
@@ -94,6 +94,20 @@ public struct ImageStore: Sendable {
     /// The tree a guest of image `name` boots from (see ``InstalledImage/rootfs``).
     public func rootfsPath(for name: String) throws(RunnerError) -> String {
         try resolve(name).rootfs
+    }
+
+    /// Names in the store that have a `current` link (no checks beyond that; for messages).
+    func availableNames() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: layout.imagesDirectory)) ?? []
+        return names.filter { !$0.hasPrefix(".") && Self.readLink(layout.currentImage($0)) != nil }.sorted()
+    }
+
+    /// The target of the symlink at `path`, or nil when it is not a symlink.
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let n = readlink(path, &buffer, 4096)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Every image with an active version, sorted by name. Names whose `current` is broken
