@@ -35,7 +35,7 @@ public struct RootfsBaker: Sendable {
 
     /// Bumped whenever the pipeline changes what a recipe produces; part of the recipe digest,
     /// so a changed pipeline never reuses an old bake.
-    public static let pipelineVersion = "rootfs-bake-3"
+    public static let pipelineVersion = "rootfs-bake-4"
 
     public var runner: any CommandRunner
     public var writer: any RootfsArchiveWriter
@@ -178,7 +178,7 @@ public struct RootfsBaker: Sendable {
         let tree = work + "/tree"
 
         progress.stage(
-            "[1/5] mmdebstrap: \(recipe.suite)/\(recipe.architecture) \(recipe.variant) + \(recipe.packages.count) packages from \(recipe.effectiveMirror)"
+            "[1/4] mmdebstrap: \(recipe.suite)/\(recipe.architecture) \(recipe.variant) + \(recipe.packages.count) packages from \(recipe.effectiveMirror)"
         )
         let command = mmdebstrapCommand(for: recipe, target: tree, sourceDateEpoch: options.sourceDateEpoch)
         logger.debug("mmdebstrap", metadata: ["command": "\(command)"])
@@ -187,17 +187,14 @@ public struct RootfsBaker: Sendable {
             throw Self.mmdebstrapError(command, recipe: recipe, result: result)
         }
 
-        progress.stage("[2/5] recording installed packages")
+        progress.stage("[2/4] recording installed packages")
         let query = DpkgQuery().installedPackages(tree: tree)
         let packages = DpkgQuery.parseInstalled(try await runner.output(query))
         let builder =
             (try? await runner.output(mmdebstrap.version()))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "mmdebstrap"
 
-        progress.stage("[3/5] clamping timestamps to SOURCE_DATE_EPOCH=\(options.sourceDateEpoch)")
-        try await runner.output(Find().clampModificationTimes(tree: tree, epoch: options.sourceDateEpoch))
-
-        progress.stage("[4/5] writing \(names.archive)")
+        progress.stage("[3/4] writing \(names.archive) (mtimes clamped to \(options.sourceDateEpoch))")
         let temporaryArchive = work + "/" + names.archive
         try await writer.write(
             tree: tree, to: temporaryArchive, sourceDateEpoch: options.sourceDateEpoch, progress: progress)
@@ -207,7 +204,7 @@ public struct RootfsBaker: Sendable {
             throw RunnerError.posix("could not stat", temporaryArchive, fix: nil)
         }
 
-        progress.stage("[5/5] writing \(names.manifest)")
+        progress.stage("[4/4] writing \(names.manifest)")
         let manifest = RootfsManifest(
             name: recipe.name, version: options.version, recipeDigest: digest, suite: recipe.suite,
             architecture: recipe.architecture, variant: recipe.variant, mirror: recipe.effectiveMirror,
