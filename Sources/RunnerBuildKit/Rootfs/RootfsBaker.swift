@@ -35,7 +35,7 @@ public struct RootfsBaker: Sendable {
 
     /// Bumped whenever the pipeline changes what a recipe produces; part of the recipe digest,
     /// so a changed pipeline never reuses an old bake.
-    public static let pipelineVersion = "rootfs-bake-4"
+    public static let pipelineVersion = "rootfs-bake-5"
 
     public var runner: any CommandRunner
     public var writer: any RootfsArchiveWriter
@@ -90,6 +90,11 @@ public struct RootfsBaker: Sendable {
         }
         hooks += recipe.customize
         hooks.append("rm -f \"$1/etc/hostname\" \"$1/etc/resolv.conf\" && : > \"$1/etc/machine-id\"")
+        // apt hands its partial directories to _apt only when _apt can reach the tree, which
+        // depends on the modes of the output directory's parents: normalise to root.
+        hooks.append(
+            "for d in \"$1/var/cache/apt/archives/partial\" \"$1/var/lib/apt/lists/partial\"; do "
+                + "if [ -d \"$d\" ]; then chown 0:0 \"$d\"; fi; done")
         let units = defaultMaskedUnits + recipe.maskedUnits.filter { !defaultMaskedUnits.contains($0) }
         hooks.append(
             "mkdir -p \"$1/etc/systemd/system\" && for u in \(units.joined(separator: " ")); do "
@@ -182,7 +187,21 @@ public struct RootfsBaker: Sendable {
         )
         let command = mmdebstrapCommand(for: recipe, target: tree, sourceDateEpoch: options.sourceDateEpoch)
         logger.debug("mmdebstrap", metadata: ["command": "\(command)"])
-        let result = try await runner.run(command)
+        let ticker = Task {
+            let start = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                progress.update("mmdebstrap: \((ContinuousClock.now - start).components.seconds) s")
+            }
+        }
+        let result: CommandResult
+        do {
+            result = try await runner.run(command)
+            ticker.cancel()
+        } catch {
+            ticker.cancel()
+            throw error
+        }
         guard result.status.isSuccess else {
             throw Self.mmdebstrapError(command, recipe: recipe, result: result)
         }
