@@ -35,7 +35,7 @@ public struct RootfsBaker: Sendable {
 
     /// Bumped whenever the pipeline changes what a recipe produces; part of the recipe digest,
     /// so a changed pipeline never reuses an old bake.
-    public static let pipelineVersion = "rootfs-bake-5"
+    public static let pipelineVersion = "rootfs-bake-6"
 
     public var runner: any CommandRunner
     public var writer: any RootfsArchiveWriter
@@ -90,11 +90,6 @@ public struct RootfsBaker: Sendable {
         }
         hooks += recipe.customize
         hooks.append("rm -f \"$1/etc/hostname\" \"$1/etc/resolv.conf\" && : > \"$1/etc/machine-id\"")
-        // apt hands its partial directories to _apt only when _apt can reach the tree, which
-        // depends on the modes of the output directory's parents: normalise to root.
-        hooks.append(
-            "for d in \"$1/var/cache/apt/archives/partial\" \"$1/var/lib/apt/lists/partial\"; do "
-                + "if [ -d \"$d\" ]; then chown 0:0 \"$d\"; fi; done")
         let units = defaultMaskedUnits + recipe.maskedUnits.filter { !defaultMaskedUnits.contains($0) }
         hooks.append(
             "mkdir -p \"$1/etc/systemd/system\" && for u in \(units.joined(separator: " ")); do "
@@ -206,6 +201,8 @@ public struct RootfsBaker: Sendable {
             throw Self.mmdebstrapError(command, recipe: recipe, result: result)
         }
 
+        try Self.normaliseAptPartialDirectories(tree: tree)
+
         progress.stage("[2/4] recording installed packages")
         let query = DpkgQuery().installedPackages(tree: tree)
         let packages = DpkgQuery.parseInstalled(try await runner.output(query))
@@ -237,6 +234,20 @@ public struct RootfsBaker: Sendable {
         progress.finish(
             "baked \(archivePath) (\(st.st_size / 1_000_000) MB, \(packages.count) packages, sha256 \(sha.prefix(12)))")
         return RootfsBakeResult(archive: archivePath, manifestPath: manifestPath, manifest: manifest, reused: false)
+    }
+
+    /// apt's cleanup (after the customize hooks) hands its `partial` directories to `_apt` only
+    /// when `_apt` can reach the tree, which depends on the modes of the output directory's
+    /// parents; they are set to root here so the archive does not depend on where it was baked.
+    static func normaliseAptPartialDirectories(tree: String) throws(RunnerError) {
+        for relative in ["/var/cache/apt/archives/partial", "/var/lib/apt/lists/partial"] {
+            let path = tree + relative
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard lchown(path, 0, 0) == 0 else {
+                throw RunnerError.posix("could not change the owner of", path, fix: nil)
+            }
+        }
     }
 
     /// The earlier manifest when it was made from the same digest and its archive still has
