@@ -24,18 +24,23 @@ public struct RootfsBakeResult: Sendable, Hashable {
 
 /// `runner-build rootfs`: recipe → mmdebstrap tree → guest-ready → `.tar.zst` + manifest.
 public struct RootfsBaker: Sendable {
-    /// Units masked in every guest: they fail or idle in a container and would leave it
-    /// `degraded` or busy (timers that start apt, fstrim, e2scrub; gettys on a passive console).
+    /// Units masked in every guest. Some fail or idle in a container and would leave it
+    /// `degraded` or busy (timers that start apt, fstrim, e2scrub; gettys on a passive console;
+    /// firstboot, remount-fs); the rest cost boot time and serve no job (logins, utmp, the
+    /// persistent journal flush, hugepages and fuse control mounts).
     public static let defaultMaskedUnits = [
         "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
         "e2scrub_reap.service", "fstrim.timer", "console-getty.service", "getty@.service",
         "systemd-firstboot.service", "systemd-timesyncd.service", "systemd-networkd-wait-online.service",
         "systemd-resolved.service", "systemd-remount-fs.service", "systemd-sysusers.service",
+        "systemd-logind.service", "systemd-user-sessions.service", "systemd-update-utmp.service",
+        "systemd-update-utmp-runlevel.service", "systemd-journal-flush.service", "dev-hugepages.mount",
+        "sys-fs-fuse-connections.mount",
     ]
 
     /// Bumped whenever the pipeline changes what a recipe produces; part of the recipe digest,
     /// so a changed pipeline never reuses an old bake.
-    public static let pipelineVersion = "rootfs-bake-6"
+    public static let pipelineVersion = "rootfs-bake-7"
 
     public var runner: any CommandRunner
     public var writer: any RootfsArchiveWriter
