@@ -10,6 +10,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         subcommands: [
             BundleCommand.self,
             ArchiveCommand.self,
+            ImageCommand.self,
         ]
     )
 

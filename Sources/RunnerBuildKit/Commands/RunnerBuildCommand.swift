@@ -14,6 +14,7 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
         subcommands: [
             BundleCommand.self,
             ArchiveCommand.self,
+            RootfsCommand.self,
         ]
     )
 
