@@ -7,7 +7,9 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         commandName: "runner-agent",
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
-        subcommands: []
+        subcommands: [
+            AgentConfigCommand.self
+        ]
     )
 
     public init() {}

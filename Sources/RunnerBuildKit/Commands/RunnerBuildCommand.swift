@@ -11,7 +11,10 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             the same inputs and SOURCE_DATE_EPOCH give the same bytes.
             """,
         version: RunnerVersion.current,
-        subcommands: []
+        subcommands: [
+            UserDataCommand.self,
+            BuildConfigCommand.self,
+        ]
     )
 
     public init() {}

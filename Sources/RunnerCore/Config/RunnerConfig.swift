@@ -558,3 +558,11 @@ extension RunnerConfig {
         return previous[b.count]
     }
 }
+
+extension ConfigKey {
+    /// Why `value` is not acceptable for this key (naming the problem, not the key), or nil.
+    /// An empty value is acceptable: it means unset.
+    public func problem(with value: String) -> String? {
+        RunnerConfig.checkValue(value, of: self)
+    }
+}
