@@ -212,9 +212,12 @@ struct BootstrapScriptTests {
             try FilePaths.createDirectory(layout.path("/usr/lib/systemd"))
             let copy = try await runTool("cp", ["-a", "/usr/lib/systemd/system", layout.path("/usr/lib/systemd/")])
             try copy.checked(Command("cp"))
-            return try await runTool(
+            let result = try await runTool(
                 "systemd-analyze",
                 ["verify", "--root=\(dir.path)", layout.systemdUnitDirectory + "/runner-install.service"])
+            // The copied unit tree has symlinks to /dev/null; rm removes it whole.
+            _ = try await runTool("rm", ["-rf", dir.path])
+            return result
         }
     }
 
