@@ -8,7 +8,8 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
         subcommands: [
-            AgentConfigCommand.self
+            AgentConfigCommand.self,
+            ImageCommand.self,
         ]
     )
 

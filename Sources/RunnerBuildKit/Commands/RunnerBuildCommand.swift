@@ -14,6 +14,7 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
         subcommands: [
             UserDataCommand.self,
             BuildConfigCommand.self,
+            RootfsCommand.self,
         ]
     )
 

@@ -2,74 +2,40 @@ import Foundation
 import RunnerCore
 import RunnerTestSupport
 
+@testable import RunnerBuildKit
+
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// The one place that makes the cloud-init test guest's tree from `images/cloud-init-test/`.
 ///
-/// Today it reads the recipe's suite, variant, mirror and packages and runs mmdebstrap itself,
-/// then copies the overlay; when `runner-build rootfs` (branch `rootfs`) is merged, this is the
-/// function to switch to it. Trees are cached under `/var/cache/runner-tests/`, keyed by the
-/// recipe and overlay bytes, so reruns take no time.
+/// It uses the rootfs pipeline's own pieces: the recipe parser (`Recipe`), the recipe digest
+/// and the mmdebstrap invocation with its guest-ready hooks (`RootfsBaker`), writing a
+/// directory instead of a `.tar.zst` (the archive round trip is the rootfs tests' business and
+/// would only slow this one down). Trees are cached under `/var/cache/runner-tests/`, keyed by
+/// the recipe digest, so reruns take no time.
 enum GuestTree {
     static let recipeDirectory = Repo.root + "/images/cloud-init-test"
     static let cacheRoot = "/var/cache/runner-tests"
-
-    /// Whether this machine can build and boot guests.
-    static var available: Bool {
-        TestHost.isRoot && TestHost.which("systemd-nspawn") != nil && TestHost.which("mmdebstrap") != nil
-            && TestHost.which("nsenter") != nil
-    }
+    static let sourceDateEpoch: Int64 = 1_700_000_000
 
     /// The tree, built when missing.
     static func cloudInitTest() async throws -> String {
-        let recipe = try String(decoding: FilePaths.read(recipeDirectory + "/recipe.conf"), as: UTF8.self)
-        var scalars: [String: String] = [:]
-        var packages: [String] = []
-        for raw in recipe.split(separator: "\n") {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            guard !line.hasPrefix("#"), let eq = line.firstIndex(of: "=") else { continue }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            let value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
-            if key == "packages" {
-                packages += value.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
-            } else {
-                scalars[key] = value
-            }
-        }
-        let overlay = recipeDirectory + "/overlay"
-        var keyMaterial = Array(recipe.utf8)
-        let files = FileManager.default.enumerator(atPath: overlay)?.compactMap { $0 as? String }.sorted() ?? []
-        for file in files where !file.hasSuffix("/") {
-            var isDirectory = false
-            if FilePaths.exists(overlay + "/" + file, isDirectory: &isDirectory), !isDirectory {
-                keyMaterial += Array(file.utf8) + [0] + (try FilePaths.read(overlay + "/" + file))
-            }
-        }
-        let key = String(SHA256Digest.hex(of: keyMaterial).prefix(16))
-        let tree = "\(cacheRoot)/cloud-init-test-\(key)"
+        let recipe = try Recipe.load(directory: recipeDirectory)
+        let digest = try RootfsBaker.recipeDigest(recipe, sourceDateEpoch: sourceDateEpoch)
+        let tree = "\(cacheRoot)/cloud-init-test-\(digest.prefix(16))"
         if FilePaths.exists(tree + "/usr/bin/cloud-init") { return tree }
 
-        let temporary = "\(cacheRoot)/.cloud-init-test-\(key).tmp-\(getpid())"
+        let temporary = "\(cacheRoot)/.cloud-init-test-\(digest.prefix(16)).tmp-\(getpid())"
         try FilePaths.remove(temporary)
         try FilePaths.createDirectory(cacheRoot)
-        let build = Command(
-            "mmdebstrap",
-            [
-                "--quiet", "--mode=root", "--variant=\(scalars["variant"] ?? "minbase")",
-                "--architectures=\(scalars["architecture"] ?? "amd64")",
-                "--components=\(scalars["components"] ?? "main")", "--include=" + packages.joined(separator: ","),
-                "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr", scalars["suite"] ?? "bookworm", temporary,
-                scalars["mirror"] ?? "http://deb.debian.org/debian",
-            ], environment: ["LC_ALL": "C.UTF-8"])
+        let build = RootfsBaker().mmdebstrapCommand(for: recipe, target: temporary, sourceDateEpoch: sourceDateEpoch)
         let result = try await SubprocessCommandRunner().run(build)
         guard result.status.isSuccess else {
             try? FilePaths.remove(temporary)
             throw RunnerError.commandFailed(build, status: result.status, stderr: result.standardError)
         }
-        let copy = try await runTool("cp", ["-a", overlay + "/.", temporary + "/"])
-        try copy.checked(Command("cp"))
         guard rename(temporary, tree) == 0 else { throw RunnerError.posix("could not rename", tree, fix: nil) }
         return tree
     }
