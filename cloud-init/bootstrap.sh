@@ -84,7 +84,9 @@ bundle)
         ! tar -xf "$download" -C "$work/x" --no-same-owner ./bin/runner-agent 2>/dev/null; then
         die "the bundle $(shown "$url") has no bin/runner-agent (is it a runner bundle?)"
     fi
-    [ -f "$work/x/bin/runner-agent" ] || die "the bundle's bin/runner-agent is not a regular file"
+    if [ -L "$work/x/bin/runner-agent" ] || [ ! -f "$work/x/bin/runner-agent" ]; then
+        die "the bundle's bin/runner-agent is not a regular file"
+    fi
     chmod 0755 "$work/x/bin/runner-agent"
     # Keep the verified bundle and its agent; drop older attempts.
     bundle="$cache/runner-bundle-$ref.tar.gz"

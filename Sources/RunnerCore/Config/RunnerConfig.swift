@@ -211,6 +211,14 @@ public struct RunnerConfig: Sendable, Hashable {
     public var runnerVersion: String? { value(.runnerVersion) }
     public var tarballURL: String? { value(.tarballURL) }
     public var tarballSHA256: String? { value(.tarballSHA256)?.lowercased() }
+    /// Where to download the GitHub runner: `RUNNER_TARBALL_URL`, else the actions/runner release
+    /// asset of `RUNNER_VERSION` for `architecture` (`x64`, `arm64`); nil when neither is set.
+    public func runnerTarballURL(architecture: String) -> String? {
+        if let url = tarballURL { return url }
+        guard let version = runnerVersion else { return nil }
+        return
+            "https://github.com/actions/runner/releases/download/v\(version)/actions-runner-linux-\(architecture)-\(version).tar.gz"
+    }
     public var bundleURL: String? { value(.bundleURL) }
     public var bundleSHA256: String? { value(.bundleSHA256)?.lowercased() }
     /// How bootstrap.sh fetches the release.
