@@ -3,6 +3,10 @@ import RunnerCore
 import RunnerTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `cloud-init/bootstrap.sh` run for real with `sh`, against a throwaway root and a real HTTP
 /// server on 127.0.0.1.
 @Suite(.requires("curl"), .enabled(if: FilePaths.exists("/usr/bin/python3"), "needs /usr/bin/python3"))
@@ -137,6 +141,31 @@ struct BootstrapScriptTests {
             #expect(result.status == .exited(1))
             #expect(result.standardError.contains("has no bin/runner-agent"))
             #expect(try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).isEmpty)
+        }
+    }
+
+    @Test func symlinkedAgentIsRefused() async throws {
+        try await withTemporaryDirectory("sym") { dir in
+            let tree = dir.appending("tree")
+            try FilePaths.createDirectory(tree + "/bin")
+            guard symlink("/etc/passwd", tree + "/bin/runner-agent") == 0 else {
+                throw RunnerError.posix("symlink", tree, fix: nil)
+            }
+            let made = try await runTool("tar", ["-czf", dir.appending("evil.tar.gz"), "-C", tree, "bin/runner-agent"])
+            try made.checked(Command("tar"))
+            try await withFixture { f in
+                defer { f.root.remove() }
+                let evil = try FilePaths.read(dir.appending("evil.tar.gz"))
+                try f.server.serve(evil, at: "dl/evil.tar.gz")
+                let result = try await f.run([
+                    "RUNNER_BUNDLE_URL": f.server.baseURL + "/dl/evil.tar.gz",
+                    "RUNNER_BUNDLE_SHA256": SHA256Digest.hex(of: evil),
+                ])
+                #expect(result.status == .exited(1))
+                #expect(result.standardError.contains("is not a regular file"))
+                let host = HostLayout(root: f.root.path + "/host")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).isEmpty)
+            }
         }
     }
 
