@@ -24,10 +24,20 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
 
     /// `line 12: RUNNER_EPHEMERAL: "yes" is not a boolean (expected: true or false)`.
     public var description: String {
-        var text = line.map { "line \($0): " } ?? ""
-        if let key { text += "\(key): " }
+        (line.map { "line \($0): " } ?? "") + detail
+    }
+
+    /// `site.env:12: RUNNER_EPHEMERAL: …`, the compiler-style form `config check` prints.
+    public func located(in source: String) -> String {
+        (line.map { "\(source):\($0): " } ?? "\(source): ") + detail
+    }
+
+    private var detail: String {
+        var text = key.map { "\($0): " } ?? ""
         text += message
-        if let fix { text += " (expected: \(fix))" }
+        if let fix {
+            text += fix.hasPrefix("did you mean") ? " (\(fix))" : " (expected: \(fix))"
+        }
         return text
     }
 }
