@@ -35,6 +35,11 @@ struct GuestBootTests {
                     config: config, ref: "v1.2", bundleSHA256: SHA256Digest.hex(of: bundle),
                     unit: Repo.text("cloud-init/runner-install.service"),
                     bootstrap: Repo.text("cloud-init/bootstrap.sh"), gzip: true))
+            // The first two downloads fail: systemd must restart the unit until it succeeds.
+            // (A drop-in shortens RestartSec from 30 s to 1 s; everything else is the real unit.)
+            try server.failNext(2)
+            let dropIn = dir.appending("dropin")
+            try AtomicFile.write("[Service]\nRestartSec=1\n", to: dropIn + "/10-test-fast-restart.conf")
             let seed = dir.appending("seed")
             try AtomicFile.write(userData.bytes, to: seed + "/user-data", mode: 0o600)
             try AtomicFile.write(
@@ -47,7 +52,11 @@ struct GuestBootTests {
             }
 
             let guest = try await BootedGuest.boot(
-                tree, binds: ["\(seed):/var/lib/cloud/seed/nocloud", "\(cases):/run/envcases"],
+                tree,
+                binds: [
+                    "\(seed):/var/lib/cloud/seed/nocloud", "\(cases):/run/envcases",
+                    "\(dropIn):/etc/systemd/system/runner-install.service.d",
+                ],
                 log: dir.appending("console.log"))
             do {
                 try await checkUserData(guest, server: server)
@@ -77,7 +86,7 @@ struct GuestBootTests {
         for _ in 0..<240 {
             let show = try await guest.run([
                 "systemctl", "show", "runner-install.service", "-p", "ActiveState", "-p", "Result", "-p",
-                "ExecMainStatus", "-p", "UnitFileState",
+                "ExecMainStatus", "-p", "UnitFileState", "-p", "NRestarts",
             ])
             state = show.standardOutput
             if state.contains("ActiveState=inactive") && state.contains("ExecMainStatus=0")
@@ -90,11 +99,13 @@ struct GuestBootTests {
         }
         #expect(state.contains("UnitFileState=enabled"), "\(state)")
         #expect(state.contains("Result=success"), "\(state)")
+        #expect(state.contains("NRestarts=2"), "\(state)")
         let journal = try await guest.run(["journalctl", "--no-pager", "-o", "cat", "-u", "runner-install.service"])
         #expect(journal.standardOutput.contains("bootstrap: bundle verified"), "\(journal.standardOutput)")
+        #expect(journal.standardOutput.contains("bootstrap: error: could not download"))
         let argv = try await guest.run(["cat", "/var/lib/runner/agent-argv"])
         #expect(argv.standardOutput == "install\n--bundle\n/var/cache/runner/runner-bundle-v1.2.tar.gz\n")
-        #expect(server.requests.contains("/dl/bundle.tar.gz"))
+        #expect(server.requests == ["/dl/bundle.tar.gz", "/dl/bundle.tar.gz", "/dl/bundle.tar.gz"])
     }
 
     func checkEnvironmentFiles(_ guest: BootedGuest) async throws {
