@@ -188,7 +188,7 @@ struct BootstrapScriptTests {
             defer { f.root.remove() }
             let repo = f.root.path + "/repo"
             try FilePaths.createDirectory(repo + "/bin")
-            let stub = "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$RUNNER_ROOT/var/lib/runner/agent-argv\"\n"
+            let stub = "#!/bin/sh\nprintf '%s\\n' \"$(pwd)\" \"$@\" > \"$RUNNER_ROOT/var/lib/runner/agent-argv\"\n"
             try AtomicFile.write(stub, to: repo + "/bin/runner-agent", mode: 0o755)
             let git: [String: String?] = [
                 "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -205,7 +205,7 @@ struct BootstrapScriptTests {
             #expect(result.status.isSuccess, "\(result.standardError)")
             let host = HostLayout(root: f.root.path + "/host")
             let argv = try String(contentsOfFile: host.path("/var/lib/runner/agent-argv"), encoding: .utf8)
-            #expect(argv == "install\n--source\n\(host.cacheDirectory)/src-v1.2\n")
+            #expect(argv == "\(host.cacheDirectory)/src-v1.2\ninstall\n")
         }
     }
 
