@@ -11,6 +11,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             BundleCommand.self,
             ArchiveCommand.self,
             ImageCommand.self,
+            AgentConfigCommand.self,
         ]
     )
 

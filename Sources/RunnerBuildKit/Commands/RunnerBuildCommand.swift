@@ -15,6 +15,8 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             BundleCommand.self,
             ArchiveCommand.self,
             RootfsCommand.self,
+            UserDataCommand.self,
+            BuildConfigCommand.self,
         ]
     )
 
