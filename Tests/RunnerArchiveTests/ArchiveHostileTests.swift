@@ -221,6 +221,9 @@ import Testing
     }
 
     @Test func rootfsPolicyStillRefusesEscapes() async throws {
+        // Without root, ownership cannot be applied; every other rule of the policy stays.
+        var policy = ExtractionPolicy.rootfs
+        policy.applyOwnership = TestHost.isRoot
         try await withTemporaryDirectory("rootfs-escape") { dir in
             for (entries, rule) in [
                 ([file("../x")], ExtractionRule.parentComponent), ([symlink("l", to: "../../x")], .symlinkEscape),
@@ -234,7 +237,7 @@ import Testing
                     continue
                 }
                 try writeRawArchive(archive, entries, compression: .none)
-                try Self.expectRefusedAndUntouched(archive, in: dir, policy: .rootfs) { error in
+                try Self.expectRefusedAndUntouched(archive, in: dir, policy: policy) { error in
                     guard case .refused(_, _, let got, _) = error else {
                         Issue.record("expected a refusal, got \(error)")
                         return

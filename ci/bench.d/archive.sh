@@ -2,12 +2,14 @@
 # ci/bench archive: our libarchive layer against bsdtar, side by side in one run.
 #   writer:     runner-build archive create (the bundle writer's code path) vs bsdtar -czf, both gzip level 6
 #   extraction: runner-agent archive extract (safe extraction) vs bsdtar -xf, same archive
-# Needs RUNNER_BIN (ci/bench sets it to the release build). Tunables: BENCH_RUNS (default 5),
-# BENCH_DIR (default /tmp/runner-bench-archive; the generated tree is kept there and reused).
+# Needs RUNNER_BIN (ci/bench sets it to the release build). Tunables: BENCH_RUNS (default 7),
+# BENCH_DIR (default /tmp/runner-bench-archive; the generated tree is kept there and reused),
+# BENCH_OUT (where the timed runs write; default BENCH_DIR; BENCH_OUT=/dev/shm takes the disk's
+# allocator and writeback out of the comparison on a busy machine).
 set -euo pipefail
 
 bin="${RUNNER_BIN:?set RUNNER_BIN to the directory holding runner-build and runner-agent}"
-runs="${BENCH_RUNS:-5}"
+runs="${BENCH_RUNS:-7}"
 work="${BENCH_DIR:-/tmp/runner-bench-archive}"
 tree="$work/tree"
 level=6
@@ -87,19 +89,34 @@ median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 
 # removed at the end; the order within a round alternates.
 ours_archive="$work/ours.tar.gz"
 bsd_archive="$work/bsdtar.tar.gz"
-runs_dir="$work/runs"
+runs_dir="${BENCH_OUT:-$work}/runs"
 write_ours() { "$bin/runner-build" archive create --from "$tree" --out "$1" --gzip-level "$level" --force; }
 write_bsd() { bsdtar -czf "$1" --options "gzip:compression-level=$level" -C "$tree" .; }
 extract_ours() { "$bin/runner-agent" archive extract "$ours_archive" --into "$1"; }
 extract_bsd() { mkdir "$1" && bsdtar -xf "$ours_archive" -C "$1"; }
 
+# ext4 skips inodes freed in the last 60 s when it allocates new ones, which makes creating
+# files slow right after a big deletion: start at least 60 s after the last cleanup.
+settle() {
+    local last age
+    last=$(cat "$work/cleaned-at" 2>/dev/null || echo 0)
+    age=$(($(date +%s) - last))
+    if [ "$age" -lt 60 ]; then
+        echo "waiting $((60 - age)) s for the last cleanup to settle"
+        sleep $((60 - age))
+    fi
+}
+cleanup() {
+    rm -rf "$runs_dir"
+    sync
+    date +%s >"$work/cleaned-at"
+}
+if [ -e "$runs_dir" ]; then cleanup; fi
 echo "warm-up"
-rm -rf "$runs_dir" "$ours_archive" "$bsd_archive"
 write_ours "$ours_archive" >/dev/null
 write_bsd "$bsd_archive"
 mkdir -p "$runs_dir"
-sync
-sleep 5
+settle
 w_ours=() w_bsd=() x_ours=() x_bsd=() cw_ours=() cw_bsd=() cx_ours=() cx_bsd=()
 for ((i = 1; i <= runs; i++)); do
     if ((i % 2)); then
@@ -117,7 +134,7 @@ for ((i = 1; i <= runs; i++)); do
         "extract ours ${x_ours[-1]}/${cx_ours[-1]}, bsdtar ${x_bsd[-1]}/${cx_bsd[-1]}"
 done
 cmp -s "$runs_dir/ours-1.tar.gz" "$ours_archive" || { echo "error: our writer is not reproducible" >&2; exit 1; }
-rm -rf "$runs_dir"
+cleanup
 
 report() {
     local name=$1 ours=$2 bsd=$3 cours=$4 cbsd=$5
