@@ -7,7 +7,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         commandName: "runner-agent",
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
-        subcommands: []
+        subcommands: [ServiceCommand.self]
     )
 
     public init() {}
