@@ -198,10 +198,10 @@ struct RunnerPackageCommandTests {
     }
 
     @Test func setprivDropsToTheRunnerUser() {
-        let command = Setpriv().asUser("runner", package.run(jitConfig: nil))
+        let command = Setpriv().asUser(uid: 999, gid: 998, package.run(jitConfig: nil))
         #expect(
             command.argv == [
-                "setpriv", "--reuid=runner", "--regid=runner", "--init-groups", "--", "/opt/actions-runner/run.sh",
+                "setpriv", "--reuid=999", "--regid=998", "--init-groups", "--", "/opt/actions-runner/run.sh",
             ])
         #expect(command.workingDirectory == "/opt/actions-runner")
     }

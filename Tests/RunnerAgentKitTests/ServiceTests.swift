@@ -367,3 +367,31 @@ func hex(_ data: some Sequence<UInt8>) -> String {
 }
 
 func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
+
+@Suite(.requires("python3"), .requires("curl"), .requires("setpriv"))
+struct ServicePrivilegeTests {
+    /// As root, config.sh and run.sh run as the configured unprivileged user (via setpriv).
+    @Test(.requiresRoot, .enabled(if: getpwnam("nobody") != nil, "needs the user nobody"))
+    func theRunnerRunsAsTheRunnerUser() async throws {
+        let token = "AGIVENREGISTRATIONTOKEN0009"
+        let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 run"])
+        defer { h.finish() }
+        let nobody = try #require(getpwnam("nobody")).pointee
+        chmod(h.directory.path, 0o755)
+        for path in [h.layout.path("/opt"), h.package.directory, h.package.fake] {
+            chmod(path, 0o755)
+            chown(path, nobody.pw_uid, nobody.pw_gid)
+        }
+        for name in ["calls", "script", "api", "sleep"] {
+            chown(h.package.fake + "/" + name, nobody.pw_uid, nobody.pw_gid)
+        }
+        let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token, "RUNNER_USER": "nobody"]))
+        let exit = try await h.run(supervisor, secrets: [token])
+        #expect(exit == .stopped)
+        let uid = String(decoding: try FilePaths.read(h.package.fake + "/uid.run"), as: UTF8.self)
+        #expect(uid.trimmedWhitespace == "\(nobody.pw_uid)")
+        let runEnv = try #require(h.package.environments("run").first)
+        #expect(runEnv["USER"] == "nobody")
+        #expect(runEnv["RUNNER_ALLOW_RUNASROOT"] == nil)
+    }
+}

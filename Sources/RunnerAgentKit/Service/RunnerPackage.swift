@@ -69,11 +69,12 @@ public struct Setpriv: Sendable {
     public var executable = "setpriv"
     public init() {}
 
-    /// `setpriv --reuid=USER --regid=USER --init-groups -- COMMAND…`, keeping the command's
-    /// environment and working directory.
-    public func asUser(_ user: String, _ command: Command) -> Command {
+    /// `setpriv --reuid=UID --regid=GID --init-groups -- COMMAND…`, keeping the command's
+    /// environment and working directory. Numeric ids: a user's primary group need not share
+    /// its name.
+    public func asUser(uid: UInt32, gid: UInt32, _ command: Command) -> Command {
         Command(
-            executable, ["--reuid=\(user)", "--regid=\(user)", "--init-groups", "--"] + command.argv,
+            executable, ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--"] + command.argv,
             environment: command.environment, clearsEnvironment: command.clearsEnvironment,
             workingDirectory: command.workingDirectory)
     }

@@ -349,8 +349,8 @@ public final class RunnerSupervisor: Sendable {
         for (key, value) in command.environment { environment[key] = value }
         command.environment = environment
         command.clearsEnvironment = true
-        if geteuid() == 0 && settings.user != "root" {
-            return Setpriv().asUser(settings.user, command)
+        if geteuid() == 0 && settings.user != "root", let account = UserAccount.lookup(settings.user) {
+            return Setpriv().asUser(uid: account.uid, gid: account.gid, command)
         }
         return command
     }
