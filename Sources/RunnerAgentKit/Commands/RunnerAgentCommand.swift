@@ -10,6 +10,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         subcommands: [
             ServiceCommand.self,
             ImageCommand.self,
+            InstallCommand.self,
         ]
     )
 
