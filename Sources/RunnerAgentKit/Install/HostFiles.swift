@@ -77,6 +77,12 @@ struct PasswdFile {
         var home: String
     }
 
+    /// Whether `<root>/etc/group` has a group called `name`.
+    static func hasGroup(_ name: String, layout: HostLayout) -> Bool {
+        guard let bytes = try? FilePaths.read(layout.path("/etc/group")) else { return false }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains { $0.hasPrefix(name + ":") }
+    }
+
     static func lookup(_ name: String, layout: HostLayout) -> Entry? {
         guard let bytes = try? FilePaths.read(layout.path("/etc/passwd")) else { return nil }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {

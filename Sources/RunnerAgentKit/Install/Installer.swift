@@ -172,17 +172,26 @@ public struct Installer: Sendable {
         let home = "/home/" + user
         return InstallStep(
             "runner-user", "create the system user \(user)",
-            isDone: { PasswdFile.lookup(user, layout: layout) != nil && FilePaths.exists(layout.path(home)) },
+            isDone: {
+                guard let entry = PasswdFile.lookup(user, layout: layout) else { return false }
+                var st = stat()
+                return stat(layout.path(home), &st) == 0 && st.st_uid == entry.uid && st.st_gid == entry.gid
+                    && HostFiles.isDirectory(layout.path(home), mode: 0o750)
+            },
             apply: { () throws(RunnerError) in
                 if PasswdFile.lookup(user, layout: layout) == nil {
-                    let command = Useradd().systemUser(user, home: home, layout: layout)
+                    let command = Useradd().systemUser(
+                        user, home: home, layout: layout, existingGroup: PasswdFile.hasGroup(user, layout: layout))
                     try await commandRunner.run(command).checked(command)
                 }
-                if let entry = PasswdFile.lookup(user, layout: layout), !FilePaths.exists(layout.path(home)) {
-                    try HostFiles.directory(layout.path(home), mode: 0o750)
-                    guard chown(layout.path(home), entry.uid, entry.gid) == 0 else {
-                        throw RunnerError.posix("could not hand over", layout.path(home), fix: nil)
-                    }
+                guard let entry = PasswdFile.lookup(user, layout: layout) else {
+                    throw RunnerError(
+                        .internal, input: layout.path("/etc/passwd"), problem: "has no \(user) after useradd",
+                        fix: "check that /etc/passwd is the user database of this host")
+                }
+                try HostFiles.directory(layout.path(home), mode: 0o750)
+                guard chown(layout.path(home), entry.uid, entry.gid) == 0 else {
+                    throw RunnerError.posix("could not hand over", layout.path(home), fix: nil)
                 }
             })
     }

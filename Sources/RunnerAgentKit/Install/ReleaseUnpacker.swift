@@ -9,8 +9,9 @@ public protocol ReleaseUnpacker: Sendable {
     func unpack(_ bundle: String, into staging: String) throws(RunnerError) -> String
 }
 
-/// The unpacker over the safe libarchive extractor: `MANIFEST.json` names the version and
-/// each file's sha256 and mode, which are checked against the extracted tree.
+/// The unpacker over the safe libarchive extractor: `MANIFEST.json` (the archive layer's
+/// bundle manifest) names the version and each file's sha256, checked against the extracted
+/// tree.
 public struct ManifestReleaseUnpacker: ReleaseUnpacker {
     public init() {}
 
@@ -19,7 +20,7 @@ public struct ManifestReleaseUnpacker: ReleaseUnpacker {
             let path: String
             let sha256: String
         }
-        let version: String
+        let bundleVersion: String
         let files: [File]
     }
 
@@ -50,12 +51,14 @@ public struct ManifestReleaseUnpacker: ReleaseUnpacker {
                     fix: "download the bundle again")
             }
         }
-        guard !manifest.version.isEmpty, !manifest.version.contains("/"), !manifest.version.hasPrefix(".") else {
+        guard !manifest.bundleVersion.isEmpty, !manifest.bundleVersion.contains("/"),
+            !manifest.bundleVersion.hasPrefix(".")
+        else {
             throw RunnerError(
-                .integrity, input: bundle, problem: "names an unusable version '\(manifest.version)'",
+                .integrity, input: bundle, problem: "names an unusable version '\(manifest.bundleVersion)'",
                 fix: "use a bundle written by runner-build bundle")
         }
-        return manifest.version
+        return manifest.bundleVersion
     }
 }
 
