@@ -136,10 +136,34 @@ struct InstallHarness {
             output += child.readAvailable()
             if let status = child.reap() { return status }
             if let delay, ContinuousClock.now - start >= delay {
-                kill(child.pid, SIGKILL)
+                // What systemd's cgroup kill does: the installer and every process it started.
+                killTree(child.pid)
             }
             try await Task.sleep(for: .milliseconds(2))
         }
+    }
+
+    /// SIGKILLs `pid` and all its descendants (found through /proc/<pid>/stat's ppid field).
+    func killTree(_ pid: pid_t) {
+        // Stopped first, the installer cannot start another child while we look.
+        kill(pid, SIGSTOP)
+        var all: [pid_t: pid_t] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let p = pid_t(name), let bytes = try? FilePaths.read("/proc/\(name)/stat") else { continue }
+            let text = String(decoding: bytes, as: UTF8.self)
+            guard let close = text.lastIndex(of: ")") else { continue }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = pid_t(fields[1]) { all[p] = parent }
+        }
+        var victims: [pid_t] = [pid]
+        var index = 0
+        while index < victims.count {
+            let parent = victims[index]
+            victims += all.filter { $0.value == parent }.map(\.key)
+            index += 1
+        }
+        for victim in victims.reversed() { kill(victim, SIGSTOP) }
+        for victim in victims { kill(victim, SIGKILL) }
     }
 
     static var agentBinary: String { Fixtures.repositoryRoot + "/.build/debug/runner-agent" }

@@ -11,6 +11,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             ServiceCommand.self,
             ImageCommand.self,
             InstallCommand.self,
+            DoctorCommand.self,
         ]
     )
 

@@ -77,6 +77,77 @@ struct PasswdFile {
         var home: String
     }
 
+    /// Removes shadow-utils lock files (`/etc/passwd.lock`, …) left by a useradd that was
+    /// killed: each holds its owner's pid, and a lock whose owner is gone blocks every later
+    /// useradd.
+    static func clearStaleLocks(layout: HostLayout) {
+        let etc = layout.path("/etc")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: etc)) ?? []
+        for base in ["passwd", "group", "shadow", "gshadow", "subuid", "subgid"] {
+            let lock = "\(etc)/\(base).lock"
+            if let bytes = try? FilePaths.read(lock) {
+                let text = String(decoding: bytes.filter { $0 != 0 }, as: UTF8.self).trimmedWhitespace
+                guard let pid = pid_t(text), pid > 0, !isAlive(pid) else { continue }
+                unlink(lock)
+            }
+            // With no live holder, its scratch files (`passwd.<pid>`, `passwd+`) are leftovers too.
+            for name in names
+            where name == base + "+"
+                || (name.hasPrefix(base + ".") && name.dropFirst(base.count + 1).allSatisfy(\.isNumber)
+                    && name.count > base.count + 1)
+            {
+                unlink("\(etc)/\(name)")
+            }
+        }
+    }
+
+    /// Whether `pid` runs (a zombie, killed and not yet reaped, does not).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let bytes = try? FilePaths.read("/proc/\(pid)/stat") else { return true }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return true }
+        let state = text[text.index(after: close)...].split(separator: " ").first
+        return state != "Z" && state != "X"
+    }
+
+    /// The user database files, and whether each has an entry called `name`.
+    static func entries(of name: String, layout: HostLayout) -> [String: Bool] {
+        var found: [String: Bool] = [:]
+        for base in ["passwd", "group", "shadow", "gshadow"] {
+            let bytes = (try? FilePaths.read(layout.path("/etc/\(base)"))) ?? []
+            found[base] = String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains {
+                $0.hasPrefix(name + ":")
+            }
+        }
+        return found
+    }
+
+    /// Whether a lock file of the user database exists (a live useradd, or a killed one).
+    static func hasLocks(layout: HostLayout) -> Bool {
+        ["passwd", "group", "shadow", "gshadow"].contains { FilePaths.exists(layout.path("/etc/\($0).lock")) }
+    }
+
+    /// Removes `name`'s lines from the four user database files (keeping their modes and
+    /// owners): the repair for a useradd killed between writing one file and the next.
+    static func removeEntries(of name: String, layout: HostLayout) throws(RunnerError) {
+        for base in ["passwd", "group", "shadow", "gshadow"] {
+            let path = layout.path("/etc/\(base)")
+            var st = stat()
+            guard stat(path, &st) == 0 else { continue }
+            let text = String(decoding: try FilePaths.read(path), as: UTF8.self)
+            let kept = text.split(separator: "\n", omittingEmptySubsequences: false).filter {
+                !$0.hasPrefix(name + ":")
+            }
+            let updated = kept.joined(separator: "\n")
+            guard updated != text else { continue }
+            try AtomicFile.write(updated, to: path, mode: UInt32(st.st_mode & 0o7777))
+            guard chown(path, st.st_uid, st.st_gid) == 0 else {
+                throw RunnerError.posix("could not restore the owner of", path, fix: nil)
+            }
+        }
+    }
+
     /// Whether `<root>/etc/group` has a group called `name`.
     static func hasGroup(_ name: String, layout: HostLayout) -> Bool {
         guard let bytes = try? FilePaths.read(layout.path("/etc/group")) else { return false }

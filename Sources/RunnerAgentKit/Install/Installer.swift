@@ -173,12 +173,22 @@ public struct Installer: Sendable {
         return InstallStep(
             "runner-user", "create the system user \(user)",
             isDone: {
-                guard let entry = PasswdFile.lookup(user, layout: layout) else { return false }
+                guard let entry = PasswdFile.lookup(user, layout: layout),
+                    PasswdFile.entries(of: user, layout: layout).values.allSatisfy({ $0 }),
+                    !PasswdFile.hasLocks(layout: layout)
+                else { return false }
                 var st = stat()
                 return stat(layout.path(home), &st) == 0 && st.st_uid == entry.uid && st.st_gid == entry.gid
                     && HostFiles.isDirectory(layout.path(home), mode: 0o750)
             },
             apply: { () throws(RunnerError) in
+                PasswdFile.clearStaleLocks(layout: layout)
+                let entries = PasswdFile.entries(of: user, layout: layout)
+                if entries.values.contains(true) && entries.values.contains(false) {
+                    // A useradd killed halfway: forget the half-made user and make it again.
+                    logger.warning("repairing a half-created user", metadata: ["user": "\(user)"])
+                    try PasswdFile.removeEntries(of: user, layout: layout)
+                }
                 if PasswdFile.lookup(user, layout: layout) == nil {
                     let command = Useradd().systemUser(
                         user, home: home, layout: layout, existingGroup: PasswdFile.hasGroup(user, layout: layout))
