@@ -226,7 +226,9 @@ public struct Doctor: Sendable {
     }
 
     func sudoers(_ settings: InstallSettings?) async -> Finding {
-        let user = settings?.user ?? "runner"
+        guard let user = settings?.user else {
+            return Finding(check: "ci-nspawn-run", status: .skipped, detail: "the configuration is invalid")
+        }
         let fix = "run runner-agent install (it writes \(layout.sudoersRule))"
         let expected = "\(user) ALL=(root) NOPASSWD: \(Installer.hostGuestHelper)"
         guard let bytes = try? FilePaths.read(layout.sudoersRule),
