@@ -12,6 +12,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             ImageCommand.self,
             InstallCommand.self,
             DoctorCommand.self,
+            AgentConfigCommand.self,
         ]
     )
 
