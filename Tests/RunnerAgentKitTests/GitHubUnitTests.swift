@@ -244,22 +244,31 @@ struct ServiceSettingsTests {
         #expect(throws: RunnerError.self) { try ServiceSettings(values: ["RUNNER_PAT": "p"], layout: layout) }
     }
 
-    @Test func configEnvParsing() throws {
-        let values = try ConfigEnv.parse(
+    @Test func configIsLoadedThroughTheConfigModel() throws {
+        let directory = try TemporaryDirectory("config")
+        defer { directory.remove() }
+        let layout = directory.layout
+        try AtomicFile.write(
             """
             # comment
             RUNNER_GITHUB_URL=https://github.com/acme
-              RUNNER_NAME = "my runner"
-            export RUNNER_LABELS='a,b'
-            EMPTY=
-            QUOTED="say \\"hi\\""
-            """, path: "config.env")
-        #expect(values["RUNNER_GITHUB_URL"] == "https://github.com/acme")
-        #expect(values["RUNNER_NAME"] == "my runner")
-        #expect(values["RUNNER_LABELS"] == "a,b")
-        #expect(values["EMPTY"] == "")
-        #expect(values["QUOTED"] == #"say "hi""#)
-        #expect(throws: RunnerError.self) { try ConfigEnv.parse("NOEQUALS", path: "c") }
-        #expect(throws: RunnerError.self) { try ConfigEnv.parse("BAD-KEY=1", path: "c") }
+            RUNNER_NAME="my-runner"
+            RUNNER_PAT_FILE=/etc/runner/pat
+            """, to: layout.configFile, mode: 0o600)
+        try AtomicFile.write("ghp_x\n", to: layout.path("/etc/runner/pat"), mode: 0o644)
+        let error = #expect(throws: RunnerError.self) { try ConfigEnv.load(nil, layout: layout, for: .service) }
+        #expect(error?.description.contains("0600") == true || error?.description.contains("600") == true)
+        try AtomicFile.write("ghp_x\n", to: layout.path("/etc/runner/pat"), mode: 0o600)
+        let values = try ConfigEnv.load(nil, layout: layout, for: .service)
+        #expect(values["RUNNER_NAME"] == "my-runner")
+        let settings = try ServiceSettings(values: values, layout: layout)
+        guard case .api(.pat(let pat)) = settings.registration else {
+            Issue.record("expected a PAT")
+            return
+        }
+        #expect(pat.value == "ghp_x")
+        try AtomicFile.write(
+            "RUNNER_GITHUB_URL=https://github.com/acme\nRUNNER_COLOUR=blue\n", to: layout.configFile, mode: 0o600)
+        #expect(throws: RunnerError.self) { try ConfigEnv.load(nil, layout: layout, for: .install) }
     }
 }

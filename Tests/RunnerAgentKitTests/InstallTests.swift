@@ -107,7 +107,7 @@ struct InstallHarness {
     }
 
     func installer(bundle: Bool = true) throws -> Installer {
-        let values = try ConfigEnv.load(layout.configFile)
+        let values = try ConfigEnv.load(nil, layout: layout, for: .install)
         return Installer(
             layout: layout, settings: try InstallSettings(values: values), bundle: bundle ? artefacts.bundle : nil,
             commandRunner: SubprocessCommandRunner(), logger: Logger(label: "test"))

@@ -65,6 +65,20 @@ struct ServiceHarness {
         return exit
     }
 
+    /// Lets the user nobody run the fake runner package (for tests that drop privileges).
+    func handOverToNobody() throws -> passwd {
+        let nobody = try #require(getpwnam("nobody")).pointee
+        chmod(directory.path, 0o755)
+        for path in [layout.path("/opt"), package.directory, package.fake] {
+            chmod(path, 0o755)
+            chown(path, nobody.pw_uid, nobody.pw_gid)
+        }
+        for name in ["calls", "script", "api", "sleep"] {
+            chown(package.fake + "/" + name, nobody.pw_uid, nobody.pw_gid)
+        }
+        return nobody
+    }
+
     func finish() {
         github.stop()
         directory.remove()
@@ -108,8 +122,8 @@ struct ServiceRegistrationTests {
         let pat = "ghp_fakepersonalaccesstoken0001"
         let h = try await ServiceHarness(pats: [pat], script: ["0 0 run"])
         defer { h.finish() }
-        let patFile = h.directory.appending("pat")
-        try AtomicFile.write(pat + "\n", to: patFile, mode: 0o600)
+        let patFile = "/etc/runner/pat"
+        try AtomicFile.write(pat + "\n", to: h.layout.path(patFile), mode: 0o600)
         let supervisor = h.supervisor(
             try h.settings(["RUNNER_PAT_FILE": patFile, "RUNNER_REQUIRE_JOB_CONTAINER": "true"]))
         let exit = try await h.run(supervisor, secrets: [pat, "AFAKEREGTOKEN"])
@@ -130,8 +144,8 @@ struct ServiceRegistrationTests {
             modulusHex: hex(primitives.modulus), exponentHex: hex(primitives.publicExponent))
         let h = try await ServiceHarness(app: app, script: ["0 0 run"])
         defer { h.finish() }
-        let keyFile = h.directory.appending("app.pem")
-        try AtomicFile.write(app.privateKeyPEM, to: keyFile, mode: 0o600)
+        let keyFile = "/etc/runner/app.pem"
+        try AtomicFile.write(app.privateKeyPEM, to: h.layout.path(keyFile), mode: 0o600)
         let supervisor = h.supervisor(
             try h.settings(["RUNNER_APP_ID": "31337", "RUNNER_APP_PRIVATE_KEY_FILE": keyFile]))
         let exit = try await h.run(supervisor, secrets: ["ghs_fakeinstallation", "AFAKEREGTOKEN", "BEGIN RSA"])
@@ -151,8 +165,8 @@ struct ServiceRegistrationTests {
             modulusHex: hex(primitives.modulus), exponentHex: hex(primitives.publicExponent))
         let h = try await ServiceHarness(app: app)
         defer { h.finish() }
-        let keyFile = h.directory.appending("app.pem")
-        try AtomicFile.write(app.privateKeyPEM, to: keyFile, mode: 0o600)
+        let keyFile = "/etc/runner/app.pem"
+        try AtomicFile.write(app.privateKeyPEM, to: h.layout.path(keyFile), mode: 0o600)
         let supervisor = h.supervisor(
             try h.settings([
                 "RUNNER_APP_ID": "31337", "RUNNER_APP_INSTALLATION_ID": "77", "RUNNER_APP_PRIVATE_KEY_FILE": keyFile,
@@ -323,24 +337,27 @@ struct ServiceStopTests {
     }
 
     /// The real binary: SIGTERM to `runner-agent service` stops it within the bound, exit 0.
-    @Test func sigtermToTheAgentStopsTheServiceWithinTheBound() async throws {
+    /// (As root: the config model refuses RUNNER_USER=root, so the runner runs as nobody.)
+    @Test(.requiresRoot, .requires("setpriv"), .enabled(if: getpwnam("nobody") != nil, "needs the user nobody"))
+    func sigtermToTheAgentStopsTheServiceWithinTheBound() async throws {
         let binary = Fixtures.repositoryRoot + "/.build/debug/runner-agent"
         try #require(access(binary, X_OK) == 0, "build runner-agent first (swift build)")
         let token = "AGIVENREGISTRATIONTOKEN0008"
         let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 hold"])
         defer { h.finish() }
-        let config = h.directory.appending("config.env")
+        _ = try h.handOverToNobody()
+        let config = h.layout.configFile
         try AtomicFile.write(
             """
             # test configuration
             RUNNER_GITHUB_URL=\(h.github.baseURL)/acme
             RUNNER_NAME="appliance-2"
-            RUNNER_USER=\(currentUserName)
+            RUNNER_USER=nobody
             RUNNER_REGISTRATION_TOKEN='\(token)'
 
             """, to: config, mode: 0o600)
         let child = try ChildProcess.spawn(
-            Command(binary, ["service", "--root", h.directory.path, "--config", config, "--stop-grace", "2"]),
+            Command(binary, ["service", "--root", h.directory.path, "--stop-grace", "2"]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
         try await waitForRun(h.package)
         let start = ContinuousClock.now
@@ -376,15 +393,7 @@ struct ServicePrivilegeTests {
         let token = "AGIVENREGISTRATIONTOKEN0009"
         let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 run"])
         defer { h.finish() }
-        let nobody = try #require(getpwnam("nobody")).pointee
-        chmod(h.directory.path, 0o755)
-        for path in [h.layout.path("/opt"), h.package.directory, h.package.fake] {
-            chmod(path, 0o755)
-            chown(path, nobody.pw_uid, nobody.pw_gid)
-        }
-        for name in ["calls", "script", "api", "sleep"] {
-            chown(h.package.fake + "/" + name, nobody.pw_uid, nobody.pw_gid)
-        }
+        let nobody = try h.handOverToNobody()
         let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token, "RUNNER_USER": "nobody"]))
         let exit = try await h.run(supervisor, secrets: [token])
         #expect(exit == .stopped)

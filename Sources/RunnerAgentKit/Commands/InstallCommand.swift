@@ -41,7 +41,7 @@ public struct InstallCommand: AsyncParsableCommand {
         let logger = Logger(label: "runner.install")
         let layout = HostLayout(root: root)
         do {
-            let values = try ConfigEnv.load(config ?? layout.configFile)
+            let values = try ConfigEnv.load(config, layout: layout, for: .install)
             let settings = try InstallSettings(values: values)
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
@@ -51,7 +51,7 @@ public struct InstallCommand: AsyncParsableCommand {
             try await runner.run(installer.steps, dryRun: dryRun)
             if !dryRun { try await installer.startService() }
         } catch {
-            StandardError.write("runner-agent: error: \(error)\n")
+            RunnerCore.StandardError.write("runner-agent: error: \(error)\n")
             throw ExitCode(ServiceExit(error) == .config ? 78 : 1)
         }
     }

@@ -53,7 +53,7 @@ public struct ServiceCommand: AsyncParsableCommand {
         timing.stopGrace = .milliseconds(Int(stopGrace * 1000))
         let exit: ServiceExit
         do {
-            let values = try ConfigEnv.load(config ?? layout.configFile)
+            let values = try ConfigEnv.load(config, layout: layout, for: .service)
             let settings = try ServiceSettings(values: values, layout: layout)
             let supervisor = RunnerSupervisor(
                 settings: settings, layout: layout,

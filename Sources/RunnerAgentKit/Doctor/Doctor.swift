@@ -68,7 +68,7 @@ public struct Doctor: Sendable {
         var install: InstallSettings?
         var service: ServiceSettings?
         do throws(RunnerError) {
-            let values = try ConfigEnv.load(configPath)
+            let values = try ConfigEnv.load(configPath, layout: layout, for: .service)
             install = try InstallSettings(values: values)
             service = try ServiceSettings(values: values, layout: layout)
             findings.append(Finding(check: "config", status: .ok, detail: "\(configPath) is valid"))

@@ -1,46 +1,27 @@
 import RunnerCore
 
-/// Reads `/etc/runner/config.env` (`KEY=VALUE` lines, `#` comments, optional single or double
-/// quotes around a value, as systemd's `EnvironmentFile=` accepts them) into a dictionary.
+/// Loads `/etc/runner/config.env` through the config model (``RunnerConfig``: systemd's
+/// `EnvironmentFile=` syntax, known keys only, every value's form, secret files 0600) and
+/// hands the validated values to the settings of one command.
 enum ConfigEnv {
-    static func load(_ path: String) throws(RunnerError) -> [String: String] {
-        let bytes: [UInt8]
-        do {
-            bytes = try FilePaths.read(path)
-        } catch {
-            throw RunnerError(
-                .invalidConfig, input: path, problem: "cannot be read",
-                fix: "write the configuration (cloud-init does) or run as root")
-        }
-        return try parse(String(decoding: bytes, as: UTF8.self), path: path)
+    /// What each command needs checked.
+    enum Purpose {
+        /// `service` and `doctor`: a credential is required, its secret files must be 0600.
+        case service
+        /// `install`: the credential is the service's business.
+        case install
     }
 
-    static func parse(_ text: String, path: String) throws(RunnerError) -> [String: String] {
-        var values: [String: String] = [:]
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var line = rawLine.trimmedWhitespace
-            if line.isEmpty || line.hasPrefix("#") { continue }
-            if line.hasPrefix("export ") { line = String(line.dropFirst(7)).trimmedWhitespace }
-            guard let equals = line.firstIndex(of: "=") else {
-                throw RunnerError(
-                    .invalidConfig, input: "\(path):\(index + 1)", problem: "is not a KEY=VALUE line",
-                    fix: "fix or remove the line")
-            }
-            let key = line[..<equals].trimmedWhitespace
-            guard !key.isEmpty, key.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
-                throw RunnerError(
-                    .invalidConfig, input: "\(path):\(index + 1)", problem: "'\(key)' is not a variable name",
-                    fix: "use letters, digits and underscores")
-            }
-            var value = line[line.index(after: equals)...].trimmedWhitespace
-            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-                value = String(value.dropFirst().dropLast())
-                if first == "\"" {
-                    value = value.replacing("\\\"", with: "\"").replacing("\\\\", with: "\\")
-                }
-            }
-            values[key] = value
+    static func load(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError) -> [String: String]
+    {
+        let options: RunnerConfig.Options
+        switch purpose {
+        case .service:
+            options = RunnerConfig.Options(secretFiles: layout, requireCredential: true, requireBootstrap: false)
+        case .install:
+            options = RunnerConfig.Options(secretFiles: nil, requireCredential: false, requireBootstrap: false)
         }
-        return values
+        let config = try RunnerConfig.load(path: path, layout: layout, options: options)
+        return config.entries.mapValues(\.value)
     }
 }

@@ -54,7 +54,7 @@ public struct ServiceSettings: Sendable {
             }
             if let direct = value(key) { return Secret(direct) }
             guard let path = value(fileKey) else { return nil }
-            let text = try ServiceSettings.readSecretFile(path, key: fileKey)
+            let text = try ServiceSettings.readSecretFile(layout.path(path), key: fileKey)
             return Secret(text)
         }
 
@@ -112,7 +112,7 @@ public struct ServiceSettings: Sendable {
                     .invalidConfig, input: "RUNNER_APP_PRIVATE_KEY_FILE", problem: "is not set but RUNNER_APP_ID is",
                     fix: "point RUNNER_APP_PRIVATE_KEY_FILE at the App's PEM private key (0600, root)")
             }
-            let key = try ServiceSettings.readSecretFile(keyPath, key: "RUNNER_APP_PRIVATE_KEY_FILE")
+            let key = try ServiceSettings.readSecretFile(layout.path(keyPath), key: "RUNNER_APP_PRIVATE_KEY_FILE")
             registration = .api(
                 .app(
                     appID: appID ?? "", installationID: value("RUNNER_APP_INSTALLATION_ID"), privateKey: Secret(key),
