@@ -25,7 +25,8 @@ public struct InstalledImage: Sendable, Hashable {
 /// Turns an image archive into a directory tree. The store's default is the safe libarchive
 /// reader in its rootfs policy; the protocol exists so the store does not care which.
 public protocol ImageArchiveExtractor: Sendable {
-    /// Extracts `archive` into the existing empty directory `directory`.
+    /// Extracts `archive` into `directory`, which does not exist yet (its parent does) and
+    /// appears only when the extraction is complete.
     func extract(archive: String, into directory: String, progress: ProgressReporter) async throws(RunnerError)
 }
 
@@ -182,13 +183,9 @@ public struct ImageStore: Sendable {
             progress.stage("[2/4] unpacking into \(versionDirectory)")
             let staging = imageDirectory + "/.incoming-\(digest.prefix(12))-\(getpid())"
             try FilePaths.remove(staging)
-            try FilePaths.createDirectory(staging + "/rootfs")
+            try FilePaths.createDirectory(staging)
             var finished = false
             defer { if !finished { try? FilePaths.remove(staging) } }
-            // The tree is what guests see as `/`: root-owned and world-readable, whatever the umask.
-            guard chmod(staging + "/rootfs", 0o755) == 0 else {
-                throw RunnerError.posix("could not set the mode of", staging + "/rootfs", fix: nil)
-            }
             try await extractor.extract(archive: archive, into: staging + "/rootfs", progress: progress)
             if let manifest {
                 try AtomicFile.write(try manifest.encoded(), to: staging + "/manifest.json")

@@ -1,21 +1,23 @@
+import RunnerArchive
 import RunnerCore
 
-/// Extracts image archives with the safe reader in its rootfs policy: ownership, modes,
-/// device nodes, hardlinks and security xattrs are kept; absolute paths, `..`, and links that
-/// escape the tree are refused.
+/// Extracts image archives with RunnerArchive's safe extractor in its rootfs policy:
+/// ownership, modes (setuid included), device nodes, fifos, hardlinks and xattrs are kept;
+/// absolute paths, `..`, and links that escape the tree are still refused.
 public struct SafeRootfsExtractor: ImageArchiveExtractor {
-    let runner: any CommandRunner
+    public var policy: ExtractionPolicy
 
-    public init(runner: any CommandRunner = SubprocessCommandRunner()) {
-        self.runner = runner
+    public init(policy: ExtractionPolicy = .rootfs) {
+        self.policy = policy
     }
 
     public func extract(archive: String, into directory: String, progress: ProgressReporter) async throws(RunnerError) {
-        // Interim until RunnerArchive's reader lands: bsdtar refuses absolute paths, `..` and
-        // writing through symlinks by default.
-        let command = Command(
-            "bsdtar",
-            ["-x", "--numeric-owner", "-p", "--xattrs", "--acls", "-f", archive, "-C", directory])
-        try await runner.run(command).checked(command)
+        let policy = policy
+        let summary = try withArchiveErrors { () throws(ArchiveError) -> ExtractionSummary in
+            try ArchiveExtractor.extract(archive, into: directory, policy: policy) { summary in
+                progress.update("unpacking: \(summary.entries) entries, \(summary.contentBytes / 1_000_000) MB")
+            }
+        }
+        progress.finish("unpacked \(summary.entries) entries, \(summary.contentBytes / 1_000_000) MB")
     }
 }

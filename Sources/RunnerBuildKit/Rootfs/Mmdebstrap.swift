@@ -117,24 +117,3 @@ public struct DpkgQuery: Sendable, Hashable {
         }.sorted { $0.name < $1.name }
     }
 }
-
-/// GNU `find`, for the one bulk change a tree needs after mmdebstrap.
-public struct Find: Sendable, Hashable {
-    public var executable: String
-
-    public init(executable: String = "find") {
-        self.executable = executable
-    }
-
-    /// Sets the mtime of every entry in `tree` newer than `epoch` to `epoch` (symlinks
-    /// themselves, not their targets): `find TREE -newermt @E -exec touch -h -d @E {} +`.
-    public func clampModificationTimes(tree: String, epoch: Int64) -> Command {
-        Command(
-            executable,
-            [
-                tree, "-xdev", "-newermt", "@\(epoch)", "-exec", "touch", "--no-dereference", "--date=@\(epoch)", "{}",
-                "+",
-            ],
-            environment: ["LC_ALL": "C.UTF-8", "TZ": "UTC"])
-    }
-}

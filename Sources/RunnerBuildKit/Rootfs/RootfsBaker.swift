@@ -35,7 +35,7 @@ public struct RootfsBaker: Sendable {
 
     /// Bumped whenever the pipeline changes what a recipe produces; part of the recipe digest,
     /// so a changed pipeline never reuses an old bake.
-    public static let pipelineVersion = "rootfs-bake-3"
+    public static let pipelineVersion = "rootfs-bake-6"
 
     public var runner: any CommandRunner
     public var writer: any RootfsArchiveWriter
@@ -178,26 +178,39 @@ public struct RootfsBaker: Sendable {
         let tree = work + "/tree"
 
         progress.stage(
-            "[1/5] mmdebstrap: \(recipe.suite)/\(recipe.architecture) \(recipe.variant) + \(recipe.packages.count) packages from \(recipe.effectiveMirror)"
+            "[1/4] mmdebstrap: \(recipe.suite)/\(recipe.architecture) \(recipe.variant) + \(recipe.packages.count) packages from \(recipe.effectiveMirror)"
         )
         let command = mmdebstrapCommand(for: recipe, target: tree, sourceDateEpoch: options.sourceDateEpoch)
         logger.debug("mmdebstrap", metadata: ["command": "\(command)"])
-        let result = try await runner.run(command)
+        let ticker = Task {
+            let start = ContinuousClock.now
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                progress.update("mmdebstrap: \((ContinuousClock.now - start).components.seconds) s")
+            }
+        }
+        let result: CommandResult
+        do {
+            result = try await runner.run(command)
+            ticker.cancel()
+        } catch {
+            ticker.cancel()
+            throw error
+        }
         guard result.status.isSuccess else {
             throw Self.mmdebstrapError(command, recipe: recipe, result: result)
         }
 
-        progress.stage("[2/5] recording installed packages")
+        try Self.normaliseAptPartialDirectories(tree: tree)
+
+        progress.stage("[2/4] recording installed packages")
         let query = DpkgQuery().installedPackages(tree: tree)
         let packages = DpkgQuery.parseInstalled(try await runner.output(query))
         let builder =
             (try? await runner.output(mmdebstrap.version()))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "mmdebstrap"
 
-        progress.stage("[3/5] clamping timestamps to SOURCE_DATE_EPOCH=\(options.sourceDateEpoch)")
-        try await runner.output(Find().clampModificationTimes(tree: tree, epoch: options.sourceDateEpoch))
-
-        progress.stage("[4/5] writing \(names.archive)")
+        progress.stage("[3/4] writing \(names.archive) (mtimes clamped to \(options.sourceDateEpoch))")
         let temporaryArchive = work + "/" + names.archive
         try await writer.write(
             tree: tree, to: temporaryArchive, sourceDateEpoch: options.sourceDateEpoch, progress: progress)
@@ -207,7 +220,7 @@ public struct RootfsBaker: Sendable {
             throw RunnerError.posix("could not stat", temporaryArchive, fix: nil)
         }
 
-        progress.stage("[5/5] writing \(names.manifest)")
+        progress.stage("[4/4] writing \(names.manifest)")
         let manifest = RootfsManifest(
             name: recipe.name, version: options.version, recipeDigest: digest, suite: recipe.suite,
             architecture: recipe.architecture, variant: recipe.variant, mirror: recipe.effectiveMirror,
@@ -221,6 +234,20 @@ public struct RootfsBaker: Sendable {
         progress.finish(
             "baked \(archivePath) (\(st.st_size / 1_000_000) MB, \(packages.count) packages, sha256 \(sha.prefix(12)))")
         return RootfsBakeResult(archive: archivePath, manifestPath: manifestPath, manifest: manifest, reused: false)
+    }
+
+    /// apt's cleanup (after the customize hooks) hands its `partial` directories to `_apt` only
+    /// when `_apt` can reach the tree, which depends on the modes of the output directory's
+    /// parents; they are set to root here so the archive does not depend on where it was baked.
+    static func normaliseAptPartialDirectories(tree: String) throws(RunnerError) {
+        for relative in ["/var/cache/apt/archives/partial", "/var/lib/apt/lists/partial"] {
+            let path = tree + relative
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard lchown(path, 0, 0) == 0 else {
+                throw RunnerError.posix("could not change the owner of", path, fix: nil)
+            }
+        }
     }
 
     /// The earlier manifest when it was made from the same digest and its archive still has

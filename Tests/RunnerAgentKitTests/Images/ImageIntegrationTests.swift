@@ -94,6 +94,11 @@ struct ImageIntegrationTests {
             #expect(!FilePaths.exists(rootfs + "/etc/resolv.conf"))
             #expect(try FilePaths.read(rootfs + "/etc/machine-id").isEmpty)
             #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: rootfs + "/bin")) == "usr/bin")
+            // Full fidelity through bake and import: the root's mode, ownership, device nodes.
+            var info = stat()
+            #expect(stat(rootfs, &info) == 0 && info.st_mode & 0o7777 == 0o755 && info.st_uid == 0)
+            #expect(lstat(rootfs + "/dev/null", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR)
+            #expect(lstat(rootfs + "/usr/bin/su", &info) == 0 && info.st_mode & 0o4000 != 0, "setuid kept")
 
             try await boot(rootfs: rootfs, scratch: dir.path)
             let mounts = String(decoding: try FilePaths.read("/proc/self/mountinfo"), as: UTF8.self)
@@ -167,6 +172,7 @@ struct ImageIntegrationTests {
             let cached = try RootfsManifest.load(manifestPath)
             var reference = (archive: archive, manifest: cached)
             if fresh.packages != cached.packages {
+                print("the mirror moved since the cached bake (package versions differ): baking the reference again")
                 // The live mirror moved since the cached bake: compare two fresh bakes instead.
                 let second = try await RootfsBakes.bake(
                     recipe: root + "/images/debian-bookworm", out: RootfsBakes.cacheDirectory, force: true)

@@ -9,7 +9,7 @@ import Testing
 #endif
 
 /// The store against small real archives (tar --zstd) under a temporary host root.
-@Suite(.requires("tar"), .requires("zstd"))
+@Suite(.requiresRoot, .requires("tar"), .requires("zstd"))
 struct ImageStoreTests {
     /// Makes `rootfs-<label>.tar.zst` with `/etc/os-release` saying `label`, and its manifest.
     func makeArchive(_ dir: TemporaryDirectory, label: String) async throws -> (archive: String, manifest: String) {

@@ -135,11 +135,4 @@ import Testing
         #expect(parsed.map(\.name) == ["bash", "zlib1g"])
         #expect(parsed.last?.version == "1:1.2.13")
     }
-
-    @Test func clampArgv() {
-        #expect(
-            Find().clampModificationTimes(tree: "/t", epoch: 7).argv == [
-                "find", "/t", "-xdev", "-newermt", "@7", "-exec", "touch", "--no-dereference", "--date=@7", "{}", "+",
-            ])
-    }
 }
