@@ -201,6 +201,9 @@ extension ArchiveEntry {
             while archive_entry_xattr_next(entry, &name, &value, &size) == ARCHIVE_OK {
                 guard let name, let attributeName = String(validatingCString: name) else { continue }
                 let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
+                // pax archives from libarchive carry each attribute twice (SCHILY.xattr and
+                // LIBARCHIVE.xattr records): keep one per name, the last.
+                attributes.removeAll { $0.name == attributeName }
                 attributes.append(ExtendedAttribute(name: attributeName, value: bytes))
             }
         }

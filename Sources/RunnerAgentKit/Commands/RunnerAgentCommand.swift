@@ -13,6 +13,8 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             InstallCommand.self,
             DoctorCommand.self,
             AgentConfigCommand.self,
+            BundleCommand.self,
+            ArchiveCommand.self,
         ]
     )
 

@@ -15,6 +15,8 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             RootfsCommand.self,
             UserDataCommand.self,
             BuildConfigCommand.self,
+            BundleCommand.self,
+            ArchiveCommand.self,
         ]
     )
 
