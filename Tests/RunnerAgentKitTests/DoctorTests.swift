@@ -51,7 +51,7 @@ enum Breakage: String, CaseIterable, Sendable {
         case .marker: try FilePaths.remove(layout.installedMarker)
         case .release:
             try AtomicFile.write(
-                "#!/bin/sh\necho tampered\n", to: layout.releaseDirectory("1.2.0") + "/runner-service.sh", mode: 0o755)
+                "#!/bin/sh\necho tampered\n", to: layout.releaseDirectory("v1.2.0") + "/runner-service.sh", mode: 0o755)
         case .unit: try FilePaths.remove(layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service")
         case .package: try FilePaths.remove(layout.runnerDirectory + "/run.sh")
         case .registration: try FilePaths.remove(layout.runnerDirectory + "/.runner")
@@ -62,7 +62,10 @@ enum Breakage: String, CaseIterable, Sendable {
     }
 }
 
-@Suite(.serialized, .requiresRoot, .requires("useradd"), .requires("visudo"), .requires("python3"), .requires("curl"))
+@Suite(
+    .serialized, .requiresRoot, .requires("useradd"), .requires("visudo"), .requires("python3"), .requires("curl"),
+    .enabled(if: access(InstallHarness.runnerBuildBinary, X_OK) == 0, "needs .build/debug/runner-build (swift build)")
+)
 struct DoctorTests {
     func installed(_ body: (InstallHarness) async throws -> Void) async throws {
         try await withTemporaryDirectory("artefacts") { dir in

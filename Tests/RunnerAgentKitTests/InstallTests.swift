@@ -52,27 +52,18 @@ struct InstallHarness {
                 ArchiveMember(path: "etc/os-release", content: .bytes(Array("ID=tiny\n".utf8)), permissions: 0o644),
                 ArchiveMember(path: "usr/bin/true", content: .bytes([0x7f]), permissions: 0o755),
             ], to: image, options: ReproducibleArchive.Options(compression: .zstd(level: 3)))
-        // The release bundle: MANIFEST.json first, then the agent and the host files.
-        var files: [(String, [UInt8], UInt32)] = [("bin/runner-agent", Array("#!/bin/sh\nexit 0\n".utf8), 0o755)]
-        for (name, source, mode) in [
-            ("runner.service", "images/host/runner.service", UInt32(0o644)),
-            ("runner-service.sh", "images/host/runner-service.sh", 0o755),
-            ("container-hooks.sh", "images/host/container-hooks.sh", 0o755),
-            ("runner-install.service", "cloud-init/runner-install.service", 0o644),
-            ("bootstrap.sh", "cloud-init/bootstrap.sh", 0o755),
-        ] {
-            files.append((name, try FilePaths.read(Fixtures.repositoryRoot + "/" + source), mode))
-        }
-        let manifestFiles = files.sorted { $0.0 < $1.0 }.map { name, bytes, mode in
-            #"{"mode":"0\#(String(mode, radix: 8))","path":"\#(name)","sha256":"\#(SHA256Digest.hex(of: bytes))","size":\#(bytes.count)}"#
-        }
-        let manifest =
-            #"{"arch":"x86_64","bundleVersion":"1.2.0","files":[\#(manifestFiles.joined(separator: ","))],"formatVersion":1}"#
-        let bundle = directory + "/runner-bundle-1.2.0-linux-x86_64.tar.gz"
-        try ReproducibleArchive.write(
-            [ArchiveMember(path: "MANIFEST.json", content: .bytes(Array(manifest.utf8)), permissions: 0o644)]
-                + files.map { ArchiveMember(path: $0.0, content: .bytes($0.1), permissions: $0.2) },
-            to: bundle, options: ReproducibleArchive.Options(leadingPaths: ["MANIFEST.json"]))
+        // The release bundle, written by the real builder (runner-build bundle) around a stand-in agent.
+        let agent = directory + "/runner-agent"
+        try AtomicFile.write("#!/bin/sh\nexit 0\n", to: agent, mode: 0o755)
+        let build = Command(
+            runnerBuildBinary,
+            [
+                "bundle", "--version", "v1.2.0", "--agent", agent, "--out", directory, "--source",
+                Fixtures.repositoryRoot,
+            ])
+        try await SubprocessCommandRunner().run(build).checked(build)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+        let bundle = directory + "/" + (try #require(names.first { $0.hasPrefix("runner-bundle-v1.2.0-linux-") }))
         let github = try await FakeGitHub(directory: directory, downloads: downloads)
         return Artefacts(
             directory: directory, github: github, bundle: bundle, tarballSHA256: try SHA256Digest.hex(ofFile: tarball),
@@ -166,6 +157,8 @@ struct InstallHarness {
         for victim in victims { kill(victim, SIGKILL) }
     }
 
+    static var runnerBuildBinary: String { Fixtures.repositoryRoot + "/.build/debug/runner-build" }
+
     static var agentBinary: String { Fixtures.repositoryRoot + "/.build/debug/runner-agent" }
 
     /// A digest of the tree under the root: every path, type, mode, owner, content and link
@@ -204,7 +197,10 @@ struct InstallHarness {
     func finish() { directory.remove() }
 }
 
-@Suite(.serialized, .requiresRoot, .requires("useradd"), .requires("visudo"), .requires("python3"), .requires("curl"))
+@Suite(
+    .serialized, .requiresRoot, .requires("useradd"), .requires("visudo"), .requires("python3"), .requires("curl"),
+    .enabled(if: access(InstallHarness.runnerBuildBinary, X_OK) == 0, "needs .build/debug/runner-build (swift build)")
+)
 struct InstallTests {
     @Test func cleanInstallThenASecondRunChangesNothing() async throws {
         try await withTemporaryDirectory("artefacts") { dir in
@@ -221,7 +217,7 @@ struct InstallTests {
                 ])
             #expect(names.allSatisfy { first[$0] == .done }, "\(lines)")
             let layout = h.layout
-            #expect(HostFiles.linkTarget(layout.currentRelease) == "releases/1.2.0")
+            #expect(HostFiles.linkTarget(layout.currentRelease) == "releases/v1.2.0")
             #expect(HostFiles.linkTarget(layout.guestHelper) == "/usr/local/lib/runner/current/bin/runner-agent")
             #expect(FilePaths.exists(layout.systemdUnitDirectory + "/runner.service"))
             #expect(
@@ -235,7 +231,7 @@ struct InstallTests {
             #expect(sudoers.contains("ci-runner ALL=(root) NOPASSWD: /usr/local/bin/ci-nspawn-run\n"))
             #expect(try ImageStore(layout: layout).resolve("tiny").digest == artefacts.imageSHA256)
             let marker = String(decoding: try FilePaths.read(layout.installedMarker), as: UTF8.self)
-            #expect(marker == "release=1.2.0\nrunner=2.336.0\n")
+            #expect(marker == "release=v1.2.0\nrunner=2.336.0\n")
             let digest = try h.treeDigest()
             let downloads = try await artefacts.github.stats()["download"]
 

@@ -45,7 +45,8 @@ public struct InstallCommand: AsyncParsableCommand {
             let settings = try InstallSettings(values: values)
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
-                commandRunner: SubprocessCommandRunner(logger: logger), logger: logger)
+                commandRunner: SubprocessCommandRunner(logger: logger), logger: logger,
+                unpacker: ManifestReleaseUnpacker(expectedSHA256: values["RUNNER_BUNDLE_SHA256"]?.lowercased()))
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)

@@ -105,35 +105,18 @@ public struct Doctor: Sendable {
                 check: "release", status: .problem, detail: "\(layout.currentRelease) is missing", fix: reinstall)
         }
         let directory = layout.releaseDirectory(FilePaths.basename(target))
-        struct Manifest: Decodable {
-            struct File: Decodable {
-                let path: String
-                let sha256: String
-            }
-            let bundleVersion: String
-            let files: [File]
-        }
-        guard let bytes = try? FilePaths.read(directory + "/MANIFEST.json"),
-            let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(bytes))
-        else {
+        do throws(RunnerError) {
+            let manifest = try BundleVerifier.checkTree(directory, bundle: directory)
+            let digest = (try? SHA256Digest.hex(ofFile: directory + "/MANIFEST.json")) ?? "?"
             return Finding(
-                check: "release", status: .problem, detail: "\(directory) has no readable MANIFEST.json", fix: reinstall
+                check: "release", status: .ok,
+                detail:
+                    "\(manifest.bundleVersion): \(manifest.files.count) files match MANIFEST.json (sha256 \(digest.prefix(12)))"
             )
+        } catch {
+            return Finding(
+                check: "release", status: .problem, detail: "\(error.input): \(error.problem)", fix: reinstall)
         }
-        for file in manifest.files {
-            let digest = try? SHA256Digest.hex(ofFile: directory + "/" + file.path)
-            if digest != file.sha256 {
-                return Finding(
-                    check: "release", status: .problem,
-                    detail: "\(directory)/\(file.path) does not match its manifest (modified or missing)",
-                    fix: reinstall)
-            }
-        }
-        return Finding(
-            check: "release", status: .ok,
-            detail:
-                "\(manifest.bundleVersion), \(manifest.files.count) files match the manifest (sha256 \(SHA256Digest.hex(of: bytes).prefix(12)))"
-        )
     }
 
     func units() -> Finding {
