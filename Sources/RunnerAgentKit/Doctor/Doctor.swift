@@ -161,15 +161,18 @@ public struct Doctor: Sendable {
     }
 
     func configured(_ settings: ServiceSettings?) -> Finding {
+        guard let settings else {
+            return Finding(check: "runner", status: .skipped, detail: "the configuration is invalid")
+        }
         let package = RunnerPackage(directory: layout.runnerDirectory)
         if package.isConfigured {
             return Finding(check: "runner", status: .ok, detail: "configured (\(package.settingsFile))")
         }
-        if let settings, settings.ephemeral {
+        if settings.ephemeral {
             return Finding(
                 check: "runner", status: .ok, detail: "ephemeral: registered afresh for each job by runner.service")
         }
-        if case .jitConfig = settings?.registration {
+        if case .jitConfig = settings.registration {
             return Finding(
                 check: "runner", status: .ok, detail: "JIT configuration: registered by runner.service when it starts")
         }

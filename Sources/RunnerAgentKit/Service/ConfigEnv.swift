@@ -1,5 +1,9 @@
 import RunnerCore
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Loads `/etc/runner/config.env` through the config model (``RunnerConfig``: systemd's
 /// `EnvironmentFile=` syntax, known keys only, every value's form, secret files 0600) and
 /// hands the validated values to the settings of one command.
@@ -21,7 +25,17 @@ enum ConfigEnv {
         case .install:
             options = RunnerConfig.Options(secretFiles: nil, requireCredential: false, requireBootstrap: false)
         }
-        let config = try RunnerConfig.load(path: path, layout: layout, options: options)
+        let file = path ?? layout.configFile
+        guard FilePaths.exists(file) else {
+            throw RunnerError(
+                .invalidConfig, input: file, problem: "does not exist",
+                fix: "write it (cloud-init does, from the user-data); `runner-build config example` documents every key"
+            )
+        }
+        guard access(file, R_OK) == 0 else {
+            throw RunnerError(.permission, input: file, problem: "is not readable", fix: "run as root")
+        }
+        let config = try RunnerConfig.load(path: file, layout: layout, options: options)
         return config.entries.mapValues(\.value)
     }
 }
