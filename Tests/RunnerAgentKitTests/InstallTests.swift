@@ -243,6 +243,42 @@ struct InstallTests {
         }
     }
 
+    /// bootstrap.sh's git mode: `install --source CHECKOUT` makes the same kind of release.
+    @Test func installFromASourceCheckout() async throws {
+        try await withTemporaryDirectory("artefacts") { dir in
+            let artefacts = try await InstallHarness.makeArtefacts(in: dir.path)
+            defer { artefacts.github.stop() }
+            let h = try InstallHarness(artefacts: artefacts)
+            defer { h.finish() }
+            let checkout = dir.appending("checkout")
+            for file in BundleLayout.files {
+                let bytes: [UInt8]
+                switch file.source {
+                case .agentBinary: bytes = Array("#!/bin/sh\nexit 0\n".utf8)
+                case .repository(let relative): bytes = try FilePaths.read(Fixtures.repositoryRoot + "/" + relative)
+                }
+                let path = checkout + "/" + (file.source == .agentBinary ? BundleLayout.agentPath : sourcePath(file))
+                try AtomicFile.write(bytes, to: path, mode: file.mode)
+            }
+            var installer = try h.installer(bundle: false)
+            installer.unpacker = CheckoutRelease(checkout: checkout, version: try BundleVersion("v1.3"))
+            let lines = LogCapture()
+            let runner = StepRunner(logger: Logger(label: "t")) { lines.append($0) }
+            let first = try await runner.run(installer.steps, dryRun: false)
+            #expect(first.values.allSatisfy { $0 == .done }, "\(lines.all)")
+            #expect(HostFiles.linkTarget(h.layout.currentRelease) == "releases/v1.3")
+            let manifest = try BundleVerifier.checkTree(h.layout.releaseDirectory("v1.3"), bundle: "test")
+            #expect(manifest.files.count == BundleLayout.files.count)
+            let second = try await runner.run(installer.steps, dryRun: false)
+            #expect(second.values.allSatisfy { $0 == .alreadyDone })
+        }
+    }
+
+    func sourcePath(_ file: BundleLayout.File) -> String {
+        if case .repository(let relative) = file.source { return relative }
+        return BundleLayout.agentPath
+    }
+
     @Test func dryRunPrintsThePlanAndWritesNothing() async throws {
         try await withTemporaryDirectory("artefacts") { dir in
             let artefacts = try await InstallHarness.makeArtefacts(in: dir.path)

@@ -21,6 +21,9 @@ public struct InstallCommand: AsyncParsableCommand {
     @Option(help: "The release bundle to install (runner-bundle-<version>-linux-<arch>.tar.gz).")
     var bundle: String?
 
+    @Option(help: "Install from a source checkout instead (bootstrap's git mode): its bin/runner-agent and host files.")
+    var source: String?
+
     @Flag(help: "Print the plan: which steps are already done and which would run.")
     var dryRun = false
 
@@ -35,6 +38,7 @@ public struct InstallCommand: AsyncParsableCommand {
     public func validate() throws {
         guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         if let bundle, bundle.isEmpty { throw ValidationError("--bundle needs a file") }
+        if bundle != nil && source != nil { throw ValidationError("give --bundle or --source, not both") }
     }
 
     public func run() async throws {
@@ -46,7 +50,7 @@ public struct InstallCommand: AsyncParsableCommand {
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
                 commandRunner: SubprocessCommandRunner(logger: logger), logger: logger,
-                unpacker: ManifestReleaseUnpacker(expectedSHA256: values["RUNNER_BUNDLE_SHA256"]?.lowercased()))
+                unpacker: try unpacker(values))
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)
@@ -55,6 +59,19 @@ public struct InstallCommand: AsyncParsableCommand {
             RunnerCore.StandardError.write("runner-agent: error: \(error)\n")
             throw ExitCode(ServiceExit(error) == .config ? 78 : 1)
         }
+    }
+}
+
+extension InstallCommand {
+    /// The bundle unpacker (pinned to RUNNER_BUNDLE_SHA256 when set), or the checkout release
+    /// for `--source` (versioned from RUNNER_BOOTSTRAP_REPO_REF when it is a version).
+    func unpacker(_ values: [String: String]) throws(RunnerError) -> any ReleaseUnpacker {
+        guard let source else {
+            return ManifestReleaseUnpacker(expectedSHA256: values["RUNNER_BUNDLE_SHA256"]?.lowercased())
+        }
+        let ref = values["RUNNER_BOOTSTRAP_REPO_REF"] ?? ""
+        let version = try BundleVersion(BundleVersion.isValid(ref) ? ref : "v0.0-git")
+        return CheckoutRelease(checkout: source, version: version)
     }
 }
 

@@ -98,12 +98,13 @@ public struct Installer: Sendable {
                 ?? "keep the release current points at",
             isDone: { () throws(RunnerError) in
                 guard let version = currentVersion else { return false }
-                guard let bundle else { return true }
                 let installed = try FilePaths.read(layout.releaseDirectory(version) + "/MANIFEST.json")
+                if let checkout = unpacker as? CheckoutRelease { return try checkout.manifest().encoded() == installed }
+                guard let bundle else { return true }
                 return try bundleManifest(bundle) == installed
             },
             apply: { () throws(RunnerError) in
-                guard let bundle else {
+                guard let bundle = bundle ?? (unpacker as? CheckoutRelease)?.checkout else {
                     throw RunnerError(
                         .notFound, input: layout.currentRelease, problem: "no release is installed",
                         fix: "run runner-agent install --bundle runner-bundle-<version>-linux-<arch>.tar.gz")
@@ -116,6 +117,17 @@ public struct Installer: Sendable {
                 defer { if !keepStaging { try? FilePaths.remove(staging) } }
                 let version = try unpacker.unpack(bundle, into: staging)
                 let target = layout.releaseDirectory(version)
+                let manifest = BundleManifest.fileName
+                if FilePaths.exists(target)
+                    && (try? FilePaths.read(target + "/" + manifest)) != (try? FilePaths.read(staging + "/" + manifest))
+                {
+                    // Same version, other content (a rebuilt checkout): set the old tree aside.
+                    let aside = FilePaths.temporarySibling(of: target)
+                    guard rename(target, aside) == 0 else {
+                        throw RunnerError.posix("could not move the old release aside", target, fix: nil)
+                    }
+                    try FilePaths.remove(aside)
+                }
                 if !FilePaths.exists(target) {
                     guard rename(staging, target) == 0 else {
                         throw RunnerError.posix("could not move the release into place", target, fix: nil)
