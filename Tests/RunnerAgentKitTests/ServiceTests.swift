@@ -297,7 +297,7 @@ struct ServiceStopTests {
         let start = ContinuousClock.now
         supervisor.requestStop()
         #expect(try await exit == .stopped)
-        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(ContinuousClock.now - start < .seconds(5), "the runner exits on SIGINT; slack for a loaded machine")
         #expect(h.package.signals.contains("SIGINT"))
         #expect(h.output.all.contains { $0.contains("Exiting...") })
     }
@@ -315,7 +315,7 @@ struct ServiceStopTests {
         supervisor.requestStop()
         #expect(try await exit == .stopped)
         let elapsed = ContinuousClock.now - start
-        #expect(elapsed >= .seconds(1) && elapsed < .seconds(3))
+        #expect(elapsed >= .seconds(1) && elapsed < .seconds(6))
         #expect(h.package.signals.contains("SIGINT (ignored)"))
         #expect(h.logs.all.contains { $0.contains("killing") })
     }
@@ -369,7 +369,7 @@ struct ServiceStopTests {
         }
         let output = String(decoding: child.readAvailable(), as: UTF8.self)
         #expect(status == .exited(0), "\(output)")
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(6), "stop grace is 2 s; slack for a loaded machine")
         #expect(h.package.signals.contains("SIGINT"))
         #expect(!output.contains(token))
         #expect(h.package.calls.first?.contains("--url \(h.github.baseURL)/acme --name appliance-2") == true)
