@@ -36,7 +36,7 @@ final class FakeGitHub: Sendable {
 
     init(
         directory: String, pats: [String] = [], app: AppKey? = nil, registrationTokens: [String] = [],
-        downloads: String? = nil
+        downloads: String? = nil, jitUnsupported: Bool = false
     ) async throws {
         stateDirectory = directory + "/fake-github"
         try FilePaths.createDirectory(stateDirectory)
@@ -46,6 +46,7 @@ final class FakeGitHub: Sendable {
             "public_key": ["n": app?.modulusHex ?? "01", "e": app?.exponentHex ?? "01"],
         ]
         if let downloads { config["downloads"] = downloads }
+        if jitUnsupported { config["jit_unsupported"] = 1 }
         try AtomicFile.write(Array(JSONSerializationLite.encode(config).utf8), to: stateDirectory + "/config.json")
         let child = try ChildProcess.spawn(
             Command("python3", [Fixtures.fakeGitHub, stateDirectory]),

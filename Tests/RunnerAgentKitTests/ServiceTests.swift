@@ -22,12 +22,14 @@ struct ServiceHarness {
     let output = LogCapture()
 
     init(
-        pats: [String] = [], app: FakeGitHub.AppKey? = nil, registrationTokens: [String] = [], script: [String] = []
+        pats: [String] = [], app: FakeGitHub.AppKey? = nil, registrationTokens: [String] = [], script: [String] = [],
+        jitUnsupported: Bool = false
     ) async throws {
         directory = try TemporaryDirectory("service")
         layout = directory.layout
         github = try await FakeGitHub(
-            directory: directory.path, pats: pats, app: app, registrationTokens: registrationTokens)
+            directory: directory.path, pats: pats, app: app, registrationTokens: registrationTokens,
+            jitUnsupported: jitUnsupported)
         package = try FakeRunnerPackage(layout: layout, apiURL: github.baseURL, script: script)
     }
 
@@ -210,6 +212,20 @@ struct ServiceRegistrationTests {
         #expect(h.package.calls == ["run.sh", "run.sh", "run.sh"])
         let jits = Set(h.package.environments("run").compactMap { $0["ACTIONS_RUNNER_INPUT_JITCONFIG"] })
         #expect(jits.count == 3)
+    }
+
+    @Test func ephemeralFallsBackToConfigWhenGitHubHasNoJIT() async throws {
+        let pat = "ghp_fakepersonalaccesstoken0004"
+        let h = try await ServiceHarness(pats: [pat], script: ["0 0 run", "1 0 run"], jitUnsupported: true)
+        defer { h.finish() }
+        let supervisor = h.supervisor(try h.settings(["RUNNER_PAT": pat, "RUNNER_EPHEMERAL": "true"]))
+        let exit = try await h.run(supervisor, secrets: [pat, "AFAKEREGTOKEN"])
+        #expect(exit == .runnerTerminated)
+        let stats = try await h.github.stats()
+        #expect(stats["generate-jitconfig"] == 1)
+        #expect(stats["registration-token"] == 2)
+        let configures = h.package.calls.filter { $0.hasPrefix("config.sh --unattended") }
+        #expect(configures.count == 2 && configures.allSatisfy { $0.contains("--ephemeral") })
     }
 
     @Test func ephemeralWithARegistrationTokenRegistersAfreshPerJob() async throws {

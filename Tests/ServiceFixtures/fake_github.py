@@ -9,7 +9,7 @@ every call, can declare every registration deleted (what the fake runner asks be
 
 Usage: fake_github.py STATE_DIR. STATE_DIR/config.json holds:
   {"pats": [...], "app_id": "123", "installation_id": 77, "public_key": {"n": HEX, "e": HEX},
-   "downloads": DIR}
+   "downloads": DIR, "jit_unsupported": false (true: generate-jitconfig answers 404, like an old GHES)}
 The server writes the port it listens on to STATE_DIR/port.
 Test controls: POST /_fake/delete-registrations, GET /_fake/stats,
 GET /_fake/session?name=NAME (200, or 410 when the registration was deleted),
@@ -198,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(201, {"token": token, "expires_at": "2099-01-01T00:00:00Z"})
         if path.endswith("/actions/runners/generate-jitconfig"):
             self.count("generate-jitconfig")
+            if CONFIG.get("jit_unsupported"):
+                return self.reply(404, {"message": "Not Found"})
             if not self.api_user_ok():
                 return self.reply(401, {"message": "Bad credentials"})
             body = self.body_json()

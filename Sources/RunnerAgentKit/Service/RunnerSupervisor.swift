@@ -108,6 +108,7 @@ public final class RunnerSupervisor: Sendable {
         var recoveries = 0
         var givenJITUsed = false
         var forceRegistration = false
+        var jitUnsupported = false
         while !stopRequested {
             var jit: Secret?
             switch settings.registration {
@@ -121,12 +122,20 @@ public final class RunnerSupervisor: Sendable {
                 jit = given
                 givenJITUsed = true
                 note(registration: "given JIT configuration")
-            case .api(let credential) where settings.ephemeral:
+            case .api(let credential) where settings.ephemeral && !jitUnsupported:
                 try await removeLocalRegistration()
-                jit = try await api.jitConfig(
-                    using: credential, name: settings.name, group: settings.group, labels: settings.labels,
-                    workFolder: settings.workDirectory)
-                note(registration: "JIT configuration")
+                do throws(RunnerError) {
+                    jit = try await api.jitConfig(
+                        using: credential, name: settings.name, group: settings.group, labels: settings.labels,
+                        workFolder: settings.workDirectory)
+                    note(registration: "JIT configuration")
+                } catch  where error.problem.contains("HTTP 404") {
+                    // Older GitHub Enterprise Servers have no generate-jitconfig.
+                    logger.warning(
+                        "this GitHub has no JIT configurations; registering with config.sh --ephemeral instead")
+                    jitUnsupported = true
+                    try await configure()
+                }
             case .token, .api:
                 if forceRegistration || settings.ephemeral || !package.isConfigured {
                     try await removeLocalRegistration()
