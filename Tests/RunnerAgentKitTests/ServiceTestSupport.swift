@@ -197,8 +197,14 @@ final class ArgvWatcher: Sendable {
     }
     private let state = Mutex(State())
     private let secrets: [String]
+    private let scope: String
 
-    init(secrets: [String]) { self.secrets = secrets.filter { !$0.isEmpty } }
+    /// Watches for `secrets`; counts commands of interest only when their argv mentions `scope`
+    /// (the test's own directory: other tests run their own fake runners in parallel).
+    init(secrets: [String], scope: String) {
+        self.secrets = secrets.filter { !$0.isEmpty }
+        self.scope = scope
+    }
 
     func start() -> Task<Void, Never> {
         Task.detached { [self] in
@@ -232,7 +238,8 @@ final class ArgvWatcher: Sendable {
             let line = argv.joined(separator: " ")
             let interesting = argv.prefix(2).map { FilePaths.basename($0) }
             state.withLock { state in
-                for word in interesting where ["config.sh", "run.sh", "curl", "setpriv"].contains(word) {
+                for word in interesting
+                where ["config.sh", "run.sh", "curl", "setpriv"].contains(word) && line.contains(scope) {
                     state.seen.insert(word)
                 }
                 for secret in secrets where line.contains(secret) {

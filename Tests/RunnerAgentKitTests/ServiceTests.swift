@@ -50,7 +50,7 @@ struct ServiceHarness {
 
     /// Runs the supervisor to its end while watching every process's argv for `secrets`.
     func run(_ supervisor: RunnerSupervisor, secrets: [String]) async throws -> ServiceExit {
-        let watcher = ArgvWatcher(secrets: secrets)
+        let watcher = ArgvWatcher(secrets: secrets, scope: directory.path)
         let task = watcher.start()
         defer {
             watcher.stop()
@@ -60,6 +60,9 @@ struct ServiceHarness {
         await task.value
         #expect(watcher.leaks.isEmpty, "secret on a command line: \(watcher.leaks)")
         #expect(watcher.seen.contains("run.sh"), "the argv watcher never saw the runner running")
+        if package.calls.contains(where: { $0.hasPrefix("config.sh --unattended") }) {
+            #expect(watcher.seen.contains("config.sh"), "the argv watcher never saw config.sh running")
+        }
         for secret in secrets {
             #expect(!logs.all.contains { $0.contains(secret) }, "secret in the logs")
             #expect(!output.all.contains { $0.contains(secret) }, "secret in the runner output")
