@@ -110,11 +110,24 @@ struct DoctorTests {
         }
     }
 
+    /// The real systemd-nspawn on the test image (a tiny tree without systemd) cannot boot it:
+    /// the doctor says so, with a fix. (The ok path boots a baked debian-bookworm to poweroff.)
+    @Test(.requires("systemd-nspawn"))
+    func realNspawnReportsAnImageThatCannotBoot() async throws {
+        try await installed { h in
+            let findings = await Doctor(layout: h.layout, commandRunner: SubprocessCommandRunner()).run()
+            let nspawn = try #require(findings.first { $0.check == "nspawn" })
+            #expect(nspawn.status == .problem)
+            #expect(nspawn.fix?.contains("systemd-nspawn") == true)
+            #expect(findings.filter { $0.status == .problem }.map(\.check) == ["nspawn"])
+        }
+    }
+
     @Test func nspawnProbeArgv() {
         #expect(
             DoctorNspawn().probe(rootfs: "/var/lib/runner/images/x/current/rootfs").argv == [
-                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--read-only",
-                "--directory=/var/lib/runner/images/x/current/rootfs", "--", "/bin/true",
+                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--volatile=overlay",
+                "--directory=/var/lib/runner/images/x/current/rootfs", "--boot", "--", "--unit=poweroff.target",
             ])
         #expect(
             SudoList().may("runner", run: "/usr/local/bin/ci-nspawn-run").argv == [

@@ -14,7 +14,7 @@ public struct DoctorCommand: AsyncParsableCommand {
     @Option(help: "The config.env to check (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Flag(help: "Skip starting the default image with systemd-nspawn.")
+    @Flag(help: "Skip booting the default image with systemd-nspawn.")
     var noBootCheck = false
 
     @Option(help: ArgumentHelp("Host root (tests).", visibility: .hidden))

@@ -6,16 +6,22 @@ import RunnerCore
     import Glibc
 #endif
 
-/// `systemd-nspawn`, as the doctor uses it: start the default image once, read-only.
+/// `systemd-nspawn`, as the doctor uses it: boot the default image once and power it off.
 public struct DoctorNspawn: Sendable {
     public var executable = "systemd-nspawn"
     public init() {}
 
-    /// `systemd-nspawn --quiet --register=no --keep-unit --read-only --directory=ROOTFS -- /bin/true`.
+    /// `systemd-nspawn --quiet --register=no --keep-unit --volatile=overlay --directory=ROOTFS
+    /// --boot -- --unit=poweroff.target`: systemd boots as PID 1 (the base tree stays untouched
+    /// under the overlay) straight to poweroff; exit 0 means the image boots.
     public func probe(rootfs: String) -> Command {
         Command(
             executable,
-            ["--quiet", "--register=no", "--keep-unit", "--read-only", "--directory=\(rootfs)", "--", "/bin/true"])
+            [
+                "--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=\(rootfs)", "--boot",
+                "--",
+                "--unit=poweroff.target",
+            ])
     }
 }
 
@@ -51,7 +57,7 @@ public struct Doctor: Sendable {
     public var layout: HostLayout
     public var commandRunner: any CommandRunner
     public var config: String?
-    /// Whether to start the default image with nspawn (the slowest check).
+    /// Whether to boot the default image with nspawn (the slowest check).
     public var bootCheck: Bool
 
     public init(layout: HostLayout, commandRunner: any CommandRunner, config: String? = nil, bootCheck: Bool = true) {
@@ -252,10 +258,11 @@ public struct Doctor: Sendable {
         let command = DoctorNspawn().probe(rootfs: image.rootfs)
         guard let result = try? await commandRunner.run(command), result.status.isSuccess else {
             return Finding(
-                check: "nspawn", status: .problem, detail: "systemd-nspawn could not start \(settings.defaultImage)",
+                check: "nspawn", status: .problem, detail: "systemd-nspawn could not boot \(settings.defaultImage)",
                 fix: "run '\(command)' to see why (is systemd-container installed, is the image complete?)")
         }
-        return Finding(check: "nspawn", status: .ok, detail: "systemd-nspawn starts \(settings.defaultImage)")
+        return Finding(
+            check: "nspawn", status: .ok, detail: "systemd-nspawn boots \(settings.defaultImage) to poweroff")
     }
 }
 
