@@ -413,6 +413,10 @@ struct InstallUnitTests {
             "RUNNER_VERSION": "2.336.0", "RUNNER_TARBALL_SHA256": String(repeating: "a", count: 64),
             "RUNNER_USER": "Root;",
         ],
+        [
+            "RUNNER_VERSION": "2.336.0", "RUNNER_TARBALL_SHA256": String(repeating: "a", count: 64),
+            "RUNNER_WORK_DIR": "work",
+        ],
     ])
     func badSettings(values: [String: String]) {
         let error = #expect(throws: RunnerError.self) { try InstallSettings(values: values) }

@@ -19,6 +19,8 @@ public struct InstallSettings: Sendable {
     public var tarballSHA256: String
     public var images: [Image]
     public var defaultImage: String
+    /// `RUNNER_WORK_DIR` as a host path, or nil for the default (``HostLayout/workDirectory``).
+    public var workDirectory: String?
 
     public init(values: [String: String]) throws(RunnerError) {
         func value(_ key: String) -> String? {
@@ -55,6 +57,14 @@ public struct InstallSettings: Sendable {
             value("RUNNER_TARBALL_URL")
             ?? "https://github.com/actions/runner/releases/download/v\(version)/actions-runner-linux-\(InstallSettings.runnerArch)-\(version).tar.gz"
         defaultImage = value("RUNNER_DEFAULT_IMAGE") ?? "debian-bookworm"
+        workDirectory = value("RUNNER_WORK_DIR")
+        if let workDirectory,
+            !workDirectory.hasPrefix("/") || workDirectory.contains("/../") || workDirectory.hasSuffix("/..")
+        {
+            throw RunnerError(
+                .invalidConfig, input: "RUNNER_WORK_DIR", problem: "'\(workDirectory)' is not an absolute path",
+                fix: "set an absolute path such as /var/lib/runner/work")
+        }
         var images: [Image] = []
         for entry in (value("RUNNER_IMAGES") ?? "").split(separator: " ") where !entry.isEmpty {
             guard let eq = entry.firstIndex(of: "="), let at = entry.ranges(of: "@sha256:").last else {

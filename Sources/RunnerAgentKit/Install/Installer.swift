@@ -287,22 +287,25 @@ public struct Installer: Sendable {
 
     // MARK: work directory
 
+    /// The runner's work directory on this host (RUNNER_WORK_DIR under the root, or the default).
+    var workDirectory: String { settings.workDirectory.map { layout.path($0) } ?? layout.workDirectory }
+
     var workDirectoryStep: InstallStep {
         InstallStep(
-            "work-directory", "\(layout.workDirectory) owned by \(settings.user)",
+            "work-directory", "\(workDirectory) owned by \(settings.user)",
             isDone: {
                 guard let entry = PasswdFile.lookup(settings.user, layout: layout) else { return false }
                 var st = stat()
-                return stat(layout.workDirectory, &st) == 0 && st.st_uid == entry.uid
-                    && HostFiles.isDirectory(layout.workDirectory, mode: 0o750)
+                return stat(workDirectory, &st) == 0 && st.st_uid == entry.uid
+                    && HostFiles.isDirectory(workDirectory, mode: 0o750)
             },
             apply: { () throws(RunnerError) in
                 guard let entry = PasswdFile.lookup(settings.user, layout: layout) else {
                     throw RunnerError(.notFound, input: "RUNNER_USER", problem: "user \(settings.user) does not exist")
                 }
-                try HostFiles.directory(layout.workDirectory, mode: 0o750)
-                guard chown(layout.workDirectory, entry.uid, entry.gid) == 0 else {
-                    throw RunnerError.posix("could not hand over", layout.workDirectory, fix: nil)
+                try HostFiles.directory(workDirectory, mode: 0o750)
+                guard chown(workDirectory, entry.uid, entry.gid) == 0 else {
+                    throw RunnerError.posix("could not hand over", workDirectory, fix: nil)
                 }
             })
     }
