@@ -125,9 +125,18 @@ struct FakeRunnerPackage {
     init(layout: HostLayout, apiURL: String, script: [String] = [], sleep: String = "0.3") throws {
         directory = layout.runnerDirectory
         try FilePaths.createDirectory(fake)
-        for name in ["config.sh", "run.sh"] {
-            try AtomicFile.write(
-                try FilePaths.read(Fixtures.fakeRunner + "/" + name), to: directory + "/" + name, mode: 0o755)
+        // Copied by a separate process: a file this (multithreaded) test process wrote could still
+        // be open in a child another test is forking, and exec would then fail with ETXTBSY.
+        let copy = try ChildProcess.spawn(
+            Command("cp", [Fixtures.fakeRunner + "/config.sh", Fixtures.fakeRunner + "/run.sh", directory + "/"]),
+            environment: ["PATH": "/usr/bin:/bin"])
+        var status: RunnerCore.ExitStatus?
+        while status == nil {
+            status = copy.reap()
+            usleep(1000)
+        }
+        guard status == .exited(0) else {
+            throw RunnerError(.io, input: directory, problem: "could not copy the fake runner scripts")
         }
         try AtomicFile.write(apiURL, to: fake + "/api")
         try AtomicFile.write(sleep, to: fake + "/sleep")

@@ -191,7 +191,7 @@ struct ServiceRegistrationTests {
         defer { h.finish() }
         let supervisor = h.supervisor(try h.settings(["RUNNER_JIT_CONFIG": jit]))
         let exit = try await h.run(supervisor, secrets: [jit])
-        #expect(exit == .stopped)
+        #expect(exit == .stopped, "runner output: \(h.output.all), log: \(h.logs.all)")
         #expect(h.package.calls == ["run.sh"])
         let runEnv = try #require(h.package.environments("run").first)
         #expect(runEnv["ACTIONS_RUNNER_INPUT_JITCONFIG"] == jit)
