@@ -24,7 +24,7 @@ final class ChildProcess: Sendable {
     static func spawn(_ command: Command, environment: [String: String]) throws(RunnerError) -> ChildProcess {
         var command = command
         if let directory = command.workingDirectory {
-            command = Command("env", ["--chdir=\(directory)", "--"] + command.argv)
+            command = Command("/usr/bin/env", ["--chdir=\(directory)", "--"] + command.argv)
         }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {
