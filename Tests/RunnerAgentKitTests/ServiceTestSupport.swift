@@ -1,3 +1,4 @@
+import Foundation
 import FoundationEssentials
 import Logging
 import RunnerCore
@@ -215,12 +216,20 @@ final class ArgvWatcher: Sendable {
         self.scope = scope
     }
 
+    /// Scans on a thread of its own: the cooperative pool (one thread per core) is busy with
+    /// the tests running in parallel and could starve a task long enough to miss a process.
     func start() -> Task<Void, Never> {
-        Task.detached { [self] in
+        let finished = Mutex(false)
+        let thread = Thread { [self] in
             while state.withLock({ $0.running }) {
                 scan()
-                try? await Task.sleep(for: .milliseconds(5))
+                usleep(2000)
             }
+            finished.withLock { $0 = true }
+        }
+        thread.start()
+        return Task {
+            while !finished.withLock({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }
         }
     }
 
