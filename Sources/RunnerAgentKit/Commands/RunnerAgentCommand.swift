@@ -8,10 +8,13 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
         subcommands: [
-            BundleCommand.self,
-            ArchiveCommand.self,
+            InstallCommand.self,
+            ServiceCommand.self,
             ImageCommand.self,
+            BundleCommand.self,
             AgentConfigCommand.self,
+            DoctorCommand.self,
+            ArchiveCommand.self,
         ]
     )
 

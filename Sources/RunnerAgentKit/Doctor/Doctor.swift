@@ -1,0 +1,273 @@
+import FoundationEssentials
+import Logging
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `systemd-nspawn`, as the doctor uses it: boot the default image once and power it off.
+public struct DoctorNspawn: Sendable {
+    public var executable = "systemd-nspawn"
+    public init() {}
+
+    /// `systemd-nspawn --quiet --register=no --keep-unit --volatile=overlay --directory=ROOTFS
+    /// --boot -- --unit=poweroff.target`: systemd boots as PID 1 (the base tree stays untouched
+    /// under the overlay) straight to poweroff; exit 0 means the image boots.
+    public func probe(rootfs: String) -> Command {
+        Command(
+            executable,
+            [
+                "--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=\(rootfs)", "--boot",
+                "--",
+                "--unit=poweroff.target",
+            ])
+    }
+}
+
+/// `sudo --list`, asking what a user may run (on the real host only).
+public struct SudoList: Sendable {
+    public var executable = "sudo"
+    public init() {}
+
+    /// `sudo --non-interactive --list --other-user USER COMMAND`: exits 0 when USER may run it.
+    public func may(_ user: String, run command: String) -> Command {
+        Command(executable, ["--non-interactive", "--list", "--other-user", user, command])
+    }
+}
+
+/// `runner-agent doctor`: one line per check (ok / problem), with how to fix each problem.
+public struct Doctor: Sendable {
+    /// One finding.
+    public struct Finding: Sendable, Hashable {
+        public enum Status: String, Sendable { case ok, problem, skipped }
+        public var check: String
+        public var status: Status
+        public var detail: String
+        public var fix: String?
+
+        /// `ok       check: detail` (and an indented `fix:` line for problems).
+        public var rendered: String {
+            var line = "\(status.rawValue.padding(8)) \(check): \(detail)"
+            if let fix, status == .problem { line += "\n         fix: \(fix)" }
+            return line
+        }
+    }
+
+    public var layout: HostLayout
+    public var commandRunner: any CommandRunner
+    public var config: String?
+    /// Whether to boot the default image with nspawn (the slowest check).
+    public var bootCheck: Bool
+
+    public init(layout: HostLayout, commandRunner: any CommandRunner, config: String? = nil, bootCheck: Bool = true) {
+        self.layout = layout
+        self.commandRunner = commandRunner
+        self.config = config
+        self.bootCheck = bootCheck
+    }
+
+    /// Runs every check, in order.
+    public func run() async -> [Finding] {
+        var findings: [Finding] = []
+        let configPath = config ?? layout.configFile
+        var install: InstallSettings?
+        var service: ServiceSettings?
+        do throws(RunnerError) {
+            let values = try ConfigEnv.load(configPath, layout: layout, for: .service)
+            install = try InstallSettings(values: values)
+            service = try ServiceSettings(values: values, layout: layout)
+            findings.append(Finding(check: "config", status: .ok, detail: "\(configPath) is valid"))
+        } catch {
+            findings.append(
+                Finding(check: "config", status: .problem, detail: "\(error.input): \(error.problem)", fix: error.fix))
+        }
+        findings.append(marker())
+        findings.append(release())
+        findings.append(units())
+        findings.append(runnerPackage(install))
+        findings.append(configured(service))
+        findings.append(images(install))
+        findings.append(await sudoers(install))
+        findings.append(await boot(install))
+        return findings
+    }
+
+    func marker() -> Finding {
+        guard let bytes = try? FilePaths.read(layout.installedMarker) else {
+            return Finding(
+                check: "marker", status: .problem,
+                detail: "\(layout.installedMarker) is missing: the install has not finished",
+                fix: "run runner-agent install (or: systemctl restart runner-install.service) and read its log")
+        }
+        let text = String(decoding: bytes, as: UTF8.self).split(separator: "\n").joined(separator: ", ")
+        return Finding(check: "marker", status: .ok, detail: "installed (\(text))")
+    }
+
+    func release() -> Finding {
+        let reinstall = "run runner-agent install --bundle <the release bundle> to unpack it again"
+        guard let target = HostFiles.linkTarget(layout.currentRelease) else {
+            return Finding(
+                check: "release", status: .problem, detail: "\(layout.currentRelease) is missing", fix: reinstall)
+        }
+        let directory = layout.releaseDirectory(FilePaths.basename(target))
+        do throws(RunnerError) {
+            let manifest = try BundleVerifier.checkTree(directory, bundle: directory)
+            let digest = (try? SHA256Digest.hex(ofFile: directory + "/MANIFEST.json")) ?? "?"
+            return Finding(
+                check: "release", status: .ok,
+                detail:
+                    "\(manifest.bundleVersion): \(manifest.files.count) files match MANIFEST.json (sha256 \(digest.prefix(12)))"
+            )
+        } catch {
+            return Finding(
+                check: "release", status: .problem, detail: "\(error.input): \(error.problem)", fix: reinstall)
+        }
+    }
+
+    func units() -> Finding {
+        let fix = "run runner-agent install (it installs and enables runner.service)"
+        for name in ["runner.service", "runner-install.service"] {
+            let installed = try? FilePaths.read(layout.systemdUnitDirectory + "/" + name)
+            let shipped = try? FilePaths.read(layout.currentRelease + "/" + name)
+            guard let installed, installed == shipped else {
+                return Finding(
+                    check: "units", status: .problem,
+                    detail: "\(layout.systemdUnitDirectory)/\(name) is missing or differs from the release's", fix: fix)
+            }
+        }
+        let wants = layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service"
+        guard HostFiles.linkTarget(wants) == Installer.hostUnitPath else {
+            return Finding(check: "units", status: .problem, detail: "runner.service is not enabled", fix: fix)
+        }
+        return Finding(
+            check: "units", status: .ok,
+            detail: "runner.service and runner-install.service installed; runner.service enabled")
+    }
+
+    func runnerPackage(_ settings: InstallSettings?) -> Finding {
+        let fix = "run runner-agent install (it downloads, checks and unpacks the pinned runner)"
+        guard access(layout.runnerDirectory + "/config.sh", X_OK) == 0,
+            access(layout.runnerDirectory + "/run.sh", X_OK) == 0
+        else {
+            return Finding(
+                check: "runner-package", status: .problem, detail: "\(layout.runnerDirectory) holds no GitHub runner",
+                fix: fix)
+        }
+        let stamp = (try? FilePaths.read(layout.runnerDirectory + "/.runner-package-sha256"))
+            .map { String(decoding: $0, as: UTF8.self).trimmedWhitespace }
+        if let settings, stamp != settings.tarballSHA256 {
+            return Finding(
+                check: "runner-package", status: .problem,
+                detail: "\(layout.runnerDirectory) is not the pinned runner \(settings.runnerVersion)", fix: fix)
+        }
+        return Finding(
+            check: "runner-package", status: .ok,
+            detail: "GitHub runner \(settings?.runnerVersion ?? "?") in \(layout.runnerDirectory)")
+    }
+
+    func configured(_ settings: ServiceSettings?) -> Finding {
+        guard let settings else {
+            return Finding(check: "runner", status: .skipped, detail: "the configuration is invalid")
+        }
+        let package = RunnerPackage(directory: layout.runnerDirectory)
+        if package.isConfigured {
+            return Finding(check: "runner", status: .ok, detail: "configured (\(package.settingsFile))")
+        }
+        if settings.ephemeral {
+            return Finding(
+                check: "runner", status: .ok, detail: "ephemeral: registered afresh for each job by runner.service")
+        }
+        if case .jitConfig = settings.registration {
+            return Finding(
+                check: "runner", status: .ok, detail: "JIT configuration: registered by runner.service when it starts")
+        }
+        return Finding(
+            check: "runner", status: .problem, detail: "not configured: runner.service has not registered it yet",
+            fix: "systemctl restart runner.service, then journalctl -u runner.service for the registration's outcome")
+    }
+
+    func images(_ settings: InstallSettings?) -> Finding {
+        guard let settings else {
+            return Finding(check: "images", status: .skipped, detail: "the configuration is invalid")
+        }
+        let store = ImageStore(layout: layout)
+        for image in settings.images {
+            guard let installed = try? store.resolve(image.name) else {
+                return Finding(
+                    check: "images", status: .problem, detail: "image \(image.name) is not in the image store",
+                    fix: "run runner-agent install (it imports RUNNER_IMAGES)")
+            }
+            guard installed.digest == image.sha256 else {
+                return Finding(
+                    check: "images", status: .problem,
+                    detail:
+                        "image \(image.name) is \(installed.digest.prefix(12)), not the pinned \(image.sha256.prefix(12))",
+                    fix: "run runner-agent install to import the pinned version")
+            }
+        }
+        guard (try? store.resolve(settings.defaultImage)) != nil else {
+            return Finding(
+                check: "images", status: .problem,
+                detail: "the default image \(settings.defaultImage) is not in the store",
+                fix: "add it to RUNNER_IMAGES or change RUNNER_DEFAULT_IMAGE, then run runner-agent install")
+        }
+        return Finding(
+            check: "images", status: .ok,
+            detail: "\(settings.images.map(\.name).joined(separator: ", ")) present; default \(settings.defaultImage)")
+    }
+
+    func sudoers(_ settings: InstallSettings?) async -> Finding {
+        guard let user = settings?.user else {
+            return Finding(check: "ci-nspawn-run", status: .skipped, detail: "the configuration is invalid")
+        }
+        let fix = "run runner-agent install (it writes \(layout.sudoersRule))"
+        let expected = "\(user) ALL=(root) NOPASSWD: \(Installer.hostGuestHelper)"
+        guard let bytes = try? FilePaths.read(layout.sudoersRule),
+            String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains(where: { $0 == expected })
+        else {
+            return Finding(
+                check: "ci-nspawn-run", status: .problem, detail: "\(layout.sudoersRule) does not let \(user) run it",
+                fix: fix)
+        }
+        let check = Visudo().check(layout.sudoersRule)
+        if let result = try? await commandRunner.run(check), !result.status.isSuccess {
+            return Finding(
+                check: "ci-nspawn-run", status: .problem, detail: "\(layout.sudoersRule) does not parse", fix: fix)
+        }
+        if layout.root == "/" {
+            let list = SudoList().may(user, run: Installer.hostGuestHelper)
+            if let result = try? await commandRunner.run(list), !result.status.isSuccess {
+                return Finding(
+                    check: "ci-nspawn-run", status: .problem,
+                    detail: "sudo does not let \(user) run \(Installer.hostGuestHelper)",
+                    fix: "check that /etc/sudoers includes /etc/sudoers.d (@includedir)")
+            }
+        }
+        return Finding(
+            check: "ci-nspawn-run", status: .ok, detail: "\(user) may run \(Installer.hostGuestHelper) as root")
+    }
+
+    func boot(_ settings: InstallSettings?) async -> Finding {
+        guard bootCheck else {
+            return Finding(check: "nspawn", status: .skipped, detail: "not asked (--no-boot-check)")
+        }
+        guard let settings, let image = try? ImageStore(layout: layout).resolve(settings.defaultImage) else {
+            return Finding(check: "nspawn", status: .skipped, detail: "no default image to start")
+        }
+        let command = DoctorNspawn().probe(rootfs: image.rootfs)
+        guard let result = try? await commandRunner.run(command), result.status.isSuccess else {
+            return Finding(
+                check: "nspawn", status: .problem, detail: "systemd-nspawn could not boot \(settings.defaultImage)",
+                fix: "run '\(command)' to see why (is systemd-container installed, is the image complete?)")
+        }
+        return Finding(
+            check: "nspawn", status: .ok, detail: "systemd-nspawn boots \(settings.defaultImage) to poweroff")
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

@@ -1,0 +1,394 @@
+import FoundationEssentials
+import Logging
+import RunnerArchive
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `runner-agent install`: turns a host into a runner host, one converging step at a time.
+///
+/// Steps, in order: `release` (unpack and verify the bundle into `releases/<version>`, switch
+/// `current`), `host-files` (units, scripts, `ci-nspawn-run`), `runner-user`, `runner-package`
+/// (the pinned GitHub runner: cached download, sha256, safe extraction), `work-directory`,
+/// `images` (guest images into the image store), `sudoers` (the runner user may run
+/// `ci-nspawn-run` and nothing else), `systemd` (enable `runner.service`, reload systemd when it
+/// runs) and `marker`, written last and atomically. Killing the installer anywhere and running
+/// it again converges to the same host.
+public struct Installer: Sendable {
+    public var layout: HostLayout
+    public var settings: InstallSettings
+    /// The bundle to install, or nil to keep the release `current` points at.
+    public var bundle: String?
+    public var commandRunner: any CommandRunner
+    public var curl: Curl
+    public var unpacker: any ReleaseUnpacker
+    public var imageStore: ImageStore
+    public var logger: Logger
+    /// Whether systemd runs this host (then units are reloaded and runner.service started).
+    public var systemdRunning: Bool
+
+    public init(
+        layout: HostLayout, settings: InstallSettings, bundle: String?, commandRunner: any CommandRunner,
+        logger: Logger, curl: Curl = Curl(), unpacker: any ReleaseUnpacker = ManifestReleaseUnpacker(),
+        imageStore: ImageStore? = nil
+    ) {
+        self.layout = layout
+        self.settings = settings
+        self.bundle = bundle
+        self.commandRunner = commandRunner
+        self.curl = curl
+        self.unpacker = unpacker
+        self.imageStore = imageStore ?? ImageStore(layout: layout, logger: logger)
+        self.logger = logger
+        self.systemdRunning = layout.root == "/" && FilePaths.exists("/run/systemd/system")
+    }
+
+    /// Files the release provides and where they go on the host (release path, host path, mode).
+    var hostFiles: [(String, String, UInt32)] {
+        [
+            ("runner.service", layout.systemdUnitDirectory + "/runner.service", 0o644),
+            ("runner-install.service", layout.systemdUnitDirectory + "/runner-install.service", 0o644),
+            ("bootstrap.sh", layout.bootstrapScript, 0o755),
+            ("runner-service.sh", layout.serviceScript, 0o755),
+            ("container-hooks.sh", layout.containerHooksScript, 0o755),
+        ]
+    }
+
+    /// The host path (as the host sees it, without a test root) `ci-nspawn-run` links to.
+    static let agentInCurrentRelease = "/usr/local/lib/runner/current/bin/runner-agent"
+    static let hostUnitPath = "/etc/systemd/system/runner.service"
+    static let hostGuestHelper = "/usr/local/bin/ci-nspawn-run"
+
+    var wantsLink: String { layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service" }
+    var packageStamp: String { layout.runnerDirectory + "/.runner-package-sha256" }
+    var sudoersContent: String {
+        """
+        # runner appliance: the runner user may run the guest helper as root, and nothing else.
+        \(settings.user) ALL=(root) NOPASSWD: \(Installer.hostGuestHelper)
+
+        """
+    }
+
+    /// The steps, in order.
+    public var steps: [InstallStep] {
+        [
+            releaseStep, hostFilesStep, userStep, packageStep, workDirectoryStep, imagesStep, sudoersStep,
+            systemdStep, markerStep,
+        ]
+    }
+
+    /// The version `current` points at, or nil.
+    var currentVersion: String? {
+        guard let target = HostFiles.linkTarget(layout.currentRelease) else { return nil }
+        let version = FilePaths.basename(target)
+        return FilePaths.exists(layout.releaseDirectory(version) + "/MANIFEST.json") ? version : nil
+    }
+
+    // MARK: release
+
+    var releaseStep: InstallStep {
+        let bundle = self.bundle
+        return InstallStep(
+            "release",
+            bundle.map {
+                "unpack and verify \(FilePaths.basename($0)) into \(layout.releasesDirectory), switch current"
+            }
+                ?? "keep the release current points at",
+            isDone: { () throws(RunnerError) in
+                guard let version = currentVersion else { return false }
+                let installed = try FilePaths.read(layout.releaseDirectory(version) + "/MANIFEST.json")
+                if let checkout = unpacker as? CheckoutRelease { return try checkout.manifest().encoded() == installed }
+                guard let bundle else { return true }
+                return try bundleManifest(bundle) == installed
+            },
+            apply: { () throws(RunnerError) in
+                guard let bundle = bundle ?? (unpacker as? CheckoutRelease)?.checkout else {
+                    throw RunnerError(
+                        .notFound, input: layout.currentRelease, problem: "no release is installed",
+                        fix: "run runner-agent install --bundle runner-bundle-<version>-linux-<arch>.tar.gz")
+                }
+                try FilePaths.createDirectory(layout.releasesDirectory)
+                HostFiles.sweepLeftovers(in: layout.releasesDirectory)
+                HostFiles.sweepLeftovers(in: layout.libDirectory)
+                let staging = FilePaths.temporarySibling(of: layout.releasesDirectory + "/bundle")
+                var keepStaging = false
+                defer { if !keepStaging { try? FilePaths.remove(staging) } }
+                let version = try unpacker.unpack(bundle, into: staging)
+                let target = layout.releaseDirectory(version)
+                let manifest = BundleManifest.fileName
+                if FilePaths.exists(target)
+                    && (try? FilePaths.read(target + "/" + manifest)) != (try? FilePaths.read(staging + "/" + manifest))
+                {
+                    // Same version, other content (a rebuilt checkout): set the old tree aside.
+                    let aside = FilePaths.temporarySibling(of: target)
+                    guard rename(target, aside) == 0 else {
+                        throw RunnerError.posix("could not move the old release aside", target, fix: nil)
+                    }
+                    try FilePaths.remove(aside)
+                }
+                if !FilePaths.exists(target) {
+                    guard rename(staging, target) == 0 else {
+                        throw RunnerError.posix("could not move the release into place", target, fix: nil)
+                    }
+                    keepStaging = true
+                }
+                try HostFiles.symlink(layout.currentRelease, to: "releases/" + version)
+                logger.info("release installed", metadata: ["version": "\(version)"])
+            })
+    }
+
+    func bundleManifest(_ bundle: String) throws(RunnerError) -> [UInt8] {
+        do throws(ArchiveError) {
+            return try ArchiveReader.readMember("MANIFEST.json", from: bundle, limit: 4 << 20)
+        } catch {
+            throw RunnerError(
+                .integrity, input: bundle, problem: "has no readable MANIFEST.json (\(error))",
+                fix: "use a bundle written by runner-build bundle")
+        }
+    }
+
+    // MARK: host files
+
+    var hostFilesStep: InstallStep {
+        InstallStep(
+            "host-files", "install units, scripts and \(Installer.hostGuestHelper)",
+            isDone: { () throws(RunnerError) in
+                for (source, target, mode) in hostFiles {
+                    guard let bytes = try? FilePaths.read(layout.currentRelease + "/" + source),
+                        HostFiles.matches(target, bytes: bytes, mode: mode)
+                    else { return false }
+                }
+                return HostFiles.linkTarget(layout.guestHelper) == Installer.agentInCurrentRelease
+            },
+            apply: { () throws(RunnerError) in
+                for directory in [
+                    layout.libDirectory, layout.systemdUnitDirectory, FilePaths.parent(of: layout.guestHelper),
+                ] {
+                    try FilePaths.createDirectory(directory)
+                    HostFiles.sweepLeftovers(in: directory)
+                }
+                for (source, target, mode) in hostFiles {
+                    try HostFiles.install(
+                        try FilePaths.read(layout.currentRelease + "/" + source), to: target, mode: mode)
+                }
+                try HostFiles.symlink(layout.guestHelper, to: Installer.agentInCurrentRelease)
+            })
+    }
+
+    // MARK: runner user
+
+    var userStep: InstallStep {
+        let user = settings.user
+        let home = "/home/" + user
+        return InstallStep(
+            "runner-user", "create the system user \(user)",
+            isDone: {
+                guard let entry = PasswdFile.lookup(user, layout: layout),
+                    PasswdFile.entries(of: user, layout: layout).values.allSatisfy({ $0 }),
+                    !PasswdFile.hasLocks(layout: layout)
+                else { return false }
+                var st = stat()
+                return stat(layout.path(home), &st) == 0 && st.st_uid == entry.uid && st.st_gid == entry.gid
+                    && HostFiles.isDirectory(layout.path(home), mode: 0o750)
+            },
+            apply: { () throws(RunnerError) in
+                PasswdFile.clearStaleLocks(layout: layout)
+                let entries = PasswdFile.entries(of: user, layout: layout)
+                if entries.values.contains(true) && entries.values.contains(false) {
+                    // A useradd killed halfway: forget the half-made user and make it again.
+                    logger.warning("repairing a half-created user", metadata: ["user": "\(user)"])
+                    try PasswdFile.removeEntries(of: user, layout: layout)
+                }
+                if PasswdFile.lookup(user, layout: layout) == nil {
+                    let command = Useradd().systemUser(
+                        user, home: home, layout: layout, existingGroup: PasswdFile.hasGroup(user, layout: layout))
+                    try await commandRunner.run(command).checked(command)
+                }
+                guard let entry = PasswdFile.lookup(user, layout: layout) else {
+                    throw RunnerError(
+                        .internal, input: layout.path("/etc/passwd"), problem: "has no \(user) after useradd",
+                        fix: "check that /etc/passwd is the user database of this host")
+                }
+                try HostFiles.directory(layout.path(home), mode: 0o750)
+                guard chown(layout.path(home), entry.uid, entry.gid) == 0 else {
+                    throw RunnerError.posix("could not hand over", layout.path(home), fix: nil)
+                }
+            })
+    }
+
+    // MARK: runner package
+
+    var cachedTarball: String { layout.cacheDirectory + "/" + FilePaths.basename(settings.tarballURL) }
+
+    var packageStep: InstallStep {
+        InstallStep(
+            "runner-package", "GitHub runner \(settings.runnerVersion) in \(layout.runnerDirectory)",
+            isDone: {
+                let stamp = (try? FilePaths.read(packageStamp)).map { String(decoding: $0, as: UTF8.self) }
+                return stamp == settings.tarballSHA256 + "\n" && FilePaths.exists(layout.runnerDirectory + "/config.sh")
+            },
+            apply: { () throws(RunnerError) in
+                guard let entry = PasswdFile.lookup(settings.user, layout: layout) else {
+                    throw RunnerError(
+                        .notFound, input: "RUNNER_USER", problem: "user \(settings.user) does not exist",
+                        fix: "run the runner-user step first")
+                }
+                try await download(settings.tarballURL, to: cachedTarball, sha256: settings.tarballSHA256)
+                HostFiles.sweepLeftovers(in: FilePaths.parent(of: layout.runnerDirectory))
+                let staged: StagedExtraction
+                do throws(ArchiveError) {
+                    staged = try ArchiveExtractor.stage(cachedTarball, for: layout.runnerDirectory, policy: .default)
+                } catch {
+                    throw RunnerError(
+                        .unsafeInput, input: cachedTarball, problem: "could not be unpacked safely: \(error)",
+                        fix: "check RUNNER_TARBALL_URL and RUNNER_TARBALL_SHA256")
+                }
+                // Keep the runner's registration and settings across a new package.
+                for name in [".runner", ".credentials", ".credentials_rsaparams", ".env", ".path"] {
+                    let old = layout.runnerDirectory + "/" + name
+                    if FilePaths.exists(old) {
+                        try AtomicFile.write(try FilePaths.read(old), to: staged.path + "/" + name, mode: 0o600)
+                    }
+                }
+                try AtomicFile.write(settings.tarballSHA256 + "\n", to: staged.path + "/.runner-package-sha256")
+                guard chmod(staged.path, 0o755) == 0 else {
+                    throw RunnerError.posix("could not set the mode of", staged.path, fix: nil)
+                }
+                let chown = Chown().recursive(uid: entry.uid, gid: entry.gid, staged.path)
+                try await commandRunner.run(chown).checked(chown)
+                do throws(ArchiveError) {
+                    try staged.commit(replacingExisting: true)
+                } catch {
+                    throw RunnerError(.io, input: layout.runnerDirectory, problem: "could not be replaced: \(error)")
+                }
+            })
+    }
+
+    /// Downloads `url` to `path` unless `path` already has `sha256`; checks the digest.
+    func download(_ url: String, to path: String, sha256: String) async throws(RunnerError) {
+        try FilePaths.createDirectory(layout.cacheDirectory)
+        HostFiles.sweepLeftovers(in: layout.cacheDirectory)
+        if FilePaths.exists(path), (try? SHA256Digest.hex(ofFile: path)) == sha256 { return }
+        let temporary = FilePaths.temporarySibling(of: path)
+        defer { try? FilePaths.remove(temporary) }
+        let command = curl.download(.init(url: url, output: temporary))
+        logger.info("downloading", metadata: ["url": "\(url)"])
+        try await commandRunner.run(command).checked(command, fix: "check the URL and the host's network and proxy")
+        let digest = try SHA256Digest.hex(ofFile: temporary)
+        guard digest == sha256 else {
+            throw RunnerError(
+                .integrity, input: url, problem: "sha256 \(digest) does not match the pinned \(sha256)",
+                fix: "check the URL, or pin the sha256 of the file it serves")
+        }
+        guard rename(temporary, path) == 0 else { throw RunnerError.posix("could not move into place", path, fix: nil) }
+    }
+
+    // MARK: work directory
+
+    /// The runner's work directory on this host (RUNNER_WORK_DIR under the root, or the default).
+    var workDirectory: String { settings.workDirectory.map { layout.path($0) } ?? layout.workDirectory }
+
+    var workDirectoryStep: InstallStep {
+        InstallStep(
+            "work-directory", "\(workDirectory) owned by \(settings.user)",
+            isDone: {
+                guard let entry = PasswdFile.lookup(settings.user, layout: layout) else { return false }
+                var st = stat()
+                return stat(workDirectory, &st) == 0 && st.st_uid == entry.uid
+                    && HostFiles.isDirectory(workDirectory, mode: 0o750)
+            },
+            apply: { () throws(RunnerError) in
+                guard let entry = PasswdFile.lookup(settings.user, layout: layout) else {
+                    throw RunnerError(.notFound, input: "RUNNER_USER", problem: "user \(settings.user) does not exist")
+                }
+                try HostFiles.directory(workDirectory, mode: 0o750)
+                guard chown(workDirectory, entry.uid, entry.gid) == 0 else {
+                    throw RunnerError.posix("could not hand over", workDirectory, fix: nil)
+                }
+            })
+    }
+
+    // MARK: images
+
+    var imagesStep: InstallStep {
+        let images = settings.images
+        return InstallStep(
+            "images",
+            images.isEmpty ? "no guest images configured" : "import " + images.map(\.name).joined(separator: ", "),
+            isDone: { images.allSatisfy { (try? imageStore.resolve($0.name).digest) == $0.sha256 } },
+            apply: { () throws(RunnerError) in
+                for image in images where (try? imageStore.resolve(image.name).digest) != image.sha256 {
+                    let cached = layout.cacheDirectory + "/image-\(image.name)-\(image.sha256.prefix(16)).tar.zst"
+                    try await download(image.url, to: cached, sha256: image.sha256)
+                    try await imageStore.importArchive(cached, name: image.name)
+                }
+            })
+    }
+
+    // MARK: sudoers
+
+    var sudoersStep: InstallStep {
+        InstallStep(
+            "sudoers", "\(settings.user) may run \(Installer.hostGuestHelper) as root, nothing else",
+            isDone: { HostFiles.matches(layout.sudoersRule, bytes: Array(sudoersContent.utf8), mode: 0o440) },
+            apply: { () throws(RunnerError) in
+                let directory = FilePaths.parent(of: layout.sudoersRule)
+                try FilePaths.createDirectory(directory)
+                HostFiles.sweepLeftovers(in: directory)
+                // sudo ignores names with a dot, so the candidate is inert until renamed.
+                let candidate = FilePaths.temporarySibling(of: layout.sudoersRule)
+                defer { try? FilePaths.remove(candidate) }
+                try AtomicFile.write(sudoersContent, to: candidate, mode: 0o440)
+                let check = Visudo().check(candidate)
+                try await commandRunner.run(check).checked(check, fix: "report this as a bug: the rule is generated")
+                guard rename(candidate, layout.sudoersRule) == 0 else {
+                    throw RunnerError.posix("could not move into place", layout.sudoersRule, fix: nil)
+                }
+            })
+    }
+
+    // MARK: systemd
+
+    var systemdStep: InstallStep {
+        InstallStep(
+            "systemd", systemdRunning ? "enable runner.service and reload systemd" : "enable runner.service",
+            isDone: { () throws(RunnerError) in
+                guard HostFiles.linkTarget(wantsLink) == Installer.hostUnitPath else { return false }
+                guard systemdRunning else { return true }
+                let command = Systemctl().needsReload("runner.service")
+                return try await commandRunner.run(command).standardOutput.trimmedWhitespace == "no"
+            },
+            apply: { () throws(RunnerError) in
+                HostFiles.sweepLeftovers(in: FilePaths.parent(of: wantsLink))
+                try HostFiles.symlink(wantsLink, to: Installer.hostUnitPath)
+                if systemdRunning {
+                    let reload = Systemctl().daemonReload()
+                    try await commandRunner.run(reload).checked(reload)
+                }
+            })
+    }
+
+    // MARK: marker
+
+    var markerContent: String { "release=\(currentVersion ?? "")\nrunner=\(settings.runnerVersion)\n" }
+
+    var markerStep: InstallStep {
+        InstallStep(
+            "marker", "write \(layout.installedMarker)",
+            isDone: { HostFiles.matches(layout.installedMarker, bytes: Array(markerContent.utf8), mode: 0o644) },
+            apply: { () throws(RunnerError) in
+                try FilePaths.createDirectory(layout.stateDirectory)
+                HostFiles.sweepLeftovers(in: layout.stateDirectory)
+                try AtomicFile.write(markerContent, to: layout.installedMarker, mode: 0o644)
+            })
+    }
+
+    /// After the marker: start runner.service without waiting (it is conditional on the marker).
+    func startService() async throws(RunnerError) {
+        guard systemdRunning else { return }
+        let command = Systemctl().startNoBlock("runner.service")
+        try await commandRunner.run(command).checked(command)
+    }
+}

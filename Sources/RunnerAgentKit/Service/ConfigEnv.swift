@@ -1,0 +1,41 @@
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Loads `/etc/runner/config.env` through the config model (``RunnerConfig``: systemd's
+/// `EnvironmentFile=` syntax, known keys only, every value's form, secret files 0600) and
+/// hands the validated values to the settings of one command.
+enum ConfigEnv {
+    /// What each command needs checked.
+    enum Purpose {
+        /// `service` and `doctor`: a credential is required, its secret files must be 0600.
+        case service
+        /// `install`: the credential is the service's business.
+        case install
+    }
+
+    static func load(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError) -> [String: String]
+    {
+        let options: RunnerConfig.Options
+        switch purpose {
+        case .service:
+            options = RunnerConfig.Options(secretFiles: layout, requireCredential: true, requireBootstrap: false)
+        case .install:
+            options = RunnerConfig.Options(secretFiles: nil, requireCredential: false, requireBootstrap: false)
+        }
+        let file = path ?? layout.configFile
+        guard FilePaths.exists(file) else {
+            throw RunnerError(
+                .invalidConfig, input: file, problem: "does not exist",
+                fix: "write it (cloud-init does, from the user-data); `runner-build config example` documents every key"
+            )
+        }
+        guard access(file, R_OK) == 0 else {
+            throw RunnerError(.permission, input: file, problem: "is not readable", fix: "run as root")
+        }
+        let config = try RunnerConfig.load(path: file, layout: layout, options: options)
+        return config.entries.mapValues(\.value)
+    }
+}

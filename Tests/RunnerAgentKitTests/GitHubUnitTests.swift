@@ -1,0 +1,274 @@
+import Crypto
+import FoundationEssentials
+import Logging
+import RunnerCore
+import RunnerTestSupport
+import Testing
+import _CryptoExtras
+
+@testable import RunnerAgentKit
+
+struct GitHubTargetTests {
+    @Test(arguments: [
+        ("https://github.com/acme/widgets", "https://api.github.com", "repos/acme/widgets"),
+        ("https://github.com/acme/", "https://api.github.com", "orgs/acme"),
+        ("https://github.com/enterprises/big", "https://api.github.com", "enterprises/big"),
+        ("https://ghes.example.com/acme/widgets", "https://ghes.example.com/api/v3", "repos/acme/widgets"),
+        ("https://ghes.example.com/enterprises/big", "https://ghes.example.com/api/v3", "enterprises/big"),
+        ("https://tenant.ghe.com/acme", "https://api.tenant.ghe.com", "orgs/acme"),
+        ("http://127.0.0.1:8080/acme", "http://127.0.0.1:8080/api/v3", "orgs/acme"),
+    ])
+    func parsesScopeAndAPIBase(url: String, api: String, path: String) throws {
+        let target = try GitHubTarget(url: url)
+        #expect(target.apiBase == api)
+        #expect(target.runnersPath == path)
+        #expect(!target.url.hasSuffix("/"))
+    }
+
+    @Test(arguments: [
+        "github.com/acme", "ftp://github.com/acme", "https://github.com", "https://github.com/a/b/c",
+        "http://github.com/acme", "https://github.com/../x", "https://user@github.com/acme", "https://github.com/a b",
+    ])
+    func rejectsBadURLs(url: String) {
+        #expect(throws: RunnerError.self) { try GitHubTarget(url: url) }
+    }
+}
+
+struct CurlCommandTests {
+    @Test func requestKeepsSecretsOffArgv() {
+        let curl = Curl()
+        let request = Curl.Request(
+            method: "POST", url: "https://api.github.com/orgs/acme/actions/runners/registration-token",
+            headers: [("Authorization", Secret("Bearer ghp_SECRET\"x"))], body: #"{"a":"b\n"}"#,
+            connectTimeoutSeconds: 7, maxTimeSeconds: 21)
+        let command = curl.request(request)
+        #expect(
+            command.argv == [
+                "curl", "--silent", "--show-error", "--proto", "=https,http", "--connect-timeout", "7", "--max-time",
+                "21", "--write-out", "\\n%{http_code}", "--config", "-", "--url",
+                "https://api.github.com/orgs/acme/actions/runners/registration-token",
+            ])
+        #expect(!command.description.contains("ghp_SECRET"))
+        let config = String(decoding: curl.requestConfig(request), as: UTF8.self)
+        #expect(
+            config == """
+                request = "POST"
+                header = "Authorization: Bearer ghp_SECRET\\"x"
+                data-binary = "{\\"a\\":\\"b\\\\n\\"}"
+
+                """)
+    }
+
+    @Test func downloadIsBoundedAndFailsOnHTTPErrors() {
+        let command = Curl().download(.init(url: "https://example.com/r.tar.gz", output: "/tmp/r.tar.gz"))
+        #expect(
+            command.argv == [
+                "curl", "--fail", "--location", "--silent", "--show-error", "--proto", "=https,http", "--proto-redir",
+                "=https,http", "--connect-timeout", "15", "--max-time", "900", "--retry", "3", "--output",
+                "/tmp/r.tar.gz", "--url", "https://example.com/r.tar.gz",
+            ])
+    }
+
+    @Test func secretsNeverPrint() {
+        let secret = Secret("hunter2")
+        #expect("\(secret)" == "<redacted>")
+        #expect(String(reflecting: secret) == "<redacted>")
+    }
+}
+
+struct AppJWTTests {
+    @Test func jwtIsRS256SignedAndVerifiesWithThePublicKey() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let jwt = try AppJWT(appID: "123", privateKeyPEM: Secret(key.pemRepresentation), keyInput: "key").token(
+            now: 1_700_000_000)
+        let parts = jwt.value.split(separator: ".").map(String.init)
+        try #require(parts.count == 3)
+        #expect(decode(parts[0]) == #"{"alg":"RS256","typ":"JWT"}"#)
+        #expect(decode(parts[1]) == #"{"iat":1699999940,"exp":1700000540,"iss":"123"}"#)
+        let signature = _RSA.Signing.RSASignature(rawRepresentation: try #require(bytes(parts[2])))
+        #expect(
+            key.publicKey.isValidSignature(
+                signature, for: Array((parts[0] + "." + parts[1]).utf8), padding: .insecurePKCS1v1_5))
+        #expect(!jwt.value.contains("=") && !jwt.value.contains("+") && !jwt.value.contains("/"))
+    }
+
+    @Test func badKeysAndIDsAreConfigurationErrors() throws {
+        #expect(throws: RunnerError.self) {
+            try AppJWT(appID: "123", privateKeyPEM: Secret("not a key"), keyInput: "RUNNER_APP_PRIVATE_KEY_FILE")
+        }
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        #expect(throws: RunnerError.self) {
+            try AppJWT(appID: "12 3", privateKeyPEM: Secret(key.pemRepresentation), keyInput: "k")
+        }
+    }
+
+    func bytes(_ base64url: String) -> [UInt8]? {
+        var text = base64url.replacing("-", with: "+").replacing("_", with: "/")
+        while text.count % 4 != 0 { text += "=" }
+        return Data(base64Encoded: text).map { [UInt8]($0) }
+    }
+
+    func decode(_ base64url: String) -> String? {
+        bytes(base64url).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+struct GitHubAPIErrorTests {
+    func api(status: Int, body: String = #"{"message":"Bad credentials"}"#) throws -> (
+        GitHubAPI, RecordingCommandRunner
+    ) {
+        let runner = RecordingCommandRunner()
+        runner.answer("curl", with: CommandResult(status: .exited(0), standardOutput: body + "\n\(status)"))
+        let api = GitHubAPI(
+            target: try GitHubTarget(url: "https://github.com/acme/widgets"), runner: runner, logger: Logger(label: "t")
+        )
+        return (api, runner)
+    }
+
+    @Test(arguments: [
+        (401, RunnerError.Code.invalidConfig), (403, .invalidConfig), (404, .invalidConfig), (422, .invalidConfig),
+        (500, .network), (429, .network),
+    ])
+    func httpFailuresBecomeClearErrors(status: Int, code: RunnerError.Code) async throws {
+        let (api, runner) = try api(status: status)
+        let error = await #expect(throws: RunnerError.self) {
+            _ = try await api.registrationToken(using: .pat(Secret("ghp_x")))
+        }
+        #expect(error?.code == code)
+        #expect(error?.problem.contains("HTTP \(status)") == true)
+        #expect(error?.fix != nil)
+        let command = try #require(runner.commands.first)
+        #expect(command.argv.last == "https://api.github.com/repos/acme/widgets/actions/runners/registration-token")
+        #expect(!command.argv.joined().contains("ghp_x"))
+    }
+
+    @Test func transportFailuresAreNetworkErrors() async throws {
+        let runner = RecordingCommandRunner()
+        runner.answer("curl", with: CommandResult(status: .exited(28), standardError: "curl: (28) timed out\n"))
+        let api = GitHubAPI(
+            target: try GitHubTarget(url: "https://github.com/acme"), runner: runner, logger: Logger(label: "t"))
+        let error = await #expect(throws: RunnerError.self) {
+            _ = try await api.registrationToken(using: .pat(Secret("ghp_x")))
+        }
+        #expect(error?.code == .timeout)
+        #expect(error.map { ServiceExit($0) } == .unavailable)
+    }
+
+    @Test func appsCannotRegisterEnterpriseRunners() async throws {
+        let (api0, _) = try api(status: 201, body: #"{"token":"x"}"#)
+        var api = api0
+        api.target = try GitHubTarget(url: "https://github.com/enterprises/big")
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let error = await #expect(throws: RunnerError.self) {
+            _ = try await api.registrationToken(
+                using: .app(appID: "1", installationID: "2", privateKey: Secret(key.pemRepresentation), keyInput: "k"))
+        }
+        #expect(error?.fix?.contains("manage_runners:enterprise") == true)
+    }
+}
+
+struct RunnerPackageCommandTests {
+    let package = RunnerPackage(directory: "/opt/actions-runner")
+
+    @Test func configureIsUnattendedWithUpdatesDisabledAndTheTokenInTheEnvironment() {
+        var options = RunnerPackage.ConfigureOptions(
+            url: "https://github.com/acme", name: "r1", workDirectory: "/var/lib/runner/work")
+        options.labels = ["a", "b"]
+        options.group = "g"
+        options.ephemeral = true
+        options.noDefaultLabels = true
+        let command = package.configure(options, token: Secret("AREGTOKEN"))
+        #expect(
+            command.argv == [
+                "/opt/actions-runner/config.sh", "--unattended", "--url", "https://github.com/acme", "--name", "r1",
+                "--work", "/var/lib/runner/work", "--replace", "--disableupdate", "--labels", "a,b", "--runnergroup",
+                "g", "--ephemeral", "--no-default-labels",
+            ])
+        #expect(command.environment["ACTIONS_RUNNER_INPUT_TOKEN"] == "AREGTOKEN")
+        #expect(!command.description.contains("AREGTOKEN"))
+        #expect(command.workingDirectory == "/opt/actions-runner")
+    }
+
+    @Test func removeLocalAndRun() {
+        #expect(package.removeLocal().argv == ["/opt/actions-runner/config.sh", "remove", "--local"])
+        #expect(package.run(jitConfig: nil).argv == ["/opt/actions-runner/run.sh"])
+        let jit = package.run(jitConfig: Secret("JITBLOB"))
+        #expect(jit.argv == ["/opt/actions-runner/run.sh"])
+        #expect(jit.environment["ACTIONS_RUNNER_INPUT_JITCONFIG"] == "JITBLOB")
+    }
+
+    @Test func setprivDropsToTheRunnerUser() {
+        let command = Setpriv().asUser(uid: 999, gid: 998, package.run(jitConfig: nil))
+        #expect(
+            command.argv == [
+                "setpriv", "--reuid=999", "--regid=998", "--init-groups", "--", "/opt/actions-runner/run.sh",
+            ])
+        #expect(command.workingDirectory == "/opt/actions-runner")
+    }
+}
+
+struct ServiceSettingsTests {
+    let layout = HostLayout(root: "/nonexistent-root")
+    let base = ["RUNNER_GITHUB_URL": "https://github.com/acme"]
+
+    func settings(_ extra: [String: String]) throws -> ServiceSettings {
+        try ServiceSettings(values: base.merging(extra) { $1 }, layout: layout)
+    }
+
+    @Test func defaults() throws {
+        let s = try settings(["RUNNER_REGISTRATION_TOKEN": "T", "RUNNER_LABELS": " a, b ,,"])
+        #expect(s.user == "runner")
+        #expect(s.workDirectory == layout.workDirectory)
+        #expect(s.labels == ["a", "b"])
+        #expect(!s.ephemeral)
+        guard case .token(let token) = s.registration else {
+            Issue.record("expected a token")
+            return
+        }
+        #expect(token.value == "T")
+    }
+
+    @Test(arguments: [
+        [String: String](), ["RUNNER_PAT": "p", "RUNNER_REGISTRATION_TOKEN": "t"],
+        ["RUNNER_PAT": "p", "RUNNER_PAT_FILE": "/x"], ["RUNNER_PAT": "p", "RUNNER_EPHEMERAL": "yes"],
+        ["RUNNER_APP_ID": "1"], ["RUNNER_PAT_FILE": "/nonexistent/pat"],
+        ["RUNNER_PAT": "p", "RUNNER_NO_DEFAULT_LABELS": "true"],
+    ])
+    func invalidConfigurations(extra: [String: String]) {
+        let error = #expect(throws: RunnerError.self) { try settings(extra) }
+        #expect(error?.code == .invalidConfig)
+        #expect(error?.fix != nil)
+    }
+
+    @Test func missingURL() {
+        #expect(throws: RunnerError.self) { try ServiceSettings(values: ["RUNNER_PAT": "p"], layout: layout) }
+    }
+
+    @Test func configIsLoadedThroughTheConfigModel() throws {
+        let directory = try TemporaryDirectory("config")
+        defer { directory.remove() }
+        let layout = directory.layout
+        try AtomicFile.write(
+            """
+            # comment
+            RUNNER_GITHUB_URL=https://github.com/acme
+            RUNNER_NAME="my-runner"
+            RUNNER_PAT_FILE=/etc/runner/pat
+            """, to: layout.configFile, mode: 0o600)
+        try AtomicFile.write("ghp_x\n", to: layout.path("/etc/runner/pat"), mode: 0o644)
+        let error = #expect(throws: RunnerError.self) { try ConfigEnv.load(nil, layout: layout, for: .service) }
+        #expect(error?.description.contains("0600") == true || error?.description.contains("600") == true)
+        try AtomicFile.write("ghp_x\n", to: layout.path("/etc/runner/pat"), mode: 0o600)
+        let values = try ConfigEnv.load(nil, layout: layout, for: .service)
+        #expect(values["RUNNER_NAME"] == "my-runner")
+        let settings = try ServiceSettings(values: values, layout: layout)
+        guard case .api(.pat(let pat)) = settings.registration else {
+            Issue.record("expected a PAT")
+            return
+        }
+        #expect(pat.value == "ghp_x")
+        try AtomicFile.write(
+            "RUNNER_GITHUB_URL=https://github.com/acme\nRUNNER_COLOUR=blue\n", to: layout.configFile, mode: 0o600)
+        #expect(throws: RunnerError.self) { try ConfigEnv.load(nil, layout: layout, for: .install) }
+    }
+}
