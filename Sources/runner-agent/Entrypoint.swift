@@ -6,6 +6,10 @@ import RunnerCore
 struct Entrypoint {
     static func main() async {
         RunnerLogging.bootstrap(program: "runner-agent")
+        if FilePaths.basename(CommandLine.arguments.first ?? "") == "ci-nspawn-run" {
+            await GuestCommand.mainAsHelper(Array(CommandLine.arguments.dropFirst()))
+            return
+        }
         await RunnerAgentCommand.main()
     }
 }

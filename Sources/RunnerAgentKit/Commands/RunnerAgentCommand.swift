@@ -7,7 +7,10 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         commandName: "runner-agent",
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
-        subcommands: []
+        subcommands: [
+            HookCommand.self,
+            GuestCommand.self,
+        ]
     )
 
     public init() {}
