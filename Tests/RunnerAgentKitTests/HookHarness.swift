@@ -114,14 +114,15 @@ final class HookHarness: Sendable {
     static func installImage(
         _ base: String, name: String, layout: HostLayout, customize: (String) throws -> Void = { _ in }
     ) throws {
-        let version = layout.imageDirectory(name) + "/0000test"
+        let digest = String(repeating: "0", count: 60) + "7e57"
+        let version = layout.imageDirectory(name) + "/" + digest
         try FilePaths.createDirectory(version)
         let copy = Command("cp", ["-al", base, version + "/rootfs"])
         let pid = try Posix.spawn(copy)
         #expect(Posix.wait(pid) == .exited(0))
         // Files we change are replaced, never written through a shared hard link.
         try customize(version + "/rootfs")
-        symlink("0000test", layout.currentImage(name))
+        symlink(digest, layout.currentImage(name))
     }
 
     /// Ends the owner, sweeps whatever is left and removes the tree.

@@ -119,6 +119,26 @@ struct HookIntegrationTests {
         }
     }
 
+    @Test func servicesOnlyJob() async throws {
+        try await withHarness { h in
+            let responseFile = try h.newResponseFile()
+            var json = try h.prepareJob(responseFile: responseFile)
+            let start = try #require(json.firstRange(of: "\"container\":{"))
+            let end = try #require(json.firstRange(of: ",\"services\":["))
+            json = String(json[..<start.lowerBound]) + "\"container\":null" + String(json[end.lowerBound...])
+            let prepared = try h.hook(json, responseFile: responseFile)
+            #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
+            #expect(!prepared.response.contains("\"container\""))
+            #expect(prepared.response.contains("\"ports\":{\"\(h.servicePort)\":\"\(h.servicePort)\"}"))
+            // Steps run on the host: the service is reachable there.
+            #expect(Posix.tcpAccepts(port: h.servicePort))
+            let cleanup = try h.hook(try h.cleanupJob(state: try state(of: prepared.response)))
+            #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
+            #expect(h.leftoversAfterSettling() == [])
+            #expect(!Posix.tcpAccepts(port: h.servicePort))
+        }
+    }
+
     @Test func sigintMidStepStopsTheStepAndCleanupLeavesNothing() async throws {
         try await withHarness { h in
             let responseFile = try h.newResponseFile()

@@ -272,20 +272,23 @@ public struct GuestManager: Sendable {
         let unit = "\(name)-step-\(UInt32.random(in: 0...UInt32.max))"
         var names: [String] = []
         var env: [String: String?] = [:]
+        var assignments: [String] = []
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
-            guard Self.isValidEnvironmentName(key) else {
-                logger.warning("skipping an environment variable systemd cannot carry", metadata: ["name": "\(key)"])
-                continue
+            if Self.isValidEnvironmentName(key) {
+                names.append(key)
+                env[key] = value
+            } else if !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") {
+                // systemd carries only shell-style names; others (INPUT_FETCH-DEPTH) go to env(1).
+                assignments.append(key + "=" + value)
             }
-            names.append(key)
-            env[key] = value
         }
-        // A bare program name is looked up on the step's PATH by env(1) inside the guest.
-        let argv = program.contains("/") ? command : ["/usr/bin/env", "--"] + command
+        // env(1) also looks a bare program name up on the step's PATH inside the guest.
+        let argv =
+            program.contains("/") && assignments.isEmpty ? command : ["/usr/bin/env", "--"] + assignments + command
         var options = SystemdRun.StepOptions(unit: unit, command: argv)
         options.workingDirectory = workingDirectory
         options.environmentNames = names
-        options.properties = ["TimeoutStopSec=5", "SendSIGHUP=yes"]
+        options.properties = ["TimeoutStopSec=5", "SendSIGHUP=yes", "Description=runner step"]
         var step: Command
         let stop: Command
         switch record.backend {
@@ -314,10 +317,12 @@ public struct GuestManager: Sendable {
         return status
     }
 
-    /// systemd accepts the names a POSIX shell does, plus a few more; refuse `=` and controls.
+    /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.
     static func isValidEnvironmentName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
-        return name.unicodeScalars.allSatisfy { $0.isASCII && $0.value > 32 && $0 != "=" && $0.value < 127 }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+        }
     }
 
     /// Spawns `command` in its own process group with our stdout/stderr and waits. The first
@@ -479,7 +484,7 @@ public struct GuestManager: Sendable {
             return
         }
         kill(pid, SIGTERM)
-        for (deadline, signal) in [(8.0, SIGKILL), (3.0, Int32(0))] {
+        for (deadline, signal) in [(3.0, SIGKILL), (3.0, Int32(0))] {
             let end = Posix.now() + deadline
             while Posix.now() < end {
                 _ = Posix.poll(pid)
