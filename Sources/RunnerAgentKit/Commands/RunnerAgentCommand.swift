@@ -8,6 +8,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
         subcommands: [
+            ImageCommand.self,
             HookCommand.self,
             GuestCommand.self,
         ]

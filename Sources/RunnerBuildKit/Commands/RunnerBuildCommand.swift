@@ -11,7 +11,7 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             the same inputs and SOURCE_DATE_EPOCH give the same bytes.
             """,
         version: RunnerVersion.current,
-        subcommands: []
+        subcommands: [RootfsCommand.self]
     )
 
     public init() {}
