@@ -1,7 +1,16 @@
 #!/bin/sh
 # bootstrap.sh: fetch the pinned runner release and exec its installer.
-# Run by runner-install.service with /etc/runner/config.env in the environment.
-# Exits 0 at once when the install marker exists. Retrying is the unit's job, not ours.
+#
+# Run by runner-install.service, which loads /etc/runner/config.env into the environment
+# (EnvironmentFile=). Exits 0 at once when the install marker exists. Otherwise, in bundle
+# mode (the default), downloads the bundle of RUNNER_BOOTSTRAP_REPO_REF (RUNNER_BUNDLE_URL, or
+# the release asset under RUNNER_BOOTSTRAP_REPO_URL), checks it against RUNNER_BUNDLE_SHA256,
+# takes bin/runner-agent out of it and execs `runner-agent install --bundle FILE`. In git mode,
+# clones RUNNER_BOOTSTRAP_REPO_URL at the ref and execs the installer from the checkout.
+#
+# It tries once. Retrying is the unit's job (Restart=on-failure), not a shell loop's: every
+# failure exits non-zero with one line saying what failed, and leaves nothing half-downloaded.
+# RUNNER_ROOT (default: empty, i.e. /) prefixes every path, so tests can use a throwaway root.
 set -eu
 
 root="${RUNNER_ROOT:-}"
@@ -9,61 +18,99 @@ marker="$root/var/lib/runner/installed"
 cache="$root/var/cache/runner"
 
 say() { printf 'bootstrap: %s\n' "$*"; }
-die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+die() {
+    printf 'bootstrap: error: %s\n' "$*" >&2
+    exit 1
+}
+# URLs as logged: credentials (user:pass@) hidden.
+shown() { printf '%s' "$1" | sed 's#://[^/@]*@#://<redacted>@#'; }
 
 if [ -e "$marker" ]; then
-    say "$marker exists: already installed, nothing to do"
+    say "$marker exists: already installed, nothing to do (delete it and restart the unit to reinstall)"
     exit 0
 fi
 
 mode="${RUNNER_BOOTSTRAP_MODE:-bundle}"
 ref="${RUNNER_BOOTSTRAP_REPO_REF:-}"
-[ -n "$ref" ] || die "RUNNER_BOOTSTRAP_REPO_REF is not set in /etc/runner/config.env (set it to the release tag, e.g. v1.2)"
+[ -n "$ref" ] || die "RUNNER_BOOTSTRAP_REPO_REF is not set in /etc/runner/config.env (runner-build userdata --ref pins it)"
+case "$ref" in
+-* | *..* | *[!A-Za-z0-9._/+-]*) die "RUNNER_BOOTSTRAP_REPO_REF=$ref is not a tag or branch name" ;;
+esac
+
+# curl reads only the lowercase http_proxy (for safety); config.env uses the uppercase names.
+if [ -n "${HTTP_PROXY:-}" ] && [ -z "${http_proxy:-}" ]; then http_proxy=$HTTP_PROXY && export http_proxy; fi
+if [ -n "${HTTPS_PROXY:-}" ] && [ -z "${https_proxy:-}" ]; then https_proxy=$HTTPS_PROXY && export https_proxy; fi
+if [ -n "${NO_PROXY:-}" ] && [ -z "${no_proxy:-}" ]; then no_proxy=$NO_PROXY && export no_proxy; fi
+
+mkdir -p "$cache"
+chmod 0700 "$cache"
+# Everything of this attempt lives here until it is complete; a failure removes it.
+work=$(mktemp -d "$cache/bootstrap.XXXXXX")
+trap 'rm -rf "$work"' EXIT
 
 case "$mode" in
 bundle)
     sha="${RUNNER_BUNDLE_SHA256:-}"
     [ -n "$sha" ] || die "RUNNER_BUNDLE_SHA256 is not set (runner-build userdata pins it; re-render the user-data)"
+    sha=$(printf '%s' "$sha" | tr 'A-F' 'a-f')
+    case "$sha" in
+    *[!0-9a-f]*) die "RUNNER_BUNDLE_SHA256 is not 64 hex digits" ;;
+    esac
+    [ ${#sha} -eq 64 ] || die "RUNNER_BUNDLE_SHA256 is not 64 hex digits"
     url="${RUNNER_BUNDLE_URL:-}"
     if [ -z "$url" ]; then
         repo="${RUNNER_BOOTSTRAP_REPO_URL:-}"
-        [ -n "$repo" ] || die "neither RUNNER_BUNDLE_URL nor RUNNER_BOOTSTRAP_REPO_URL is set"
+        [ -n "$repo" ] || die "neither RUNNER_BUNDLE_URL nor RUNNER_BOOTSTRAP_REPO_URL is set in /etc/runner/config.env"
         arch=$(uname -m)
-        case "$arch" in x86_64) arch=x86_64 ;; aarch64 | arm64) arch=aarch64 ;; esac
+        case "$arch" in arm64) arch=aarch64 ;; esac
+        repo=${repo%/}
         url="${repo%.git}/releases/download/$ref/runner-bundle-$ref-linux-$arch.tar.gz"
     fi
-    mkdir -p "$cache"
-    bundle="$cache/runner-bundle-$ref.tar.gz"
-    partial="$bundle.partial"
-    rm -f "$partial"
-    say "fetching $url"
-    if ! curl --fail --silent --show-error --location --connect-timeout 20 --max-time 600 \
-        --retry 0 --output "$partial" "$url"; then
-        rm -f "$partial"
-        die "could not download $url (the unit retries; check the URL and the network)"
+    download="$work/bundle.tar.gz"
+    say "fetching $(shown "$url")"
+    # One attempt with bounded waits: 20 s to connect, 30 s of < 1 KB/s, 15 min in all.
+    if ! curl --fail --silent --show-error --location --proto '=https,http' \
+        --connect-timeout 20 --speed-limit 1024 --speed-time 30 --max-time 900 \
+        --output "$download" "$url"; then
+        die "could not download $(shown "$url") (the unit retries in 30 s; check the URL, the network and the proxy)"
     fi
-    got=$(sha256sum "$partial" | cut -d' ' -f1)
+    got=$(sha256sum "$download" | cut -d' ' -f1)
     if [ "$got" != "$sha" ]; then
-        rm -f "$partial"
-        die "sha256 mismatch for $url: expected $sha, got $got (download deleted; check RUNNER_BUNDLE_SHA256 and the release)"
+        rm -f "$download"
+        die "sha256 mismatch for $(shown "$url"): expected $sha, got $got; the download is deleted (check RUNNER_BUNDLE_SHA256 against the release's SHA256SUMS)"
     fi
-    mv -f "$partial" "$bundle"
-    work="$cache/bootstrap-$ref"
+    mkdir "$work/x"
+    if ! tar -xf "$download" -C "$work/x" --no-same-owner bin/runner-agent 2>/dev/null &&
+        ! tar -xf "$download" -C "$work/x" --no-same-owner ./bin/runner-agent 2>/dev/null; then
+        die "the bundle $(shown "$url") has no bin/runner-agent (is it a runner bundle?)"
+    fi
+    [ -f "$work/x/bin/runner-agent" ] || die "the bundle's bin/runner-agent is not a regular file"
+    chmod 0755 "$work/x/bin/runner-agent"
+    # Keep the verified bundle and its agent; drop older attempts.
+    bundle="$cache/runner-bundle-$ref.tar.gz"
+    agent="$cache/runner-agent-$ref"
+    mv -f "$download" "$bundle"
+    mv -f "$work/x/bin/runner-agent" "$agent"
+    say "bundle verified (sha256 $sha); running $agent install --bundle $bundle"
     rm -rf "$work"
-    mkdir -p "$work"
-    tar -xzf "$bundle" -C "$work" bin/runner-agent || die "could not take bin/runner-agent out of $bundle"
-    say "bundle verified ($sha); running the installer"
-    exec "$work/bin/runner-agent" install --bundle "$bundle"
+    trap - EXIT
+    exec "$agent" install --bundle "$bundle"
     ;;
 git)
     repo="${RUNNER_BOOTSTRAP_REPO_URL:-}"
-    [ -n "$repo" ] || die "RUNNER_BOOTSTRAP_REPO_URL is not set (needed for RUNNER_BOOTSTRAP_MODE=git)"
+    [ -n "$repo" ] || die "RUNNER_BOOTSTRAP_REPO_URL is not set (RUNNER_BOOTSTRAP_MODE=git clones it)"
+    say "cloning $(shown "$repo") at $ref"
+    if ! GIT_TERMINAL_PROMPT=0 timeout 900 git clone --quiet --depth 1 --branch "$ref" -- "$repo" "$work/src"; then
+        die "could not clone $(shown "$repo") at $ref (the unit retries in 30 s; check the URL, the ref and the network)"
+    fi
+    [ -x "$work/src/bin/runner-agent" ] || die "$(shown "$repo") at $ref has no executable bin/runner-agent"
     checkout="$cache/src-$ref"
     rm -rf "$checkout"
-    mkdir -p "$cache"
-    say "cloning $repo at $ref"
-    git clone --quiet --depth 1 --branch "$ref" "$repo" "$checkout" || die "could not clone $repo at $ref"
-    [ -x "$checkout/bin/runner-agent" ] || die "$repo at $ref has no bin/runner-agent"
+    mkdir -p "$(dirname "$checkout")"
+    mv "$work/src" "$checkout"
+    say "checked out $(git -C "$checkout" rev-parse HEAD); running the installer from $checkout"
+    rm -rf "$work"
+    trap - EXIT
     exec "$checkout/bin/runner-agent" install --source "$checkout"
     ;;
 *)

@@ -11,6 +11,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             ImageCommand.self,
             HookCommand.self,
             GuestCommand.self,
+            AgentConfigCommand.self,
         ]
     )
 

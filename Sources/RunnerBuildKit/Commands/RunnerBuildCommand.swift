@@ -11,7 +11,11 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             the same inputs and SOURCE_DATE_EPOCH give the same bytes.
             """,
         version: RunnerVersion.current,
-        subcommands: [RootfsCommand.self]
+        subcommands: [
+            RootfsCommand.self,
+            UserDataCommand.self,
+            BuildConfigCommand.self,
+        ]
     )
 
     public init() {}

@@ -1,0 +1,214 @@
+/// The form a `config.env` value must have.
+public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
+    /// Free text without control characters.
+    case text
+    /// A GitHub repository, organization or enterprise URL (github.com, GHE.com or GHES).
+    case githubURL
+    /// An `http://` or `https://` URL.
+    case url
+    /// `true` or `false`.
+    case boolean
+    /// A runner name: letters, digits, `.`, `_`, `-`.
+    case runnerName
+    /// Comma-separated labels.
+    case labels
+    /// An absolute path.
+    case absolutePath
+    /// Space-separated absolute paths.
+    case absolutePaths
+    /// A Unix user name.
+    case userName
+    /// A secret value (token, PAT, JIT blob).
+    case secret
+    /// A decimal id.
+    case numericID
+    /// A runner version `X.Y.Z`.
+    case version
+    /// 64 hex digits.
+    case sha256
+    /// `bundle` or `git`.
+    case bootstrapMode
+    /// A git ref (tag or branch name).
+    case gitRef
+    /// Space-separated `NAME=URL@sha256:HEX`.
+    case imageSpecs
+    /// An image name: lowercase letters, digits, `.`, `_`, `-`.
+    case imageName
+    /// Space-separated `ALIAS=NAME`.
+    case imageAliases
+    /// A proxy URL.
+    case proxyURL
+    /// Comma-separated hosts, domains or CIDRs.
+    case hostList
+
+    /// The expected form, as error messages and the example config show it.
+    public var description: String {
+        switch self {
+        case .text: "text without control characters"
+        case .githubURL:
+            "https://HOST/OWNER/REPO, https://HOST/ORG or https://HOST/enterprises/SLUG (HOST: github.com or your GHES)"
+        case .url: "an http:// or https:// URL"
+        case .boolean: "true or false"
+        case .runnerName: "1-64 characters: letters, digits, '.', '_', '-'"
+        case .labels: "comma-separated labels (letters, digits, '.', '_', '-', ':', '/'), e.g. linux,nspawn"
+        case .absolutePath: "an absolute path, e.g. /etc/runner/token"
+        case .absolutePaths: "space-separated absolute paths"
+        case .userName: "a Unix user name other than root, e.g. runner"
+        case .secret: "the secret itself on one line (better: the _FILE variant naming a 0600 file)"
+        case .numericID: "a decimal number, e.g. 123456"
+        case .version: "a runner version X.Y.Z, e.g. 2.336.0"
+        case .sha256: "64 hex digits (sha256sum's output)"
+        case .bootstrapMode: "bundle or git"
+        case .gitRef: "a tag or branch name, e.g. v1.2"
+        case .imageSpecs: "space-separated NAME=URL@sha256:HEX"
+        case .imageName: "lowercase letters, digits, '.', '_', '-', e.g. debian-bookworm"
+        case .imageAliases: "space-separated ALIAS=NAME, e.g. ubuntu:22.04=debian-bookworm"
+        case .proxyURL: "http://HOST:PORT (credentials as http://USER:PASS@HOST:PORT)"
+        case .hostList: "comma-separated hosts, .domains or CIDRs, e.g. localhost,.internal,10.0.0.0/8"
+        }
+    }
+}
+
+/// One `config.env` key: the single definition every part of runner uses.
+public struct ConfigKey: Sendable, Hashable {
+    /// The variable name.
+    public let name: String
+    /// The form its value must have.
+    public let kind: ConfigValueKind
+    /// The value when unset, or nil when there is none.
+    public let defaultValue: String?
+    /// Whether the value is a secret (never logged, redacted in ``RunnerConfig/redacted``).
+    public let isSecret: Bool
+    /// One line on what it does.
+    public let summary: String
+    /// A sample value for `runner-build config example`.
+    public let example: String
+
+    public init(
+        _ name: String, _ kind: ConfigValueKind, default defaultValue: String? = nil, secret: Bool = false,
+        _ summary: String, example: String
+    ) {
+        self.name = name
+        self.kind = kind
+        self.defaultValue = defaultValue
+        self.isSecret = secret
+        self.summary = summary
+        self.example = example
+    }
+}
+
+extension ConfigKey {
+    public static let githubURL = ConfigKey(
+        "RUNNER_GITHUB_URL", .githubURL, "Where the runner registers: a repository, organization or enterprise URL.",
+        example: "https://github.com/acme/widgets")
+    public static let name = ConfigKey(
+        "RUNNER_NAME", .runnerName, "The runner's name in GitHub (default: the host name).", example: "build-01")
+    public static let labels = ConfigKey(
+        "RUNNER_LABELS", .labels, "Extra labels, comma-separated.", example: "linux,nspawn")
+    public static let group = ConfigKey(
+        "RUNNER_GROUP", .text, "Runner group (organization and enterprise runners only; default: Default).",
+        example: "Default")
+    public static let ephemeral = ConfigKey(
+        "RUNNER_EPHEMERAL", .boolean, default: "false", "Take one job, then unregister.", example: "false")
+    public static let noDefaultLabels = ConfigKey(
+        "RUNNER_NO_DEFAULT_LABELS", .boolean, default: "false",
+        "Do not add self-hosted, Linux, X64 (needs RUNNER_LABELS).", example: "false")
+    public static let workDirectory = ConfigKey(
+        "RUNNER_WORK_DIR", .absolutePath, default: "/var/lib/runner/work", "The runner's work directory.",
+        example: "/var/lib/runner/work")
+    public static let user = ConfigKey(
+        "RUNNER_USER", .userName, default: "runner", "The unprivileged user the runner runs as.", example: "runner")
+    public static let registrationToken = ConfigKey(
+        "RUNNER_REGISTRATION_TOKEN", .secret, secret: true, "A registration token (valid for one hour).",
+        example: "AABBCCDDEEFF")
+    public static let registrationTokenFile = ConfigKey(
+        "RUNNER_REGISTRATION_TOKEN_FILE", .absolutePath, "A 0600 file holding the registration token.",
+        example: "/etc/runner/registration-token")
+    public static let jitConfig = ConfigKey(
+        "RUNNER_JIT_CONFIG", .secret, secret: true, "An encoded JIT runner configuration (one job).",
+        example: "eyJ...")
+    public static let jitConfigFile = ConfigKey(
+        "RUNNER_JIT_CONFIG_FILE", .absolutePath, "A 0600 file holding the encoded JIT configuration.",
+        example: "/etc/runner/jit-config")
+    public static let pat = ConfigKey(
+        "RUNNER_PAT", .secret, secret: true, "A personal access token that mints registration tokens.",
+        example: "github_pat_XXXX")
+    public static let patFile = ConfigKey(
+        "RUNNER_PAT_FILE", .absolutePath, "A 0600 file holding the personal access token.",
+        example: "/etc/runner/pat")
+    public static let appID = ConfigKey(
+        "RUNNER_APP_ID", .numericID, "GitHub App id (with the installation id and private key).", example: "123456")
+    public static let appInstallationID = ConfigKey(
+        "RUNNER_APP_INSTALLATION_ID", .numericID, "GitHub App installation id.", example: "7890123")
+    public static let appPrivateKeyFile = ConfigKey(
+        "RUNNER_APP_PRIVATE_KEY_FILE", .absolutePath, "A 0600 file holding the GitHub App's PEM private key.",
+        example: "/etc/runner/app.pem")
+    public static let runnerVersion = ConfigKey(
+        "RUNNER_VERSION", .version, "Pin the GitHub runner version (default: the one the bundle pins).",
+        example: "2.336.0")
+    public static let tarballURL = ConfigKey(
+        "RUNNER_TARBALL_URL", .url, "Where to download the GitHub runner (default: its GitHub release).",
+        example: "https://github.com/actions/runner/releases/download/v2.336.0/actions-runner-linux-x64-2.336.0.tar.gz")
+    public static let tarballSHA256 = ConfigKey(
+        "RUNNER_TARBALL_SHA256", .sha256, "sha256 of that tarball (required with RUNNER_VERSION or the URL).",
+        example: String(repeating: "0", count: 64))
+    public static let bundleURL = ConfigKey(
+        "RUNNER_BUNDLE_URL", .url, "Where bootstrap.sh downloads the bundle (default: the release asset of the ref).",
+        example: "https://github.com/acme/runner/releases/download/v1.2/runner-bundle-v1.2-linux-x86_64.tar.gz")
+    public static let bundleSHA256 = ConfigKey(
+        "RUNNER_BUNDLE_SHA256", .sha256, "sha256 of the bundle (runner-build userdata pins it).",
+        example: String(repeating: "0", count: 64))
+    public static let bootstrapMode = ConfigKey(
+        "RUNNER_BOOTSTRAP_MODE", .bootstrapMode, default: "bundle",
+        "bundle: download the pinned bundle; git: clone the repository at the ref.", example: "bundle")
+    public static let bootstrapRepoURL = ConfigKey(
+        "RUNNER_BOOTSTRAP_REPO_URL", .url, "The runner appliance's repository (release assets, git mode).",
+        example: "https://github.com/acme/runner")
+    public static let bootstrapRepoRef = ConfigKey(
+        "RUNNER_BOOTSTRAP_REPO_REF", .gitRef, "The release to install (runner-build userdata pins it).",
+        example: "v1.2")
+    public static let images = ConfigKey(
+        "RUNNER_IMAGES", .imageSpecs, "Guest images to install, each NAME=URL@sha256:HEX.",
+        example: "debian-bookworm=https://example.com/rootfs-debian-bookworm-v1.2.tar.zst@sha256:"
+            + String(repeating: "0", count: 64))
+    public static let defaultImage = ConfigKey(
+        "RUNNER_DEFAULT_IMAGE", .imageName, default: "debian-bookworm",
+        "The guest image for job containers whose image has no alias.", example: "debian-bookworm")
+    public static let imageAliases = ConfigKey(
+        "RUNNER_IMAGE_ALIASES", .imageAliases, "Map job container images to guest images, each ALIAS=NAME.",
+        example: "ubuntu:22.04=debian-bookworm node:20=debian-bookworm")
+    public static let requireJobContainer = ConfigKey(
+        "RUNNER_REQUIRE_JOB_CONTAINER", .boolean, default: "false", "Refuse jobs that do not use a container.",
+        example: "false")
+    public static let allowDockerSock = ConfigKey(
+        "RUNNER_ALLOW_DOCKER_SOCK", .boolean, default: "false",
+        "Bind /var/run/docker.sock into guests when a job asks for it.", example: "false")
+    public static let guestMountAllow = ConfigKey(
+        "RUNNER_GUEST_MOUNT_ALLOW", .absolutePaths,
+        "Extra host directories jobs may mount into guests (space-separated).", example: "/srv/cache")
+    public static let httpProxy = ConfigKey(
+        "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
+    public static let httpsProxy = ConfigKey(
+        "HTTPS_PROXY", .proxyURL, "Proxy for https:// requests.", example: "http://proxy.internal:3128")
+    public static let noProxy = ConfigKey(
+        "NO_PROXY", .hostList, "Hosts that bypass the proxy.", example: "localhost,127.0.0.1,.internal")
+
+    /// Every key, in the order the example config and rendered files use.
+    public static let all: [ConfigKey] = [
+        githubURL, name, labels, group, ephemeral, noDefaultLabels, workDirectory, user,
+        registrationToken, registrationTokenFile, jitConfig, jitConfigFile, pat, patFile,
+        appID, appInstallationID, appPrivateKeyFile,
+        runnerVersion, tarballURL, tarballSHA256,
+        bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
+        images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
+        httpProxy, httpsProxy, noProxy,
+    ]
+
+    /// The key called `name`, if there is one.
+    public static func named(_ name: String) -> ConfigKey? {
+        byName[name]
+    }
+
+    private static let byName: [String: ConfigKey] = Dictionary(
+        uniqueKeysWithValues: all.map { ($0.name, $0) })
+}

@@ -1,0 +1,568 @@
+import FoundationEssentials
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One thing wrong in a config file: where, which key, what, and the expected form.
+public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
+    /// The 1-based line, or nil for a problem of the file as a whole (a missing key).
+    public var line: Int?
+    /// The key it is about, when there is one.
+    public var key: String?
+    /// What is wrong.
+    public var message: String
+    /// The expected form or what to do.
+    public var fix: String?
+
+    public init(line: Int?, key: String?, message: String, fix: String?) {
+        self.line = line
+        self.key = key
+        self.message = message
+        self.fix = fix
+    }
+
+    /// `line 12: RUNNER_EPHEMERAL: "yes" is not a boolean (expected: true or false)`.
+    public var description: String {
+        var text = line.map { "line \($0): " } ?? ""
+        if let key { text += "\(key): " }
+        text += message
+        if let fix { text += " (expected: \(fix))" }
+        return text
+    }
+}
+
+/// A validated `config.env`.
+///
+/// Build one with ``parse(_:source:options:)`` or ``load(path:layout:options:)``. Every key
+/// is defined once in ``ConfigKey/all``; this type checks each value against its
+/// ``ConfigValueKind``, the combinations (exactly one credential, labels for
+/// `RUNNER_NO_DEFAULT_LABELS`, …) and, on a host, that `*_FILE` secrets are 0600 files.
+/// Duplicate keys are refused: systemd would silently take the last one.
+public struct RunnerConfig: Sendable, Hashable {
+    /// A value set in the file.
+    public struct Entry: Sendable, Hashable {
+        public var value: String
+        /// The line it was set on, or nil when set by a program (a pinned value).
+        public var line: Int?
+    }
+
+    /// What to check beyond each value's form.
+    public struct Options: Sendable, Hashable {
+        /// Check that `*_FILE` secrets exist under this layout and are 0600 (host only).
+        public var secretFiles: HostLayout?
+        /// Require a credential (registration token, JIT, PAT or App).
+        public var requireCredential: Bool
+        /// Require what bootstrap.sh needs (the ref; the bundle digest and a source).
+        public var requireBootstrap: Bool
+
+        public init(secretFiles: HostLayout? = nil, requireCredential: Bool = true, requireBootstrap: Bool = false) {
+            self.secretFiles = secretFiles
+            self.requireCredential = requireCredential
+            self.requireBootstrap = requireBootstrap
+        }
+
+        /// A config.env on a host: everything, secret files included.
+        public static func host(_ layout: HostLayout = HostLayout()) -> Options {
+            Options(secretFiles: layout, requireCredential: true, requireBootstrap: true)
+        }
+
+        /// A site config that `runner-build userdata` renders (files live on the host, not here).
+        public static let render = Options(secretFiles: nil, requireCredential: true, requireBootstrap: false)
+
+        /// Only the form of each value and the combinations; no credential or bootstrap needed.
+        public static let syntax = Options(secretFiles: nil, requireCredential: false, requireBootstrap: false)
+    }
+
+    /// Where the config came from (a path), for messages.
+    public let source: String
+    /// The keys set, by name.
+    public private(set) var entries: [String: Entry]
+
+    // MARK: Loading
+
+    /// Reads and validates a config file. `path` defaults to `/etc/runner/config.env` under `layout`.
+    public static func load(
+        path: String? = nil, layout: HostLayout = HostLayout(), options: Options? = nil
+    ) throws(RunnerError) -> RunnerConfig {
+        let file = path ?? layout.configFile
+        let bytes = try FilePaths.read(file)
+        return try parse(bytes, source: file, options: options ?? .host(layout))
+    }
+
+    /// Parses and validates config bytes; throws one error listing every problem with its line.
+    public static func parse(_ bytes: [UInt8], source: String, options: Options = .syntax) throws(RunnerError)
+        -> RunnerConfig
+    {
+        let (config, problems) = check(bytes, source: source, options: options)
+        guard let config, problems.isEmpty else {
+            throw RunnerConfig.error(source: source, problems: problems)
+        }
+        return config
+    }
+
+    /// Parses and validates, returning every problem instead of throwing (`config check`).
+    public static func check(_ bytes: [UInt8], source: String, options: Options) -> (RunnerConfig?, [ConfigProblem]) {
+        let file = EnvironmentFile.parse(bytes)
+        var problems = file.problems.map { ConfigProblem(line: $0.line, key: nil, message: $0.message, fix: $0.fix) }
+        var entries: [String: Entry] = [:]
+        for assignment in file.assignments where EnvironmentFile.isValidName(assignment.key) {
+            guard let key = ConfigKey.named(assignment.key) else {
+                var fix = "one of the keys in `runner-build config example`"
+                if let guess = closestKey(to: assignment.key) { fix = "did you mean \(guess)?" }
+                problems.append(.init(line: assignment.line, key: assignment.key, message: "unknown key", fix: fix))
+                continue
+            }
+            if let earlier = entries[key.name] {
+                problems.append(
+                    .init(
+                        line: assignment.line, key: key.name,
+                        message: "set again (first set on line \(earlier.line ?? 0)); systemd would silently use"
+                            + " the last one", fix: "one assignment per key"))
+                continue
+            }
+            entries[key.name] = Entry(value: assignment.value, line: assignment.line)
+        }
+        let config = RunnerConfig(source: source, entries: entries)
+        problems += config.problems(options: options)
+        problems.sort { ($0.line ?? Int.max, $0.key ?? "") < ($1.line ?? Int.max, $1.key ?? "") }
+        return (config, problems)
+    }
+
+    /// Builds a config from values (tests, programs). Validate with ``validated(options:)``.
+    public init(source: String, values: [String: String]) {
+        self.init(source: source, entries: values.mapValues { Entry(value: $0, line: nil) })
+    }
+
+    init(source: String, entries: [String: Entry]) {
+        self.source = source
+        self.entries = entries
+    }
+
+    /// This config, checked; throws one error listing every problem.
+    public func validated(options: Options) throws(RunnerError) -> RunnerConfig {
+        var problems: [ConfigProblem] = []
+        for name in entries.keys.sorted() where ConfigKey.named(name) == nil {
+            problems.append(.init(line: entries[name]?.line, key: name, message: "unknown key", fix: nil))
+        }
+        problems += self.problems(options: options)
+        guard problems.isEmpty else { throw RunnerConfig.error(source: source, problems: problems) }
+        return self
+    }
+
+    /// This config with `values` pinned (as `runner-build userdata` pins the ref and bundle digest).
+    /// A key already set to a different value is refused: the file and the flag disagree.
+    public func pinning(_ values: [ConfigKey: String], by flag: (ConfigKey) -> String) throws(RunnerError)
+        -> RunnerConfig
+    {
+        var copy = self
+        for (key, value) in values.sorted(by: { $0.key.name < $1.key.name }) {
+            if let existing = entries[key.name], existing.value != value {
+                throw RunnerError(
+                    .invalidConfig, input: "\(source):\(existing.line ?? 0)",
+                    problem: "\(key.name) is \(existing.value) but \(flag(key)) says \(value)",
+                    fix: "remove \(key.name) from \(source); \(flag(key)) pins it")
+            }
+            copy.entries[key.name] = Entry(value: value, line: existing(key)?.line)
+        }
+        return copy
+
+        func existing(_ key: ConfigKey) -> Entry? { entries[key.name] }
+    }
+
+    static func error(source: String, problems: [ConfigProblem]) -> RunnerError {
+        let count = problems.count == 1 ? "1 problem" : "\(problems.count) problems"
+        return RunnerError(
+            .invalidConfig, input: source,
+            problem: "\(count):\n" + problems.map { "  " + $0.description }.joined(separator: "\n"),
+            fix: "edit \(source); `runner-build config example` documents every key")
+    }
+
+    // MARK: Values
+
+    /// Whether `key` is set in the file.
+    public func isSet(_ key: ConfigKey) -> Bool { entries[key.name] != nil }
+
+    /// The value of `key`: as set, else its default, else nil. An empty value counts as unset.
+    public func value(_ key: ConfigKey) -> String? {
+        if let entry = entries[key.name], !entry.value.isEmpty { return entry.value }
+        return key.defaultValue
+    }
+
+    /// The line `key` was set on.
+    public func line(_ key: ConfigKey) -> Int? { entries[key.name]?.line }
+
+    /// A boolean key's value (false when unset and without default).
+    public func bool(_ key: ConfigKey) -> Bool { value(key) == "true" }
+
+    /// `RUNNER_GITHUB_URL`, parsed; nil only for an unvalidated config without it.
+    public var githubURL: GitHubURL? { value(.githubURL).flatMap(GitHubURL.init) }
+    /// `RUNNER_NAME`, or nil for the host name.
+    public var runnerName: String? { value(.name) }
+    /// `RUNNER_LABELS`, split and trimmed.
+    public var labels: [String] { RunnerConfig.labels(value(.labels) ?? "") }
+    /// `RUNNER_GROUP`, or nil for the default group.
+    public var group: String? { value(.group) }
+    public var ephemeral: Bool { bool(.ephemeral) }
+    public var noDefaultLabels: Bool { bool(.noDefaultLabels) }
+    /// `RUNNER_WORK_DIR` (a host path; join it with `HostLayout.path` in tests).
+    public var workDirectory: String { value(.workDirectory) ?? "/var/lib/runner/work" }
+    public var user: String { value(.user) ?? "runner" }
+    public var runnerVersion: String? { value(.runnerVersion) }
+    public var tarballURL: String? { value(.tarballURL) }
+    public var tarballSHA256: String? { value(.tarballSHA256)?.lowercased() }
+    public var bundleURL: String? { value(.bundleURL) }
+    public var bundleSHA256: String? { value(.bundleSHA256)?.lowercased() }
+    /// How bootstrap.sh fetches the release.
+    public enum BootstrapMode: String, Sendable { case bundle, git }
+    public var bootstrapMode: BootstrapMode { BootstrapMode(rawValue: value(.bootstrapMode) ?? "bundle") ?? .bundle }
+    public var bootstrapRepoURL: String? { value(.bootstrapRepoURL) }
+    public var bootstrapRepoRef: String? { value(.bootstrapRepoRef) }
+    /// `RUNNER_IMAGES`, parsed (invalid entries are refused by validation).
+    public var images: [ImageSpec] { RunnerConfig.words(value(.images)).compactMap(ImageSpec.init) }
+    public var defaultImage: String { value(.defaultImage) ?? "debian-bookworm" }
+    /// `RUNNER_IMAGE_ALIASES`, parsed.
+    public var imageAliases: [ImageAlias] { RunnerConfig.words(value(.imageAliases)).compactMap(ImageAlias.init) }
+    public var requireJobContainer: Bool { bool(.requireJobContainer) }
+    public var allowDockerSock: Bool { bool(.allowDockerSock) }
+    /// `RUNNER_GUEST_MOUNT_ALLOW`: extra allowed mount-source roots.
+    public var guestMountAllow: [String] { RunnerConfig.words(value(.guestMountAllow)) }
+
+    /// The guest image for a job's `container:` image: its alias target, or the image name
+    /// itself when it is an installed image name, else the default image.
+    public func guestImage(for containerImage: String) -> String {
+        if let alias = imageAliases.first(where: { $0.alias == containerImage }) { return alias.image }
+        if images.contains(where: { $0.name == containerImage }) { return containerImage }
+        return defaultImage
+    }
+
+    /// `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` and their lowercase twins, for child processes.
+    public var proxyEnvironment: [String: String] {
+        var environment: [String: String] = [:]
+        for key in [ConfigKey.httpProxy, .httpsProxy, .noProxy] {
+            guard let value = value(key) else { continue }
+            environment[key.name] = value
+            environment[key.name.lowercased()] = value
+        }
+        return environment
+    }
+
+    /// How the runner registers; nil when no credential is set (validation requires one).
+    public var credential: RunnerCredential? {
+        if let source = secret(.registrationToken, .registrationTokenFile) { return .registrationToken(source) }
+        if let source = secret(.jitConfig, .jitConfigFile) { return .jitConfig(source) }
+        if let source = secret(.pat, .patFile) { return .pat(source) }
+        if let id = value(.appID), let installation = value(.appInstallationID), let key = value(.appPrivateKeyFile) {
+            return .app(appID: id, installationID: installation, privateKeyFile: key)
+        }
+        return nil
+    }
+
+    private func secret(_ inline: ConfigKey, _ file: ConfigKey) -> SecretSource? {
+        if let value = value(inline) { return .inline(value) }
+        if let path = value(file) { return .file(path) }
+        return nil
+    }
+
+    static func labels(_ text: String) -> [String] {
+        text.split(separator: ",", omittingEmptySubsequences: false).map {
+            String($0).trimmingSpaces()
+        }.filter { !$0.isEmpty }
+    }
+
+    static func words(_ text: String?) -> [String] {
+        (text ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+    }
+
+    // MARK: Rendering
+
+    /// The config as a config.env: every set key in ``ConfigKey/all`` order, one per line,
+    /// quoted so that systemd reads back exactly these values. No comments.
+    public func rendered() -> String {
+        var text = ""
+        for key in ConfigKey.all {
+            guard let entry = entries[key.name] else { continue }
+            text += EnvironmentFile.line(key: key.name, value: entry.value) + "\n"
+        }
+        return text
+    }
+
+    /// The config for logs: secrets replaced by `<redacted>`, proxy credentials hidden.
+    public var redacted: String {
+        var text = ""
+        for key in ConfigKey.all {
+            guard let entry = entries[key.name] else { continue }
+            var shown = entry.value
+            if key.isSecret && !shown.isEmpty {
+                shown = "<redacted>"
+            } else if key.kind == .proxyURL || key.kind == .url || key.kind == .imageSpecs {
+                shown = RunnerConfig.hidingURLCredentials(shown)
+            }
+            text += EnvironmentFile.line(key: key.name, value: shown) + "\n"
+        }
+        return text
+    }
+
+    /// Replaces `user:pass@` in URLs with `<redacted>@`.
+    static func hidingURLCredentials(_ text: String) -> String {
+        var out = ""
+        var rest = Substring(text)
+        while let range = rest.firstRange(of: "://") {
+            out += rest[..<range.upperBound]
+            rest = rest[range.upperBound...]
+            let authority = rest.prefix(while: { $0 != "/" && $0 != " " && $0 != "?" && $0 != "#" })
+            if let at = authority.lastIndex(of: "@") {
+                out += "<redacted>"
+                rest = rest[at...]
+            }
+        }
+        return out + rest
+    }
+}
+
+// MARK: Validation
+
+extension RunnerConfig {
+    func problems(options: Options) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        func add(_ key: ConfigKey?, _ message: String, fix: String? = nil) {
+            problems.append(.init(line: key.flatMap { line($0) }, key: key?.name, message: message, fix: fix))
+        }
+        for key in ConfigKey.all {
+            guard let entry = entries[key.name] else { continue }
+            if let problem = RunnerConfig.checkValue(entry.value, of: key) {
+                add(key, problem, fix: key.kind.description)
+            }
+        }
+        if value(.githubURL) == nil {
+            add(nil, "RUNNER_GITHUB_URL is not set", fix: ConfigKey.githubURL.kind.description)
+        }
+        // Credentials: exactly one kind, not both inline and file.
+        for (inline, file) in [
+            (ConfigKey.registrationToken, ConfigKey.registrationTokenFile), (.jitConfig, .jitConfigFile),
+            (.pat, .patFile),
+        ] where value(inline) != nil && value(file) != nil {
+            add(
+                file, "set together with \(inline.name)",
+                fix: "one of them; the _FILE form keeps the secret out of config.env")
+        }
+        let appKeys = [ConfigKey.appID, .appInstallationID, .appPrivateKeyFile]
+        let appSet = appKeys.filter { value($0) != nil }
+        if !appSet.isEmpty && appSet.count < appKeys.count {
+            let missing = appKeys.filter { value($0) == nil }.map(\.name).joined(separator: ", ")
+            add(appSet[0], "a GitHub App also needs \(missing)", fix: "all three App keys")
+        }
+        var kinds: [String] = []
+        if value(.registrationToken) != nil || value(.registrationTokenFile) != nil {
+            kinds.append("registration token")
+        }
+        if value(.jitConfig) != nil || value(.jitConfigFile) != nil { kinds.append("JIT config") }
+        if value(.pat) != nil || value(.patFile) != nil { kinds.append("PAT") }
+        if !appSet.isEmpty { kinds.append("GitHub App") }
+        if kinds.count > 1 {
+            add(nil, "more than one credential is set (\(kinds.joined(separator: ", ")))", fix: "exactly one")
+        } else if kinds.isEmpty && options.requireCredential {
+            add(
+                nil, "no credential is set",
+                fix: "RUNNER_REGISTRATION_TOKEN[_FILE], RUNNER_JIT_CONFIG[_FILE], RUNNER_PAT[_FILE] or the three"
+                    + " RUNNER_APP_* keys")
+        }
+        if let url = githubURL {
+            if case .enterprise = url.scope, !appSet.isEmpty {
+                add(
+                    .appID, "enterprise runners cannot register with a GitHub App", fix: "a PAT or a registration token"
+                )
+            }
+            if case .repository = url.scope, value(.group) != nil {
+                add(.group, "runner groups exist only for organization and enterprise runners", fix: "remove it")
+            }
+        }
+        if noDefaultLabels && labels.isEmpty {
+            add(.noDefaultLabels, "needs RUNNER_LABELS: a runner without labels gets no jobs", fix: "set RUNNER_LABELS")
+        }
+        if (value(.runnerVersion) != nil || value(.tarballURL) != nil) && value(.tarballSHA256) == nil {
+            add(
+                isSet(.tarballURL) ? .tarballURL : .runnerVersion, "the runner download is not pinned",
+                fix: "RUNNER_TARBALL_SHA256 with the tarball's sha256")
+        }
+        if value(.tarballSHA256) != nil && value(.runnerVersion) == nil && value(.tarballURL) == nil {
+            add(.tarballSHA256, "pins nothing", fix: "RUNNER_VERSION or RUNNER_TARBALL_URL with it")
+        }
+        let imageNames = images.map(\.name)
+        if Set(imageNames).count != imageNames.count {
+            add(.images, "names an image twice", fix: "one entry per image name")
+        }
+        if options.requireBootstrap {
+            if value(.bootstrapRepoRef) == nil {
+                add(
+                    nil, "RUNNER_BOOTSTRAP_REPO_REF is not set",
+                    fix: "the release tag (runner-build userdata --ref pins it)")
+            }
+            switch bootstrapMode {
+            case .bundle:
+                if value(.bundleSHA256) == nil {
+                    add(
+                        nil, "RUNNER_BUNDLE_SHA256 is not set",
+                        fix: "the bundle's sha256 (runner-build userdata pins it)")
+                }
+                if value(.bundleURL) == nil && value(.bootstrapRepoURL) == nil {
+                    add(
+                        nil, "neither RUNNER_BUNDLE_URL nor RUNNER_BOOTSTRAP_REPO_URL is set",
+                        fix: "where bootstrap.sh downloads the bundle")
+                }
+            case .git:
+                if value(.bootstrapRepoURL) == nil {
+                    add(.bootstrapMode, "git mode needs RUNNER_BOOTSTRAP_REPO_URL", fix: "the repository to clone")
+                }
+            }
+        }
+        if let layout = options.secretFiles {
+            for key in [ConfigKey.registrationTokenFile, .jitConfigFile, .patFile, .appPrivateKeyFile] {
+                guard let path = value(key), path.hasPrefix("/") else { continue }
+                if let problem = RunnerConfig.checkSecretFile(layout.path(path)) {
+                    add(key, "\(path) \(problem)", fix: "a regular file with mode 0600 (chmod 600 \(path))")
+                }
+            }
+        }
+        return problems
+    }
+
+    /// Why `path` is not acceptable as a secret file, or nil.
+    static func checkSecretFile(_ path: String) -> String? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "does not exist or cannot be read" }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { return "is not a regular file" }
+        let mode = st.st_mode & 0o777
+        guard mode & 0o077 == 0 else { return "has mode \(String(mode, radix: 8)), readable by others" }
+        return nil
+    }
+
+    /// Why `value` is not acceptable for `key`, or nil.
+    static func checkValue(_ value: String, of key: ConfigKey) -> String? {
+        if ConfigSyntax.hasControlCharacters(value) && key.kind != .text {
+            return "contains a control character (a newline inside quotes?)"
+        }
+        if value.isEmpty { return nil }  // an empty value means "unset", as in a shell
+        let shown = key.isSecret ? "the value" : "\"\(value)\""
+        switch key.kind {
+        case .text:
+            return ConfigSyntax.hasControlCharacters(value) ? "contains a control character" : nil
+        case .githubURL:
+            guard GitHubURL(value) == nil else { return nil }
+            if value.hasPrefix("http://github.com") { return "github.com needs https://" }
+            return "\(shown) is not a repository, organization or enterprise URL"
+        case .url:
+            return ConfigSyntax.isURL(value) ? nil : "\(shown) is not a URL"
+        case .proxyURL:
+            return ConfigSyntax.isURL(value) ? nil : "\(shown) is not a proxy URL"
+        case .boolean:
+            return value == "true" || value == "false" ? nil : "\(shown) is not a boolean"
+        case .runnerName:
+            let ok =
+                value.count <= 64
+                && value.unicodeScalars.allSatisfy { ConfigSyntax.isAlnum($0) || "._-".unicodeScalars.contains($0) }
+            return ok ? nil : "\(shown) is not a valid runner name"
+        case .labels:
+            let parts = value.split(separator: ",", omittingEmptySubsequences: false).map {
+                String($0).trimmingSpaces()
+            }
+            if parts.contains(where: \.isEmpty) { return "has an empty label (two commas, or a trailing comma)" }
+            if let bad = parts.first(where: { label in
+                label.count > 256
+                    || !label.unicodeScalars.allSatisfy {
+                        ConfigSyntax.isAlnum($0) || "._-:/".unicodeScalars.contains($0)
+                    }
+            }) {
+                return "label \"\(bad)\" has characters GitHub labels cannot have"
+            }
+            if parts.count > 100 { return "has \(parts.count) labels; GitHub allows 100" }
+            return nil
+        case .absolutePath:
+            return isCleanAbsolutePath(value) ? nil : "\(shown) is not an absolute path without '..'"
+        case .absolutePaths:
+            if let bad = words(value).first(where: { !isCleanAbsolutePath($0) || $0 == "/" }) {
+                return "\"\(bad)\" is not an absolute path without '..' (and not /)"
+            }
+            return nil
+        case .userName:
+            let ok =
+                value != "root" && value.count <= 32
+                && value.unicodeScalars.first.map({ ("a"..."z").contains($0) || $0 == "_" }) == true
+                && value.unicodeScalars.allSatisfy { ConfigSyntax.isLowerAlnum($0) || $0 == "_" || $0 == "-" }
+            return ok ? nil : "\(shown) is not a user name the runner can use"
+        case .secret:
+            return value.contains(" ") ? "contains a space; tokens never do (a copy-paste error?)" : nil
+        case .numericID:
+            return value.allSatisfy({ $0.isASCII && $0.isNumber }) && value.count <= 20
+                ? nil : "\(shown) is not a number"
+        case .version:
+            let parts = value.split(separator: ".", omittingEmptySubsequences: false)
+            let ok = parts.count == 3 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy { $0.isASCII && $0.isNumber } }
+            return ok ? nil : "\(shown) is not a version X.Y.Z (no leading v)"
+        case .sha256:
+            return SHA256Digest.isValidHex(value) ? nil : "\(shown) is not 64 hex digits"
+        case .bootstrapMode:
+            return value == "bundle" || value == "git" ? nil : "\(shown) is not a bootstrap mode"
+        case .gitRef:
+            let ok =
+                !value.hasPrefix("-") && !value.contains("..") && value.count <= 200
+                && value.unicodeScalars.allSatisfy { ConfigSyntax.isAlnum($0) || "._-/+".unicodeScalars.contains($0) }
+            return ok ? nil : "\(shown) is not a tag or branch name"
+        case .imageSpecs:
+            if let bad = words(value).first(where: { ImageSpec($0) == nil }) {
+                return "\"\(bad)\" is not NAME=URL@sha256:HEX"
+            }
+            return nil
+        case .imageName:
+            return ConfigSyntax.isImageName(value) ? nil : "\(shown) is not an image name"
+        case .imageAliases:
+            if let bad = words(value).first(where: { ImageAlias($0) == nil }) {
+                return "\"\(bad)\" is not ALIAS=NAME"
+            }
+            return nil
+        case .hostList:
+            return value.contains(where: { $0 == " " || $0 == "\t" })
+                ? "contains spaces; separate hosts with commas" : nil
+        }
+    }
+
+    static func isCleanAbsolutePath(_ path: String) -> Bool {
+        path.hasPrefix("/") && !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." })
+    }
+
+    /// The known key closest to `name` by edit distance, when it is close enough to be a typo.
+    static func closestKey(to name: String) -> String? {
+        let upper = name.uppercased()
+        var best: (String, Int)? = nil
+        for key in ConfigKey.all {
+            let distance = editDistance(Array(upper.utf8), Array(key.name.utf8))
+            if distance < (best?.1 ?? Int.max) { best = (key.name, distance) }
+        }
+        guard let best, best.1 <= max(2, name.utf8.count / 4) else { return nil }
+        return best.0
+    }
+
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}
+
+extension ConfigKey {
+    /// Why `value` is not acceptable for this key (naming the problem, not the key), or nil.
+    /// An empty value is acceptable: it means unset.
+    public func problem(with value: String) -> String? {
+        RunnerConfig.checkValue(value, of: self)
+    }
+}
