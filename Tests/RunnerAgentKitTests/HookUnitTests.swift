@@ -143,10 +143,10 @@ struct HookDecodingTests {
                 "# c\nRUNNER_IMAGE_ALIASES=\"ubuntu:22.04=debian-bookworm node=node-img\"\n"
                     + "RUNNER_ALLOW_DOCKER_SOCK=true\nRUNNER_GUEST_MOUNT_ALLOW=/srv/a /srv/b\n",
                 to: layout.configFile)
-            let settings = HookSettings.load(layout: layout)
+            let settings = try HookSettings.load(layout: layout)
             #expect(settings.imageAliases == ["ubuntu:22.04": "debian-bookworm", "node": "node-img"])
             #expect(settings.allowDockerSock)
-            #expect(settings.mountAllow == ["/srv/a", "/srv/b"])
+            #expect(settings.mountAllow == [layout.path("/srv/a"), layout.path("/srv/b")])
             let policy = settings.guestPolicy(layout: layout, backend: .direct)
             #expect(policy.allowedMountRoots.contains(layout.path("/var/run/docker.sock")))
         }

@@ -53,7 +53,7 @@ struct MachinedPathTests {
         let agent = try #require(HookHarness.agent)
         let agentDirectory = FilePaths.parent(of: agent)
         let name = "rhost-" + String(GuestPolicy.newGuestName().dropFirst(3))
-        let socket = try NotifySocket(path: h.dir.appending("host.notify"))
+        let socket = try RunnerAgentKit.NotifySocket(path: h.dir.appending("host.notify"))
         var boot = SystemdNspawn.BootOptions(directory: hostTree, machine: name)
         boot.binds = [
             GuestBind(source: h.dir.path, target: h.dir.path),

@@ -42,7 +42,7 @@ enum AgentHost {
         }
         signal(SIGPIPE, SIG_IGN)
         let layout = layout()
-        let settings = HookSettings.load(layout: layout)
+        let settings = try HookSettings.load(layout: layout)
         return GuestManager(
             policy: policy(layout: layout, settings: settings), logger: Logger(label: "runner.guest"))
     }

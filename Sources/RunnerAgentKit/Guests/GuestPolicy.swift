@@ -67,7 +67,8 @@ public struct GuestPolicy: Sendable {
         }
     }
 
-    /// The rootfs of a local image, refusing names that are not plain store names.
+    /// The rootfs of a local image (``ImageStore/resolve(_:)``), refusing names that are not
+    /// plain store names and trees that resolve outside the store.
     func imageRootfs(_ image: String) throws(RunnerError) -> String {
         let validChars = image.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
         guard !image.isEmpty, image.count <= 128, validChars, !image.hasPrefix("."), !image.hasPrefix("-") else {
@@ -75,7 +76,7 @@ public struct GuestPolicy: Sendable {
                 .invalidInput, input: image, problem: "is not an image name of the local store",
                 fix: "use one of: \(availableImages().joined(separator: ", "))")
         }
-        let rootfs = layout.imageRootfs(image)
+        let rootfs = try ImageStore(layout: layout).resolve(image).rootfs
         guard let real = Self.realPath(rootfs), let store = Self.realPath(layout.imagesDirectory),
             real.hasPrefix(store + "/")
         else {
@@ -86,18 +87,9 @@ public struct GuestPolicy: Sendable {
         return real
     }
 
-    /// Names of the images in the local store that have a current rootfs.
+    /// Names of the images in the local store that have an active version.
     public func availableImages() -> [String] {
-        guard let dir = opendir(layout.imagesDirectory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
-            if !name.hasPrefix("."), FilePaths.exists(layout.imageRootfs(name) + "/") { names.append(name) }
-        }
-        return names.sorted()
+        ((try? ImageStore(layout: layout).list()) ?? []).map(\.name)
     }
 
     /// Checks a bind: absolute clean target; a source that exists inside an allowed root.
@@ -145,10 +137,7 @@ public struct GuestPolicy: Sendable {
     }
 }
 
-/// The few config.env keys the hook and the helper read, in one place.
-///
-/// Until the config model (`RunnerCore`, branch `config`) lands this parses `KEY=VALUE` lines
-/// the way systemd's `EnvironmentFile=` does for simple values (comments, quotes).
+/// The config.env keys the hook and the helper read (from ``RunnerConfig``), in one place.
 public struct HookSettings: Sendable, Hashable {
     /// `RUNNER_IMAGE_ALIASES`: `ubuntu:22.04=debian-bookworm` pairs.
     public var imageAliases: [String: String] = [:]
@@ -158,51 +147,40 @@ public struct HookSettings: Sendable, Hashable {
     public var allowDockerSock: Bool = false
     /// `RUNNER_GUEST_MOUNT_ALLOW`: extra allowed mount-source roots.
     public var mountAllow: [String] = []
-    /// `RUNNER_WORK_DIR`.
+    /// `RUNNER_WORK_DIR`, when set.
     public var workDirectory: String?
     /// How long services may take to accept connections on their ports.
     public var serviceReadyTimeout: Double = 60
 
     public init() {}
 
-    /// Reads `config.env` under `layout` (missing file: defaults).
-    public static func load(layout: HostLayout) -> HookSettings {
-        var settings = HookSettings()
-        guard let bytes = try? FilePaths.read(layout.configFile) else { return settings }
-        let values = parse(String(decoding: bytes, as: UTF8.self))
-        if let aliases = values["RUNNER_IMAGE_ALIASES"] {
-            for pair in aliases.split(separator: " ") {
-                guard let eq = pair.lastIndex(of: "=") else { continue }
-                settings.imageAliases[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-            }
+    /// The keys the hook reads; problems with other keys are the installer's and service's business.
+    static let keys: [ConfigKey] = [.imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory]
+
+    /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
+    /// the hook's own keys are errors.
+    public static func load(layout: HostLayout) throws(RunnerError) -> HookSettings {
+        guard FilePaths.exists(layout.configFile) else { return HookSettings() }
+        let (config, problems) = RunnerConfig.check(
+            try FilePaths.read(layout.configFile), source: layout.configFile, options: .syntax)
+        let names = Set(keys.map(\.name))
+        let relevant = problems.filter { problem in problem.key.map { names.contains($0) } ?? (problem.line != nil) }
+        guard let config, relevant.isEmpty else {
+            throw RunnerError(
+                .invalidConfig, input: layout.configFile,
+                problem: relevant.map(\.description).joined(separator: "; "),
+                fix: "fix these lines (`runner-build config example` documents every key)")
         }
-        if let image = values["RUNNER_DEFAULT_IMAGE"], !image.isEmpty { settings.defaultImage = image }
-        settings.allowDockerSock = values["RUNNER_ALLOW_DOCKER_SOCK"] == "true"
-        settings.mountAllow = (values["RUNNER_GUEST_MOUNT_ALLOW"] ?? "").split(separator: " ").map(String.init)
-        if let work = values["RUNNER_WORK_DIR"], work.hasPrefix("/") { settings.workDirectory = layout.path(work) }
-        return settings
+        return HookSettings(config, layout: layout)
     }
 
-    static func parse(_ text: String) -> [String: String] {
-        var values: [String: String] = [:]
-        for rawLine in text.split(separator: "\n") {
-            let line = trim(rawLine)
-            guard !line.isEmpty, !line.hasPrefix("#"), !line.hasPrefix(";"), let eq = line.firstIndex(of: "=") else {
-                continue
-            }
-            let key = trim(line[..<eq])
-            var value = trim(line[line.index(after: eq)...])
-            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
-                value = String(value.dropFirst().dropLast())
-            }
-            values[key] = value
-        }
-        return values
-    }
-
-    static func trim(_ text: some StringProtocol) -> String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
-        return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+    /// The settings a validated config gives.
+    public init(_ config: RunnerConfig, layout: HostLayout) {
+        for alias in config.imageAliases { imageAliases[alias.alias] = alias.image }
+        defaultImage = config.defaultImage
+        allowDockerSock = config.allowDockerSock
+        mountAllow = config.guestMountAllow.map { layout.path($0) }
+        if config.isSet(.workDirectory) { workDirectory = layout.path(config.workDirectory) }
     }
 
     /// The guest policy these settings give on `layout`.

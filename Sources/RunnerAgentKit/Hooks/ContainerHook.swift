@@ -75,7 +75,7 @@ public struct ContainerHook: Sendable {
         let text = "\(error)"
         let escaped = text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
         StandardOutput.write("::error::\(escaped)\n")
-        StandardError.write("runner-agent hook: error: \(text)\n")
+        RunnerCore.StandardError.write("runner-agent hook: error: \(text)\n")
     }
 
     // MARK: prepare_job

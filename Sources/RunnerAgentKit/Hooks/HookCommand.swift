@@ -24,7 +24,13 @@ public struct HookCommand: AsyncParsableCommand {
     public func run() async throws {
         signal(SIGPIPE, SIG_IGN)
         let layout = AgentHost.layout()
-        let settings = HookSettings.load(layout: layout)
+        let settings: HookSettings
+        do {
+            settings = try HookSettings.load(layout: layout)
+        } catch {
+            ContainerHook.reportError(error)
+            throw ExitCode(1)
+        }
         let logger = Logger(label: "runner.hook")
         let policy = AgentHost.policy(layout: layout, settings: settings)
         let guests: any GuestOperations =
