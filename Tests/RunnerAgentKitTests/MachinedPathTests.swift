@@ -12,7 +12,7 @@ import Testing
 /// A "host" tree (systemd, dbus, systemd-container): booted, it has systemd as PID 1 and
 /// machined, like a real appliance host (nspawn-notes.md §2).
 enum HostTree {
-    static let packages = ["systemd", "dbus", "systemd-container", "bash", "coreutils", "python3"]
+    static let packages = ["systemd", "dbus", "systemd-container", "bash", "coreutils", "python3", "libarchive13"]
 
     static var cacheDirectory: String {
         let key = SHA256Digest.hex(of: Array("bookworm minbase \(packages.joined(separator: ",")) host v1".utf8))

@@ -498,7 +498,7 @@ public struct GuestManager: Sendable {
     /// `systemd-nspawn` processes started with `--machine=rg-…`, and their guest names.
     static func nspawnProcesses() -> [(Int32, String)] {
         var found: [(Int32, String)] = []
-        for pid in Posix.allPIDs() {
+        for pid in Posix.allPIDs() where Posix.comm(of: pid) == "systemd-nspawn" {
             let args = Posix.commandLine(of: pid)
             guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
             if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {

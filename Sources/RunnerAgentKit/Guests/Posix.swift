@@ -33,7 +33,7 @@ public enum ProcessEnvironment {
 enum Posix {
     /// The start time of `pid` (field 22 of `/proc/PID/stat`), or nil when it is gone or a zombie.
     static func startTime(of pid: Int32) -> UInt64? {
-        guard pid > 0, let bytes = try? FilePaths.read("/proc/\(pid)/stat") else { return nil }
+        guard pid > 0, let bytes = readSmall("/proc/\(pid)/stat") else { return nil }
         let text = String(decoding: bytes, as: UTF8.self)
         guard let close = text.lastIndex(of: ")") else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
@@ -47,9 +47,31 @@ enum Posix {
         return expected == nil || expected == actual
     }
 
+    /// The first bytes of a small file (`/proc` entries), without Foundation.
+    static func readSmall(_ path: String, limit: Int = 4096) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: limit)
+        var count = 0
+        while count < limit {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, limit - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            count += n
+        }
+        return Array(buffer[0..<count])
+    }
+
+    /// The `comm` name of `pid`.
+    static func comm(of pid: Int32) -> String {
+        guard let bytes = readSmall("/proc/\(pid)/comm", limit: 64) else { return "" }
+        return String(decoding: bytes.prefix { $0 != 10 }, as: UTF8.self)
+    }
+
     /// The NUL-separated command line of `pid`.
     static func commandLine(of pid: Int32) -> [String] {
-        guard let bytes = try? FilePaths.read("/proc/\(pid)/cmdline") else { return [] }
+        guard let bytes = readSmall("/proc/\(pid)/cmdline", limit: 65536) else { return [] }
         return bytes.split(separator: 0, omittingEmptySubsequences: false).map {
             String(decoding: $0, as: UTF8.self)
         }

@@ -288,8 +288,10 @@ public struct ContainerHook: Sendable {
                     logger.warning("could not stop guest", metadata: ["guest": "\(name)", "error": "\(error)"])
                 }
             }
+        } else {
+            // prepare_job failed or never saved a state: sweep what a killed prepare left.
+            await guests.sweep()
         }
-        await guests.sweep()
     }
 }
 

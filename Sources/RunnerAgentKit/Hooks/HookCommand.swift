@@ -22,6 +22,13 @@ public struct HookCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
+        let code = await Self.handle()
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// Handles one hook call from stdin and returns the exit code. The executable calls this
+    /// directly for `runner-agent hook` (no argument parsing: the hook is on every step's path).
+    public static func handle() async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let layout = AgentHost.layout()
         let settings: HookSettings
@@ -29,7 +36,7 @@ public struct HookCommand: AsyncParsableCommand {
             settings = try HookSettings.load(layout: layout)
         } catch {
             ContainerHook.reportError(error)
-            throw ExitCode(1)
+            return 1
         }
         let logger = Logger(label: "runner.hook")
         let policy = AgentHost.policy(layout: layout, settings: settings)
@@ -39,8 +46,7 @@ public struct HookCommand: AsyncParsableCommand {
             : HelperGuests(helper: layout.guestHelper)
         let owner = ProcessEnvironment.value("RUNNER_HOOK_OWNER_PID").flatMap(Int32.init) ?? getppid()
         let hook = ContainerHook(settings: settings, policy: policy, guests: guests, logger: logger, ownerPID: owner)
-        let code = await hook.run(stdin: readStandardInput())
-        if code != 0 { throw ExitCode(code) }
+        return await hook.run(stdin: readStandardInput())
     }
 }
 
