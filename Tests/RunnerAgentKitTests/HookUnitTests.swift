@@ -284,6 +284,13 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
             Systemctl.kill(unit: "u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
     }
 
+    @Test func timeoutBoundsACommand() {
+        #expect(
+            Timeout.bounded(seconds: 20, Systemctl.stop(unit: "u.service", block: true)).argv == [
+                "timeout", "--kill-after=5", "20", "systemctl", "stop", "--", "u.service",
+            ])
+    }
+
     @Test func backendDetection() throws {
         try withTemporaryDirectoryHelper { dir in
             let layout = dir.layout

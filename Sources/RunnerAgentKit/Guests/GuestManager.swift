@@ -454,8 +454,14 @@ public struct GuestManager: Sendable {
     func teardown(name: String, backend: GuestBackend) async {
         switch backend {
         case .machined:
-            let stop = Systemctl.stop(unit: name + ".service", block: true)
-            _ = try? await runner.run(stop)
+            // Bounded: a wedged guest must not hang cleanup; then kill the unit outright.
+            // The guest is throwaway (a volatile overlay): terminate, no orderly shutdown.
+            _ = try? await runner.run(Timeout.bounded(seconds: 20, Machinectl.terminate(machine: name)))
+            let stop = Timeout.bounded(seconds: 20, Systemctl.stop(unit: name + ".service", block: true))
+            let stopped = (try? await runner.run(stop))?.status.isSuccess ?? false
+            if !stopped {
+                _ = try? await runner.run(Systemctl.kill(unit: name + ".service", signal: "SIGKILL"))
+            }
         case .direct:
             for (pid, guest) in Self.nspawnProcesses() where guest == name {
                 Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
