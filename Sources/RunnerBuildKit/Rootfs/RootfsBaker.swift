@@ -24,18 +24,23 @@ public struct RootfsBakeResult: Sendable, Hashable {
 
 /// `runner-build rootfs`: recipe → mmdebstrap tree → guest-ready → `.tar.zst` + manifest.
 public struct RootfsBaker: Sendable {
-    /// Units masked in every guest: they fail or idle in a container and would leave it
-    /// `degraded` or busy (timers that start apt, fstrim, e2scrub; gettys on a passive console).
+    /// Units masked in every guest. Some fail or idle in a container and would leave it
+    /// `degraded` or busy (timers that start apt, fstrim, e2scrub; gettys on a passive console;
+    /// firstboot, remount-fs); the rest cost boot time and serve no job (logins, utmp, the
+    /// persistent journal flush, hugepages and fuse control mounts).
     public static let defaultMaskedUnits = [
         "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
         "e2scrub_reap.service", "fstrim.timer", "console-getty.service", "getty@.service",
         "systemd-firstboot.service", "systemd-timesyncd.service", "systemd-networkd-wait-online.service",
         "systemd-resolved.service", "systemd-remount-fs.service", "systemd-sysusers.service",
+        "systemd-logind.service", "systemd-user-sessions.service", "systemd-update-utmp.service",
+        "systemd-update-utmp-runlevel.service", "systemd-journal-flush.service", "dev-hugepages.mount",
+        "sys-fs-fuse-connections.mount",
     ]
 
     /// Bumped whenever the pipeline changes what a recipe produces; part of the recipe digest,
     /// so a changed pipeline never reuses an old bake.
-    public static let pipelineVersion = "rootfs-bake-5"
+    public static let pipelineVersion = "rootfs-bake-7"
 
     public var runner: any CommandRunner
     public var writer: any RootfsArchiveWriter
@@ -90,11 +95,6 @@ public struct RootfsBaker: Sendable {
         }
         hooks += recipe.customize
         hooks.append("rm -f \"$1/etc/hostname\" \"$1/etc/resolv.conf\" && : > \"$1/etc/machine-id\"")
-        // apt hands its partial directories to _apt only when _apt can reach the tree, which
-        // depends on the modes of the output directory's parents: normalise to root.
-        hooks.append(
-            "for d in \"$1/var/cache/apt/archives/partial\" \"$1/var/lib/apt/lists/partial\"; do "
-                + "if [ -d \"$d\" ]; then chown 0:0 \"$d\"; fi; done")
         let units = defaultMaskedUnits + recipe.maskedUnits.filter { !defaultMaskedUnits.contains($0) }
         hooks.append(
             "mkdir -p \"$1/etc/systemd/system\" && for u in \(units.joined(separator: " ")); do "
@@ -206,6 +206,8 @@ public struct RootfsBaker: Sendable {
             throw Self.mmdebstrapError(command, recipe: recipe, result: result)
         }
 
+        try Self.normaliseAptPartialDirectories(tree: tree)
+
         progress.stage("[2/4] recording installed packages")
         let query = DpkgQuery().installedPackages(tree: tree)
         let packages = DpkgQuery.parseInstalled(try await runner.output(query))
@@ -237,6 +239,20 @@ public struct RootfsBaker: Sendable {
         progress.finish(
             "baked \(archivePath) (\(st.st_size / 1_000_000) MB, \(packages.count) packages, sha256 \(sha.prefix(12)))")
         return RootfsBakeResult(archive: archivePath, manifestPath: manifestPath, manifest: manifest, reused: false)
+    }
+
+    /// apt's cleanup (after the customize hooks) hands its `partial` directories to `_apt` only
+    /// when `_apt` can reach the tree, which depends on the modes of the output directory's
+    /// parents; they are set to root here so the archive does not depend on where it was baked.
+    static func normaliseAptPartialDirectories(tree: String) throws(RunnerError) {
+        for relative in ["/var/cache/apt/archives/partial", "/var/lib/apt/lists/partial"] {
+            let path = tree + relative
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else { continue }
+            guard lchown(path, 0, 0) == 0 else {
+                throw RunnerError.posix("could not change the owner of", path, fix: nil)
+            }
+        }
     }
 
     /// The earlier manifest when it was made from the same digest and its archive still has

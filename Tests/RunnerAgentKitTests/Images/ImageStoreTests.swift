@@ -99,6 +99,28 @@ struct ImageStoreTests {
         }
     }
 
+    @Test func escapingArchiveIsRefusedAndTheActiveVersionStays() async throws {
+        try await withTemporaryDirectory("store-escape") { dir in
+            let store = ImageStore(layout: HostLayout(root: dir.appending("host")))
+            let one = try await makeArchive(dir, label: "one")
+            let first = try await store.importArchive(one.archive, name: "demo")
+            try AtomicFile.write("x\n", to: dir.appending("evil/f"))
+            let evil = dir.appending("evil.tar.zst")
+            try await SubprocessCommandRunner().output(
+                Command(
+                    "tar",
+                    ["--zstd", "-cf", evil, "-C", dir.appending("evil"), "--transform", "s,^\\./f,../escape,", "./f"]))
+            await #expect {
+                try await store.importArchive(evil, name: "demo")
+            } throws: { error in
+                (error as? RunnerError)?.code == .unsafeInput
+            }
+            #expect(!FilePaths.exists(store.layout.imageDirectory("demo") + "/../escape"))
+            #expect(try store.resolve("demo") == first)
+            #expect(try versions(store, "demo") == [first.digest])
+        }
+    }
+
     @Test func unknownImageNamesTheAvailableOnes() async throws {
         try await withTemporaryDirectory("store-unknown") { dir in
             let store = ImageStore(layout: HostLayout(root: dir.appending("host")))
