@@ -6,7 +6,8 @@
 # mode (the default), downloads the bundle of RUNNER_BOOTSTRAP_REPO_REF (RUNNER_BUNDLE_URL, or
 # the release asset under RUNNER_BOOTSTRAP_REPO_URL), checks it against RUNNER_BUNDLE_SHA256,
 # takes bin/runner-agent out of it and execs `runner-agent install --bundle FILE`. In git mode,
-# clones RUNNER_BOOTSTRAP_REPO_URL at the ref and execs the installer from the checkout.
+# clones RUNNER_BOOTSTRAP_REPO_URL at the ref and execs the checkout's bin/runner-agent install
+# from inside the checkout.
 #
 # It tries once. Retrying is the unit's job (Restart=on-failure), not a shell loop's: every
 # failure exits non-zero with one line saying what failed, and leaves nothing half-downloaded.
@@ -84,7 +85,9 @@ bundle)
         ! tar -xf "$download" -C "$work/x" --no-same-owner ./bin/runner-agent 2>/dev/null; then
         die "the bundle $(shown "$url") has no bin/runner-agent (is it a runner bundle?)"
     fi
-    [ -f "$work/x/bin/runner-agent" ] || die "the bundle's bin/runner-agent is not a regular file"
+    if [ -L "$work/x/bin/runner-agent" ] || [ ! -f "$work/x/bin/runner-agent" ]; then
+        die "the bundle's bin/runner-agent is not a regular file"
+    fi
     chmod 0755 "$work/x/bin/runner-agent"
     # Keep the verified bundle and its agent; drop older attempts.
     bundle="$cache/runner-bundle-$ref.tar.gz"
@@ -108,10 +111,11 @@ git)
     rm -rf "$checkout"
     mkdir -p "$(dirname "$checkout")"
     mv "$work/src" "$checkout"
-    say "checked out $(git -C "$checkout" rev-parse HEAD); running the installer from $checkout"
+    say "checked out $(git -C "$checkout" rev-parse HEAD); running $checkout/bin/runner-agent install there"
     rm -rf "$work"
     trap - EXIT
-    exec "$checkout/bin/runner-agent" install --source "$checkout"
+    cd "$checkout"
+    exec "$checkout/bin/runner-agent" install
     ;;
 *)
     die "RUNNER_BOOTSTRAP_MODE=$mode is not one of: bundle, git"

@@ -8,10 +8,10 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         abstract: "Install and run one GitHub Actions runner on this host, with nspawn job containers.",
         version: RunnerVersion.current,
         subcommands: [
+            AgentConfigCommand.self,
             ImageCommand.self,
             HookCommand.self,
             GuestCommand.self,
-            AgentConfigCommand.self,
         ]
     )
 

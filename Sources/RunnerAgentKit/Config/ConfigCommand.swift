@@ -54,12 +54,7 @@ public struct AgentConfigCommand: ParsableCommand {
                 return
             }
             for problem in problems {
-                let location = problem.line.map { "\(path):\($0)" } ?? path
-                var text = "\(location): "
-                if let key = problem.key { text += "\(key): " }
-                text += problem.message
-                if let fix = problem.fix { text += " (expected: \(fix))" }
-                print(text)
+                print(problem.located(in: path))
             }
             let count = problems.count == 1 ? "1 problem" : "\(problems.count) problems"
             printError(

@@ -15,6 +15,7 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             RootfsCommand.self,
             UserDataCommand.self,
             BuildConfigCommand.self,
+            RootfsCommand.self,
         ]
     )
 

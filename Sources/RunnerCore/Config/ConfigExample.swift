@@ -1,7 +1,8 @@
 extension RunnerConfig {
     /// The documented example config.env that `runner-build config example` prints: every key
-    /// with its description, form and default. The GitHub URL and a credential are set (so the
-    /// example validates); every other key is commented out at its example value.
+    /// with its description, form and default. The GitHub URL, a credential and the appliance
+    /// repository are set (so the example validates and renders); every other key is
+    /// commented out at its example value.
     public static var example: String {
         let sections: [(String, [ConfigKey])] = [
             ("Where and how the runner registers", [.githubURL, .name, .labels, .group, .ephemeral, .noDefaultLabels]),
@@ -28,7 +29,9 @@ extension RunnerConfig {
             ),
             ("Proxy", [.httpProxy, .httpsProxy, .noProxy]),
         ]
-        let active: Set<String> = [ConfigKey.githubURL.name, ConfigKey.registrationToken.name]
+        let active: Set<String> = [
+            ConfigKey.githubURL.name, ConfigKey.registrationToken.name, ConfigKey.bootstrapRepoURL.name,
+        ]
         var text = """
             # /etc/runner/config.env: the runner appliance's configuration (mode 0600, owner root).
             #

@@ -168,10 +168,8 @@ private struct Parser {
         case .key:
             if Self.isNewline(c) {
                 state = .preKey
-                let text = String(decoding: key, as: UTF8.self).trimmingTrailingWhitespace()
                 problem(
-                    keyLine, "'\(text)' has no '=': systemd ignores this line",
-                    fix: "write KEY=value, or start the line with # to make it a comment")
+                    keyLine, Self.noEquals(key), fix: "write KEY=value, or start the line with # to make it a comment")
                 key.removeAll()
             } else if c == UInt8(ascii: "=") {
                 state = .preValue
@@ -271,10 +269,7 @@ private struct Parser {
             if state == .value, let cut = lastValueWhitespace { value.removeSubrange(cut...) }
             push()
         case .key:
-            let text = String(decoding: key, as: UTF8.self).trimmingTrailingWhitespace()
-            problem(
-                keyLine, "'\(text)' has no '=': systemd ignores this line",
-                fix: "write KEY=value, or start the line with # to make it a comment")
+            problem(keyLine, Self.noEquals(key), fix: "write KEY=value, or start the line with # to make it a comment")
         case .preKey, .comment, .commentEscape:
             break
         }
@@ -297,6 +292,16 @@ private struct Parser {
         value.removeAll()
         lastKeyWhitespace = nil
         lastValueWhitespace = nil
+    }
+
+    /// The message for a line without `=`. The line is quoted only when it looks like a
+    /// variable name: a pasted token on a line of its own must not reach a log.
+    private static func noEquals(_ key: [UInt8]) -> String {
+        let text = String(decoding: key, as: UTF8.self).trimmingTrailingWhitespace()
+        if EnvironmentFile.isValidName(text) && text.uppercased() == text {
+            return "'\(text)' has no '=': systemd ignores this line"
+        }
+        return "this line has no '=': systemd ignores it"
     }
 
     private mutating func problem(_ line: Int, _ message: String, fix: String) {

@@ -24,10 +24,20 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
 
     /// `line 12: RUNNER_EPHEMERAL: "yes" is not a boolean (expected: true or false)`.
     public var description: String {
-        var text = line.map { "line \($0): " } ?? ""
-        if let key { text += "\(key): " }
+        (line.map { "line \($0): " } ?? "") + detail
+    }
+
+    /// `site.env:12: RUNNER_EPHEMERAL: …`, the compiler-style form `config check` prints.
+    public func located(in source: String) -> String {
+        (line.map { "\(source):\($0): " } ?? "\(source): ") + detail
+    }
+
+    private var detail: String {
+        var text = key.map { "\($0): " } ?? ""
         text += message
-        if let fix { text += " (expected: \(fix))" }
+        if let fix {
+            text += fix.hasPrefix("did you mean") ? " (\(fix))" : " (expected: \(fix))"
+        }
         return text
     }
 }
@@ -211,6 +221,14 @@ public struct RunnerConfig: Sendable, Hashable {
     public var runnerVersion: String? { value(.runnerVersion) }
     public var tarballURL: String? { value(.tarballURL) }
     public var tarballSHA256: String? { value(.tarballSHA256)?.lowercased() }
+    /// Where to download the GitHub runner: `RUNNER_TARBALL_URL`, else the actions/runner release
+    /// asset of `RUNNER_VERSION` for `architecture` (`x64`, `arm64`); nil when neither is set.
+    public func runnerTarballURL(architecture: String) -> String? {
+        if let url = tarballURL { return url }
+        guard let version = runnerVersion else { return nil }
+        return
+            "https://github.com/actions/runner/releases/download/v\(version)/actions-runner-linux-\(architecture)-\(version).tar.gz"
+    }
     public var bundleURL: String? { value(.bundleURL) }
     public var bundleSHA256: String? { value(.bundleSHA256)?.lowercased() }
     /// How bootstrap.sh fetches the release.

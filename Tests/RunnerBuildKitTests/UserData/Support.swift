@@ -2,6 +2,10 @@ import Foundation
 import RunnerCore
 import RunnerTestSupport
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Paths of the repository these tests run in.
 enum Repo {
     /// The repository root (where Package.swift is).
@@ -94,4 +98,126 @@ enum SiteConfigs {
         RUNNER_BOOTSTRAP_REPO_URL=https://github.com/acme/runner.git
 
         """
+}
+
+/// A real HTTP server on 127.0.0.1 (python3's http.server) standing in for GitHub release
+/// downloads. It serves `files/` under its directory, logs every request path, and answers
+/// 503 to the next N requests after ``failNext(_:)``.
+final class TestHTTPServer: Sendable {
+    let directory: String
+    let port: Int
+    /// The server's pid: started in the background by `sh` (Foundation's Process and
+    /// swift-subprocess must not both reap children in one process).
+    private let pid: Int32
+
+    static let script = """
+        import http.server, os, sys
+        root = sys.argv[1]
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                with open(os.path.join(root, "requests.log"), "a") as log:
+                    log.write(self.path + "\\n")
+                fails = os.path.join(root, "fail-next")
+                if os.path.exists(fails):
+                    left = int(open(fails).read() or "0")
+                    if left > 0:
+                        open(fails, "w").write(str(left - 1))
+                        self.send_response(503)
+                        self.end_headers()
+                        return
+                path = os.path.join(root, "files", self.path.lstrip("/"))
+                if not os.path.isfile(path):
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                data = open(path, "rb").read()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            def log_message(self, *args):
+                pass
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        with open(os.path.join(root, "port.tmp"), "w") as f:
+            f.write(str(server.server_address[1]))
+        os.rename(os.path.join(root, "port.tmp"), os.path.join(root, "port"))
+        server.serve_forever()
+        """
+
+    /// Starts a server rooted at `directory` (created) and waits until it listens.
+    init(directory: String) async throws {
+        self.directory = directory
+        try FilePaths.createDirectory(directory + "/files")
+        try AtomicFile.write(Self.script, to: directory + "/server.py")
+        let started = try await runTool(
+            "sh",
+            ["-c", "/usr/bin/python3 \"$1/server.py\" \"$1\" </dev/null >/dev/null 2>&1 & echo $!", "sh", directory])
+        guard started.status.isSuccess,
+            let pid = Int32(started.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+        else {
+            throw RunnerError(
+                .commandFailed, input: "test HTTP server", problem: "could not start: \(started.standardError)")
+        }
+        self.pid = pid
+        var port: Int? = nil
+        for _ in 0..<200 {
+            if let text = try? String(contentsOfFile: directory + "/port", encoding: .utf8) {
+                port = Int(text)
+                break
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        guard let port else {
+            kill(pid, SIGTERM)
+            throw RunnerError(.timeout, input: "test HTTP server", problem: "did not start")
+        }
+        self.port = port
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// Puts `bytes` at `/relative`.
+    func serve(_ bytes: [UInt8], at relative: String) throws {
+        try AtomicFile.write(bytes, to: directory + "/files/" + relative)
+    }
+
+    /// Answers the next `count` requests with 503.
+    func failNext(_ count: Int) throws {
+        try AtomicFile.write("\(count)", to: directory + "/fail-next")
+    }
+
+    /// The paths requested so far.
+    var requests: [String] {
+        let text = (try? String(contentsOfFile: directory + "/requests.log", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+    }
+}
+
+/// A test bundle tarball whose `bin/runner-agent` is a stub that records its argv in
+/// `$RUNNER_ROOT/agent-argv` (or `/var/lib/runner/agent-argv` when RUNNER_ROOT is unset).
+func makeStubBundle(in directory: String, withAgent: Bool = true) async throws -> [UInt8] {
+    let tree = directory + "/bundle-tree"
+    try FilePaths.createDirectory(tree + "/bin")
+    try AtomicFile.write(#"{"version":"v1.2"}"#, to: tree + "/MANIFEST.json")
+    var members = ["MANIFEST.json"]
+    if withAgent {
+        let stub = """
+            #!/bin/sh
+            mkdir -p "${RUNNER_ROOT:-}/var/lib/runner"
+            printf '%s\\n' "$@" > "${RUNNER_ROOT:-}/var/lib/runner/agent-argv"
+            echo "stub runner-agent: $*"
+
+            """
+        try AtomicFile.write(stub, to: tree + "/bin/runner-agent", mode: 0o755)
+        members.append("bin/runner-agent")
+    }
+    let tarball = directory + "/bundle.tar.gz"
+    let result = try await runTool("tar", ["-czf", tarball, "-C", tree] + members)
+    try result.checked(Command("tar"))
+    return try FilePaths.read(tarball)
 }

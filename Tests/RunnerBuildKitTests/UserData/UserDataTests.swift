@@ -244,7 +244,7 @@ import Testing
             let lines = example.standardOutput.split(separator: "\n", omittingEmptySubsequences: false).count
             #expect(
                 check.standardOutput.contains(
-                    "c.env:\(lines): RUNNER_LABEL: unknown key (expected: did you mean RUNNER_LABELS?)"))
+                    "c.env:\(lines): RUNNER_LABEL: unknown key (did you mean RUNNER_LABELS?)"))
             #expect(check.standardOutput.contains("c.env:\(lines + 1): RUNNER_EPHEMERAL: \"yes\" is not a boolean"))
             #expect(check.standardOutput.contains("RUNNER_BOOTSTRAP_REPO_REF is not set"))
             #expect(!check.standardOutput.contains("AABBCCDDEEFF"))

@@ -39,3 +39,10 @@ import Testing
         #expect(file.environment == ["T_A": value], "rendered as \(line)")
     }
 }
+
+@Test func aPastedSecretOnItsOwnLineIsNotEchoed() {
+    let file = EnvironmentFile.parse("T_A=1\nghp_abcdefSECRET123\nRUNNER_LABELS\n")
+    #expect(file.problems.map(\.line) == [2, 3])
+    #expect(!file.problems.description.contains("SECRET"))
+    #expect(file.problems[1].message.contains("'RUNNER_LABELS' has no '='"))
+}

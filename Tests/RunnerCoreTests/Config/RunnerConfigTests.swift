@@ -197,6 +197,20 @@ import Testing
         #expect(config.proxyEnvironment["NO_PROXY"] == "localhost,.internal")
     }
 
+    @Test func runnerTarballURLIsExplicitOrDerivedFromTheVersion() throws {
+        let hex = String(repeating: "c", count: 64)
+        let derived = try RunnerConfig.parse(
+            Array((Self.minimal + "\nRUNNER_VERSION=2.336.0\nRUNNER_TARBALL_SHA256=\(hex)\n").utf8), source: "s",
+            options: .render)
+        #expect(
+            derived.runnerTarballURL(architecture: "x64")
+                == "https://github.com/actions/runner/releases/download/v2.336.0/actions-runner-linux-x64-2.336.0.tar.gz"
+        )
+        #expect(derived.tarballSHA256 == hex)
+        let minimal = try RunnerConfig.parse(Array(Self.minimal.utf8), source: "s", options: .render)
+        #expect(minimal.runnerTarballURL(architecture: "x64") == nil)
+    }
+
     @Test func redactedHidesSecretsAndProxyCredentials() throws {
         let text = Self.minimal + "\nHTTPS_PROXY=http://user:hunter2@proxy:3128\n"
         let config = try RunnerConfig.parse(Array(text.utf8), source: "site.env", options: .render)

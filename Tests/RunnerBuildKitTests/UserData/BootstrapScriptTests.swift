@@ -1,0 +1,265 @@
+import Foundation
+import RunnerCore
+import RunnerTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `cloud-init/bootstrap.sh` run for real with `sh`, against a throwaway root and a real HTTP
+/// server on 127.0.0.1.
+@Suite(.requires("curl"), .enabled(if: FilePaths.exists("/usr/bin/python3"), "needs /usr/bin/python3"))
+struct BootstrapScriptTests {
+    struct Fixture {
+        let root: TemporaryDirectory
+        let server: TestHTTPServer
+        let bundle: [UInt8]
+
+        var layout: HostLayout { root.layout }
+        var cacheFiles: [String] {
+            (try? FileManager.default.contentsOfDirectory(atPath: layout.cacheDirectory))?.sorted() ?? []
+        }
+        var agentArgv: [String]? {
+            (try? String(contentsOfFile: layout.path("/var/lib/runner/agent-argv"), encoding: .utf8))?
+                .split(separator: "\n").map(String.init)
+        }
+
+        func run(_ environment: [String: String]) async throws -> CommandResult {
+            var env: [String: String?] = [
+                "RUNNER_ROOT": root.path + "/host",
+                "RUNNER_BOOTSTRAP_REPO_REF": "v1.2",
+                "http_proxy": nil, "https_proxy": nil, "HTTP_PROXY": nil, "HTTPS_PROXY": nil, "no_proxy": nil,
+                "NO_PROXY": nil, "RUNNER_BUNDLE_URL": nil, "RUNNER_BUNDLE_SHA256": nil, "RUNNER_BOOTSTRAP_MODE": nil,
+                "RUNNER_BOOTSTRAP_REPO_URL": nil,
+            ]
+            for (key, value) in environment { env[key] = value }
+            return try await runTool("sh", [Repo.cloudInit("bootstrap.sh")], environment: env)
+        }
+    }
+
+    func withFixture(agent: Bool = true, _ body: (Fixture) async throws -> Void) async throws {
+        try await withTemporaryDirectory("boot") { dir in
+            let server = try await TestHTTPServer(directory: dir.appending("server"))
+            defer { server.stop() }
+            let bundle = try await makeStubBundle(in: dir.path, withAgent: agent)
+            try server.serve(bundle, at: "dl/bundle.tar.gz")
+            try await body(Fixture(root: try TemporaryDirectory("host"), server: server, bundle: bundle))
+        }
+    }
+
+    func bundleEnvironment(_ f: Fixture, sha: String? = nil) -> [String: String] {
+        [
+            "RUNNER_BUNDLE_URL": f.server.baseURL + "/dl/bundle.tar.gz",
+            "RUNNER_BUNDLE_SHA256": sha ?? SHA256Digest.hex(of: f.bundle),
+        ]
+    }
+
+    @Test func successExecsTheInstallerWithTheVerifiedBundle() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let host = HostLayout(root: f.root.path + "/host")
+            let result = try await f.run(bundleEnvironment(f))
+            #expect(result.status.isSuccess, "\(result.standardError)")
+            let bundle = host.cacheDirectory + "/runner-bundle-v1.2.tar.gz"
+            let argv = try String(contentsOfFile: host.path("/var/lib/runner/agent-argv"), encoding: .utf8)
+            #expect(argv == "install\n--bundle\n\(bundle)\n")
+            #expect(try SHA256Digest.hex(ofFile: bundle) == SHA256Digest.hex(of: f.bundle))
+            #expect(result.standardOutput.contains("bootstrap: bundle verified"))
+            #expect(result.standardOutput.contains("stub runner-agent: install --bundle"))
+            let left = try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).sorted()
+            #expect(left == ["runner-agent-v1.2", "runner-bundle-v1.2.tar.gz"])
+        }
+    }
+
+    @Test func markerPresentIsANoOp() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let host = HostLayout(root: f.root.path + "/host")
+            try AtomicFile.write("", to: host.installedMarker)
+            let result = try await f.run(bundleEnvironment(f))
+            #expect(result.status.isSuccess)
+            #expect(result.standardOutput.contains("already installed, nothing to do"))
+            #expect(f.server.requests.isEmpty)
+            #expect(!FilePaths.exists(host.cacheDirectory))
+        }
+    }
+
+    @Test func digestMismatchFailsAndLeavesNothing() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let host = HostLayout(root: f.root.path + "/host")
+            let wrong = String(repeating: "ab", count: 32)
+            let result = try await f.run(bundleEnvironment(f, sha: wrong))
+            #expect(result.status == .exited(1))
+            #expect(result.standardError.contains("sha256 mismatch"))
+            #expect(result.standardError.contains("expected \(wrong), got \(SHA256Digest.hex(of: f.bundle))"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).isEmpty)
+            #expect(!FilePaths.exists(host.path("/var/lib/runner/agent-argv")))
+        }
+    }
+
+    @Test func serverErrorFailsClearlyThenTheNextRunSucceeds() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let host = HostLayout(root: f.root.path + "/host")
+            try f.server.failNext(1)
+            let first = try await f.run(bundleEnvironment(f))
+            #expect(first.status == .exited(1))
+            #expect(first.standardError.contains("503"))
+            #expect(
+                first.standardError.contains(
+                    "bootstrap: error: could not download \(f.server.baseURL)/dl/bundle.tar.gz"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).isEmpty)
+            let second = try await f.run(bundleEnvironment(f))
+            #expect(second.status.isSuccess, "\(second.standardError)")
+            #expect(FilePaths.exists(host.path("/var/lib/runner/agent-argv")))
+            #expect(f.server.requests == ["/dl/bundle.tar.gz", "/dl/bundle.tar.gz"])
+        }
+    }
+
+    @Test func releaseAssetURLIsDerivedFromTheRepository() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let arch = try await runTool("uname", ["-m"]).standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+            let asset = "acme/runner/releases/download/v1.2/runner-bundle-v1.2-linux-\(arch).tar.gz"
+            try f.server.serve(f.bundle, at: asset)
+            let result = try await f.run([
+                "RUNNER_BOOTSTRAP_REPO_URL": f.server.baseURL + "/acme/runner.git",
+                "RUNNER_BUNDLE_SHA256": SHA256Digest.hex(of: f.bundle).uppercased(),
+            ])
+            #expect(result.status.isSuccess, "\(result.standardError)")
+            #expect(f.server.requests == ["/" + asset])
+        }
+    }
+
+    @Test func bundleWithoutAgentFailsAndLeavesNothing() async throws {
+        try await withFixture(agent: false) { f in
+            defer { f.root.remove() }
+            let host = HostLayout(root: f.root.path + "/host")
+            let result = try await f.run(bundleEnvironment(f))
+            #expect(result.status == .exited(1))
+            #expect(result.standardError.contains("has no bin/runner-agent"))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).isEmpty)
+        }
+    }
+
+    @Test func symlinkedAgentIsRefused() async throws {
+        try await withTemporaryDirectory("sym") { dir in
+            let tree = dir.appending("tree")
+            try FilePaths.createDirectory(tree + "/bin")
+            guard symlink("/etc/passwd", tree + "/bin/runner-agent") == 0 else {
+                throw RunnerError.posix("symlink", tree, fix: nil)
+            }
+            let made = try await runTool("tar", ["-czf", dir.appending("evil.tar.gz"), "-C", tree, "bin/runner-agent"])
+            try made.checked(Command("tar"))
+            try await withFixture { f in
+                defer { f.root.remove() }
+                let evil = try FilePaths.read(dir.appending("evil.tar.gz"))
+                try f.server.serve(evil, at: "dl/evil.tar.gz")
+                let result = try await f.run([
+                    "RUNNER_BUNDLE_URL": f.server.baseURL + "/dl/evil.tar.gz",
+                    "RUNNER_BUNDLE_SHA256": SHA256Digest.hex(of: evil),
+                ])
+                #expect(result.status == .exited(1))
+                #expect(result.standardError.contains("is not a regular file"))
+                let host = HostLayout(root: f.root.path + "/host")
+                #expect(try FileManager.default.contentsOfDirectory(atPath: host.cacheDirectory).isEmpty)
+            }
+        }
+    }
+
+    @Test func missingSettingsAreNamed() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let noRef = try await f.run(["RUNNER_BOOTSTRAP_REPO_REF": ""])
+            #expect(noRef.status == .exited(1))
+            #expect(noRef.standardError.contains("RUNNER_BOOTSTRAP_REPO_REF is not set"))
+            let noSHA = try await f.run(["RUNNER_BUNDLE_URL": f.server.baseURL + "/dl/bundle.tar.gz"])
+            #expect(noSHA.standardError.contains("RUNNER_BUNDLE_SHA256 is not set"))
+            let badMode = try await f.run(["RUNNER_BOOTSTRAP_MODE": "tarball"])
+            #expect(badMode.standardError.contains("RUNNER_BOOTSTRAP_MODE=tarball is not one of: bundle, git"))
+            #expect(f.server.requests.isEmpty)
+        }
+    }
+
+    @Test(.requires("git")) func gitModeClonesTheRefAndExecsTheInstallerFromTheCheckout() async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            let repo = f.root.path + "/repo"
+            try FilePaths.createDirectory(repo + "/bin")
+            let stub = "#!/bin/sh\nprintf '%s\\n' \"$(pwd)\" \"$@\" > \"$RUNNER_ROOT/var/lib/runner/agent-argv\"\n"
+            try AtomicFile.write(stub, to: repo + "/bin/runner-agent", mode: 0o755)
+            let git: [String: String?] = [
+                "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.com",
+            ]
+            for args in [["init", "-q"], ["add", "."], ["commit", "-qm", "v1.2"], ["tag", "v1.2"]] {
+                let r = try await runTool("git", ["-C", repo] + args, environment: git)
+                try #require(r.status.isSuccess, "\(r.standardError)")
+            }
+            try FilePaths.createDirectory(f.root.path + "/host/var/lib/runner")
+            let result = try await f.run([
+                "RUNNER_BOOTSTRAP_MODE": "git", "RUNNER_BOOTSTRAP_REPO_URL": "file://" + repo,
+            ])
+            #expect(result.status.isSuccess, "\(result.standardError)")
+            let host = HostLayout(root: f.root.path + "/host")
+            let argv = try String(contentsOfFile: host.path("/var/lib/runner/agent-argv"), encoding: .utf8)
+            #expect(argv == "\(host.cacheDirectory)/src-v1.2\ninstall\n")
+        }
+    }
+
+    @Test(.requires("shellcheck")) func shellcheckClean() async throws {
+        let result = try await runTool("shellcheck", ["-x", Repo.cloudInit("bootstrap.sh")])
+        #expect(result.status.isSuccess, "\(result.standardOutput)")
+    }
+}
+
+/// `cloud-init/runner-install.service`.
+@Suite struct InstallUnitTests {
+    @Test func retriesForeverAfterTheNetwork() throws {
+        let lines = try Repo.text("cloud-init/runner-install.service").split(separator: "\n").map(String.init)
+        for expected in [
+            "Wants=network-online.target", "After=network-online.target", "StartLimitIntervalSec=0", "Type=oneshot",
+            "EnvironmentFile=/etc/runner/config.env", "ExecStart=/usr/local/lib/runner/bootstrap.sh",
+            "Restart=on-failure", "WantedBy=multi-user.target",
+        ] {
+            #expect(lines.contains(expected), "\(expected)")
+        }
+        #expect(lines.contains { $0.hasPrefix("RestartSec=") && $0 != "RestartSec=0" })
+    }
+
+    /// `systemd-analyze verify` in a throwaway root holding the unit, bootstrap.sh and the
+    /// system's own units (it needs sysinit.target and friends to resolve dependencies).
+    func verify(_ unit: String) async throws -> CommandResult {
+        try await withTemporaryDirectory("unit") { dir in
+            let layout = dir.layout
+            try AtomicFile.write(unit, to: layout.systemdUnitDirectory + "/runner-install.service")
+            try AtomicFile.write(
+                FilePaths.read(Repo.cloudInit("bootstrap.sh")), to: layout.bootstrapScript, mode: 0o755)
+            try AtomicFile.write("", to: layout.configFile, mode: 0o600)
+            try FilePaths.createDirectory(layout.path("/usr/lib/systemd"))
+            let copy = try await runTool("cp", ["-a", "/usr/lib/systemd/system", layout.path("/usr/lib/systemd/")])
+            try copy.checked(Command("cp"))
+            let result = try await runTool(
+                "systemd-analyze",
+                ["verify", "--root=\(dir.path)", layout.systemdUnitDirectory + "/runner-install.service"])
+            // The copied unit tree has symlinks to /dev/null; rm removes it whole.
+            _ = try await runTool("rm", ["-rf", dir.path])
+            return result
+        }
+    }
+
+    @Test(
+        .requires("systemd-analyze"),
+        .enabled(if: FilePaths.exists("/usr/lib/systemd/system/sysinit.target"), "needs systemd's units installed"))
+    func cleanUnderSystemdAnalyzeVerify() async throws {
+        let unit = try Repo.text("cloud-init/runner-install.service")
+        let result = try await verify(unit)
+        #expect(result.status.isSuccess)
+        #expect(result.standardError.isEmpty, "\(result.standardError)")
+        // The check is live: a typo is reported.
+        let typo = try await verify(unit.replacing("RestartSec=", with: "RestartSecs="))
+        #expect(typo.standardError.contains("Unknown key 'RestartSecs'"))
+    }
+}
