@@ -192,6 +192,24 @@ extension GuestSuites {
             }
         }
 
+        @Test func killedDuringPrepareThenCleanupWithNullStateLeavesNothing() async throws {
+            try await withHarness { h in
+                let responseFile = try h.newResponseFile()
+                let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
+                let deadline = Posix.now() + 20
+                while Posix.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
+                    Posix.sleep(0.01)
+                }
+                kill(pid, SIGKILL)
+                _ = Posix.wait(pid)
+                #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
+                // The runner lives on and calls cleanup_job with the state it has: null.
+                let cleanup = try h.hook(try h.cleanupJob(state: "null"))
+                #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
+                #expect(h.leftoversAfterSettling() == [])
+            }
+        }
+
         @Test func refusals() async throws {
             try await withHarness { h in
                 func expectError(

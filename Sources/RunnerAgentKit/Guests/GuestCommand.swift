@@ -222,9 +222,12 @@ struct GuestGCCommand: AsyncParsableCommand {
     @Flag(help: "Remove every guest, not just stale ones.")
     var all = false
 
+    @Option(help: "Also remove every guest of the job whose owner is this PID.")
+    var ownerPid: Int32?
+
     func run() async throws {
         let manager = try AgentHost.manager()
-        for name in await manager.gc(all: all) {
+        for name in await manager.gc(all: all, owner: ownerPid) {
             StandardOutput.write("removed \(name)\n")
         }
     }

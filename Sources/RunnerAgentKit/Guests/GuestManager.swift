@@ -395,12 +395,14 @@ public struct GuestManager: Sendable {
     /// Stops and removes guests whose job is gone (owner or nspawn process dead, or a start
     /// that was interrupted); with `all`, every guest. Returns the names removed.
     @discardableResult
-    public func gc(all: Bool = false) async -> [String] {
+    public func gc(all: Bool = false, owner: Int32? = nil) async -> [String] {
         var removed: [String] = []
-        for record in list() where all || isStale(record) {
+        let ownerStart = owner.flatMap { Posix.startTime(of: $0) }
+        for record in list() where all || isStale(record) || (owner != nil && isOwned(record, by: owner, ownerStart)) {
             await teardown(record)
             removed.append(record.name)
         }
+        removeAbandonedTemporaryFiles()
         // Guests whose record is missing: nspawn processes of our naming on our image store.
         let store = GuestPolicy.realPath(layout.imagesDirectory) ?? layout.imagesDirectory
         for (pid, name) in Self.nspawnProcesses() where !FilePaths.exists(layout.guestRecord(name)) {
@@ -411,6 +413,28 @@ public struct GuestManager: Sendable {
             removed.append(name)
         }
         return removed
+    }
+
+    /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
+    func removeAbandonedTemporaryFiles() {
+        guard let dir = opendir(layout.guestStateDirectory) else { return }
+        var abandoned: [String] = []
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard file.hasPrefix("."), let marker = file.firstRange(of: ".tmp-") else { continue }
+            let pid = file[marker.upperBound...].prefix { $0 != "-" }
+            if let pid = Int32(pid), !Posix.isAlive(pid, startTime: nil) { abandoned.append(file) }
+        }
+        closedir(dir)
+        for file in abandoned { unlink(layout.guestStateDirectory + "/" + file) }
+    }
+
+    /// Whether `record` belongs to the job of `owner` (same PID and start time).
+    func isOwned(_ record: GuestRecord, by owner: Int32?, _ ownerStart: UInt64?) -> Bool {
+        guard let owner, record.ownerPID == owner else { return false }
+        return ownerStart != nil && record.ownerStartTime == ownerStart
     }
 
     func isStale(_ record: GuestRecord) -> Bool {

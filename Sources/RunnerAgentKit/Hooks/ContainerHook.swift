@@ -13,11 +13,12 @@ public protocol GuestOperations: Sendable {
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
         async throws(RunnerError) -> ExitStatus
     func stop(_ name: String) async throws(RunnerError)
-    func sweep() async
+    /// Removes stale guests and, with `owner`, every guest of that job.
+    func sweep(owner: Int32?) async
 }
 
 extension GuestManager: GuestOperations {
-    public func sweep() async { await gc(all: false) }
+    public func sweep(owner: Int32?) async { await gc(all: false, owner: owner) }
 }
 
 /// The container hook: one runner call (`prepare_job`, `run_script_step`, `cleanup_job`,
@@ -86,7 +87,7 @@ public struct ContainerHook: Sendable {
                 .invalidInput, input: "responseFile", problem: "is missing or not an absolute path",
                 fix: "the runner always sends <work>/_temp/_runner_hook_responses/<guid>.json")
         }
-        await guests.sweep()
+        await guests.sweep(owner: nil)
         var state = HookState()
         do throws(RunnerError) {
             var serviceContexts: [[String: Any]] = []
@@ -289,8 +290,9 @@ public struct ContainerHook: Sendable {
                 }
             }
         } else {
-            // prepare_job failed or never saved a state: sweep what a killed prepare left.
-            await guests.sweep()
+            // prepare_job failed or was killed before it saved a state: remove every guest of
+            // this job (same owner) and whatever else is stale.
+            await guests.sweep(owner: ownerPID)
         }
     }
 }

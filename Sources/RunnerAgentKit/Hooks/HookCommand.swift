@@ -94,7 +94,7 @@ struct HelperGuests: GuestOperations {
         try await runner.run(sudo(["stop", name])).checked(sudo(["stop", name]))
     }
 
-    func sweep() async {
-        _ = try? await runner.run(sudo(["gc"]))
+    func sweep(owner: Int32?) async {
+        _ = try? await runner.run(sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? [])))
     }
 }
