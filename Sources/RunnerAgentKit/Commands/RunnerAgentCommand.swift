@@ -10,6 +10,8 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         subcommands: [
             InstallCommand.self,
             ServiceCommand.self,
+            HookCommand.self,
+            GuestCommand.self,
             ImageCommand.self,
             BundleCommand.self,
             AgentConfigCommand.self,

@@ -13,10 +13,10 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
         version: RunnerVersion.current,
         subcommands: [
             BundleCommand.self,
-            ArchiveCommand.self,
             RootfsCommand.self,
             UserDataCommand.self,
             BuildConfigCommand.self,
+            ArchiveCommand.self,
         ]
     )
 

@@ -1,0 +1,247 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Where the agent's host paths hang: `/`, or `RUNNER_HOST_ROOT` for tests. The privileged
+/// helper ignores the variable when it was called through sudo, so no caller can point it at
+/// its own image store.
+enum AgentHost {
+    static var calledThroughSudo: Bool { ProcessEnvironment.value("SUDO_UID") != nil }
+
+    static func layout() -> HostLayout {
+        if !calledThroughSudo, let root = ProcessEnvironment.value("RUNNER_HOST_ROOT"), root.hasPrefix("/") {
+            return HostLayout(root: root)
+        }
+        return HostLayout()
+    }
+
+    /// The helper's policy: config.env, plus (tests, never through sudo) `RUNNER_WORK_OWNER=uid:gid`.
+    static func policy(layout: HostLayout, settings: HookSettings) -> GuestPolicy {
+        var policy = settings.guestPolicy(layout: layout)
+        if calledThroughSudo, let uid = ProcessEnvironment.value("SUDO_UID").flatMap(UInt32.init),
+            let gid = ProcessEnvironment.value("SUDO_GID").flatMap(UInt32.init)
+        {
+            policy.workOwner = (uid, gid)
+        } else if let owner = ProcessEnvironment.value("RUNNER_WORK_OWNER") {
+            let parts = owner.split(separator: ":").compactMap { UInt32($0) }
+            if parts.count == 2 { policy.workOwner = (parts[0], parts[1]) }
+        }
+        return policy
+    }
+
+    static func manager() throws(RunnerError) -> GuestManager {
+        guard geteuid() == 0 else {
+            throw RunnerError(
+                .permission, input: "ci-nspawn-run", problem: "guests can only be managed as root",
+                fix: "run it through sudo (the runner user has a rule for it)")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let layout = layout()
+        let settings = try HookSettings.load(layout: layout)
+        return GuestManager(
+            policy: policy(layout: layout, settings: settings), logger: Logger(label: "runner.guest"))
+    }
+}
+
+/// `runner-agent guest …`, installed as `/usr/local/bin/ci-nspawn-run`: the one privileged helper.
+public struct GuestCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "guest",
+        abstract: "Boot, enter, stop and sweep ephemeral systemd-nspawn guests (installed as ci-nspawn-run).",
+        discussion: """
+            Only images from the local store, mount sources under the runner's work and externals \
+            directories (or RUNNER_GUEST_MOUNT_ALLOW), and guest names this helper generated are accepted.
+            """,
+        subcommands: [
+            GuestStartCommand.self, GuestExecCommand.self, GuestStopCommand.self, GuestListCommand.self,
+            GuestGCCommand.self,
+        ]
+    )
+
+    public init() {}
+
+    /// Runs the tree as `ci-nspawn-run` (argv[0] dispatch): `arguments` excludes the program name.
+    public static func mainAsHelper(_ arguments: [String]) async {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var async = command as? any AsyncParsableCommand {
+                try await async.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+struct GuestStartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "Boot a guest from a local image; print its name and leader as JSON.")
+
+    @Option(help: "A local image name (see `runner-agent images list`).")
+    var image: String?
+
+    @Option(help: ArgumentHelp("A bind: SOURCE:TARGET[:ro]. Repeatable.", valueName: "bind"))
+    var bind: [String] = []
+
+    @Option(help: "A name that resolves to 127.0.0.1 in the guest. Repeatable.")
+    var hostAlias: [String] = []
+
+    @Option(help: "The job owner's PID: when it exits, `gc` removes the guest.")
+    var ownerPid: Int32?
+
+    @Flag(help: "Read the whole request as JSON from stdin (what the hook sends).")
+    var requestStdin = false
+
+    func validate() throws {
+        if !requestStdin && image == nil {
+            throw ValidationError("give --image NAME (or --request-stdin)")
+        }
+    }
+
+    func run() async throws {
+        let manager = try AgentHost.manager()
+        var request: GuestStartRequest
+        if requestStdin {
+            do {
+                request = try JSONDecoder().decode(GuestStartRequest.self, from: Data(readStandardInput()))
+            } catch {
+                throw RunnerError(.invalidInput, input: "stdin", problem: "is not a start request", underlying: error)
+            }
+        } else {
+            request = GuestStartRequest(image: image ?? "", hostAliases: hostAlias, ownerPID: ownerPid)
+            request.binds = try bind.map(Self.parseBind)
+        }
+        let info = try await manager.start(request)
+        let json = try JSONEncoder().encode(info)
+        StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
+    }
+
+    static func parseBind(_ text: String) throws -> GuestBind {
+        var parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        var readOnly = false
+        if parts.count == 3, parts[2] == "ro" || parts[2] == "rw" {
+            readOnly = parts[2] == "ro"
+            parts.removeLast()
+        }
+        guard parts.count == 2 else {
+            throw ValidationError("--bind \(text): expected SOURCE:TARGET[:ro]")
+        }
+        return GuestBind(source: parts[0].isEmpty ? nil : parts[0], target: parts[1], readOnly: readOnly)
+    }
+}
+
+struct GuestExecCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "exec",
+        abstract: "Run a command in a guest as a transient unit; output streams, exit status passes through.")
+
+    @Argument(help: "The guest name (from `start`).")
+    var name: String
+
+    @Option(help: "The working directory in the guest.")
+    var cwd: String?
+
+    @Option(help: ArgumentHelp("A variable NAME=VALUE for the command (not for secrets). Repeatable."))
+    var env: [String] = []
+
+    @Flag(help: "Read the environment as a JSON object from stdin (keeps values off command lines).")
+    var envStdin = false
+
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
+    var command: [String] = []
+
+    func validate() throws {
+        if command.isEmpty { throw ValidationError("give the command after --") }
+        for assignment in env where !assignment.contains("=") {
+            throw ValidationError("--env \(assignment): expected NAME=VALUE")
+        }
+    }
+
+    func run() async throws {
+        let manager = try AgentHost.manager()
+        var environment: [String: String] = [:]
+        if envStdin {
+            do {
+                environment = try JSONDecoder().decode([String: String].self, from: Data(readStandardInput()))
+            } catch {
+                throw RunnerError(.invalidInput, input: "stdin", problem: "is not a JSON object of strings")
+            }
+        }
+        for assignment in env {
+            let eq = assignment.firstIndex(of: "=")!
+            environment[String(assignment[..<eq])] = String(assignment[assignment.index(after: eq)...])
+        }
+        let status = try await manager.exec(name, command: command, environment: environment, workingDirectory: cwd)
+        if !status.isSuccess { throw ExitCode(status.shellCode) }
+    }
+}
+
+struct GuestStopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop", abstract: "Stop guests and remove what they left; a guest already gone is fine.")
+
+    @Argument(help: "Guest names.")
+    var names: [String] = []
+
+    func run() async throws {
+        let manager = try AgentHost.manager()
+        for name in names { try await manager.stop(name) }
+    }
+}
+
+struct GuestListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List guests.")
+
+    @Flag(help: "Print JSON records.")
+    var json = false
+
+    func run() async throws {
+        let manager = try AgentHost.manager()
+        for record in manager.list() {
+            if json {
+                StandardOutput.write(String(decoding: try JSONEncoder().encode(record), as: UTF8.self) + "\n")
+            } else {
+                let stale = manager.isStale(record) ? " (stale)" : ""
+                StandardOutput.write("\(record.name)\t\(record.image)\t\(record.status.rawValue)\(stale)\n")
+            }
+        }
+    }
+}
+
+struct GuestGCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc", abstract: "Stop and remove guests whose job is gone (with --all: every guest).")
+
+    @Flag(help: "Remove every guest, not just stale ones.")
+    var all = false
+
+    @Option(help: "Also remove every guest of the job whose owner is this PID.")
+    var ownerPid: Int32?
+
+    func run() async throws {
+        let manager = try AgentHost.manager()
+        for name in await manager.gc(all: all, owner: ownerPid) {
+            StandardOutput.write("removed \(name)\n")
+        }
+    }
+}
+
+/// Reads stdin to EOF.
+func readStandardInput() -> [UInt8] {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        bytes.append(contentsOf: buffer[0..<n])
+    }
+    return bytes
+}

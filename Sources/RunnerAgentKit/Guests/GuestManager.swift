@@ -1,0 +1,547 @@
+import Dispatch
+import FoundationEssentials
+import Logging
+import RunnerCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What the helper records about one guest under `/run/runner/guests/<name>.json`.
+public struct GuestRecord: Codable, Sendable, Hashable {
+    public enum Status: String, Codable, Sendable { case starting, running }
+
+    public var name: String
+    public var image: String
+    public var rootfs: String
+    public var backend: GuestBackend
+    public var status: Status
+    /// The process that is starting the guest (a stale `starting` record has a dead starter).
+    public var starterPID: Int32
+    public var starterStartTime: UInt64?
+    /// The systemd-nspawn process (direct backend).
+    public var nspawnPID: Int32?
+    public var nspawnStartTime: UInt64?
+    /// The guest's PID 1, as seen from the host.
+    public var leaderPID: Int32?
+    /// The job's owner (the runner's worker); when it is gone the guest is garbage.
+    public var ownerPID: Int32?
+    public var ownerStartTime: UInt64?
+    public var binds: [GuestBind]
+    public var isAlpine: Bool
+}
+
+/// What `start` asks for.
+public struct GuestStartRequest: Codable, Sendable, Hashable {
+    public var image: String
+    public var binds: [GuestBind]
+    /// Names that resolve to 127.0.0.1 in the guest (services share the host network).
+    public var hostAliases: [String]
+    public var ownerPID: Int32?
+
+    public init(image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil) {
+        self.image = image
+        self.binds = binds
+        self.hostAliases = hostAliases
+        self.ownerPID = ownerPID
+    }
+}
+
+/// What `start` answers (printed as JSON by `ci-nspawn-run start`).
+public struct GuestInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var image: String
+    public var leaderPID: Int32
+    public var isAlpine: Bool
+}
+
+/// Boots, enters, stops and sweeps ephemeral nspawn guests. Every input is checked against
+/// ``GuestPolicy``: this is what runs as root.
+public struct GuestManager: Sendable {
+    public var policy: GuestPolicy
+    public var runner: any CommandRunner
+    public var logger: Logger
+
+    public init(policy: GuestPolicy, runner: any CommandRunner = SubprocessCommandRunner(), logger: Logger) {
+        self.policy = policy
+        self.runner = runner
+        self.logger = logger
+    }
+
+    var layout: HostLayout { policy.layout }
+
+    // MARK: start
+
+    /// Boots a guest and returns once its init reported READY=1.
+    public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        let rootfs = try policy.imageRootfs(request.image)
+        let binds = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
+        for alias in request.hostAliases {
+            guard !alias.isEmpty, alias.count <= 63,
+                alias.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
+            else {
+                throw RunnerError(
+                    .invalidInput, input: alias, problem: "is not a valid host name for a service",
+                    fix: "use lowercase letters, digits and -")
+            }
+        }
+        try FilePaths.createDirectory(layout.guestStateDirectory, mode: 0o700)
+        let name = GuestPolicy.newGuestName()
+        var record = GuestRecord(
+            name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
+            starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), binds: binds,
+            isAlpine: Self.isAlpine(rootfs: rootfs))
+        if let owner = request.ownerPID {
+            guard let started = Posix.startTime(of: owner) else {
+                throw RunnerError(
+                    .invalidInput, input: "\(owner)", problem: "owner process does not exist",
+                    fix: "pass the PID of the runner's worker process")
+            }
+            record.ownerPID = owner
+            record.ownerStartTime = started
+        }
+        try save(record)
+        do {
+            var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
+            options.binds = binds
+            if !request.hostAliases.isEmpty {
+                let hosts =
+                    "127.0.0.1\tlocalhost \(name)\n::1\tlocalhost ip6-localhost\n"
+                    + "127.0.0.1\t\(request.hostAliases.joined(separator: " "))\n"
+                try AtomicFile.write(hosts, to: layout.guestHostsFile(name))
+                options.binds.append(
+                    GuestBind(source: layout.guestHostsFile(name), target: "/etc/hosts", readOnly: true))
+            }
+            switch policy.backend {
+            case .direct:
+                try bootDirect(options, record: &record)
+            case .machined:
+                try await bootMachined(options, record: &record)
+            }
+            record.status = .running
+            try save(record)
+            logger.debug("guest started", metadata: ["guest": "\(name)", "leader": "\(record.leaderPID ?? 0)"])
+            return GuestInfo(
+                name: name, image: request.image, leaderPID: record.leaderPID ?? 0, isAlpine: record.isAlpine)
+        } catch {
+            await teardown(record)
+            throw error
+        }
+    }
+
+    private func bootDirect(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) throws(RunnerError) {
+        let name = record.name
+        let socket = try NotifySocket(path: layout.guestNotifySocket(name))
+        var command = SystemdNspawn.boot(options)
+        command.environment["NOTIFY_SOCKET"] = socket.path
+        let pid = try Posix.spawn(
+            command, stdin: .devNull, stdout: .file(layout.guestLog(name)), stderr: .file(layout.guestLog(name)),
+            newSession: true)
+        record.nspawnPID = pid
+        record.nspawnStartTime = Posix.startTime(of: pid)
+        try save(record)
+        let deadline = Posix.now() + policy.bootTimeout
+        while true {
+            let remaining = deadline - Posix.now()
+            if remaining <= 0 {
+                throw RunnerError(
+                    .timeout, input: record.image,
+                    problem: "guest \(name) did not report READY=1 within \(Int(policy.bootTimeout)) s" + logTail(name),
+                    fix: "check that the image boots systemd (it needs systemd and dbus)")
+            }
+            if let lines = socket.receive(timeout: min(remaining, 0.2)) {
+                for line in lines {
+                    if line.hasPrefix("X_NSPAWN_LEADER_PID="), let leader = Int32(line.dropFirst(20)) {
+                        record.leaderPID = leader
+                    }
+                }
+                if lines.contains("READY=1"), record.leaderPID != nil { return }
+            } else if let status = Posix.poll(pid) {
+                throw RunnerError(
+                    .commandFailed, input: command.description,
+                    problem: "systemd-nspawn ended (\(status)) before the guest was ready" + logTail(name),
+                    fix: "check the image and the mounts")
+            }
+        }
+    }
+
+    private func bootMachined(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) async throws(RunnerError)
+    {
+        var nspawn = options
+        nspawn.register = true
+        let command = SystemdRun.guestService(unit: record.name, nspawn: SystemdNspawn.boot(nspawn))
+        try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
+        let show = Machinectl.leader(machine: record.name)
+        let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
+        guard let leader else {
+            throw RunnerError(.internal, input: show.description, problem: "machined reported no leader PID")
+        }
+        record.leaderPID = leader
+    }
+
+    private func logTail(_ name: String) -> String {
+        guard let bytes = try? FilePaths.read(layout.guestLog(name)) else { return "" }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(10)
+        return lines.isEmpty ? "" : ":\n" + lines.joined(separator: "\n")
+    }
+
+    static func isAlpine(rootfs: String) -> Bool {
+        for file in ["/etc/os-release", "/usr/lib/os-release"] {
+            guard let bytes = try? FilePaths.read(rootfs + file) else { continue }
+            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains {
+                $0 == "ID=alpine" || $0 == "ID=\"alpine\""
+            }
+        }
+        return false
+    }
+
+    // MARK: records
+
+    func save(_ record: GuestRecord) throws(RunnerError) {
+        let data: Data
+        do {
+            data = try JSONEncoder().encode(record)
+        } catch {
+            throw RunnerError(
+                .internal, input: record.name, problem: "could not encode the guest record", underlying: error)
+        }
+        try AtomicFile.write(data, to: layout.guestRecord(record.name), mode: 0o600)
+    }
+
+    /// The record of `name`, or nil when there is none.
+    public func record(_ name: String) throws(RunnerError) -> GuestRecord? {
+        try GuestPolicy.checkGuestName(name)
+        let path = layout.guestRecord(name)
+        guard FilePaths.exists(path) else { return nil }
+        do {
+            return try JSONDecoder().decode(GuestRecord.self, from: Data(try FilePaths.read(path)))
+        } catch {
+            throw RunnerError(
+                .invalidInput, input: path, problem: "guest record is unreadable", fix: "run `ci-nspawn-run gc`",
+                underlying: error)
+        }
+    }
+
+    /// The record of a guest that is running, or a clear error.
+    public func running(_ name: String) throws(RunnerError) -> GuestRecord {
+        guard let record = try record(name) else {
+            throw RunnerError(
+                .notFound, input: name, problem: "no such guest (it was stopped, or never started on this host)",
+                fix: "the job's guest is gone; re-run the job")
+        }
+        guard record.status == .running, let leader = record.leaderPID, Posix.isAlive(leader, startTime: nil),
+            record.backend == .machined || Posix.isAlive(record.nspawnPID ?? 0, startTime: record.nspawnStartTime)
+        else {
+            throw RunnerError(
+                .notFound, input: name, problem: "the guest is not running any more",
+                fix: "the job's guest is gone; re-run the job (and run `ci-nspawn-run gc`)")
+        }
+        return record
+    }
+
+    /// Every record under `/run/runner/guests`.
+    public func list() -> [GuestRecord] {
+        guard let dir = opendir(layout.guestStateDirectory) else { return [] }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if file.hasSuffix(".json") { names.append(String(file.dropLast(5))) }
+        }
+        closedir(dir)
+        return names.sorted().compactMap { try? record($0) }
+    }
+
+    // MARK: exec
+
+    /// Runs `command` in the guest as a transient unit, output passed through, and returns its
+    /// status. SIGINT/SIGTERM stop the unit. Afterwards, what the step left under the work
+    /// directory is handed to the work directory's owner.
+    public func exec(
+        _ name: String, command: [String], environment: [String: String], workingDirectory: String?
+    ) async throws(RunnerError) -> ExitStatus {
+        let record = try running(name)
+        guard let program = command.first, !program.isEmpty else {
+            throw RunnerError(.invalidInput, input: name, problem: "no command to run", fix: "pass a command after --")
+        }
+        if let cwd = workingDirectory, !cwd.hasPrefix("/") {
+            throw RunnerError(.invalidInput, input: cwd, problem: "working directory is not absolute")
+        }
+        let unit = "\(name)-step-\(UInt32.random(in: 0...UInt32.max))"
+        var names: [String] = []
+        var env: [String: String?] = [:]
+        var assignments: [String] = []
+        for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
+            if Self.isValidEnvironmentName(key) {
+                names.append(key)
+                env[key] = value
+            } else if !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") {
+                // systemd carries only shell-style names; others (INPUT_FETCH-DEPTH) go to env(1).
+                assignments.append(key + "=" + value)
+            }
+        }
+        // env(1) also looks a bare program name up on the step's PATH inside the guest.
+        let argv =
+            program.contains("/") && assignments.isEmpty ? command : ["/usr/bin/env", "--"] + assignments + command
+        var options = SystemdRun.StepOptions(unit: unit, command: argv)
+        options.workingDirectory = workingDirectory
+        options.environmentNames = names
+        options.properties = ["TimeoutStopSec=5", "SendSIGHUP=yes", "Description=runner step"]
+        var step: Command
+        let stop: Command
+        switch record.backend {
+        case .direct:
+            let leader = record.leaderPID ?? 0
+            step = Nsenter.enter(leader: leader, SystemdRun.step(options))
+            stop = Nsenter.enter(leader: leader, Systemctl.stop(unit: unit + ".service"))
+        case .machined:
+            step = SystemdRun.step(machine: name, options)
+            stop = Command("systemctl", ["--machine=" + name, "stop", "--no-block", "--", unit + ".service"])
+        }
+        // Only the step's variables reach systemd-run, which forwards them by name.
+        env["PATH"] = environment["PATH"] ?? HookDefaults.path
+        step.environment = env
+        step.clearsEnvironment = true
+        let status = try Self.runForwardingSignals(step) { _, _ in
+            if let stopper = try? Posix.spawn(stop, stdin: .devNull, stdout: .devNull, stderr: .devNull) {
+                _ = Posix.wait(stopper)
+            }
+        }
+        let started = Posix.now()
+        let (visited, changed) = fixOwnership(record)
+        logger.debug(
+            "workspace ownership",
+            metadata: ["visited": "\(visited)", "changed": "\(changed)", "seconds": "\(Posix.now() - started)"])
+        return status
+    }
+
+    /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.
+    static func isValidEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+        }
+    }
+
+    /// Spawns `command` in its own process group with our stdout/stderr and waits. The first
+    /// SIGINT or SIGTERM to us calls `onSignal` (which ends the step); a second one kills the child.
+    static func runForwardingSignals(
+        _ command: Command, stdin: Posix.Stream = .devNull,
+        onSignal: @escaping @Sendable (_ child: pid_t, _ signal: Int32) -> Void
+    ) throws(RunnerError) -> ExitStatus {
+        let received = Mutex<Int32>(0)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let queue = DispatchQueue(label: "runner.signals")
+        let pid = try Posix.spawn(command, stdin: stdin, newProcessGroup: true)
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                let first = received.withLock { value in
+                    defer { value = sig }
+                    return value == 0
+                }
+                if first { onSignal(pid, sig) } else { kill(pid, SIGKILL) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        let status = Posix.wait(pid)
+        sources.forEach { $0.cancel() }
+        let sig = received.withLock { $0 }
+        if sig != 0, status.isSuccess { return .signaled(sig) }
+        return status
+    }
+
+    /// Hands whatever is under the work directory's writable binds back to the work owner.
+    func fixOwnership(_ record: GuestRecord) -> (visited: Int, changed: Int) {
+        guard let owner = policy.resolvedWorkOwner(), let work = GuestPolicy.realPath(policy.workDirectory) else {
+            return (0, 0)
+        }
+        var roots: [String] = []
+        for bind in record.binds where !bind.readOnly {
+            guard let source = bind.source, source == work || source.hasPrefix(work + "/") else { continue }
+            roots.append(source)
+        }
+        roots.sort()
+        var top: [String] = []
+        for root in roots where !top.contains(where: { root == $0 || root.hasPrefix($0 + "/") }) {
+            top.append(root)
+        }
+        var total = (visited: 0, changed: 0)
+        for root in top {
+            let result = WorkspaceOwnership.fix(root: root, uid: owner.uid, gid: owner.gid)
+            total.visited += result.visited
+            total.changed += result.changed
+        }
+        return total
+    }
+
+    // MARK: stop and gc
+
+    /// Stops `name` and removes everything it left; a guest that is already gone is fine.
+    public func stop(_ name: String) async throws(RunnerError) {
+        try GuestPolicy.checkGuestName(name)
+        if let record = try? record(name) {
+            await teardown(record)
+        } else {
+            await teardown(name: name, backend: policy.backend)
+        }
+    }
+
+    /// Stops and removes guests whose job is gone (owner or nspawn process dead, or a start
+    /// that was interrupted); with `all`, every guest. Returns the names removed.
+    @discardableResult
+    public func gc(all: Bool = false, owner: Int32? = nil) async -> [String] {
+        var removed: [String] = []
+        let ownerStart = owner.flatMap { Posix.startTime(of: $0) }
+        for record in list() where all || isStale(record) || (owner != nil && isOwned(record, by: owner, ownerStart)) {
+            await teardown(record)
+            removed.append(record.name)
+        }
+        removeAbandonedTemporaryFiles()
+        // Guests whose record is missing: nspawn processes of our naming on our image store.
+        let store = GuestPolicy.realPath(layout.imagesDirectory) ?? layout.imagesDirectory
+        for (pid, name) in Self.nspawnProcesses() where !FilePaths.exists(layout.guestRecord(name)) {
+            let args = Posix.commandLine(of: pid)
+            guard args.contains(where: { $0.hasPrefix("--directory=" + store + "/") }) else { continue }
+            Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
+            cleanFiles(name)
+            removed.append(name)
+        }
+        return removed
+    }
+
+    /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
+    func removeAbandonedTemporaryFiles() {
+        guard let dir = opendir(layout.guestStateDirectory) else { return }
+        var abandoned: [String] = []
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard file.hasPrefix("."), let marker = file.firstRange(of: ".tmp-") else { continue }
+            let pid = file[marker.upperBound...].prefix { $0 != "-" }
+            if let pid = Int32(pid), !Posix.isAlive(pid, startTime: nil) { abandoned.append(file) }
+        }
+        closedir(dir)
+        for file in abandoned { unlink(layout.guestStateDirectory + "/" + file) }
+    }
+
+    /// Whether `record` belongs to the job of `owner` (same PID and start time).
+    func isOwned(_ record: GuestRecord, by owner: Int32?, _ ownerStart: UInt64?) -> Bool {
+        guard let owner, record.ownerPID == owner else { return false }
+        return ownerStart != nil && record.ownerStartTime == ownerStart
+    }
+
+    func isStale(_ record: GuestRecord) -> Bool {
+        switch record.status {
+        case .starting:
+            return !Posix.isAlive(record.starterPID, startTime: record.starterStartTime)
+        case .running:
+            if let owner = record.ownerPID, !Posix.isAlive(owner, startTime: record.ownerStartTime) { return true }
+            if record.backend == .direct {
+                return !Posix.isAlive(record.nspawnPID ?? 0, startTime: record.nspawnStartTime)
+            }
+            return !Posix.isAlive(record.leaderPID ?? 0, startTime: nil)
+        }
+    }
+
+    func teardown(_ record: GuestRecord) async {
+        switch record.backend {
+        case .direct:
+            if let pid = record.nspawnPID {
+                Self.terminate(pid: pid, startTime: record.nspawnStartTime)
+            }
+            if let leader = record.leaderPID, let nspawn = record.nspawnPID,
+                !Posix.isAlive(nspawn, startTime: record.nspawnStartTime), Posix.isAlive(leader, startTime: nil),
+                Posix.commandLine(of: leader).first.map({ FilePaths.basename($0) == "systemd" || $0.hasSuffix("/init") }
+                )
+                    ?? false
+            {
+                kill(leader, SIGKILL)
+            }
+            if record.nspawnPID == nil {
+                for (pid, name) in Self.nspawnProcesses() where name == record.name {
+                    Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
+                }
+            }
+            cleanFiles(record.name)
+        case .machined:
+            await teardown(name: record.name, backend: .machined)
+        }
+    }
+
+    func teardown(name: String, backend: GuestBackend) async {
+        switch backend {
+        case .machined:
+            // Bounded: a wedged guest must not hang cleanup; then kill the unit outright.
+            // The guest is throwaway (a volatile overlay): terminate, no orderly shutdown.
+            _ = try? await runner.run(Timeout.bounded(seconds: 20, Machinectl.terminate(machine: name)))
+            let stop = Timeout.bounded(seconds: 20, Systemctl.stop(unit: name + ".service", block: true))
+            let stopped = (try? await runner.run(stop))?.status.isSuccess ?? false
+            if !stopped {
+                _ = try? await runner.run(Systemctl.kill(unit: name + ".service", signal: "SIGKILL"))
+            }
+        case .direct:
+            for (pid, guest) in Self.nspawnProcesses() where guest == name {
+                Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
+            }
+        }
+        cleanFiles(name)
+    }
+
+    private func cleanFiles(_ name: String) {
+        for path in [
+            layout.guestNotifySocket(name), layout.guestHostsFile(name), layout.guestLog(name),
+            layout.guestRecord(name),
+        ] {
+            unlink(path)
+        }
+        // nspawn leaves its propagation directory when /run is not a tmpfs: remove it when empty.
+        let propagate = layout.nspawnPropagateDirectory(name)
+        rmdir(propagate + "/incoming")
+        rmdir(propagate)
+    }
+
+    /// SIGTERM (an orderly guest shutdown), then SIGKILL after a grace period.
+    static func terminate(pid: Int32, startTime: UInt64?) {
+        guard Posix.isAlive(pid, startTime: startTime) else {
+            _ = Posix.poll(pid)
+            return
+        }
+        kill(pid, SIGTERM)
+        for (deadline, signal) in [(3.0, SIGKILL), (3.0, Int32(0))] {
+            let end = Posix.now() + deadline
+            while Posix.now() < end {
+                _ = Posix.poll(pid)
+                if !Posix.isAlive(pid, startTime: startTime) { return }
+                Posix.sleep(0.005)
+            }
+            if signal != 0 { kill(pid, signal) }
+        }
+    }
+
+    /// `systemd-nspawn` processes started with `--machine=rg-…`, and their guest names.
+    static func nspawnProcesses() -> [(Int32, String)] {
+        var found: [(Int32, String)] = []
+        for pid in Posix.allPIDs() where Posix.comm(of: pid) == "systemd-nspawn" {
+            let args = Posix.commandLine(of: pid)
+            guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
+            if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {
+                let name = String(machine.dropFirst(10))
+                if (try? GuestPolicy.checkGuestName(name)) != nil { found.append((pid, name)) }
+            }
+        }
+        return found
+    }
+}
+
+/// Defaults shared by the hook and the helper.
+public enum HookDefaults {
+    /// The PATH for images that define none (`actions/runner#3210`).
+    public static let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+}

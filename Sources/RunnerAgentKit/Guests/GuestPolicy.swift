@@ -1,0 +1,194 @@
+import FoundationEssentials
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension HostLayout {
+    /// `/run/runner/guests/<name>.json`: what we know about one running guest.
+    func guestRecord(_ name: String) -> String { guestStateDirectory + "/" + name + ".json" }
+    /// `/run/runner/guests/<name>.log`: the nspawn process's own output.
+    func guestLog(_ name: String) -> String { guestStateDirectory + "/" + name + ".log" }
+    /// `/run/runner/guests/<name>.notify`: the sd_notify socket while the guest boots.
+    func guestNotifySocket(_ name: String) -> String { guestStateDirectory + "/" + name + ".notify" }
+    /// `/run/runner/guests/<name>.hosts`: the job guest's `/etc/hosts` (service names).
+    func guestHostsFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".hosts" }
+    /// `/opt/actions-runner/externals`: node and friends, bound read-only at `/__e`.
+    var runnerExternalsDirectory: String { runnerDirectory + "/externals" }
+    /// `/run/systemd/nspawn/propagate/<name>`: nspawn's per-guest directory, which it cannot
+    /// remove itself when `/run` is not a tmpfs.
+    func nspawnPropagateDirectory(_ name: String) -> String { path("/run/systemd/nspawn/propagate/" + name) }
+}
+
+/// What the privileged guest helper allows, decided by the administrator (config.env) and
+/// the host layout, never by the caller.
+public struct GuestPolicy: Sendable {
+    public var layout: HostLayout
+    /// The runner's work directory (`RUNNER_WORK_DIR`): bindable, and its contents are handed
+    /// back to ``workOwner`` after each step.
+    public var workDirectory: String
+    /// Roots a bind source must be inside (after resolving symlinks).
+    public var allowedMountRoots: [String]
+    /// Who owns what steps leave under ``workDirectory``; nil: the owner of the work directory.
+    public var workOwner: (uid: UInt32, gid: UInt32)?
+    public var backend: GuestBackend
+    /// How long a guest may take to report READY=1.
+    public var bootTimeout: Double = 60
+
+    public init(
+        layout: HostLayout, workDirectory: String? = nil, extraMountRoots: [String] = [],
+        workOwner: (uid: UInt32, gid: UInt32)? = nil, backend: GuestBackend = .direct
+    ) {
+        self.layout = layout
+        let work = workDirectory ?? layout.workDirectory
+        self.workDirectory = work
+        self.allowedMountRoots = [work, layout.runnerExternalsDirectory] + extraMountRoots
+        self.workOwner = workOwner
+        self.backend = backend
+    }
+
+    /// A generated guest name: `rg-` and 12 hex digits.
+    static func newGuestName() -> String {
+        let hex = (0..<6).map { _ in UInt8.random(in: 0...255) }.map { byte in
+            let s = String(byte, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }
+        return "rg-" + hex.joined()
+    }
+
+    /// Refuses any name we did not generate.
+    static func checkGuestName(_ name: String) throws(RunnerError) {
+        let hex = name.dropFirst(3)
+        guard name.hasPrefix("rg-"), hex.count == 12, hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw RunnerError(
+                .invalidInput, input: name, problem: "is not a guest name this helper generated",
+                fix: "pass a name printed by `ci-nspawn-run start` (rg- and 12 hex digits); see `ci-nspawn-run list`")
+        }
+    }
+
+    /// The rootfs of a local image (``ImageStore/resolve(_:)``), refusing names that are not
+    /// plain store names and trees that resolve outside the store.
+    func imageRootfs(_ image: String) throws(RunnerError) -> String {
+        let validChars = image.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+        guard !image.isEmpty, image.count <= 128, validChars, !image.hasPrefix("."), !image.hasPrefix("-") else {
+            throw RunnerError(
+                .invalidInput, input: image, problem: "is not an image name of the local store",
+                fix: "use one of: \(availableImages().joined(separator: ", "))")
+        }
+        let rootfs = try ImageStore(layout: layout).resolve(image).rootfs
+        guard let real = Self.realPath(rootfs), let store = Self.realPath(layout.imagesDirectory),
+            real.hasPrefix(store + "/")
+        else {
+            throw RunnerError(
+                .notFound, input: image, problem: "is not in the local image store (\(layout.imagesDirectory))",
+                fix: "use one of: \(availableImages().joined(separator: ", ")), or import the image first")
+        }
+        return real
+    }
+
+    /// Names of the images in the local store that have an active version.
+    public func availableImages() -> [String] {
+        ((try? ImageStore(layout: layout).list()) ?? []).map(\.name)
+    }
+
+    /// Checks a bind: absolute clean target; a source that exists inside an allowed root.
+    func check(_ bind: GuestBind) throws(RunnerError) -> GuestBind {
+        let target = bind.target
+        let parts = target.split(separator: "/", omittingEmptySubsequences: false)
+        guard target.hasPrefix("/"), target != "/", !parts.contains(".."), !parts.contains("."),
+            !target.contains("\0")
+        else {
+            throw RunnerError(
+                .invalidInput, input: target, problem: "is not an acceptable mount target in the guest",
+                fix: "use an absolute path without . or .. components")
+        }
+        guard let source = bind.source else { return bind }
+        let roots = allowedMountRoots.compactMap(Self.realPath)
+        guard source.hasPrefix("/"), let real = Self.realPath(source) else {
+            throw RunnerError(
+                .invalidInput, input: source, problem: "mount source does not exist or is not an absolute path",
+                fix: "create it inside \(allowedMountRoots.joined(separator: " or "))")
+        }
+        guard roots.contains(where: { real == $0 || real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+            throw RunnerError(
+                .permission, input: source,
+                problem: "mount source is outside the allowed roots (\(allowedMountRoots.joined(separator: ", ")))",
+                fix:
+                    "bind only from the runner's work or externals directory, or add the path to RUNNER_GUEST_MOUNT_ALLOW "
+                    + "in \(layout.configFile)")
+        }
+        return GuestBind(source: real, target: target, readOnly: bind.readOnly)
+    }
+
+    /// The owner steps' files are handed to: ``workOwner``, else the work directory's owner.
+    func resolvedWorkOwner() -> (uid: UInt32, gid: UInt32)? {
+        if let workOwner { return workOwner }
+        var st = stat()
+        guard stat(workDirectory, &st) == 0 else { return nil }
+        return (st.st_uid, st.st_gid)
+    }
+
+    /// `realpath(3)`, or nil when the path does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+}
+
+/// The config.env keys the hook and the helper read (from ``RunnerConfig``), in one place.
+public struct HookSettings: Sendable, Hashable {
+    /// `RUNNER_IMAGE_ALIASES`: `ubuntu:22.04=debian-bookworm` pairs.
+    public var imageAliases: [String: String] = [:]
+    /// `RUNNER_DEFAULT_IMAGE`.
+    public var defaultImage: String = "debian-bookworm"
+    /// `RUNNER_ALLOW_DOCKER_SOCK`: bind `/var/run/docker.sock` when it exists.
+    public var allowDockerSock: Bool = false
+    /// `RUNNER_GUEST_MOUNT_ALLOW`: extra allowed mount-source roots.
+    public var mountAllow: [String] = []
+    /// `RUNNER_WORK_DIR`, when set.
+    public var workDirectory: String?
+    /// How long services may take to accept connections on their ports.
+    public var serviceReadyTimeout: Double = 60
+
+    public init() {}
+
+    /// The keys the hook reads; problems with other keys are the installer's and service's business.
+    static let keys: [ConfigKey] = [.imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory]
+
+    /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
+    /// the hook's own keys are errors.
+    public static func load(layout: HostLayout) throws(RunnerError) -> HookSettings {
+        guard FilePaths.exists(layout.configFile) else { return HookSettings() }
+        let (config, problems) = RunnerConfig.check(
+            try FilePaths.read(layout.configFile), source: layout.configFile, options: .syntax)
+        let names = Set(keys.map(\.name))
+        let relevant = problems.filter { problem in problem.key.map { names.contains($0) } ?? (problem.line != nil) }
+        guard let config, relevant.isEmpty else {
+            throw RunnerError(
+                .invalidConfig, input: layout.configFile,
+                problem: relevant.map(\.description).joined(separator: "; "),
+                fix: "fix these lines (`runner-build config example` documents every key)")
+        }
+        return HookSettings(config, layout: layout)
+    }
+
+    /// The settings a validated config gives.
+    public init(_ config: RunnerConfig, layout: HostLayout) {
+        for alias in config.imageAliases { imageAliases[alias.alias] = alias.image }
+        defaultImage = config.defaultImage
+        allowDockerSock = config.allowDockerSock
+        mountAllow = config.guestMountAllow.map { layout.path($0) }
+        if config.isSet(.workDirectory) { workDirectory = layout.path(config.workDirectory) }
+    }
+
+    /// The guest policy these settings give on `layout`.
+    public func guestPolicy(layout: HostLayout, backend: GuestBackend? = nil) -> GuestPolicy {
+        var extra = mountAllow
+        if allowDockerSock { extra.append(layout.path("/var/run/docker.sock")) }
+        return GuestPolicy(
+            layout: layout, workDirectory: workDirectory, extraMountRoots: extra,
+            backend: backend ?? GuestBackend.detect(layout: HostLayout()))
+    }
+}

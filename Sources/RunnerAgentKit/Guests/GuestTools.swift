@@ -1,0 +1,210 @@
+import RunnerCore
+
+/// One host directory bound into a guest.
+public struct GuestBind: Sendable, Hashable, Codable {
+    /// The host path; nil for an anonymous volume (nspawn makes a temporary directory).
+    public var source: String?
+    /// The path inside the guest.
+    public var target: String
+    public var readOnly: Bool
+
+    public init(source: String?, target: String, readOnly: Bool = false) {
+        self.source = source
+        self.target = target
+        self.readOnly = readOnly
+    }
+
+    /// The `--bind=`/`--bind-ro=` argument: `src:dst` (colons escaped as nspawn wants).
+    var nspawnArgument: String {
+        let flag = readOnly ? "--bind-ro=" : "--bind="
+        return flag + Self.escape(source ?? "") + ":" + Self.escape(target)
+    }
+
+    static func escape(_ path: String) -> String {
+        path.replacing("\\", with: "\\\\").replacing(":", with: "\\:")
+    }
+}
+
+/// `systemd-nspawn`: the guest itself.
+public enum SystemdNspawn {
+    /// Options for booting an ephemeral guest.
+    public struct BootOptions: Sendable, Hashable {
+        public var directory: String
+        public var machine: String
+        public var binds: [GuestBind] = []
+        /// Variables for the guest's PID 1 (`--setenv=`); never secrets.
+        public var setenv: [String: String] = [:]
+        /// Without machined: `--register=no --keep-unit` (run in the caller's cgroup).
+        public var register: Bool = false
+        public var executable: String = "systemd-nspawn"
+
+        public init(directory: String, machine: String) {
+            self.directory = directory
+            self.machine = machine
+        }
+    }
+
+    /// `systemd-nspawn --quiet -D DIR --machine=NAME -b --volatile=overlay --notify-ready=yes
+    /// --console=passive [--register=no --keep-unit] [--setenv=…] [--bind=…]`.
+    public static func boot(_ options: BootOptions) -> Command {
+        var args = ["--quiet"]
+        if options.register {
+            args.append("--keep-unit")
+        } else {
+            args += ["--register=no", "--keep-unit"]
+        }
+        args += [
+            "--directory=" + options.directory,
+            "--machine=" + options.machine,
+            "--boot",
+            "--volatile=overlay",
+            "--notify-ready=yes",
+            "--console=passive",
+        ]
+        for key in options.setenv.keys.sorted() {
+            args.append("--setenv=\(key)=\(options.setenv[key]!)")
+        }
+        // Parents before children: nspawn mounts in the order given.
+        let ordered = options.binds.enumerated().sorted { a, b in
+            let da = a.element.target.split(separator: "/").count
+            let db = b.element.target.split(separator: "/").count
+            return da == db ? a.offset < b.offset : da < db
+        }
+        args += ordered.map(\.element.nspawnArgument)
+        return Command(options.executable, args)
+    }
+}
+
+/// `systemd-run`: transient units, in a guest or on a host with machined.
+public enum SystemdRun {
+    /// Options for a step run as a transient service that we wait for.
+    public struct StepOptions: Sendable, Hashable {
+        /// The unit name (so a signal can stop exactly this step).
+        public var unit: String
+        public var workingDirectory: String?
+        /// Names of variables whose values `systemd-run` takes from its own environment
+        /// (`-E NAME`): values never appear on a command line.
+        public var environmentNames: [String] = []
+        public var properties: [String] = []
+        public var command: [String]
+        public var executable: String = "/usr/bin/systemd-run"
+
+        public init(unit: String, command: [String]) {
+            self.unit = unit
+            self.command = command
+        }
+    }
+
+    static func stepArguments(_ options: StepOptions) -> [String] {
+        var args = ["--wait", "--pipe", "--quiet", "--collect", "--unit=" + options.unit]
+        args += options.properties.flatMap { ["-p", $0] }
+        if let cwd = options.workingDirectory {
+            args.append("--working-directory=" + cwd)
+        }
+        args += options.environmentNames.flatMap { ["-E", $0] }
+        args.append("--")
+        args += options.command
+        return args
+    }
+
+    /// `systemd-run --wait --pipe --quiet --collect --unit=U -p … --working-directory=D -E K … -- CMD…`,
+    /// run in the current (guest) context, e.g. after `nsenter`.
+    public static func step(_ options: StepOptions) -> Command {
+        Command(options.executable, stepArguments(options))
+    }
+
+    /// `systemd-run -M MACHINE --wait --pipe …`: a step in a guest registered with machined.
+    public static func step(machine: String, _ options: StepOptions) -> Command {
+        Command("systemd-run", ["--machine=" + machine] + stepArguments(options))
+    }
+
+    /// `systemd-run --unit=NAME -p Delegate=yes -p Type=notify -- systemd-nspawn …`: a guest as
+    /// its own service on a host with machined; returns once the guest is ready.
+    public static func guestService(unit: String, nspawn: Command) -> Command {
+        Command(
+            "systemd-run",
+            [
+                "--unit=" + unit, "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify",
+                "-p", "NotifyAccess=all", "--",
+            ] + nspawn.argv)
+    }
+}
+
+/// `nsenter`: enter a guest's namespaces without machined.
+public enum Nsenter {
+    /// `nsenter --target=LEADER --all -- COMMAND…`.
+    public static func enter(leader: Int32, _ command: Command) -> Command {
+        var entered = Command("nsenter", ["--target=\(leader)", "--all", "--"] + command.argv)
+        entered.environment = command.environment
+        entered.clearsEnvironment = command.clearsEnvironment
+        return entered
+    }
+}
+
+/// `systemctl` inside a guest or on a host.
+public enum Systemctl {
+    /// `systemctl stop --no-block UNIT`.
+    public static func stop(unit: String, block: Bool = false) -> Command {
+        Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
+    }
+
+    /// `systemctl kill --signal=SIG UNIT`.
+    public static func kill(unit: String, signal: String) -> Command {
+        Command("systemctl", ["kill", "--signal=" + signal, "--", unit])
+    }
+}
+
+/// `timeout` (coreutils): a bound on a command that could wait forever.
+public enum Timeout {
+    /// `timeout --kill-after=5 SECONDS COMMAND…` (environment kept).
+    public static func bounded(seconds: Int, _ command: Command) -> Command {
+        var bounded = Command("timeout", ["--kill-after=5", "\(seconds)"] + command.argv)
+        bounded.environment = command.environment
+        bounded.clearsEnvironment = command.clearsEnvironment
+        return bounded
+    }
+}
+
+/// `machinectl`: guests registered with machined.
+public enum Machinectl {
+    /// `machinectl show NAME --property=Leader --value`.
+    public static func leader(machine: String) -> Command {
+        Command("machinectl", ["show", machine, "--property=Leader", "--value"])
+    }
+
+    /// `machinectl terminate NAME`.
+    public static func terminate(machine: String) -> Command {
+        Command("machinectl", ["terminate", machine])
+    }
+
+    /// `machinectl poweroff NAME`.
+    public static func poweroff(machine: String) -> Command {
+        Command("machinectl", ["poweroff", machine])
+    }
+
+    /// `machinectl list --no-legend`.
+    public static func list() -> Command {
+        Command("machinectl", ["list", "--no-legend", "--no-pager"])
+    }
+}
+
+/// Which way guests are started and entered on this host.
+public enum GuestBackend: String, Sendable, Codable, Hashable {
+    /// systemd is PID 1 and machined is available: register guests, `systemd-run -M`.
+    case machined
+    /// No machined (a container or a host without systemd as PID 1): `--register=no
+    /// --keep-unit`, leader PID from the notify socket, `nsenter` + `systemd-run`.
+    case direct
+
+    /// Detects the backend: systemd as PID 1 (`/run/systemd/system`) and machined installed.
+    public static func detect(layout: HostLayout = HostLayout()) -> GuestBackend {
+        if let forced = ProcessEnvironment.value("RUNNER_GUEST_BACKEND"), let backend = GuestBackend(rawValue: forced) {
+            return backend
+        }
+        let booted = FilePaths.exists(layout.path("/run/systemd/system"))
+        let machined = ["/usr/lib/systemd/systemd-machined", "/lib/systemd/systemd-machined"].contains {
+            FilePaths.exists(layout.path($0))
+        }
+        return booted && machined ? .machined : .direct
+    }
+}

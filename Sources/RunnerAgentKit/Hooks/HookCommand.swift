@@ -1,0 +1,100 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `runner-agent hook`: what `container-hooks.sh` execs. Reads one JSON line from stdin.
+public struct HookCommand: AsyncParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "hook",
+        abstract: "The runner's container hook: run job containers in ephemeral systemd-nspawn guests.",
+        discussion: """
+            The runner (ACTIONS_RUNNER_CONTAINER_HOOKS) writes one line of JSON to stdin: prepare_job, \
+            run_script_step, run_container_step or cleanup_job. As root the guests are managed in \
+            process; otherwise through `sudo -n ci-nspawn-run`.
+            """
+    )
+
+    public init() {}
+
+    public func run() async throws {
+        let code = await Self.handle()
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// Handles one hook call from stdin and returns the exit code. The executable calls this
+    /// directly for `runner-agent hook` (no argument parsing: the hook is on every step's path).
+    public static func handle() async -> Int32 {
+        signal(SIGPIPE, SIG_IGN)
+        let layout = AgentHost.layout()
+        let settings: HookSettings
+        do {
+            settings = try HookSettings.load(layout: layout)
+        } catch {
+            ContainerHook.reportError(error)
+            return 1
+        }
+        let logger = Logger(label: "runner.hook")
+        let policy = AgentHost.policy(layout: layout, settings: settings)
+        let guests: any GuestOperations =
+            geteuid() == 0
+            ? GuestManager(policy: policy, logger: logger)
+            : HelperGuests(helper: layout.guestHelper)
+        let owner = ProcessEnvironment.value("RUNNER_HOOK_OWNER_PID").flatMap(Int32.init) ?? getppid()
+        let hook = ContainerHook(settings: settings, policy: policy, guests: guests, logger: logger, ownerPID: owner)
+        return await hook.run(stdin: readStandardInput())
+    }
+}
+
+/// Guests through the privileged helper: `sudo -n ci-nspawn-run …` (requests and environments
+/// travel on stdin, never on command lines).
+struct HelperGuests: GuestOperations {
+    var helper: String
+    var runner: any CommandRunner = SubprocessCommandRunner()
+
+    func sudo(_ arguments: [String]) -> Command {
+        Command("sudo", ["-n", "--", helper] + arguments)
+    }
+
+    func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        let command = sudo(["start", "--request-stdin"])
+        let input: Data
+        do { input = try JSONEncoder().encode(request) } catch {
+            throw RunnerError(.internal, input: "start", problem: "could not encode the request", underlying: error)
+        }
+        let output = try await runner.output(command, input: Array(input), fix: "check the sudoers rule for \(helper)")
+        do {
+            return try JSONDecoder().decode(GuestInfo.self, from: Data(output.utf8))
+        } catch {
+            throw RunnerError(.internal, input: command.description, problem: "answered something that is not JSON")
+        }
+    }
+
+    func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
+        async throws(RunnerError) -> ExitStatus
+    {
+        var arguments = ["exec", name, "--env-stdin"]
+        if let workingDirectory { arguments += ["--cwd", workingDirectory] }
+        let step = sudo(arguments + ["--"] + command)
+        let env: Data
+        do { env = try JSONEncoder().encode(environment) } catch {
+            throw RunnerError(.internal, input: name, problem: "could not encode the environment", underlying: error)
+        }
+        // sudo relays SIGINT/SIGTERM to the helper, which stops the step's unit.
+        return try GuestManager.runForwardingSignals(step, stdin: .bytes(Array(env))) { child, signal in
+            kill(child, signal)
+        }
+    }
+
+    func stop(_ name: String) async throws(RunnerError) {
+        try await runner.run(sudo(["stop", name])).checked(sudo(["stop", name]))
+    }
+
+    func sweep(owner: Int32?) async {
+        _ = try? await runner.run(sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? [])))
+    }
+}

@@ -1,0 +1,296 @@
+import FoundationEssentials
+import RunnerCore
+import RunnerTestSupport
+import Testing
+
+@testable import RunnerAgentKit
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The minbase tree the hook tests boot (systemd, dbus, bash, coreutils, python3), built once
+/// with mmdebstrap and cached under /var/cache/runner-tests keyed by the package list.
+enum TestImages {
+    static let packages = ["systemd", "dbus", "bash", "coreutils", "python3"]
+    static let suite = "bookworm"
+
+    static var cacheDirectory: String {
+        let key = SHA256Digest.hex(of: Array("\(suite) minbase \(packages.joined(separator: ",")) v1".utf8))
+        return "/var/cache/runner-tests/rootfs-" + String(key.prefix(16))
+    }
+
+    /// `mmdebstrap --variant=minbase --include=… SUITE TARGET` (merged /usr, no resolv.conf).
+    static func mmdebstrap(target: String) -> Command {
+        Command(
+            "mmdebstrap",
+            [
+                "--quiet", "--variant=minbase", "--include=" + packages.joined(separator: ","),
+                "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+                "--customize-hook=rm -f \"$1/etc/resolv.conf\"", "--customize-hook=echo guest > \"$1/etc/hostname\"",
+                suite, target,
+            ])
+    }
+
+    /// The cached tree, built when missing.
+    static func baseTree() async throws -> String {
+        let path = cacheDirectory
+        if FilePaths.exists(path + "/usr/lib/systemd/systemd") { return path }
+        let temporary = FilePaths.temporarySibling(of: path)
+        try FilePaths.createDirectory(FilePaths.parent(of: path))
+        let command = mmdebstrap(target: temporary)
+        try await SubprocessCommandRunner().run(command).checked(command)
+        guard rename(temporary, path) == 0 else { throw RunnerError.posix("rename", path, fix: nil) }
+        return path
+    }
+}
+
+/// A runner work tree, image store and config in a temp root, and the built `runner-agent`
+/// run the way the runner runs the hook: JSON on stdin, a response file, an exit code.
+final class HookHarness: Sendable {
+    let dir: TemporaryDirectory
+    let layout: HostLayout
+    let servicePort: UInt16
+    let owner: pid_t
+    static let ownerUID: UInt32 = 4242
+
+    static var agent: String? {
+        guard let exe = GuestPolicy.realPath("/proc/self/exe") else { return nil }
+        let candidate = FilePaths.parent(of: exe) + "/runner-agent"
+        if FilePaths.exists(candidate) { return candidate }
+        // xctest bundles live one level deeper on some toolchains.
+        let up = FilePaths.parent(of: FilePaths.parent(of: exe)) + "/runner-agent"
+        return FilePaths.exists(up) ? up : nil
+    }
+
+    static var isAvailable: Bool {
+        TestHost.isRoot && TestHost.which("systemd-nspawn") != nil && TestHost.which("mmdebstrap") != nil
+            && agent != nil && sharedDirectory() != nil
+    }
+
+    var work: String { layout.workDirectory }
+    var externals: String { layout.runnerExternalsDirectory }
+
+    init() async throws {
+        dir = try TemporaryDirectory("hook")
+        layout = dir.layout
+        let servicePort = UInt16.random(in: 20000...29999)
+        self.servicePort = servicePort
+        let layout = self.layout
+        let work = layout.workDirectory
+        let base = try await TestImages.baseTree()
+        try Self.installImage(base, name: "job", layout: layout)
+        try Self.installImage(base, name: "svc", layout: layout) { rootfs in
+            let unit = """
+                [Unit]
+                Description=test service
+                [Service]
+                ExecStart=/usr/bin/python3 -m http.server \(servicePort) --bind 127.0.0.1 --directory /srv
+                [Install]
+                WantedBy=multi-user.target
+
+                """
+            try AtomicFile.write(unit, to: rootfs + "/etc/systemd/system/test-http.service")
+            try FilePaths.createDirectory(rootfs + "/etc/systemd/system/multi-user.target.wants")
+            symlink(
+                "/etc/systemd/system/test-http.service",
+                rootfs + "/etc/systemd/system/multi-user.target.wants/test-http.service")
+            try FilePaths.createDirectory(rootfs + "/srv")
+        }
+        for sub in [
+            "_temp/_runner_file_commands", "_temp/_github_home", "_temp/_github_workflow", "_tool",
+            "octo-repo/octo-repo",
+        ] {
+            try FilePaths.createDirectory(work + "/" + sub)
+        }
+        try FilePaths.createDirectory(layout.runnerExternalsDirectory + "/node20/bin")
+        try AtomicFile.write(
+            "RUNNER_IMAGE_ALIASES=ghcr.io/octo-org/ci-image:1.4=job\n", to: layout.configFile)
+        chown(work, Self.ownerUID, Self.ownerUID)
+        owner = try Posix.spawn(Command("sleep", ["3600"]), stdout: .devNull, stderr: .devNull)
+    }
+
+    /// Lays `base` into the store as `<name>/<digest>/rootfs` (hard links) with `current`.
+    static func installImage(
+        _ base: String, name: String, layout: HostLayout, customize: (String) throws -> Void = { _ in }
+    ) throws {
+        let digest = String(repeating: "0", count: 60) + "7e57"
+        let version = layout.imageDirectory(name) + "/" + digest
+        try FilePaths.createDirectory(version)
+        let copy = Command("cp", ["-al", base, version + "/rootfs"])
+        let pid = try Posix.spawn(copy)
+        #expect(Posix.wait(pid) == .exited(0))
+        // Files we change are replaced, never written through a shared hard link.
+        try customize(version + "/rootfs")
+        symlink(digest, layout.currentImage(name))
+    }
+
+    /// Ends the owner, sweeps whatever is left and removes the tree.
+    func finish() async {
+        kill(owner, SIGKILL)
+        _ = Posix.wait(owner)
+        _ = await runAgent(["guest", "gc", "--all"])
+        dir.remove()
+    }
+
+    struct Result {
+        var status: RunnerCore.ExitStatus
+        var stdout: [UInt8]
+        var stderr: String
+        var response: String
+        var text: String { String(decoding: stdout, as: UTF8.self) }
+    }
+
+    var environment: [String: String?] {
+        [
+            "RUNNER_HOST_ROOT": layout.root, "RUNNER_HOOK_OWNER_PID": "\(owner)",
+            "RUNNER_WORK_OWNER": "\(Self.ownerUID):\(Self.ownerUID)",
+        ]
+    }
+
+    /// Starts the hook with `json` on stdin; returns its pid and where its output goes.
+    func spawnHook(_ json: String) throws -> (pid: pid_t, stdout: String, stderr: String) {
+        let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
+        var command = Command(Self.agent!, ["hook"])
+        command.environment = environment
+        command.workingDirectory = work + "/octo-repo/octo-repo"
+        let pid = try Posix.spawn(
+            command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
+            stderr: .file(out + ".stderr"))
+        return (pid, out + ".stdout", out + ".stderr")
+    }
+
+    /// Runs the hook on `json` (responses go to a fresh response file, created empty as the runner does).
+    func hook(_ json: String, responseFile: String? = nil) throws -> Result {
+        let (pid, stdout, stderr) = try spawnHook(json)
+        let status = Posix.wait(pid)
+        return Result(
+            status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
+            stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self),
+            response: responseFile.flatMap { try? FilePaths.read($0) }.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        )
+    }
+
+    /// Runs `runner-agent ARGS` (or, with `asHelper`, the binary named ci-nspawn-run).
+    func runAgent(_ arguments: [String], asHelper: Bool = false) async -> Result {
+        var executable = Self.agent!
+        if asHelper {
+            let link = dir.appending("ci-nspawn-run")
+            if !FilePaths.exists(link) { symlink(executable, link) }
+            executable = link
+        }
+        var command = Command(executable, arguments)
+        command.environment = environment
+        let result = try? await SubprocessCommandRunner().run(command)
+        return Result(
+            status: result?.status ?? .exited(127), stdout: Array((result?.standardOutput ?? "").utf8),
+            stderr: result?.standardError ?? "", response: "")
+    }
+
+    /// A new response file path, created empty like the runner does.
+    func newResponseFile() throws -> String {
+        let path = work + "/_temp/_runner_hook_responses/\(UInt32.random(in: 0...UInt32.max)).json"
+        try AtomicFile.write("", to: path)
+        return path
+    }
+
+    /// The prepare_job fixture with its paths moved into this tree, its /srv/cache volume moved
+    /// under the work directory, and `services` replaced.
+    func prepareJob(responseFile: String, services: String? = nil, image: String? = nil) throws -> String {
+        var text = String(decoding: try fixture("runner-prepare_job.json"), as: UTF8.self)
+        text = text.trimmingSuffixNewline()
+        text = try replacing(
+            text,
+            "/home/runner/actions-runner/_work/_temp/_runner_hook_responses/3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47.json",
+            responseFile)
+        text = try replacing(text, "/home/runner/actions-runner/_work", work)
+        text = try replacing(text, "/home/runner/actions-runner/externals", externals)
+        text = try replacing(text, "\"sourceVolumePath\":\"/srv/cache\"", "\"sourceVolumePath\":\"\(work)/_srv_cache\"")
+        if let image {
+            text = try replacing(text, "\"image\":\"ghcr.io/octo-org/ci-image:1.4\"", "\"image\":\"\(image)\"")
+        }
+        let start = try #require(text.firstRange(of: "\"services\":["))
+        let end = try #require(text.firstRange(of: "]},\"state\":null}"))
+        let list = services ?? serviceJSON()
+        return String(text[..<start.lowerBound]) + "\"services\":[" + list + String(text[end.lowerBound...])
+    }
+
+    /// One service: the `svc` image, port mapped to itself.
+    func serviceJSON() -> String {
+        #"{"image":"svc:1","dockerfile":null,"entryPointArgs":[],"entryPoint":null,"workingDirectory":null,"#
+            + #""createOptions":null,"registry":null,"environmentVariables":{},"portMappings":["\#(servicePort):\#(servicePort)"],"#
+            + #""systemMountVolumes":[],"userMountVolumes":[]}"#
+    }
+
+    /// The run_script_step fixture running `script` with bash, with `state` and a fresh script file.
+    func runScriptStep(_ script: String, state: String, prependPath: String? = nil) throws -> String {
+        let name = "\(UInt32.random(in: 0...UInt32.max)).sh"
+        try AtomicFile.write(script, to: work + "/_temp/" + name)
+        var text = String(decoding: try fixture("runner-run_script_step.json"), as: UTF8.self).trimmingSuffixNewline()
+        text = try replacing(text, "/__w/_temp/7c1e5a0e-3b2f-4d0e-9a51-0e6f2c8b9d41.sh", "/__w/_temp/" + name)
+        if let prependPath {
+            text = try replacing(
+                text, #""prependPath":["/__w/_tool/node/20.11.1/x64/bin","/github/home/.local/bin"]"#, prependPath)
+        }
+        let start = try #require(text.ranges(of: ",\"state\":").last)
+        return String(text[..<start.lowerBound]) + ",\"state\":" + state + "}"
+    }
+
+    func cleanupJob(state: String) throws -> String {
+        var text = String(decoding: try fixture("runner-cleanup_job.json"), as: UTF8.self).trimmingSuffixNewline()
+        let start = try #require(text.ranges(of: ",\"state\":").last)
+        text = String(text[..<start.lowerBound]) + ",\"state\":" + state + "}"
+        return text
+    }
+
+    func replacing(_ text: String, _ old: String, _ new: String) throws -> String {
+        try #require(text.contains(old), "fixture no longer contains \(old)")
+        return text.replacing(old, with: new)
+    }
+
+    /// Everything our guests could leave: records, nspawn processes on this store, mounts.
+    func leftovers() -> [String] {
+        var found: [String] = []
+        if let dir = opendir(layout.guestStateDirectory) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+                }
+                if name != "." && name != ".." { found.append("file " + name) }
+            }
+            closedir(dir)
+        }
+        for pid in Posix.allPIDs() {
+            let args = Posix.commandLine(of: pid)
+            if args.contains(where: { $0.contains(layout.imagesDirectory) }) {
+                found.append("process \(pid) \(args.prefix(6).joined(separator: " "))")
+            }
+        }
+        if let mounts = try? FilePaths.read("/proc/self/mountinfo") {
+            for line in String(decoding: mounts, as: UTF8.self).split(separator: "\n") where line.contains(layout.root)
+            {
+                found.append("mount " + line)
+            }
+        }
+        return found
+    }
+
+    /// Waits (bounded) until no leftovers remain; returns what is still there.
+    func leftoversAfterSettling(seconds: Double = 10) -> [String] {
+        let end = Posix.now() + seconds
+        var found = leftovers()
+        while !found.isEmpty && Posix.now() < end {
+            Posix.sleep(0.1)
+            found = leftovers()
+        }
+        return found
+    }
+}
+
+extension String {
+    func trimmingSuffixNewline() -> String {
+        var s = self
+        while s.hasSuffix("\n") { s.removeLast() }
+        return s
+    }
+}

@@ -1,0 +1,283 @@
+import FoundationEssentials
+import RunnerCore
+import RunnerTestSupport
+import Testing
+
+@testable import RunnerAgentKit
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The suites that boot guests, one at a time (they share the host's network and CPU).
+@Suite(.serialized) struct GuestSuites {}
+
+extension GuestSuites {
+    /// The hook driven as the runner drives it, with real nspawn guests (no machined: the build
+    /// machine's PID 1 is not systemd).
+    @Suite(
+        .serialized,
+        .enabled(
+            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared")
+    )
+    struct HookIntegrationTests {
+        func withHarness(_ body: (HookHarness) async throws -> Void) async throws {
+            let h = try await HookHarness()
+            do {
+                try await body(h)
+            } catch {
+                await h.finish()
+                throw error
+            }
+            await h.finish()
+        }
+
+        /// The state object from a prepare_job response.
+        func state(of response: String) throws -> String {
+            let start = try #require(response.firstRange(of: "\"state\":{"))
+            var depth = 0
+            var index = response.index(before: start.upperBound)
+            while index < response.endIndex {
+                let c = response[index]
+                if c == "{" { depth += 1 }
+                if c == "}" {
+                    depth -= 1
+                    if depth == 0 { break }
+                }
+                index = response.index(after: index)
+            }
+            return String(response[response.index(before: start.upperBound)...index])
+        }
+
+        @Test func jobWithServiceFromPrepareToCleanup() async throws {
+            try await withHarness { h in
+                let responseFile = try h.newResponseFile()
+                let prepared = try h.hook(try h.prepareJob(responseFile: responseFile), responseFile: responseFile)
+                #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
+                let response = prepared.response
+                #expect(response.contains("\"isAlpine\":false"))
+                #expect(response.contains("\"ports\":{\"\(h.servicePort)\":\"\(h.servicePort)\"}"))
+                #expect(response.contains("\"container\":{\"id\":\"rg-"))
+                #expect(FilePaths.exists(h.work + "/_runner_volumes/my_docker_volume"))
+                let state = try state(of: response)
+
+                // File commands, container env, prependPath, working directory, ::error::, ownership.
+                let files = h.work + "/_temp/_runner_file_commands/"
+                let guid = "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+                for kind in ["set_env", "set_output", "add_path", "save_state", "step_summary"] {
+                    try AtomicFile.write("", to: files + kind + "_" + guid)
+                }
+                let script = """
+                    echo "FOO=bar" >> "$GITHUB_ENV"
+                    echo "answer=42" >> "$GITHUB_OUTPUT"
+                    echo "env: node=$NODE_ENV home=$HOME ga=$GITHUB_ACTIONS ci=$CI flavor=$CI_BUILD_FLAVOR"
+                    echo "path: $PATH"
+                    echo "cwd: $(pwd)"
+                    mkdir -p made/by/step && touch made/by/step/file
+                    echo "::error::boom from the step"
+                    echo "to stderr" >&2
+
+                    """
+                let step = try h.hook(try h.runScriptStep(script, state: state))
+                #expect(step.status == RunnerCore.ExitStatus.exited(0), "\(step.text)\(step.stderr)")
+                #expect(step.text.contains("env: node=development home=/github/home ga=true ci=true flavor=release"))
+                #expect(
+                    step.text.contains(
+                        "path: /__w/_tool/node/20.11.1/x64/bin:/github/home/.local/bin:" + HookDefaults.path))
+                #expect(step.text.contains("cwd: /__w/octo-repo/octo-repo"))
+                #expect(step.text.contains("::error::boom from the step"))
+                #expect(step.stderr.contains("to stderr"))
+                #expect(String(decoding: try FilePaths.read(files + "set_env_" + guid), as: UTF8.self) == "FOO=bar\n")
+                #expect(
+                    String(decoding: try FilePaths.read(files + "set_output_" + guid), as: UTF8.self) == "answer=42\n")
+                var st = stat()
+                #expect(lstat(h.work + "/octo-repo/octo-repo/made/by/step/file", &st) == 0)
+                #expect(st.st_uid == HookHarness.ownerUID)
+
+                // prependPath as the old single string, and the exit code passed through.
+                let exit3 = try h.hook(
+                    try h.runScriptStep("exit 3\n", state: state, prependPath: #""prependPath":"/opt/x""#))
+                #expect(exit3.status == RunnerCore.ExitStatus.exited(3))
+
+                // 10 MB of output, intact.
+                let big = try h.hook(
+                    try h.runScriptStep(
+                        "python3 -c 'import sys\nfor i in range(1048576): sys.stdout.write(\"%09d\\n\" % i)'\n",
+                        state: state))
+                #expect(big.status == RunnerCore.ExitStatus.exited(0), "\(big.stderr)")
+                #expect(big.stdout.count == 10_485_760)
+                let lines = big.text.split(separator: "\n")
+                #expect(lines.count == 1_048_576)
+                #expect(lines.first == "000000000" && lines.last == "001048575")
+
+                // The service, by its image's base name, from the job guest.
+                let service = try h.hook(
+                    try h.runScriptStep(
+                        "exec 3<>/dev/tcp/svc/\(h.servicePort)\nprintf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3\nhead -n1 <&3\n",
+                        state: state))
+                #expect(service.status == RunnerCore.ExitStatus.exited(0), "\(service.text)\(service.stderr)")
+                #expect(service.text.hasPrefix("HTTP/1.0 200"))
+                #expect(Posix.tcpAccepts(port: h.servicePort))
+
+                let cleanup = try h.hook(try h.cleanupJob(state: state))
+                #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
+                #expect(h.leftoversAfterSettling() == [])
+            }
+        }
+
+        @Test func servicesOnlyJob() async throws {
+            try await withHarness { h in
+                let responseFile = try h.newResponseFile()
+                var json = try h.prepareJob(responseFile: responseFile)
+                let start = try #require(json.firstRange(of: "\"container\":{"))
+                let end = try #require(json.firstRange(of: ",\"services\":["))
+                json = String(json[..<start.lowerBound]) + "\"container\":null" + String(json[end.lowerBound...])
+                let prepared = try h.hook(json, responseFile: responseFile)
+                #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
+                #expect(!prepared.response.contains("\"container\""))
+                #expect(prepared.response.contains("\"ports\":{\"\(h.servicePort)\":\"\(h.servicePort)\"}"))
+                // Steps run on the host: the service is reachable there.
+                #expect(Posix.tcpAccepts(port: h.servicePort))
+                let cleanup = try h.hook(try h.cleanupJob(state: try state(of: prepared.response)))
+                #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
+                #expect(h.leftoversAfterSettling() == [])
+                #expect(!Posix.tcpAccepts(port: h.servicePort))
+            }
+        }
+
+        @Test func sigintMidStepStopsTheStepAndCleanupLeavesNothing() async throws {
+            try await withHarness { h in
+                let responseFile = try h.newResponseFile()
+                let prepared = try h.hook(
+                    try h.prepareJob(responseFile: responseFile, services: ""), responseFile: responseFile)
+                #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
+                let state = try state(of: prepared.response)
+                let (pid, stdout, _) = try h.spawnHook(try h.runScriptStep("echo started\nsleep 300\n", state: state))
+                let deadline = Posix.now() + 20
+                while Posix.now() < deadline,
+                    !String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self).contains("started")
+                {
+                    Posix.sleep(0.05)
+                }
+                let sent = Posix.now()
+                kill(pid, SIGINT)
+                let status = Posix.wait(pid)
+                #expect(Posix.now() - sent < 6, "the step should stop within seconds")
+                #expect(status != RunnerCore.ExitStatus.exited(0))
+                // The step's unit is gone from the guest: nothing runs `sleep 300` any more.
+                let sleepers = Posix.allPIDs().filter { Posix.commandLine(of: $0) == ["sleep", "300"] }
+                #expect(sleepers.isEmpty)
+                let cleanup = try h.hook(try h.cleanupJob(state: state))
+                #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
+                #expect(h.leftoversAfterSettling() == [])
+            }
+        }
+
+        @Test func killedDuringPrepareThenGCLeavesNothing() async throws {
+            try await withHarness { h in
+                let responseFile = try h.newResponseFile()
+                let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
+                // Wait until a guest record exists (the service guest is booting), then kill -9.
+                let deadline = Posix.now() + 20
+                while Posix.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) { Posix.sleep(0.01) }
+                kill(pid, SIGKILL)
+                _ = Posix.wait(pid)
+                #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
+                // The runner dies with it: the job's owner is gone, so gc sweeps the guest.
+                kill(h.owner, SIGKILL)
+                _ = Posix.wait(h.owner)
+                let gc = await h.runAgent(["gc"], asHelper: true)
+                #expect(gc.status == RunnerCore.ExitStatus.exited(0), "\(gc.stderr)")
+                #expect(h.leftoversAfterSettling() == [])
+            }
+        }
+
+        @Test func killedDuringPrepareThenCleanupWithNullStateLeavesNothing() async throws {
+            try await withHarness { h in
+                let responseFile = try h.newResponseFile()
+                let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
+                let deadline = Posix.now() + 20
+                while Posix.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
+                    Posix.sleep(0.01)
+                }
+                kill(pid, SIGKILL)
+                _ = Posix.wait(pid)
+                #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
+                // The runner lives on and calls cleanup_job with the state it has: null.
+                let cleanup = try h.hook(try h.cleanupJob(state: "null"))
+                #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
+                #expect(h.leftoversAfterSettling() == [])
+            }
+        }
+
+        @Test func refusals() async throws {
+            try await withHarness { h in
+                func expectError(
+                    _ result: HookHarness.Result, _ needle: String, sourceLocation: SourceLocation = #_sourceLocation
+                ) {
+                    #expect(result.status != RunnerCore.ExitStatus.exited(0), sourceLocation: sourceLocation)
+                    #expect(result.text.hasPrefix("::error::"), "\(result.text)", sourceLocation: sourceLocation)
+                    #expect(result.text.contains(needle), "\(result.text)", sourceLocation: sourceLocation)
+                }
+                expectError(try h.hook("{not json"), "not a valid hook JSON")
+                expectError(try h.hook(#"{"command":"launch_rockets","args":{},"state":null}"#), "launch_rockets")
+                expectError(try h.hook(try h.runScriptStep("true\n", state: "null")), "no job guest")
+                expectError(
+                    try h.hook(try h.runScriptStep("true\n", state: #"{"guest":"rg-0123456789ab","services":[]}"#)),
+                    "no such guest")
+                expectError(
+                    try h.hook(try h.runScriptStep("true\n", state: #"{"guest":"../../etc/passwd"}"#)),
+                    "not a guest name")
+                let runContainer = String(decoding: try fixture("runner-run_container_step.json"), as: UTF8.self)
+                expectError(try h.hook(runContainer), "not supported")
+
+                let responseFile = try h.newResponseFile()
+                let unknown = try h.hook(try h.prepareJob(responseFile: responseFile, image: "nope/unknown:1"))
+                expectError(unknown, "nope/unknown:1")
+                #expect(unknown.text.contains("job, svc"))
+                // The service guest booted before the job image failed to resolve is gone again.
+                #expect(h.leftovers() == [])
+
+                let outside = try h.hook(
+                    try h.prepareJob(responseFile: responseFile, services: "").replacing(
+                        "\(h.work)/_srv_cache", with: "/etc"))
+                expectError(outside, "outside the allowed roots")
+                #expect(h.leftovers() == [])
+
+                // The helper called directly (as ci-nspawn-run) refuses a foreign mount source and names.
+                let direct = await h.runAgent(["start", "--image", "job", "--bind", "/etc:/host-etc"], asHelper: true)
+                #expect(direct.status != RunnerCore.ExitStatus.exited(0))
+                #expect(direct.stderr.contains("outside the allowed roots"), "\(direct.stderr)")
+                let badImage = await h.runAgent(["start", "--image", "../../../"], asHelper: true)
+                #expect(badImage.status != RunnerCore.ExitStatus.exited(0))
+                #expect(badImage.stderr.contains("not an image name"), "\(badImage.stderr)")
+                let badName = await h.runAgent(["exec", "mybox", "--", "true"], asHelper: true)
+                #expect(badName.status != RunnerCore.ExitStatus.exited(0))
+                #expect(badName.stderr.contains("not a guest name"), "\(badName.stderr)")
+                #expect(h.leftovers() == [])
+            }
+        }
+
+        @Test func helperStartExecListStop() async throws {
+            try await withHarness { h in
+                let started = await h.runAgent(
+                    ["start", "--image", "job", "--bind", "\(h.work):/__w", "--owner-pid", "\(h.owner)"], asHelper: true
+                )
+                #expect(started.status == RunnerCore.ExitStatus.exited(0), "\(started.stderr)")
+                let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.stdout))
+                let listed = await h.runAgent(["guest", "list"])
+                #expect(listed.text.contains(info.name))
+                let exec = await h.runAgent(
+                    ["exec", info.name, "--cwd", "/__w", "--env", "X=1", "--", "sh", "-c", "echo x=$X; pwd; exit 7"],
+                    asHelper: true)
+                #expect(exec.status == RunnerCore.ExitStatus.exited(7))
+                #expect(exec.text == "x=1\n/__w\n")
+                let stop = await h.runAgent(["stop", info.name], asHelper: true)
+                #expect(stop.status == RunnerCore.ExitStatus.exited(0))
+                let again = await h.runAgent(["stop", info.name], asHelper: true)
+                #expect(again.status == RunnerCore.ExitStatus.exited(0), "stopping a gone guest is fine")
+                #expect(h.leftoversAfterSettling() == [])
+            }
+        }
+    }
+}

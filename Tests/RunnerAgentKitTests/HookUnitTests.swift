@@ -1,0 +1,312 @@
+import FoundationEssentials
+import RunnerCore
+import RunnerTestSupport
+import Testing
+
+@testable import RunnerAgentKit
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `<repo>/../shared` (CI), or `<repo>/../../shared` (a worktree under `wt/`), or nil.
+func sharedDirectory() -> String? {
+    var path = #filePath
+    for _ in 0..<3 { path = FilePaths.parent(of: path) }
+    let parent = FilePaths.parent(of: path)
+    for shared in [parent + "/shared", FilePaths.parent(of: parent) + "/shared"]
+    where FilePaths.exists(shared + "/fixtures/hooks") {
+        return shared
+    }
+    return nil
+}
+
+func fixture(_ name: String) throws -> [UInt8] {
+    let shared = try #require(sharedDirectory(), "../shared is absent")
+    return try FilePaths.read(shared + "/fixtures/hooks/" + name)
+}
+
+@Suite(.enabled(if: sharedDirectory() != nil, "needs ../shared/fixtures/hooks beside the repository"))
+struct HookDecodingTests {
+    @Test func prepareJobFixture() throws {
+        let input = try HookInput.decode(try fixture("runner-prepare_job.json"))
+        #expect(input.command == "prepare_job")
+        #expect(input.state == nil)
+        let container = try #require(input.args.container)
+        #expect(container.image == "ghcr.io/octo-org/ci-image:1.4")
+        #expect(container.environmentVariables["HOME"] == "/github/home")
+        #expect(container.portMappings == ["8080:80"])
+        #expect(container.systemMountVolumes.count == 8)
+        #expect(container.systemMountVolumes[2].readOnly)
+        #expect(container.userMountVolumes.map(\.sourceVolumePath) == ["my_docker_volume", "/srv/cache"])
+        #expect(input.args.services.map(\.image) == ["redis:7-alpine", "postgres:16"])
+        #expect(input.args.services[1].environmentVariables["POSTGRES_DB"] == "app")
+    }
+
+    @Test func runScriptStepFixture() throws {
+        let input = try HookInput.decode(try fixture("runner-run_script_step.json"))
+        #expect(input.command == "run_script_step")
+        #expect(input.args.entryPoint == "bash")
+        #expect(input.args.entryPointArgs.first == "--noprofile")
+        #expect(input.args.prependPath == ["/__w/_tool/node/20.11.1/x64/bin", "/github/home/.local/bin"])
+        #expect(input.args.workingDirectory == "/__w/octo-repo/octo-repo")
+        #expect(input.args.environmentVariables["GITHUB_ACTION"] == "__run_2")
+        // A docker-hook-shaped state has none of our keys: decoded, but names no guest.
+        #expect(input.state?.guest == nil)
+    }
+
+    @Test func runContainerStepFixture() throws {
+        let input = try HookInput.decode(try fixture("runner-run_container_step.json"))
+        #expect(input.command == "run_container_step")
+        #expect(input.args.image == nil)
+        #expect(input.args.dockerfile?.hasSuffix("/Dockerfile") == true)
+        #expect(input.args.entryPointArgs == ["\"Mona", "the", "Octocat\""])
+    }
+
+    @Test func cleanupJobFixture() throws {
+        let input = try HookInput.decode(try fixture("runner-cleanup_job.json"))
+        #expect(input.command == "cleanup_job")
+        #expect(input.args.services.isEmpty)
+    }
+
+    @Test(arguments: ["prepare-job.json", "run-container-step.json", "run-script-step.json"])
+    func upstreamExamplesDecodeLeniently(_ name: String) throws {
+        let input = try HookInput.decode(try fixture("upstream-examples/" + name))
+        #expect(!input.command.isEmpty)
+    }
+}
+
+@Suite struct HookLenientDecodingTests {
+    func decode(_ json: String) throws -> HookInput {
+        try HookInput.decode(Array(json.utf8))
+    }
+
+    @Test func prependPathAsSingleString() throws {
+        let input = try decode(#"{"command":"run_script_step","args":{"prependPath":"/opt/bin"},"state":null}"#)
+        #expect(input.args.prependPath == ["/opt/bin"])
+    }
+
+    @Test func nullsAndUnknownFieldsAreTolerated() throws {
+        let input = try decode(
+            #"{"command":"prepare_job","responseFile":null,"extra":1,"args":{"container":{"image":"x","#
+                + #""environmentVariables":null,"portMappings":null,"systemMountVolumes":[null],"new":true},"#
+                + #""services":null},"state":{"guest":"rg-000000000000","other":{"a":1}}}"#)
+        #expect(input.responseFile == nil)
+        #expect(input.args.container?.environmentVariables == [:])
+        #expect(input.args.container?.portMappings == [])
+        #expect(input.args.services.isEmpty)
+        #expect(input.state?.guest == "rg-000000000000")
+    }
+
+    @Test func portMappingsAsTheDocsMap() throws {
+        let input = try decode(#"{"command":"prepare_job","args":{"container":{"portMappings":{"80":"801"}}}}"#)
+        #expect(input.args.container?.portMappings == ["80:801"])
+    }
+
+    @Test(arguments: ["", "not json", "{\"args\":{}}", "[1,2]"])
+    func malformedInputIsRefused(_ text: String) {
+        #expect(throws: RunnerError.self) { try decode(text) }
+    }
+
+    @Test func lastLineWins() throws {
+        let input = try decode("garbage\n{\"command\":\"cleanup_job\",\"args\":{},\"state\":null}\n")
+        #expect(input.command == "cleanup_job")
+    }
+}
+
+@Suite struct HookPieceTests {
+    @Test func ports() throws {
+        let ports = try ContainerHook.ports(["8080:80", "5432", "6379/tcp", "127.0.0.1:9000:90", "53/udp"])
+        #expect(ports.map(\.container) == [80, 5432, 6379, 90, 53])
+        #expect(ports.map(\.host) == [8080, nil, nil, 9000, nil])
+        #expect(ports.map(\.tcp) == [true, true, true, true, false])
+        #expect(throws: RunnerError.self) { try ContainerHook.ports(["http"]) }
+    }
+
+    @Test(arguments: [
+        ("redis:7-alpine", "redis"), ("postgres:16", "postgres"), ("ghcr.io/octo/my_svc:1", "my-svc"),
+        ("docker://nginx@sha256:abc", "nginx"),
+    ])
+    func serviceAlias(_ image: String, _ alias: String) {
+        #expect(ContainerHook.serviceAlias(image) == alias)
+    }
+
+    @Test func responseJSONIsEscaped() {
+        let text = JSONText.encode(["a": "x\"\n\u{1}", "b": [true, false], "c": ["k": "v"]] as [String: Any])
+        #expect(text == #"{"a":"x\"\n\u0001","b":[true,false],"c":{"k":"v"}}"#)
+    }
+
+    @Test func settingsParse() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let layout = dir.layout
+            try AtomicFile.write(
+                "# c\nRUNNER_IMAGE_ALIASES=\"ubuntu:22.04=debian-bookworm node=node-img\"\n"
+                    + "RUNNER_ALLOW_DOCKER_SOCK=true\nRUNNER_GUEST_MOUNT_ALLOW=/srv/a /srv/b\n",
+                to: layout.configFile)
+            let settings = try HookSettings.load(layout: layout)
+            #expect(settings.imageAliases == ["ubuntu:22.04": "debian-bookworm", "node": "node-img"])
+            #expect(settings.allowDockerSock)
+            #expect(settings.mountAllow == [layout.path("/srv/a"), layout.path("/srv/b")])
+            let policy = settings.guestPolicy(layout: layout, backend: .direct)
+            #expect(policy.allowedMountRoots.contains(layout.path("/var/run/docker.sock")))
+        }
+    }
+
+    @Test func guestNames() throws {
+        let name = GuestPolicy.newGuestName()
+        try GuestPolicy.checkGuestName(name)
+        for bad in ["rg-", "rg-../../etc", "rg-ABCDEF012345", "x-0123456789ab", "rg-0123456789abc"] {
+            #expect(throws: RunnerError.self) { try GuestPolicy.checkGuestName(bad) }
+        }
+    }
+
+    @Test func policyRefusesOutsideSourcesAndBadImages() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let layout = dir.layout
+            let policy = GuestPolicy(layout: layout)
+            try FilePaths.createDirectory(layout.workDirectory + "/repo")
+            try FilePaths.createDirectory(dir.appending("outside"))
+            let inside = try policy.check(GuestBind(source: layout.workDirectory + "/repo", target: "/__w/repo"))
+            #expect(inside.source?.hasSuffix("/var/lib/runner/work/repo") == true)
+            #expect(throws: RunnerError.self) {
+                try policy.check(GuestBind(source: dir.appending("outside"), target: "/x"))
+            }
+            // A symlink inside the work directory that points out is refused too.
+            symlink(dir.appending("outside"), layout.workDirectory + "/escape")
+            #expect(throws: RunnerError.self) {
+                try policy.check(GuestBind(source: layout.workDirectory + "/escape", target: "/x"))
+            }
+            #expect(throws: RunnerError.self) {
+                try policy.check(GuestBind(source: layout.workDirectory + "/repo", target: "/a/../etc"))
+            }
+            for image in ["../etc", "", "a/b", ".hidden", "missing"] {
+                #expect(throws: RunnerError.self) { try policy.imageRootfs(image) }
+            }
+        }
+    }
+
+    @Test func workspaceOwnershipFixesEverythingButFollowsNoLinks() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let root = dir.appending("work")
+            try FilePaths.createDirectory(root + "/a/b")
+            try AtomicFile.write("x", to: root + "/a/b/file")
+            try AtomicFile.write("y", to: dir.appending("victim"))
+            symlink(dir.appending("victim"), root + "/a/link")
+            let result = WorkspaceOwnership.fix(root: root, uid: 4242, gid: 4343)
+            #expect(result.visited == 5)
+            var st = stat()
+            stat(root + "/a/b/file", &st)
+            #expect(st.st_uid == 4242 && st.st_gid == 4343)
+            lstat(root + "/a/link", &st)
+            #expect(st.st_uid == 4242)
+            stat(dir.appending("victim"), &st)
+            #expect(st.st_uid == geteuid())
+        }
+    }
+}
+
+func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) throws {
+    let dir = try TemporaryDirectory("hook")
+    defer { dir.remove() }
+    try body(dir)
+}
+
+@Suite struct GuestCommandLineTests {
+    @Test func bootWithoutMachined() {
+        var options = SystemdNspawn.BootOptions(directory: "/img/rootfs", machine: "rg-0123456789ab")
+        options.binds = [
+            GuestBind(source: "/w/_temp", target: "/__w/_temp"),
+            GuestBind(source: "/w", target: "/__w"),
+            GuestBind(source: "/e", target: "/__e", readOnly: true),
+            GuestBind(source: nil, target: "/anon"),
+            GuestBind(source: "/odd:path", target: "/t"),
+        ]
+        options.setenv = ["container_ttys": "0"]
+        #expect(
+            SystemdNspawn.boot(options).argv == [
+                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--directory=/img/rootfs",
+                "--machine=rg-0123456789ab", "--boot", "--volatile=overlay", "--notify-ready=yes",
+                "--console=passive", "--setenv=container_ttys=0", "--bind=/w:/__w", "--bind-ro=/e:/__e",
+                "--bind=:/anon", "--bind=/odd\\:path:/t", "--bind=/w/_temp:/__w/_temp",
+            ])
+    }
+
+    @Test func bootWithMachinedAsAService() {
+        var options = SystemdNspawn.BootOptions(directory: "/r", machine: "rg-0123456789ab")
+        options.register = true
+        let command = SystemdRun.guestService(unit: "rg-0123456789ab", nspawn: SystemdNspawn.boot(options))
+        #expect(
+            command.argv == [
+                "systemd-run", "--unit=rg-0123456789ab", "--quiet", "--collect", "-p", "Delegate=yes", "-p",
+                "Type=notify", "-p", "NotifyAccess=all", "--", "systemd-nspawn", "--quiet", "--keep-unit",
+                "--directory=/r", "--machine=rg-0123456789ab", "--boot", "--volatile=overlay",
+                "--notify-ready=yes", "--console=passive",
+            ])
+    }
+
+    @Test func stepThroughNsenter() {
+        var options = SystemdRun.StepOptions(unit: "rg-0123456789ab-step-1", command: ["/usr/bin/env", "--", "sh"])
+        options.workingDirectory = "/__w/r/r"
+        options.environmentNames = ["A", "SECRET"]
+        options.properties = ["TimeoutStopSec=5"]
+        var step = SystemdRun.step(options)
+        step.environment = ["SECRET": "s3cr3t"]
+        let command = Nsenter.enter(leader: 42, step)
+        #expect(
+            command.argv == [
+                "nsenter", "--target=42", "--all", "--", "/usr/bin/systemd-run", "--wait", "--pipe", "--quiet",
+                "--collect", "--unit=rg-0123456789ab-step-1", "-p", "TimeoutStopSec=5", "--working-directory=/__w/r/r",
+                "-E", "A", "-E", "SECRET", "--", "/usr/bin/env", "--", "sh",
+            ])
+        #expect(!command.argv.joined().contains("s3cr3t"))
+        #expect(!command.description.contains("s3cr3t"))
+        #expect(command.environment["SECRET"] == "s3cr3t")
+    }
+
+    @Test func stepWithMachined() {
+        let command = SystemdRun.step(machine: "rg-0123456789ab", SystemdRun.StepOptions(unit: "u", command: ["true"]))
+        #expect(
+            command.argv == [
+                "systemd-run", "--machine=rg-0123456789ab", "--wait", "--pipe", "--quiet", "--collect", "--unit=u",
+                "--", "true",
+            ])
+    }
+
+    @Test func machinectlAndSystemctl() {
+        #expect(
+            Machinectl.leader(machine: "g").argv == ["machinectl", "show", "g", "--property=Leader", "--value"])
+        #expect(Machinectl.terminate(machine: "g").argv == ["machinectl", "terminate", "g"])
+        #expect(Machinectl.poweroff(machine: "g").argv == ["machinectl", "poweroff", "g"])
+        #expect(Machinectl.list().argv == ["machinectl", "list", "--no-legend", "--no-pager"])
+        #expect(Systemctl.stop(unit: "u.service").argv == ["systemctl", "stop", "--no-block", "--", "u.service"])
+        #expect(Systemctl.stop(unit: "u", block: true).argv == ["systemctl", "stop", "--", "u"])
+        #expect(
+            Systemctl.kill(unit: "u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
+    }
+
+    @Test func timeoutBoundsACommand() {
+        #expect(
+            Timeout.bounded(seconds: 20, Systemctl.stop(unit: "u.service", block: true)).argv == [
+                "timeout", "--kill-after=5", "20", "systemctl", "stop", "--", "u.service",
+            ])
+    }
+
+    @Test func backendDetection() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let layout = dir.layout
+            #expect(GuestBackend.detect(layout: layout) == .direct)
+            try FilePaths.createDirectory(layout.path("/run/systemd/system"))
+            #expect(GuestBackend.detect(layout: layout) == .direct)
+            try AtomicFile.write("", to: layout.path("/usr/lib/systemd/systemd-machined"))
+            #expect(GuestBackend.detect(layout: layout) == .machined)
+        }
+    }
+
+    @Test func helperGoesThroughSudo() {
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run")
+        #expect(
+            helper.sudo(["stop", "rg-0123456789ab"]).argv == [
+                "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab",
+            ])
+    }
+}

@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# ci/bench hook: the container hook against the bare tools, side by side on the same image.
+#   prepare_job            vs  systemd-nspawn -b --volatile=overlay --notify-ready=yes to READY=1
+#   run_script_step `true` vs  nsenter -t LEADER -a systemd-run --wait --pipe --quiet true
+#   cleanup_job median, and the hook's peak RSS (/usr/bin/time -v).
+# Needs root, systemd-nspawn, python3 and the test image (built with mmdebstrap when missing).
+set -euo pipefail
+: "${RUNNER_BIN:?run through ci/bench (it builds and exports RUNNER_BIN)}"
+[ "$(id -u)" -eq 0 ] || { echo "bench hook: needs root" >&2; exit 1; }
+# Measure the agent as ci/release ships it (static Swift stdlib): its startup is most of what the
+# hook adds to a step, and the static binary starts faster than the dynamic one ci/bench built.
+echo "relinking runner-agent with --static-swift-stdlib (as ci/release ships it)"
+swift build -c release --static-swift-stdlib --product runner-agent >/dev/null
+agent="$RUNNER_BIN/runner-agent"
+runs=${HOOK_BENCH_RUNS:-9}
+
+# The same image the hook tests boot (see Tests/RunnerAgentKitTests/HookHarness.swift).
+key=$(printf 'bookworm minbase systemd,dbus,bash,coreutils,python3 v1' | sha256sum | cut -c1-16)
+base=/var/cache/runner-tests/rootfs-$key
+if [ ! -x "$base/usr/lib/systemd/systemd" ]; then
+    echo "building the test image into $base (once)"
+    mkdir -p /var/cache/runner-tests
+    tmp=$base.tmp-$$
+    # shellcheck disable=SC2016 # $1 is expanded by mmdebstrap's hook shell, not here
+    mmdebstrap --quiet --variant=minbase --include=systemd,dbus,bash,coreutils,python3 \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+        --customize-hook='rm -f "$1/etc/resolv.conf"' --customize-hook='echo guest > "$1/etc/hostname"' \
+        bookworm "$tmp"
+    mv "$tmp" "$base"
+fi
+
+root=$(mktemp -d /tmp/runner-bench-hook-XXXXXX)
+cleanup() {
+    RUNNER_HOST_ROOT=$root "$agent" guest gc --all >/dev/null 2>&1 || true
+    rm -rf "$root"
+}
+trap cleanup EXIT
+store=$root/var/lib/runner/images/job
+digest=$(printf '%s' "$key" | sha256sum | cut -c1-64)
+mkdir -p "$store/$digest"
+cp -al "$base" "$store/$digest/rootfs"
+ln -s "$digest" "$store/current"
+work=$root/var/lib/runner/work
+mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_temp/_github_workflow" \
+    "$work/_tool" "$work/_actions" "$work/repo/repo" "$root/opt/actions-runner/externals"
+# The runner user owns its work directory; steps' files are handed to it after each step.
+chown 65534:65534 "$work"
+
+python3 - "$agent" "$root" "$store/current/rootfs" "$runs" <<'PY'
+import json, os, signal, socket, statistics, subprocess, sys, time, uuid
+
+agent, root, rootfs, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+work = root + "/var/lib/runner/work"
+ext = root + "/opt/actions-runner/externals"
+env = dict(os.environ, RUNNER_HOST_ROOT=root)
+
+def mounts():
+    m = [(work, "/__w", False), (ext, "/__e", True), (work + "/_temp", "/__w/_temp", False),
+         (work + "/_actions", "/__w/_actions", False), (work + "/_tool", "/__w/_tool", False),
+         (work + "/_temp/_github_home", "/github/home", False),
+         (work + "/_temp/_github_workflow", "/github/workflow", False)]
+    return [{"userProvidedValue": None, "sourceVolumePath": s, "targetVolumePath": t, "readOnly": r} for s, t, r in m]
+
+def hook(payload, rss=False):
+    line = json.dumps(payload, separators=(",", ":")) + "\n"
+    cmd = ["/usr/bin/time", "-f", "%M", agent, "hook"] if rss else [agent, "hook"]
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, input=line.encode(), env=env, cwd=work + "/repo/repo",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    dt = time.monotonic() - t0
+    if p.returncode != 0:
+        sys.exit("hook failed: %s %s" % (p.stdout.decode()[-2000:], p.stderr.decode()[-2000:]))
+    kb = int(p.stderr.decode().strip().splitlines()[-1]) if rss else 0
+    return dt, kb
+
+def prepare():
+    resp = "%s/_temp/_runner_hook_responses/%s.json" % (work, uuid.uuid4())
+    os.makedirs(os.path.dirname(resp), exist_ok=True)
+    open(resp, "w").close()
+    payload = {"command": "prepare_job", "responseFile": resp, "state": None, "args": {"services": [],
+               "container": {"image": "job", "dockerfile": None, "entryPointArgs": [], "entryPoint": None,
+                             "workingDirectory": "/__w/repo/repo", "createOptions": None, "registry": None,
+                             "environmentVariables": {"HOME": "/github/home"}, "portMappings": [],
+                             "systemMountVolumes": mounts(), "userMountVolumes": []}}}
+    dt, kb = hook(payload, rss=True)
+    rss.append(kb)
+    state = json.load(open(resp))["state"]
+    os.unlink(resp)
+    return dt, state
+
+def step(state, rss=False):
+    return hook({"command": "run_script_step", "responseFile": work + "/_temp/x.json", "state": state,
+                 "args": {"entryPoint": "true", "entryPointArgs": [], "environmentVariables": {},
+                          "prependPath": [], "workingDirectory": "/__w/repo/repo"}}, rss)
+
+def cleanup(state):
+    return hook({"command": "cleanup_job", "responseFile": work + "/_temp/y.json", "args": {}, "state": state})[0]
+
+def bare_boot():
+    path = "%s/bare-%s.notify" % (root, uuid.uuid4().hex[:8])
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(30)
+    t0 = time.monotonic()
+    p = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", rootfs,
+                          "--machine=bench-" + uuid.uuid4().hex[:8], "-b", "--volatile=overlay",
+                          "--notify-ready=yes", "--console=passive"] +
+                         [("--bind-ro=" if m["readOnly"] else "--bind=") + m["sourceVolumePath"] + ":" +
+                          m["targetVolumePath"] for m in mounts()],
+                         env=dict(os.environ, NOTIFY_SOCKET=path), stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    leader = None
+    while True:
+        msg = s.recv(4096).decode()
+        for l in msg.splitlines():
+            if l.startswith("X_NSPAWN_LEADER_PID="):
+                leader = int(l.split("=", 1)[1])
+        if "READY=1" in msg.splitlines():
+            break
+    dt = time.monotonic() - t0
+    s.close()
+    os.unlink(path)
+    return dt, p, leader
+
+def bare_stop(p):
+    p.send_signal(signal.SIGTERM)
+    p.wait()
+
+def bare_step(leader):
+    t0 = time.monotonic()
+    subprocess.run(["nsenter", "-t", str(leader), "-a", "systemd-run", "--wait", "--pipe", "--quiet", "true"],
+                   check=True, stdin=subprocess.DEVNULL)
+    return time.monotonic() - t0
+
+boot_bare, boot_hook, clean, step_bare, step_hook, rss = [], [], [], [], [], []
+for i in range(runs):
+    dt, p, leader = bare_boot()
+    boot_bare.append(dt)
+    for _ in range(3):
+        step_bare.append(bare_step(leader))
+    bare_stop(p)
+    dt, state = prepare()
+    boot_hook.append(dt)
+    for _ in range(3):
+        step_hook.append(step(state)[0])
+    rss.append(step(state, rss=True)[1])
+    clean.append(cleanup(state))
+
+# Workspace ownership: the same step with a 20,000-entry workspace (first walk chowns them all).
+dt, state = prepare()
+tree = work + "/repo/repo/tree"
+for d in range(200):
+    os.makedirs("%s/d%03d" % (tree, d))
+    for f in range(99):
+        open("%s/d%03d/f%02d" % (tree, d, f), "w").close()
+first = step(state)[0]
+walk = [step(state)[0] for _ in range(9)]
+cleanup(state)
+owner_ok = all(os.lstat(os.path.join(tree, "d000", n)).st_uid == os.stat(work).st_uid for n in os.listdir(tree + "/d000"))
+
+med = statistics.median
+def row(name, ours, bare, target):
+    ratio = med(ours) / med(bare)
+    ok = "ok" if ratio <= target else "OVER"
+    print("%-34s hook %7.1f ms   bare %7.1f ms   ratio %.2f (target <= %.1f) %s"
+          % (name, med(ours) * 1000, med(bare) * 1000, ratio, target, ok))
+print("runs: %d boots, %d steps each side" % (runs, len(step_hook)))
+row("prepare_job vs nspawn -b to READY", boot_hook, boot_bare, 1.3)
+row("run_script_step true vs nsenter", step_hook, step_bare, 1.5)
+c = med(clean)
+print("%-34s %7.1f ms (target <= 300 ms) %s" % ("cleanup_job median", c * 1000, "ok" if c <= 0.3 else "OVER"))
+print("%-34s %7.1f ms per step with 20,000 entries (%.1f ms first walk, chowned: %s)"
+      % ("ownership walk", (med(walk) - med(step_hook)) * 1000, (first - med(step_hook)) * 1000, owner_ok))
+r = max(rss) / 1024
+print("%-34s %7.1f MB (target <= 30 MB) %s" % ("hook peak RSS (prepare, step)", r, "ok" if r <= 30 else "OVER"))
+PY
