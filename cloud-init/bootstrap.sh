@@ -6,7 +6,7 @@
 # mode (the default), downloads the bundle of RUNNER_BOOTSTRAP_REPO_REF (RUNNER_BUNDLE_URL, or
 # the release asset under RUNNER_BOOTSTRAP_REPO_URL), checks it against RUNNER_BUNDLE_SHA256,
 # takes bin/runner-agent out of it and execs `runner-agent install --bundle FILE`. In git mode,
-# clones RUNNER_BOOTSTRAP_REPO_URL at the ref and execs the checkout's bin/runner-agent install
+# clones RUNNER_BOOTSTRAP_REPO_URL at the ref and execs the checkout's bin/runner-agent install --source
 # from inside the checkout.
 #
 # It tries once. Retrying is the unit's job (Restart=on-failure), not a shell loop's: every
@@ -111,11 +111,11 @@ git)
     rm -rf "$checkout"
     mkdir -p "$(dirname "$checkout")"
     mv "$work/src" "$checkout"
-    say "checked out $(git -C "$checkout" rev-parse HEAD); running $checkout/bin/runner-agent install there"
+    say "checked out $(git -C "$checkout" rev-parse HEAD); running $checkout/bin/runner-agent install --source $checkout"
     rm -rf "$work"
     trap - EXIT
     cd "$checkout"
-    exec "$checkout/bin/runner-agent" install
+    exec "$checkout/bin/runner-agent" install --source "$checkout"
     ;;
 *)
     die "RUNNER_BOOTSTRAP_MODE=$mode is not one of: bundle, git"

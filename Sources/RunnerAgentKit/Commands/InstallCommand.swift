@@ -74,10 +74,3 @@ extension InstallCommand {
         return CheckoutRelease(checkout: source, version: version)
     }
 }
-
-enum ProcessEnvironment {
-    static func value(_ name: String) -> String? {
-        guard let raw = getenv(name) else { return nil }
-        return String(cString: raw)
-    }
-}

@@ -141,19 +141,6 @@ public enum Nsenter {
     }
 }
 
-/// `systemctl` inside a guest or on a host.
-public enum Systemctl {
-    /// `systemctl stop --no-block UNIT`.
-    public static func stop(unit: String, block: Bool = false) -> Command {
-        Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
-    }
-
-    /// `systemctl kill --signal=SIG UNIT`.
-    public static func kill(unit: String, signal: String) -> Command {
-        Command("systemctl", ["kill", "--signal=" + signal, "--", unit])
-    }
-}
-
 /// `timeout` (coreutils): a bound on a command that could wait forever.
 public enum Timeout {
     /// `timeout --kill-after=5 SECONDS COMMAND…` (environment kept).

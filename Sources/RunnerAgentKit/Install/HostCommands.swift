@@ -29,7 +29,7 @@ public struct Visudo: Sendable {
     }
 }
 
-/// `systemctl`, for a host where systemd runs.
+/// `systemctl`, on a host where systemd runs or inside a guest (through `nsenter`).
 public struct Systemctl: Sendable {
     public var executable = "systemctl"
     public init() {}
@@ -42,6 +42,16 @@ public struct Systemctl: Sendable {
     /// `systemctl show --property=NeedDaemonReload --value UNIT`.
     public func needsReload(_ unit: String) -> Command {
         Command(executable, ["show", "--property=NeedDaemonReload", "--value", unit])
+    }
+
+    /// `systemctl stop [--no-block] -- UNIT`.
+    public static func stop(unit: String, block: Bool = false) -> Command {
+        Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
+    }
+
+    /// `systemctl kill --signal=SIG -- UNIT`.
+    public static func kill(unit: String, signal: String) -> Command {
+        Command("systemctl", ["kill", "--signal=" + signal, "--", unit])
     }
 }
 

@@ -205,7 +205,7 @@ struct BootstrapScriptTests {
             #expect(result.status.isSuccess, "\(result.standardError)")
             let host = HostLayout(root: f.root.path + "/host")
             let argv = try String(contentsOfFile: host.path("/var/lib/runner/agent-argv"), encoding: .utf8)
-            #expect(argv == "\(host.cacheDirectory)/src-v1.2\ninstall\n")
+            #expect(argv == "\(host.cacheDirectory)/src-v1.2\ninstall\n--source\n\(host.cacheDirectory)/src-v1.2\n")
         }
     }
 
