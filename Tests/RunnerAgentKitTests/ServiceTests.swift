@@ -346,6 +346,10 @@ struct ServiceStopTests {
         let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token]))
         async let exit = supervisor.run()
         try await waitForRun(h.package)
+        // The supervisor learns of the job from the runner's output: wait until it has read it.
+        for _ in 0..<1000 where !h.output.all.contains(where: { $0.contains("Running job") }) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         supervisor.requestStop()
         #expect(try await exit == .stopped)
         let lines = h.output.all

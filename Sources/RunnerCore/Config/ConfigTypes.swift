@@ -176,7 +176,7 @@ enum ConfigSyntax {
     }
 
     static func isGitHubName(_ name: String) -> Bool {
-        !name.isEmpty && name.count <= 100
+        !name.isEmpty && name.count <= 100 && name != "." && name != ".."
             && name.unicodeScalars.allSatisfy { isAlnum($0) || $0 == "-" || $0 == "_" || $0 == "." }
     }
 
