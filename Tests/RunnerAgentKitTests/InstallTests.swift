@@ -155,6 +155,19 @@ struct InstallHarness {
         }
         for victim in victims.reversed() { kill(victim, SIGSTOP) }
         for victim in victims { kill(victim, SIGKILL) }
+        // Like systemd, which restarts a unit only once its cgroup is empty: wait (bounded)
+        // until every victim has exited, so the re-run never races a dying useradd's locks.
+        for _ in 0..<500 {
+            let dying = victims.contains { victim in
+                guard let bytes = try? FilePaths.read("/proc/\(victim)/stat") else { return false }
+                let text = String(decoding: bytes, as: UTF8.self)
+                guard let close = text.lastIndex(of: ")") else { return false }
+                let state = text[text.index(after: close)...].split(separator: " ").first
+                return state != "Z" && state != "X"
+            }
+            if !dying { return }
+            usleep(10_000)
+        }
     }
 
     static var runnerBuildBinary: String { Fixtures.repositoryRoot + "/.build/debug/runner-build" }

@@ -465,9 +465,15 @@ public struct GuestManager: Sendable {
                 kill(leader, SIGKILL)
             }
             if record.nspawnPID == nil {
-                for (pid, name) in Self.nspawnProcesses() where name == record.name {
-                    Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
-                }
+                // An interrupted start: its spawn may still be between fork and exec, so the
+                // nspawn process can appear a moment after the starter died. Watch briefly.
+                let end = Posix.now() + 2
+                repeat {
+                    for (pid, name) in Self.nspawnProcesses() where name == record.name {
+                        Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
+                    }
+                    Posix.sleep(0.05)
+                } while Posix.now() < end
             }
             cleanFiles(record.name)
         case .machined:
