@@ -264,6 +264,9 @@ final class HookHarness: Sendable {
             let args = Posix.commandLine(of: pid)
             if args.contains(where: { $0.contains(layout.imagesDirectory) }) {
                 found.append("process \(pid) \(args.prefix(6).joined(separator: " "))")
+            } else if Posix.comm(of: pid) == "systemd", pid != 1, Self.rootMount(of: pid).contains(layout.root + "/") {
+                // A guest's init that outlived its nspawn: its root is an overlay of our image.
+                found.append("guest init \(pid) \(args.joined(separator: " "))")
             }
         }
         if let mounts = try? FilePaths.read("/proc/self/mountinfo") {
@@ -273,6 +276,13 @@ final class HookHarness: Sendable {
             }
         }
         return found
+    }
+
+    /// The line of `/proc/<pid>/mountinfo` for the process's `/` (its overlay's options).
+    static func rootMount(of pid: Int32) -> String {
+        guard let bytes = try? FilePaths.read("/proc/\(pid)/mountinfo") else { return "" }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
+        return lines.first { $0.split(separator: " ").dropFirst(4).first == "/" }.map(String.init) ?? ""
     }
 
     /// Waits (bounded) until no leftovers remain; returns what is still there.

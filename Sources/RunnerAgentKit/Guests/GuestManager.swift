@@ -527,7 +527,12 @@ public struct GuestManager: Sendable {
                 if !Posix.isAlive(pid, startTime: startTime) { return }
                 Posix.sleep(0.005)
             }
-            if signal != 0 { kill(pid, signal) }
+            if signal != 0 {
+                // The guest did not shut down in time. Kill its init first: that ends its whole
+                // PID namespace; a SIGKILLed nspawn alone would leave the guest's init running.
+                for child in Posix.children(of: pid) { kill(child, SIGKILL) }
+                kill(pid, signal)
+            }
         }
     }
 

@@ -77,6 +77,20 @@ enum Posix {
         }
     }
 
+    /// The parent PID of `pid` (field 4 of `/proc/<pid>/stat`), or nil when it is gone.
+    static func parent(of pid: Int32) -> Int32? {
+        guard let bytes = readSmall("/proc/\(pid)/stat", limit: 1024) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
+    }
+
+    /// The PIDs whose parent is `pid`.
+    static func children(of pid: Int32) -> [Int32] {
+        allPIDs().filter { parent(of: $0) == pid }
+    }
+
     /// Every numeric entry of `/proc`.
     static func allPIDs() -> [Int32] {
         guard let dir = opendir("/proc") else { return [] }
