@@ -68,11 +68,11 @@ struct BundleFixture {
             #expect(
                 try BundleVerifier.verify(
                     bundle: bundle, expectedSHA256: digest.uppercased(), scratch: dir.appending("s")) == manifest)
-            #expect(directoryNames(dir.path) == ["b.tar.gz"], "verify leaves nothing behind")
+            #expect(FilePaths.entries(of: dir.path) == ["b.tar.gz"], "verify leaves nothing behind")
 
             let target = dir.appending("releases/v1.2")
             try BundleVerifier.unpack(bundle: bundle, into: target, expectedSHA256: digest, replaceExisting: false)
-            #expect(directoryNames(target) == ["MANIFEST.json", "bin", "bootstrap.sh", "runner.service"])
+            #expect(FilePaths.entries(of: target) == ["MANIFEST.json", "bin", "bootstrap.sh", "runner.service"])
             #expect(fileMode(target + "/bin/runner-agent") == 0o755)
             #expect(fileMode(target + "/runner.service") == 0o644)
             #expect(fileMode(target) == 0o755)
@@ -82,7 +82,7 @@ struct BundleFixture {
             }
             #expect(again.code == .alreadyExists)
             try BundleVerifier.unpack(bundle: bundle, into: target, expectedSHA256: nil, replaceExisting: true)
-            #expect(directoryNames(dir.appending("releases")) == ["v1.2"])
+            #expect(FilePaths.entries(of: dir.appending("releases")) == ["v1.2"])
         }
     }
 
@@ -125,8 +125,8 @@ struct BundleFixture {
             #expect(throws: RunnerError.self) {
                 try BundleVerifier.unpack(bundle: bundle, into: target, expectedSHA256: nil, replaceExisting: true)
             }
-            #expect(directoryNames(target) == ["keep"])
-            #expect(directoryNames(dir.path) == ["b.tar.gz", "release"])
+            #expect(FilePaths.entries(of: target) == ["keep"])
+            #expect(FilePaths.entries(of: dir.path) == ["b.tar.gz", "release"])
         }
     }
 
@@ -154,7 +154,7 @@ struct BundleFixture {
             }
             #expect([.integrity, .unsafeInput].contains(flipped.code))
             #expect(flipped.input.hasPrefix(bundle))
-            #expect(directoryNames(dir.path) == ["b.tar.gz"])
+            #expect(FilePaths.entries(of: dir.path) == ["b.tar.gz"])
         }
     }
 
@@ -270,19 +270,6 @@ struct BundleFixture {
         #expect(unpack is BundleCommand.Unpack)
         #expect(BundleCommand.Verify.helpMessage().contains("--sha256"))
     }
-}
-
-func directoryNames(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
 }
 
 func lstatOf(_ path: String) -> stat? {

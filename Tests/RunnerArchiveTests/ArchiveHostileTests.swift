@@ -106,21 +106,21 @@ import Testing
     ) throws {
         let target = dir.appending("target")
         try writeText(target + "/keep.txt", "keep")
-        let before = directoryNames(dir.path)
+        let before = FilePaths.entries(of: dir.path)
         do {
             try ArchiveExtractor.extract(archive, into: target, policy: policy, replaceExisting: true)
             Issue.record("extraction of \(archive) succeeded")
         } catch {
             check(error)
         }
-        #expect(directoryNames(target) == ["keep.txt"])
+        #expect(FilePaths.entries(of: target) == ["keep.txt"])
         #expect(fileText(target + "/keep.txt") == "keep")
-        #expect(directoryNames(dir.path) == before, "no staging directory is left behind")
+        #expect(FilePaths.entries(of: dir.path) == before, "no staging directory is left behind")
         // A target that did not exist is not created either.
         let fresh = dir.appending("fresh")
         #expect(throws: ArchiveError.self) { try ArchiveExtractor.extract(archive, into: fresh, policy: policy) }
         #expect(!FilePaths.exists(fresh))
-        #expect(directoryNames(dir.path) == before)
+        #expect(FilePaths.entries(of: dir.path) == before)
     }
 
     @Test(arguments: cases)

@@ -56,7 +56,7 @@ import Testing
             #expect(try #require(lstatOf(target + "/bin/tool")).st_mode & 0o7777 == 0o755)
             #expect(try #require(lstatOf(target + "/share/link")).st_mode & S_IFMT == S_IFLNK)
             #expect(try #require(lstatOf(target + "/share/doc/notes.txt")).st_mtim.tv_sec == 1_700_000_000)
-            #expect(directoryNames(dir.appending("x")) == ["extracted"])
+            #expect(FilePaths.entries(of: dir.appending("x")) == ["extracted"])
         }
     }
 
@@ -141,10 +141,10 @@ import Testing
             #expect(throws: ArchiveError.destinationExists(path: target)) {
                 try ArchiveExtractor.extract(archive, into: target)
             }
-            #expect(directoryNames(target) == ["old.txt"])
+            #expect(FilePaths.entries(of: target) == ["old.txt"])
             try ArchiveExtractor.extract(archive, into: target, replaceExisting: true)
-            #expect(directoryNames(target) == ["new.txt"])
-            #expect(directoryNames(dir.path) == ["a.tar", "t"])
+            #expect(FilePaths.entries(of: target) == ["new.txt"])
+            #expect(FilePaths.entries(of: dir.path) == ["a.tar", "t"])
         }
     }
 

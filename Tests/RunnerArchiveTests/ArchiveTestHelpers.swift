@@ -45,20 +45,6 @@ func writeText(_ path: String, _ text: String, mode: UInt32 = 0o644) throws {
     try AtomicFile.write(text, to: path, mode: mode)
 }
 
-/// The entries of a directory, sorted (hidden ones included).
-func directoryNames(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-            String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
-        }
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names.sorted()
-}
-
 func fileText(_ path: String) -> String? {
     guard let bytes = try? FilePaths.read(path) else { return nil }
     return String(decoding: bytes, as: UTF8.self)

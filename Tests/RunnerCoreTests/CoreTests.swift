@@ -70,6 +70,14 @@ struct FileTests {
         #expect(try FilePaths.read(path) == Array("KEY=other\n".utf8))
     }
 
+    @Test func entriesListNamesSortedWithHiddenOnesAndNothingForAMissingDirectory() throws {
+        let dir = try TemporaryDirectory("entries")
+        defer { dir.remove() }
+        for name in ["b", ".hidden", "a", "Z"] { try AtomicFile.write("", to: dir.appending(name)) }
+        #expect(FilePaths.entries(of: dir.path) == [".hidden", "Z", "a", "b"])
+        #expect(FilePaths.entries(of: dir.appending("missing")) == [])
+    }
+
     @Test(arguments: [
         ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
         ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),

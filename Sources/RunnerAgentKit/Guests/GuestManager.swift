@@ -417,18 +417,13 @@ public struct GuestManager: Sendable {
 
     /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
     func removeAbandonedTemporaryFiles() {
-        guard let dir = opendir(layout.guestStateDirectory) else { return }
-        var abandoned: [String] = []
-        while let entry = readdir(dir) {
-            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+        for file in FilePaths.entries(of: layout.guestStateDirectory) {
             guard file.hasPrefix("."), let marker = file.firstRange(of: ".tmp-") else { continue }
             let pid = file[marker.upperBound...].prefix { $0 != "-" }
-            if let pid = Int32(pid), !Posix.isAlive(pid, startTime: nil) { abandoned.append(file) }
+            if let pid = Int32(pid), !Posix.isAlive(pid, startTime: nil) {
+                unlink(layout.guestStateDirectory + "/" + file)
+            }
         }
-        closedir(dir)
-        for file in abandoned { unlink(layout.guestStateDirectory + "/" + file) }
     }
 
     /// Whether `record` belongs to the job of `owner` (same PID and start time).

@@ -114,6 +114,21 @@ public enum FilePaths {
         return exists(path, isDirectory: &isDirectory)
     }
 
+    /// The names in directory `path` (hidden ones included, `.` and `..` not), sorted bytewise;
+    /// empty when it cannot be read.
+    public static func entries(of path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
     /// Reads a whole file.
     public static func read(_ path: String) throws(RunnerError) -> [UInt8] {
         do {
