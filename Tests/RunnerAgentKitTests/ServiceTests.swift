@@ -341,12 +341,13 @@ struct ServiceStopTests {
 
     @Test func aRunningJobMayFinishBeforeTheRunnerIsStopped() async throws {
         let token = "AGIVENREGISTRATIONTOKEN0007"
-        let h = try await ServiceHarness(registrationTokens: [token], script: ["0 2 hold"])
+        let h = try await ServiceHarness(registrationTokens: [token], script: ["0 5 hold"])
         defer { h.finish() }
         let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token]))
         async let exit = supervisor.run()
         try await waitForRun(h.package)
         // The supervisor learns of the job from the runner's output: wait until it has read it.
+        // (The job lasts 5 s so that a stalled, loaded machine still asks while it runs.)
         for _ in 0..<1000 where !h.output.all.contains(where: { $0.contains("Running job") }) {
             try await Task.sleep(for: .milliseconds(10))
         }
