@@ -169,6 +169,15 @@ public struct GuestManager: Sendable {
     /// Refuses duplicate host ports, UDP mappings that need a proxy, and ports something on the
     /// host already holds (the service's own port, and the host side of a proxied one).
     static func checkPorts(_ ports: [PortMapping], image: String) throws(RunnerError) {
+        for port in ports {
+            guard port.hostPort > 0, port.containerPort > 0, port.hostAddress.map(IPAddress.isLiteral) ?? true else {
+                throw RunnerError(
+                    .invalidInput, input: "\(image) port \(port.listenAddress):\(port.containerPort)",
+                    problem: "is not a port mapping (ports 1-65535, an IP literal as the address)")
+            }
+        }
+        // Every bound port must be free now: so a proxy's target (the service's own port) is
+        // never something that already listens on the host.
         try PortMapping.checkClaims([(image, ports)]) { address, port in
             Posix.tcpPortIsFree(address: address, port: port)
         }
