@@ -279,7 +279,9 @@ enum Posix {
     }
 
     /// Whether a TCP listener could bind `address` (nil: every address, IPv4 and IPv6) and
-    /// `port` now: the bind a proxy or a service would do, tried and undone.
+    /// `port` now: the bind a proxy or a service would do, tried and undone. Only "address in
+    /// use" counts as taken: an unprivileged caller cannot bind ports below 1024 (EACCES), and
+    /// the privileged helper checks again.
     static func tcpPortIsFree(address: String?, port: UInt16) -> Bool {
         guard var (family, storage) = socketAddress(address, port: port) else { return false }
         var fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -301,7 +303,8 @@ enum Posix {
         let rc = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
-        return rc == 0 && listen(fd, 1) == 0
+        if rc != 0 { return errno != EADDRINUSE }
+        return listen(fd, 1) == 0 || errno != EADDRINUSE
     }
 
     /// What a TCP connection to a port finds.

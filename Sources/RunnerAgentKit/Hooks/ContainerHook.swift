@@ -108,6 +108,7 @@ public struct ContainerHook: Sendable {
             try PortMapping.checkClaims(plans.map { ($0.label, $0.ports) }) { address, port in
                 Posix.tcpPortIsFree(address: address, port: port)
             }
+            let job = try input.args.container.map { container throws(RunnerError) in try jobPlan(container) }
             var serviceContexts: [[String: Any]] = []
             var aliases: [String] = []
             for plan in plans {
@@ -126,27 +127,10 @@ public struct ContainerHook: Sendable {
             }
             var response: [String: Any] = [:]
             var context: [String: Any] = ["services": serviceContexts]
-            if let container = input.args.container {
-                let image = try resolveImage(container.image)
-                let label = container.image ?? image
-                let options = try CreateOptions.parse(container.createOptions, owner: "job container \(label)")
-                warnIgnored(options.ignored, owner: "the job container \(label)")
-                if options.health != nil {
-                    warnIgnored(["--health-cmd"], owner: "the job container \(label) (health checks apply to services)")
-                }
-                if !container.portMappings.isEmpty {
-                    warnIgnored(
-                        container.portMappings.map { "ports: \($0)" },
-                        owner: "the job container \(label) (it shares the host's network: its ports are the host's)")
-                }
-                let binds = try self.binds(container.systemMountVolumes + container.userMountVolumes)
-                var environment = options.environment
-                for (key, value) in container.environmentVariables { environment[key] = value }
-                environment["GITHUB_ACTIONS"] = "true"
-                if environment["CI"] == nil { environment["CI"] = "true" }
-                state.environment = environment
+            if let job {
+                state.environment = job.environment
                 let info = try await guests.start(
-                    GuestStartRequest(image: image, binds: binds, hostAliases: aliases, ownerPID: ownerPID))
+                    GuestStartRequest(image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID))
                 state.guest = info.name
                 response["isAlpine"] = info.isAlpine
                 context["container"] = ["id": info.name, "network": "host"]
@@ -165,6 +149,34 @@ public struct ContainerHook: Sendable {
             }
             throw error
         }
+    }
+
+    /// The job container, checked: its local image, binds (missing sources created) and environment.
+    struct JobPlan {
+        var image: String
+        var binds: [GuestBind]
+        var environment: [String: String]
+    }
+
+    func jobPlan(_ container: HookContainer) throws(RunnerError) -> JobPlan {
+        let image = try resolveImage(container.image)
+        let label = container.image ?? image
+        let options = try CreateOptions.parse(container.createOptions, owner: "job container \(label)")
+        warnIgnored(options.ignored, owner: "the job container \(label)")
+        if options.health != nil {
+            warnIgnored(["--health-cmd"], owner: "the job container \(label) (health checks apply to services)")
+        }
+        if !container.portMappings.isEmpty {
+            warnIgnored(
+                container.portMappings.map { "ports: \($0)" },
+                owner: "the job container \(label) (it shares the host's network: its ports are the host's)")
+        }
+        let binds = try self.binds(container.systemMountVolumes + container.userMountVolumes)
+        var environment = options.environment
+        for (key, value) in container.environmentVariables { environment[key] = value }
+        environment["GITHUB_ACTIONS"] = "true"
+        if environment["CI"] == nil { environment["CI"] = "true" }
+        return JobPlan(image: image, binds: binds, environment: environment)
     }
 
     /// One service, checked: its local image, ports, environment and options.
