@@ -164,6 +164,14 @@ import Testing
         #expect(error?.input.hasPrefix("service s options: --health") == true)
     }
 
+    @Test func unterminatedOptionsNameTheirOwner() {
+        let error = #expect(throws: RunnerError.self) {
+            try CreateOptions.parse(#"--health-cmd "redis-cli ping"#, owner: "service redis:7")
+        }
+        #expect(error?.input.hasPrefix("service redis:7 options: ") == true)
+        #expect(error?.problem.contains("unterminated double quote") == true)
+    }
+
     @Test(arguments: [
         ("30s", 30.0), ("1m30s", 90), ("500ms", 0.5), ("1.5s", 1.5), ("1h", 3600), ("0", 0), ("2m", 120),
     ])

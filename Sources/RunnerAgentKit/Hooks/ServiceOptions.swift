@@ -192,7 +192,7 @@ public struct PortMapping: Sendable, Hashable, Codable {
         if udp && port.needsProxy {
             throw RunnerError(
                 .unsupported, input: mapping,
-                problem: "maps a UDP port to another host port or address, which this runner cannot do "
+                problem: "maps a UDP port to another host port, which this runner cannot do "
                     + "(guests share the host's network; only TCP ports are forwarded)",
                 fix: "use \(container)/udp (the service's own port is the host's), or a TCP port")
         }
@@ -247,7 +247,12 @@ public struct CreateOptions: Sendable, Hashable {
     public static func parse(_ text: String?, owner: String) throws(RunnerError) -> CreateOptions {
         var options = CreateOptions()
         guard let text, !text.allSatisfy(\.isWhitespace) else { return options }
-        let words = try ShellWords.split(text)
+        let words: [String]
+        do {
+            words = try ShellWords.split(text)
+        } catch {
+            throw RunnerError(error.code, input: "\(owner) options: \(text)", problem: error.problem, fix: error.fix)
+        }
         var health: HealthCheck?
         var healthSettings: [(String, String)] = []
         var index = 0
