@@ -363,6 +363,12 @@ extension GuestSuites {
                     asHelper: true)
                 #expect(exec.status == RunnerCore.ExitStatus.exited(7))
                 #expect(exec.text == "x=1\n/__w\n")
+                // --timeout (a health check's bound): systemd stops the command.
+                let began = Posix.now()
+                let bounded = await h.runAgent(
+                    ["exec", info.name, "--timeout", "1", "--", "sleep", "30"], asHelper: true)
+                #expect(bounded.status != RunnerCore.ExitStatus.exited(0))
+                #expect(Posix.now() - began < 15, "the unit's RuntimeMaxSec= ends it")
                 let stop = await h.runAgent(["stop", info.name], asHelper: true)
                 #expect(stop.status == RunnerCore.ExitStatus.exited(0))
                 let again = await h.runAgent(["stop", info.name], asHelper: true)
