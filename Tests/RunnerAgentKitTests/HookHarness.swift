@@ -215,11 +215,63 @@ final class HookHarness: Sendable {
         return String(text[..<start.lowerBound]) + "\"services\":[" + list + String(text[end.lowerBound...])
     }
 
-    /// One service: the `svc` image, port mapped to itself.
-    func serviceJSON() -> String {
-        #"{"image":"svc:1","dockerfile":null,"entryPointArgs":[],"entryPoint":null,"workingDirectory":null,"#
-            + #""createOptions":null,"registry":null,"environmentVariables":{},"portMappings":["\#(servicePort):\#(servicePort)"],"#
-            + #""systemMountVolumes":[],"userMountVolumes":[]}"#
+    /// One service: the `svc` image (its unit serves HTTP on ``servicePort``), by default with
+    /// that port mapped to itself.
+    func serviceJSON(
+        image: String = "svc:1", ports: [String]? = nil, environment: [String: String] = [:], options: String? = nil
+    ) -> String {
+        let object: [String: Any] = [
+            "image": image, "entryPointArgs": [String](), "environmentVariables": environment,
+            "portMappings": ports ?? ["\(servicePort):\(servicePort)"], "systemMountVolumes": [Any](),
+            "userMountVolumes": [Any](),
+        ]
+        var json = JSONText.encode(object)
+        json.removeLast()
+        return json + ",\"createOptions\":" + (options.map(JSONText.quote) ?? "null")
+            + ",\"dockerfile\":null,\"entryPoint\":null,\"registry\":null,\"workingDirectory\":null}"
+    }
+
+    /// `prepareJob` without the job container (a services-only job).
+    func prepareServicesOnly(responseFile: String, services: String) throws -> String {
+        let json = try prepareJob(responseFile: responseFile, services: services)
+        let start = try #require(json.firstRange(of: "\"container\":{"))
+        let end = try #require(json.firstRange(of: ",\"services\":["))
+        return String(json[..<start.lowerBound]) + "\"container\":null" + String(json[end.lowerBound...])
+    }
+
+    /// The first line an HTTP GET to 127.0.0.1:`port` answers with, from the host.
+    static func httpStatusLine(port: UInt16) -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else { return "" }
+        let request = Array("GET / HTTP/1.0\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !answer.contains(UInt8(ascii: "\n")) {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        return String(decoding: answer.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }, as: UTF8.self)
+    }
+
+    /// A free TCP port on the host (not the service's own).
+    func freePort() -> UInt16 {
+        while true {
+            let port = UInt16.random(in: 30000...39999)
+            if port != servicePort, Posix.tcpPortIsFree(address: nil, port: port) { return port }
+        }
     }
 
     /// The run_script_step fixture running `script` with bash, with `state` and a fresh script file.

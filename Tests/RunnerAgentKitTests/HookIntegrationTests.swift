@@ -49,17 +49,53 @@ extension GuestSuites {
             return String(response[response.index(before: start.upperBound)...index])
         }
 
+        /// The service's secret, with characters systemd's and the shell's quoting care about.
+        static let secret = #"s3cr3t-"q" %n $HOME \x 'y'"#
+
         @Test func jobWithServiceFromPrepareToCleanup() async throws {
             try await withHarness { h in
                 let responseFile = try h.newResponseFile()
-                let prepared = try h.hook(try h.prepareJob(responseFile: responseFile), responseFile: responseFile)
+                // The service maps a different host port, has a secret env value, a passing
+                // health check and an option this runner ignores.
+                let hostPort = h.freePort()
+                let serviceJSON = h.serviceJSON(
+                    ports: ["\(hostPort):\(h.servicePort)"], environment: ["SVC_SECRET": Self.secret],
+                    options: #"--health-cmd "systemctl is-active test-http.service" --health-interval 1s --cpus 1"#)
+                let prepared = try h.hook(
+                    try h.prepareJob(responseFile: responseFile, services: serviceJSON), responseFile: responseFile)
                 #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
                 let response = prepared.response
                 #expect(response.contains("\"isAlpine\":false"))
-                #expect(response.contains("\"ports\":{\"\(h.servicePort)\":\"\(h.servicePort)\"}"))
+                #expect(response.contains("\"ports\":{\"\(h.servicePort)\":\"\(hostPort)\"}"))
                 #expect(response.contains("\"container\":{\"id\":\"rg-"))
                 #expect(FilePaths.exists(h.work + "/_runner_volumes/my_docker_volume"))
+                #expect(prepared.text.contains("::warning::--cpus 1 is ignored for service svc:1"), "\(prepared.text)")
+                #expect(prepared.text.contains("::warning::--cpus 1 is ignored for the job container"))
+                var mode = stat()
+                #expect(stat(responseFile, &mode) == 0 && mode.st_mode & 0o777 == 0o600, "the state holds the job env")
                 let state = try state(of: response)
+
+                // The mapped host port answers from the host, through the proxy.
+                #expect(HookHarness.httpStatusLine(port: hostPort).hasPrefix("HTTP/1.0 200"))
+
+                // The env value reaches the service's unit, and no command line or log.
+                let serviceGuest = try #require(
+                    state.firstRange(of: "\"services\":[\"").map { String(state[$0.upperBound...].prefix(15)) })
+                let environ = await h.runAgent(
+                    [
+                        "exec", serviceGuest, "--", "/bin/sh", "-c",
+                        "tr '\\0' '\\n' < /proc/$(systemctl show -P MainPID test-http.service)/environ",
+                    ], asHelper: true)
+                #expect(environ.text.contains("SVC_SECRET=" + Self.secret + "\n"), "\(environ.text)\(environ.stderr)")
+                let envFile = h.layout.guestStateDirectory + "/" + serviceGuest + ".env.conf"
+                #expect(stat(envFile, &mode) == 0 && mode.st_mode & 0o777 == 0o600 && mode.st_uid == 0)
+                for pid in Posix.allPIDs() {
+                    #expect(!Posix.commandLine(of: pid).joined(separator: " ").contains("s3cr3t"), "pid \(pid)")
+                }
+                let guestLog = (try? FilePaths.read(h.layout.guestLog(serviceGuest))) ?? []
+                for text in [prepared.text, prepared.stderr, String(decoding: guestLog, as: UTF8.self)] {
+                    #expect(!text.contains("s3cr3t"))
+                }
 
                 // File commands, container env, prependPath, working directory, ::error::, ownership.
                 let files = h.work + "/_temp/_runner_file_commands/"
@@ -118,10 +154,64 @@ extension GuestSuites {
                 #expect(service.status == RunnerCore.ExitStatus.exited(0), "\(service.text)\(service.stderr)")
                 #expect(service.text.hasPrefix("HTTP/1.0 200"))
                 #expect(Posix.tcpAccepts(port: h.servicePort))
+                // And by name on the mapped host port (the job guest shares the host's network).
+                let mapped = try h.hook(
+                    try h.runScriptStep(
+                        "exec 3<>/dev/tcp/svc/\(hostPort)\nprintf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3\nhead -n1 <&3\n",
+                        state: state))
+                #expect(mapped.text.hasPrefix("HTTP/1.0 200"), "\(mapped.text)\(mapped.stderr)")
 
                 let cleanup = try h.hook(try h.cleanupJob(state: state))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
                 #expect(h.leftoversAfterSettling() == [])
+                #expect(!Posix.tcpAccepts(port: hostPort), "the proxy stops with the service guest")
+            }
+        }
+
+        @Test func serviceRefusalsLeaveNothingBehind() async throws {
+            try await withHarness { h in
+                func expectError(
+                    _ services: String, _ needles: [String], sourceLocation: SourceLocation = #_sourceLocation
+                ) throws {
+                    let responseFile = try h.newResponseFile()
+                    let result = try h.hook(try h.prepareServicesOnly(responseFile: responseFile, services: services))
+                    #expect(result.status != RunnerCore.ExitStatus.exited(0), sourceLocation: sourceLocation)
+                    let error =
+                        result.text.split(separator: "\n").first { $0.hasPrefix("::error::") }.map(String.init) ?? ""
+                    for needle in needles {
+                        #expect(error.contains(needle), "\(result.text)", sourceLocation: sourceLocation)
+                    }
+                    #expect(h.leftoversAfterSettling() == [], sourceLocation: sourceLocation)
+                }
+                let shared = h.freePort()
+                // Two services asking for one host port: refused before anything boots.
+                try expectError(
+                    h.serviceJSON(ports: ["\(shared):\(h.servicePort)"]) + ","
+                        + h.serviceJSON(image: "svc:2", ports: ["\(shared):1234"]),
+                    ["service svc:2 port \(shared)", "also used by service svc:1"])
+                // A host port something on the host already listens on.
+                let taken = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                defer { close(taken) }
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = shared.bigEndian
+                let bound = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        bind(taken, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                #expect(bound == 0 && listen(taken, 1) == 0)
+                try expectError(
+                    h.serviceJSON(ports: ["\(shared):\(h.servicePort)"]),
+                    ["service svc:1 port \(shared)", "already in use on the host"])
+                // UDP to another host port.
+                try expectError(h.serviceJSON(ports: ["8053:53/udp"]), ["service svc:1", "UDP"])
+                // A failing health check: the service booted, the check ran, the guest is gone again.
+                try expectError(
+                    h.serviceJSON(
+                        options: #"--health-cmd "echo not-healthy-yet; exit 1" --health-interval 1s --health-retries 2"#
+                    ),
+                    ["service svc:1", "health check", "not-healthy-yet"])
             }
         }
 
@@ -216,8 +306,9 @@ extension GuestSuites {
                     _ result: HookHarness.Result, _ needle: String, sourceLocation: SourceLocation = #_sourceLocation
                 ) {
                     #expect(result.status != RunnerCore.ExitStatus.exited(0), sourceLocation: sourceLocation)
-                    #expect(result.text.hasPrefix("::error::"), "\(result.text)", sourceLocation: sourceLocation)
-                    #expect(result.text.contains(needle), "\(result.text)", sourceLocation: sourceLocation)
+                    // Warnings about ignored options may come first; the error is one line.
+                    let error = result.text.split(separator: "\n").first { $0.hasPrefix("::error::") } ?? ""
+                    #expect(error.contains(needle), "\(result.text)", sourceLocation: sourceLocation)
                 }
                 expectError(try h.hook("{not json"), "not a valid hook JSON")
                 expectError(try h.hook(#"{"command":"launch_rockets","args":{},"state":null}"#), "launch_rockets")
@@ -235,7 +326,7 @@ extension GuestSuites {
                 let unknown = try h.hook(try h.prepareJob(responseFile: responseFile, image: "nope/unknown:1"))
                 expectError(unknown, "nope/unknown:1")
                 #expect(unknown.text.contains("job, svc"))
-                // The service guest booted before the job image failed to resolve is gone again.
+                // Checked before any guest boots: nothing is left.
                 #expect(h.leftovers() == [])
 
                 let outside = try h.hook(
@@ -272,6 +363,12 @@ extension GuestSuites {
                     asHelper: true)
                 #expect(exec.status == RunnerCore.ExitStatus.exited(7))
                 #expect(exec.text == "x=1\n/__w\n")
+                // --timeout (a health check's bound): systemd stops the command.
+                let began = Posix.now()
+                let bounded = await h.runAgent(
+                    ["exec", info.name, "--timeout", "1", "--", "sleep", "30"], asHelper: true)
+                #expect(bounded.status != RunnerCore.ExitStatus.exited(0))
+                #expect(Posix.now() - began < 15, "the unit's RuntimeMaxSec= ends it")
                 let stop = await h.runAgent(["stop", info.name], asHelper: true)
                 #expect(stop.status == RunnerCore.ExitStatus.exited(0))
                 let again = await h.runAgent(["stop", info.name], asHelper: true)

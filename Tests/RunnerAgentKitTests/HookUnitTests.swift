@@ -115,14 +115,6 @@ struct HookDecodingTests {
 }
 
 @Suite struct HookPieceTests {
-    @Test func ports() throws {
-        let ports = try ContainerHook.ports(["8080:80", "5432", "6379/tcp", "127.0.0.1:9000:90", "53/udp"])
-        #expect(ports.map(\.container) == [80, 5432, 6379, 90, 53])
-        #expect(ports.map(\.host) == [8080, nil, nil, 9000, nil])
-        #expect(ports.map(\.tcp) == [true, true, true, true, false])
-        #expect(throws: RunnerError.self) { try ContainerHook.ports(["http"]) }
-    }
-
     @Test(arguments: [
         ("redis:7-alpine", "redis"), ("postgres:16", "postgres"), ("ghcr.io/octo/my_svc:1", "my-svc"),
         ("docker://nginx@sha256:abc", "nginx"),

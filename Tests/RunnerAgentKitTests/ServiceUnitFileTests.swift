@@ -5,6 +5,10 @@ import Testing
 
 @testable import RunnerAgentKit
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The shipped `images/host/runner.service` and `runner-service.sh`.
 struct ServiceUnitFileTests {
     var unitPath: String { Fixtures.repositoryRoot + "/images/host/runner.service" }
@@ -45,6 +49,47 @@ struct ServiceUnitFileTests {
         #expect(bound <= 600)
     }
 
+    @Test func startSweepsOrphanedGuests() throws {
+        let keys = try unit()
+        #expect(keys["[Service]ExecStartPre"] == ["-" + HostLayout().guestHelper + " gc"])
+    }
+
+    /// The unit's `ExecStartPre=` command, run for real on a host tree with a guest whose start
+    /// was interrupted (its starter is dead) and one whose job's owner is gone: both are swept.
+    @Test(.requiresRoot, .enabled(if: HookHarness.agent != nil, "needs the built runner-agent"))
+    func startPreSweepsStaleGuestRecords() async throws {
+        let line = try #require(try unit()["[Service]ExecStartPre"]?.first)
+        var argv = line.dropFirst().split(separator: " ").map(String.init)
+        #expect(argv.first == HostLayout().guestHelper)
+        try await withTemporaryDirectory("startpre") { dir in
+            let layout = dir.layout
+            let names = ["rg-00000000dead", "rg-00000000beef"]
+            for (index, name) in names.enumerated() {
+                var record = GuestRecord(
+                    name: name, image: "job", rootfs: "/nonexistent", backend: .direct,
+                    status: index == 0 ? .starting : .running, starterPID: 999_999, starterStartTime: 1,
+                    nspawnPID: 999_997, nspawnStartTime: 1, binds: [], isAlpine: false)
+                if index == 1 {
+                    record.ownerPID = 999_998
+                    record.ownerStartTime = 1
+                }
+                try AtomicFile.write(
+                    try JSONEncoder().encode(record), to: layout.guestRecord(name), mode: 0o600)
+                try AtomicFile.write("", to: layout.guestHostsFile(name))
+            }
+            // The helper is the agent called ci-nspawn-run.
+            let helper = dir.appending(FilePaths.basename(argv[0]))
+            symlink(try #require(HookHarness.agent), helper)
+            argv[0] = helper
+            var command = Command(argv[0], Array(argv.dropFirst()))
+            command.environment = ["RUNNER_HOST_ROOT": layout.root]
+            let result = try await SubprocessCommandRunner().run(command)
+            #expect(result.status.isSuccess, "\(result.standardError)")
+            #expect(result.standardOutput == names.sorted().map { "removed \($0)\n" }.joined())
+            #expect(FilePaths.entries(of: layout.guestStateDirectory) == [])
+        }
+    }
+
     @Test(.requires("systemd-analyze"))
     func unitIsCleanUnderSystemdAnalyzeVerify() async throws {
         try await withTemporaryDirectory("unit") { dir in
@@ -54,6 +99,7 @@ struct ServiceUnitFileTests {
                 try FilePaths.read(Fixtures.repositoryRoot + "/images/host/runner-service.sh"), to: script, mode: 0o755)
             let text = String(decoding: try FilePaths.read(unitPath), as: UTF8.self)
                 .replacing("/usr/local/lib/runner/runner-service.sh", with: script)
+                .replacing(HostLayout().guestHelper, with: script)
             let unit = dir.appending("runner.service")
             try AtomicFile.write(text, to: unit)
             let command = Command("systemd-analyze", ["verify", "--man=no", unit])

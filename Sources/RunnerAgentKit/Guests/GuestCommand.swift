@@ -154,11 +154,17 @@ struct GuestExecCommand: AsyncParsableCommand {
     @Flag(help: "Read the environment as a JSON object from stdin (keeps values off command lines).")
     var envStdin = false
 
+    @Option(help: "Stop the command after this many seconds (the unit's RuntimeMaxSec=).")
+    var timeout: Double?
+
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.")
     var command: [String] = []
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the command after --") }
+        if let timeout, !(timeout > 0 && timeout <= 86400) {
+            throw ValidationError("--timeout \(timeout): give seconds, more than 0 and at most 86400")
+        }
         for assignment in env where !assignment.contains("=") {
             throw ValidationError("--env \(assignment): expected NAME=VALUE")
         }
@@ -178,7 +184,8 @@ struct GuestExecCommand: AsyncParsableCommand {
             let eq = assignment.firstIndex(of: "=")!
             environment[String(assignment[..<eq])] = String(assignment[assignment.index(after: eq)...])
         }
-        let status = try await manager.exec(name, command: command, environment: environment, workingDirectory: cwd)
+        let status = try await manager.exec(
+            name, command: command, environment: environment, workingDirectory: cwd, timeout: timeout)
         if !status.isSuccess { throw ExitCode(status.shellCode) }
     }
 }

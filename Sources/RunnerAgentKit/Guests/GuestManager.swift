@@ -39,12 +39,35 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
     /// Names that resolve to 127.0.0.1 in the guest (services share the host network).
     public var hostAliases: [String]
     public var ownerPID: Int32?
+    /// Variables for every unit of the guest (a service's `env:`, may hold secrets): written to
+    /// a 0600 `system.conf.d` drop-in under `/run/runner/guests`, never to a command line.
+    public var environment: [String: String]
+    /// Ports the workflow maps: checked free on the host before the boot; those whose host side
+    /// differs from the service's own port get a socket-activated proxy in the guest.
+    public var ports: [PortMapping]
 
-    public init(image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil) {
+    public init(
+        image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
+        environment: [String: String] = [:], ports: [PortMapping] = []
+    ) {
         self.image = image
         self.binds = binds
         self.hostAliases = hostAliases
         self.ownerPID = ownerPID
+        self.environment = environment
+        self.ports = ports
+    }
+
+    enum CodingKeys: String, CodingKey { case image, binds, hostAliases, ownerPID, environment, ports }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        image = try c.decode(String.self, forKey: .image)
+        binds = try c.decodeIfPresent([GuestBind].self, forKey: .binds) ?? []
+        hostAliases = try c.decodeIfPresent([String].self, forKey: .hostAliases) ?? []
+        ownerPID = try c.decodeIfPresent(Int32.self, forKey: .ownerPID)
+        environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+        ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
     }
 }
 
@@ -86,6 +109,8 @@ public struct GuestManager: Sendable {
                     fix: "use lowercase letters, digits and -")
             }
         }
+        try Self.checkPorts(request.ports, image: request.image)
+        let environment = ServiceEnvironment.dropIn(request.environment)
         try FilePaths.createDirectory(layout.guestStateDirectory, mode: 0o700)
         let name = GuestPolicy.newGuestName()
         var record = GuestRecord(
@@ -113,12 +138,20 @@ public struct GuestManager: Sendable {
                 options.binds.append(
                     GuestBind(source: layout.guestHostsFile(name), target: "/etc/hosts", readOnly: true))
             }
+            if !request.environment.isEmpty {
+                // Read by the guest's manager at boot; root-only on the host, gone with the guest.
+                try AtomicFile.write(environment.text, to: layout.guestEnvironmentFile(name), mode: 0o600)
+                options.binds.append(
+                    GuestBind(
+                        source: layout.guestEnvironmentFile(name), target: Self.environmentDropIn, readOnly: true))
+            }
             switch policy.backend {
             case .direct:
                 try bootDirect(options, record: &record)
             case .machined:
                 try await bootMachined(options, record: &record)
             }
+            try await publish(request.ports, record: record)
             record.status = .running
             try save(record)
             logger.debug("guest started", metadata: ["guest": "\(name)", "leader": "\(record.leaderPID ?? 0)"])
@@ -127,6 +160,60 @@ public struct GuestManager: Sendable {
         } catch {
             await teardown(record)
             throw error
+        }
+    }
+
+    /// Where a service's environment drop-in is bound in its guest.
+    static let environmentDropIn = "/etc/systemd/system.conf.d/90-runner-service-env.conf"
+
+    /// Refuses duplicate host ports, UDP mappings that need a proxy, and ports something on the
+    /// host already holds (the service's own port, and the host side of a proxied one).
+    static func checkPorts(_ ports: [PortMapping], image: String) throws(RunnerError) {
+        for port in ports {
+            guard port.hostPort > 0, port.containerPort > 0, port.hostAddress.map(IPAddress.isLiteral) ?? true else {
+                throw RunnerError(
+                    .invalidInput, input: "\(image) port \(port.listenAddress):\(port.containerPort)",
+                    problem: "is not a port mapping (ports 1-65535, an IP literal as the address)")
+            }
+        }
+        // Every bound port must be free now: so a proxy's target (the service's own port) is
+        // never something that already listens on the host.
+        try PortMapping.checkClaims([(image, ports)]) { address, port in
+            Posix.tcpPortIsFree(address: address, port: port)
+        }
+    }
+
+    /// Starts a socket-activated proxy in the guest for every mapped port whose host side is not
+    /// the service's own port.
+    private func publish(_ ports: [PortMapping], record: GuestRecord) async throws(RunnerError) {
+        let proxied = ports.filter { $0.needsProxy && !$0.udp }
+        guard !proxied.isEmpty else { return }
+        let candidates = ["/usr/lib/systemd/systemd-socket-proxyd", "/lib/systemd/systemd-socket-proxyd"]
+        guard let proxy = candidates.first(where: { FilePaths.exists(record.rootfs + $0) }) else {
+            throw RunnerError(
+                .unsupported, input: record.image,
+                problem: "image has no systemd-socket-proxyd, which mapping a port to another host port needs",
+                fix: "map the service's own port (ports: [\"\(proxied[0].containerPort)\"]), or add systemd's "
+                    + "socket proxy to the image")
+        }
+        for port in proxied {
+            var options = SystemdRun.SocketProxyOptions(
+                unit: "runner-port-\(port.hostPort)", listen: port.listenAddress,
+                target: "127.0.0.1:\(port.containerPort)")
+            options.proxy = proxy
+            let command: Command
+            switch record.backend {
+            case .direct: command = Nsenter.enter(leader: record.leaderPID ?? 0, SystemdRun.socketProxy(options))
+            case .machined: command = SystemdRun.socketProxy(machine: record.name, options)
+            }
+            let result = try await runner.run(Timeout.bounded(seconds: 30, command))
+            guard result.status.isSuccess else {
+                throw RunnerError(
+                    .commandFailed, input: "\(record.image) port \(port.listenAddress)",
+                    problem: "could not listen on the host port (\(result.status)): "
+                        + result.standardError.trimmedWhitespace,
+                    fix: "map the service to a free host port")
+            }
         }
     }
 
@@ -260,14 +347,49 @@ public struct GuestManager: Sendable {
     /// status. SIGINT/SIGTERM stop the unit. Afterwards, what the step left under the work
     /// directory is handed to the work directory's owner.
     public func exec(
-        _ name: String, command: [String], environment: [String: String], workingDirectory: String?
+        _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
+        timeout: Double?
     ) async throws(RunnerError) -> ExitStatus {
         let record = try running(name)
+        let (step, stop) = try stepCommands(
+            record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
+        let status = try Self.runForwardingSignals(step) { _, _ in
+            if let stopper = try? Posix.spawn(stop, stdin: .devNull, stdout: .devNull, stderr: .devNull) {
+                _ = Posix.wait(stopper)
+            }
+        }
+        let started = Posix.now()
+        let (visited, changed) = fixOwnership(record)
+        logger.debug(
+            "workspace ownership",
+            metadata: ["visited": "\(visited)", "changed": "\(changed)", "seconds": "\(Posix.now() - started)"])
+        return status
+    }
+
+    /// Runs `command` in the guest as a transient unit that systemd stops after `timeout`
+    /// seconds, and returns its status and output (a service's health check).
+    public func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
+        let record = try running(name)
+        let (step, _) = try stepCommands(
+            record, command: command, environment: [:], workingDirectory: nil, timeout: timeout)
+        return try await runner.run(Timeout.bounded(seconds: Int(timeout.rounded(.up)) + 15, step))
+    }
+
+    /// The command that runs a step (`nsenter … systemd-run --wait --pipe` or `systemd-run -M`)
+    /// and the one that stops it.
+    func stepCommands(
+        _ record: GuestRecord, command: [String], environment: [String: String], workingDirectory: String?,
+        timeout: Double?
+    ) throws(RunnerError) -> (step: Command, stop: Command) {
+        let name = record.name
         guard let program = command.first, !program.isEmpty else {
             throw RunnerError(.invalidInput, input: name, problem: "no command to run", fix: "pass a command after --")
         }
         if let cwd = workingDirectory, !cwd.hasPrefix("/") {
             throw RunnerError(.invalidInput, input: cwd, problem: "working directory is not absolute")
+        }
+        if let timeout, !(timeout > 0 && timeout <= 86400) {
+            throw RunnerError(.invalidInput, input: "\(timeout)", problem: "is not a timeout in seconds (0-86400]")
         }
         let unit = "\(name)-step-\(UInt32.random(in: 0...UInt32.max))"
         var names: [String] = []
@@ -289,6 +411,9 @@ public struct GuestManager: Sendable {
         options.workingDirectory = workingDirectory
         options.environmentNames = names
         options.properties = ["TimeoutStopSec=5", "SendSIGHUP=yes", "Description=runner step"]
+        if let timeout {
+            options.properties.append("RuntimeMaxSec=" + String(Int((timeout * 1000).rounded(.up))) + "ms")
+        }
         var step: Command
         let stop: Command
         switch record.backend {
@@ -304,17 +429,7 @@ public struct GuestManager: Sendable {
         env["PATH"] = environment["PATH"] ?? HookDefaults.path
         step.environment = env
         step.clearsEnvironment = true
-        let status = try Self.runForwardingSignals(step) { _, _ in
-            if let stopper = try? Posix.spawn(stop, stdin: .devNull, stdout: .devNull, stderr: .devNull) {
-                _ = Posix.wait(stopper)
-            }
-        }
-        let started = Posix.now()
-        let (visited, changed) = fixOwnership(record)
-        logger.debug(
-            "workspace ownership",
-            metadata: ["visited": "\(visited)", "changed": "\(changed)", "seconds": "\(Posix.now() - started)"])
-        return status
+        return (step, stop)
     }
 
     /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.
@@ -498,7 +613,7 @@ public struct GuestManager: Sendable {
     private func cleanFiles(_ name: String) {
         for path in [
             layout.guestNotifySocket(name), layout.guestHostsFile(name), layout.guestLog(name),
-            layout.guestRecord(name),
+            layout.guestEnvironmentFile(name), layout.guestRecord(name),
         ] {
             unlink(path)
         }

@@ -14,6 +14,8 @@ extension HostLayout {
     func guestNotifySocket(_ name: String) -> String { guestStateDirectory + "/" + name + ".notify" }
     /// `/run/runner/guests/<name>.hosts`: the job guest's `/etc/hosts` (service names).
     func guestHostsFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".hosts" }
+    /// `/run/runner/guests/<name>.env.conf`: a service guest's environment drop-in (0600).
+    func guestEnvironmentFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".env.conf" }
     /// `/opt/actions-runner/externals`: node and friends, bound read-only at `/__e`.
     var runnerExternalsDirectory: String { runnerDirectory + "/externals" }
     /// `/run/systemd/nspawn/propagate/<name>`: nspawn's per-guest directory, which it cannot

@@ -118,6 +118,50 @@ public enum SystemdRun {
         Command("systemd-run", ["--machine=" + machine] + stepArguments(options))
     }
 
+    /// A socket-activated TCP forwarder in a guest: the guest's manager listens on ``listen``
+    /// (in the host's network, which guests share) and starts `systemd-socket-proxyd` on the
+    /// first connection, which forwards to ``target``. Both units stop with the guest.
+    public struct SocketProxyOptions: Sendable, Hashable {
+        public var unit: String
+        /// `ListenStream=`: `PORT` (every address, IPv4 and IPv6), `ADDRESS:PORT` or `[ADDRESS]:PORT`.
+        public var listen: String
+        /// Where connections go: `127.0.0.1:PORT`.
+        public var target: String
+        /// `systemd-socket-proxyd` inside the guest.
+        public var proxy: String = "/usr/lib/systemd/systemd-socket-proxyd"
+        public var executable: String = "/usr/bin/systemd-run"
+
+        public init(unit: String, listen: String, target: String) {
+            self.unit = unit
+            self.listen = listen
+            self.target = target
+        }
+    }
+
+    static func socketProxyArguments(_ options: SocketProxyOptions) -> [String] {
+        var args = [
+            "--unit=" + options.unit, "--quiet", "--collect", "--socket-property=ListenStream=" + options.listen,
+        ]
+        if options.listen.allSatisfy(\.isNumber) {
+            args.append("--socket-property=BindIPv6Only=both")
+        }
+        args += [
+            "-p", "Description=runner port \(options.listen) -> \(options.target)", "--", options.proxy, options.target,
+        ]
+        return args
+    }
+
+    /// `systemd-run --unit=U --quiet --collect --socket-property=ListenStream=L [--socket-property=BindIPv6Only=both]
+    /// -p Description=… -- systemd-socket-proxyd TARGET`, in the current (guest) context, e.g. after `nsenter`.
+    public static func socketProxy(_ options: SocketProxyOptions) -> Command {
+        Command(options.executable, socketProxyArguments(options))
+    }
+
+    /// The same in a guest registered with machined (`systemd-run --machine=NAME …`).
+    public static func socketProxy(machine: String, _ options: SocketProxyOptions) -> Command {
+        Command("systemd-run", ["--machine=" + machine] + socketProxyArguments(options))
+    }
+
     /// `systemd-run --unit=NAME -p Delegate=yes -p Type=notify -- systemd-nspawn …`: a guest as
     /// its own service on a host with machined; returns once the guest is ready.
     public static func guestService(unit: String, nspawn: Command) -> Command {

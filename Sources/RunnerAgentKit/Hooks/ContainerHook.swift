@@ -13,11 +13,20 @@ public protocol GuestOperations: Sendable {
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
         async throws(RunnerError) -> ExitStatus
     func stop(_ name: String) async throws(RunnerError)
+    /// Runs a health check in a guest: its status and output, stopped after `timeout` seconds.
+    func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult
     /// Removes stale guests and, with `owner`, every guest of that job.
     func sweep(owner: Int32?) async
 }
 
 extension GuestManager: GuestOperations {
+    public func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
+        async throws(RunnerError) -> ExitStatus
+    {
+        try await exec(
+            name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: nil)
+    }
+
     public func sweep(owner: Int32?) async { await gc(all: false, owner: owner) }
 }
 
@@ -74,9 +83,13 @@ public struct ContainerHook: Sendable {
     /// Prints `::error::` (one line, workflow-command escaped) to stdout and the full text to stderr.
     static func reportError(_ error: RunnerError) {
         let text = "\(error)"
-        let escaped = text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
-        StandardOutput.write("::error::\(escaped)\n")
+        StandardOutput.write("::error::\(escapeWorkflowCommand(text))\n")
         RunnerCore.StandardError.write("runner-agent hook: error: \(text)\n")
+    }
+
+    /// A workflow command's message, one line: `%`, CR and LF escaped.
+    static func escapeWorkflowCommand(_ text: String) -> String {
+        text.replacing("%", with: "%25").replacing("\r", with: "%0D").replacing("\n", with: "%0A")
     }
 
     // MARK: prepare_job
@@ -90,32 +103,34 @@ public struct ContainerHook: Sendable {
         await guests.sweep(owner: nil)
         var state = HookState()
         do throws(RunnerError) {
+            // Everything about the services is checked before the first guest boots.
+            let plans = try input.args.services.map { service throws(RunnerError) in try servicePlan(service) }
+            try PortMapping.checkClaims(plans.map { ($0.label, $0.ports) }) { address, port in
+                Posix.tcpPortIsFree(address: address, port: port)
+            }
+            let job = try input.args.container.map { container throws(RunnerError) in try jobPlan(container) }
             var serviceContexts: [[String: Any]] = []
             var aliases: [String] = []
-            for service in input.args.services {
-                let image = try resolveImage(service.image)
-                let binds = try self.binds(service.userMountVolumes)
-                let info = try await guests.start(GuestStartRequest(image: image, binds: binds, ownerPID: ownerPID))
+            for plan in plans {
+                let binds = try self.binds(plan.service.userMountVolumes)
+                let info = try await guests.start(
+                    GuestStartRequest(
+                        image: plan.image, binds: binds, ownerPID: ownerPID, environment: plan.environment,
+                        ports: plan.ports))
                 state.services.append(info.name)
-                let ports = try Self.ports(service.portMappings)
-                try await waitForPorts(ports.map(\.container), service: service.image ?? image)
+                try await waitUntilReady(plan, guest: info.name)
                 var portMap: [String: String] = [:]
-                for port in ports { portMap[String(port.container)] = String(port.container) }
+                for port in plan.ports { portMap[String(port.containerPort)] = String(port.hostPort) }
                 serviceContexts.append(["id": info.name, "network": "host", "ports": portMap])
-                let alias = Self.serviceAlias(service.image ?? image)
+                let alias = Self.serviceAlias(plan.label)
                 if !alias.isEmpty, !aliases.contains(alias) { aliases.append(alias) }
             }
             var response: [String: Any] = [:]
             var context: [String: Any] = ["services": serviceContexts]
-            if let container = input.args.container {
-                let image = try resolveImage(container.image)
-                let binds = try self.binds(container.systemMountVolumes + container.userMountVolumes)
-                var environment = container.environmentVariables
-                environment["GITHUB_ACTIONS"] = "true"
-                if environment["CI"] == nil { environment["CI"] = "true" }
-                state.environment = environment
+            if let job {
+                state.environment = job.environment
                 let info = try await guests.start(
-                    GuestStartRequest(image: image, binds: binds, hostAliases: aliases, ownerPID: ownerPID))
+                    GuestStartRequest(image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID))
                 state.guest = info.name
                 response["isAlpine"] = info.isAlpine
                 context["container"] = ["id": info.name, "network": "host"]
@@ -133,6 +148,136 @@ public struct ContainerHook: Sendable {
                 try? await guests.stop(name)
             }
             throw error
+        }
+    }
+
+    /// The job container, checked: its local image, binds (missing sources created) and environment.
+    struct JobPlan {
+        var image: String
+        var binds: [GuestBind]
+        var environment: [String: String]
+    }
+
+    func jobPlan(_ container: HookContainer) throws(RunnerError) -> JobPlan {
+        let image = try resolveImage(container.image)
+        let label = container.image ?? image
+        let options = try CreateOptions.parse(container.createOptions, owner: "job container \(label)")
+        warnIgnored(options.ignored, owner: "the job container \(label)")
+        if options.health != nil {
+            warnIgnored(["--health-cmd"], owner: "the job container \(label) (health checks apply to services)")
+        }
+        if !container.portMappings.isEmpty {
+            warnIgnored(
+                container.portMappings.map { "ports: \($0)" },
+                owner: "the job container \(label) (it shares the host's network: its ports are the host's)")
+        }
+        let binds = try self.binds(container.systemMountVolumes + container.userMountVolumes)
+        var environment = options.environment
+        for (key, value) in container.environmentVariables { environment[key] = value }
+        environment["GITHUB_ACTIONS"] = "true"
+        if environment["CI"] == nil { environment["CI"] = "true" }
+        return JobPlan(image: image, binds: binds, environment: environment)
+    }
+
+    /// One service, checked: its local image, ports, environment and options.
+    struct ServicePlan {
+        var service: HookContainer
+        /// How messages name it: the workflow's image reference.
+        var label: String
+        var image: String
+        var ports: [PortMapping]
+        var environment: [String: String]
+        var health: HealthCheck?
+    }
+
+    func servicePlan(_ service: HookContainer) throws(RunnerError) -> ServicePlan {
+        let image = try resolveImage(service.image)
+        let label = service.image ?? image
+        var ports: [PortMapping] = []
+        for mapping in service.portMappings {
+            do {
+                ports.append(try PortMapping.parse(mapping))
+            } catch {
+                throw RunnerError(
+                    error.code, input: "service \(label) ports: \(error.input)", problem: error.problem, fix: error.fix)
+            }
+        }
+        for port in ports where port.hostAddress != nil && !port.needsProxy {
+            warnIgnored(
+                ["ports: \(port.hostAddress ?? ""):\(port.hostPort):\(port.containerPort)"],
+                owner: "service \(label) (its own port is the host's: the service chooses its bind address)")
+        }
+        let options = try CreateOptions.parse(service.createOptions, owner: "service \(label)")
+        warnIgnored(options.ignored, owner: "service \(label)")
+        var environment = options.environment
+        for (key, value) in service.environmentVariables { environment[key] = value }
+        let skipped = ServiceEnvironment.dropIn(environment).skipped
+        warnIgnored(skipped.map { "env \($0)" }, owner: "service \(label) (not a NAME systemd can carry)")
+        return ServicePlan(
+            service: service, label: label, image: image, ports: ports, environment: environment,
+            health: options.health)
+    }
+
+    /// `::warning::` lines for options this runner does not apply; the job goes on.
+    func warnIgnored(_ items: [String], owner: String) {
+        for item in items {
+            StandardOutput.write(
+                "::warning::\(Self.escapeWorkflowCommand(item)) is ignored for \(owner) on this runner\n")
+        }
+    }
+
+    /// Readiness, bounded: every mapped TCP port accepts on the service's own port and, through
+    /// the proxy, on the host port the workflow uses; then the health check passes.
+    func waitUntilReady(_ plan: ServicePlan, guest: String) async throws(RunnerError) {
+        let deadline = Posix.now() + settings.serviceReadyTimeout
+        func timedOut(_ what: String) -> RunnerError {
+            RunnerError(
+                .timeout, input: "service \(plan.label)",
+                problem: "\(what) within \(Int(settings.serviceReadyTimeout)) s",
+                fix: "check that the image starts a service listening on that port at boot")
+        }
+        for port in plan.ports where !port.udp {
+            while !Posix.tcpAccepts(port: port.containerPort) {
+                if Posix.now() > deadline { throw timedOut("did not accept connections on port \(port.containerPort)") }
+                Posix.sleep(0.02)
+            }
+            guard port.needsProxy else { continue }
+            // The socket-activated proxy accepts at once; it closes at once while the backend
+            // refuses. Open means the path the workflow uses works.
+            while Posix.tcpProbe(address: port.hostAddress, port: port.hostPort, wait: 0.25) != .open {
+                if Posix.now() > deadline {
+                    throw timedOut("was not reachable on host port \(port.hostPort) (→ \(port.containerPort))")
+                }
+                Posix.sleep(0.05)
+            }
+        }
+        if let health = plan.health {
+            try await runHealthCheck(health, plan: plan, guest: guest)
+        }
+    }
+
+    /// docker's health check semantics, bounded: `/bin/sh -c CMD` until it exits 0; failures in
+    /// the start period do not count; `retries` further failures (at `interval`) are fatal.
+    func runHealthCheck(_ health: HealthCheck, plan: ServicePlan, guest: String) async throws(RunnerError) {
+        let started = Posix.now()
+        var failures = 0
+        var last = ""
+        while true {
+            let result = try await guests.probe(
+                guest, command: ["/bin/sh", "-c", health.command], timeout: health.timeout)
+            if result.status.isSuccess { return }
+            last = (result.standardOutput + result.standardError).trimmedWhitespace
+            if Posix.now() - started >= health.startPeriod { failures += 1 }
+            if failures >= max(health.retries, 1) || Posix.now() - started > health.bound {
+                let tail = last.split(separator: "\n").suffix(5).joined(separator: "\n")
+                throw RunnerError(
+                    .commandFailed, input: "service \(plan.label)",
+                    problem: "health check `\(health.command)` failed \(failures) times (\(result.status))"
+                        + (tail.isEmpty ? "" : "; last output:\n\(tail)"),
+                    fix: "check the service's options: --health-cmd, or give it more time with "
+                        + "--health-retries/--health-interval/--health-start-period")
+            }
+            Posix.sleep(health.interval)
         }
     }
 
@@ -200,29 +345,6 @@ public struct ContainerHook: Sendable {
         return policy.allowedMountRoots.contains { root in path == root || path.hasPrefix(root + "/") }
     }
 
-    /// A mapped port: the container side (what listens in the guest) and the requested host side.
-    struct Port: Equatable {
-        var container: UInt16
-        var host: UInt16?
-        var tcp: Bool
-    }
-
-    /// Parses `8080:80`, `80`, `6379/tcp`, `127.0.0.1:8080:80`.
-    static func ports(_ mappings: [String]) throws(RunnerError) -> [Port] {
-        try mappings.map { mapping throws(RunnerError) in
-            let protoSplit = mapping.split(separator: "/")
-            let tcp = protoSplit.count < 2 || protoSplit[1].lowercased() == "tcp"
-            let parts = (protoSplit.first ?? "").split(separator: ":")
-            guard let last = parts.last, let container = UInt16(last), container > 0 else {
-                throw RunnerError(
-                    .invalidInput, input: mapping, problem: "is not a port mapping",
-                    fix: "use CONTAINER, HOST:CONTAINER or IP:HOST:CONTAINER")
-            }
-            let host = parts.count >= 2 ? UInt16(parts[parts.count - 2]) : nil
-            return Port(container: container, host: host, tcp: tcp)
-        }
-    }
-
     /// The host name a job reaches a service by: the image's base name (`redis:7` → `redis`).
     static func serviceAlias(_ image: String) -> String {
         var ref = image
@@ -235,24 +357,10 @@ public struct ContainerHook: Sendable {
         return String(mapped.prefix(63))
     }
 
-    func waitForPorts(_ ports: [UInt16], service: String) async throws(RunnerError) {
-        let deadline = Posix.now() + settings.serviceReadyTimeout
-        for port in ports {
-            while !Posix.tcpAccepts(port: port) {
-                if Posix.now() > deadline {
-                    throw RunnerError(
-                        .timeout, input: service,
-                        problem: "service did not accept connections on port \(port) within "
-                            + "\(Int(settings.serviceReadyTimeout)) s",
-                        fix: "check that the image starts a service listening on that port at boot")
-                }
-                Posix.sleep(0.02)
-            }
-        }
-    }
-
     func writeResponse(_ object: [String: Any], to path: String) throws(RunnerError) {
-        try AtomicFile.write(Array(JSONText.encode(object).utf8), to: path, mode: 0o644, createDirectories: false)
+        // 0600: the state holds the job container's env, which may carry secrets. The hook runs
+        // as the runner user, who reads the file.
+        try AtomicFile.write(Array(JSONText.encode(object).utf8), to: path, mode: 0o600, createDirectories: false)
     }
 
     // MARK: run_script_step

@@ -94,6 +94,10 @@ struct HelperGuests: GuestOperations {
         try await runner.run(sudo(["stop", name])).checked(sudo(["stop", name]))
     }
 
+    func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
+        try await runner.run(sudo(["exec", name, "--timeout", "\(timeout)", "--"] + command))
+    }
+
     func sweep(owner: Int32?) async {
         _ = try? await runner.run(sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? [])))
     }
