@@ -238,7 +238,8 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
         #expect(
             command.argv == [
                 "systemd-run", "--unit=rg-0123456789ab", "--quiet", "--collect", "-p", "Delegate=yes", "-p",
-                "Type=notify", "-p", "NotifyAccess=all", "--", "systemd-nspawn", "--quiet", "--keep-unit",
+                "Type=notify", "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=60", "-p",
+                "TimeoutStopSec=10", "--", "systemd-nspawn", "--quiet", "--keep-unit",
                 "--directory=/r", "--machine=rg-0123456789ab", "--boot", "--volatile=overlay",
                 "--notify-ready=yes", "--console=passive",
             ])
@@ -280,6 +281,10 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
         #expect(Machinectl.list().argv == ["machinectl", "list", "--no-legend", "--no-pager"])
         #expect(Systemctl.stop(unit: "u.service").argv == ["systemctl", "stop", "--no-block", "--", "u.service"])
         #expect(Systemctl.stop(unit: "u", block: true).argv == ["systemctl", "stop", "--", "u"])
+        #expect(
+            Systemctl.stop(unit: "u.service", machine: "rg-0123456789ab").argv == [
+                "systemctl", "--machine=rg-0123456789ab", "stop", "--no-block", "--", "u.service",
+            ])
         #expect(
             Systemctl.kill(unit: "u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
     }
