@@ -314,4 +314,28 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
                 "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab",
             ])
     }
+
+    /// The unprivileged hook's settings come from `sudo -n ci-nspawn-run settings` (config.env is
+    /// root's), as the JSON the helper prints.
+    @Test func unprivilegedHookAsksTheHelperForItsSettings() async throws {
+        var settings = HookSettings()
+        settings.imageAliases = ["ubuntu:22.04": "debian-bookworm"]
+        settings.mountAllow = ["/srv/cache"]
+        settings.workDirectory = "/srv/work"
+        let runner = RecordingCommandRunner()
+        runner.answer(
+            "sudo",
+            with: CommandResult(
+                status: .exited(0), standardOutput: String(decoding: try JSONEncoder().encode(settings), as: UTF8.self))
+        )
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: runner)
+        #expect(try await helper.settings() == settings)
+        #expect(runner.commands.map(\.argv) == [["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "settings"]])
+
+        let refused = RecordingCommandRunner()
+        refused.answer("sudo", with: CommandResult(status: .exited(1), standardError: "sudo: a password is required"))
+        await #expect(throws: RunnerError.self) {
+            try await HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: refused).settings()
+        }
+    }
 }

@@ -384,12 +384,20 @@ extension GuestSuites {
             let shell = try await host.run(["sudo", "-n", "/bin/sh", "-c", "id -u"], user: Self.user)
             #expect(shell.status != .exited(0))
             #expect(!shell.standardOutput.contains("0"))
-            // doctor reads the rule the installer wrote as correct.
-            let doctor = try await host.run(
-                [Installer.agentInCurrentRelease, "doctor", "--no-boot-check"], seconds: 60)
+            // doctor reads the rule the installer wrote as correct, and a broader one as a hole.
+            let doctor = [Installer.agentInCurrentRelease, "doctor", "--no-boot-check"]
+            let checked = try await host.run(doctor)
             #expect(
-                doctor.standardOutput.contains("ok       ci-nspawn-run: \(Self.user) may run"),
-                "\(doctor.standardOutput)\(doctor.standardError)")
+                checked.standardOutput.contains(
+                    "ok       ci-nspawn-run: \(Self.user) may run \(HostLayout().guestHelper)"),
+                "\(checked.standardOutput)\(checked.standardError)")
+            let broad = HostLayout().path("/etc/sudoers.d/zz-broad")
+            try await host.sh("echo '\(Self.user) ALL=(ALL) NOPASSWD: ALL' > \(broad) && chmod 0440 \(broad)")
+            let holed = try await host.run(doctor)
+            try await host.sh("rm \(broad)")
+            #expect(
+                holed.standardOutput.contains("problem  ci-nspawn-run: sudo lets \(Self.user) run other commands"),
+                "\(holed.standardOutput)")
 
             // A bind outside the allowed roots, straight to the helper: refused, nothing left.
             let refused = try await host.run(
