@@ -288,6 +288,23 @@ final class HookHarness: Sendable {
         return String(text[..<start.lowerBound]) + ",\"state\":" + state + "}"
     }
 
+    /// The state object from a prepare_job response.
+    static func state(of response: String) throws -> String {
+        let start = try #require(response.firstRange(of: "\"state\":{"))
+        var depth = 0
+        var index = response.index(before: start.upperBound)
+        while index < response.endIndex {
+            let c = response[index]
+            if c == "{" { depth += 1 }
+            if c == "}" {
+                depth -= 1
+                if depth == 0 { break }
+            }
+            index = response.index(after: index)
+        }
+        return String(response[response.index(before: start.upperBound)...index])
+    }
+
     func cleanupJob(state: String) throws -> String {
         var text = String(decoding: try fixture("runner-cleanup_job.json"), as: UTF8.self).trimmingSuffixNewline()
         let start = try #require(text.ranges(of: ",\"state\":").last)

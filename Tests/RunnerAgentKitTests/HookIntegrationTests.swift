@@ -33,21 +33,7 @@ extension GuestSuites {
         }
 
         /// The state object from a prepare_job response.
-        func state(of response: String) throws -> String {
-            let start = try #require(response.firstRange(of: "\"state\":{"))
-            var depth = 0
-            var index = response.index(before: start.upperBound)
-            while index < response.endIndex {
-                let c = response[index]
-                if c == "{" { depth += 1 }
-                if c == "}" {
-                    depth -= 1
-                    if depth == 0 { break }
-                }
-                index = response.index(after: index)
-            }
-            return String(response[response.index(before: start.upperBound)...index])
-        }
+        func state(of response: String) throws -> String { try HookHarness.state(of: response) }
 
         /// The service's secret, with characters systemd's and the shell's quoting care about.
         static let secret = #"s3cr3t-"q" %n $HOME \x 'y'"#

@@ -230,7 +230,8 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
         #expect(
             command.argv == [
                 "systemd-run", "--unit=rg-0123456789ab", "--quiet", "--collect", "-p", "Delegate=yes", "-p",
-                "Type=notify", "-p", "NotifyAccess=all", "--", "systemd-nspawn", "--quiet", "--keep-unit",
+                "Type=notify", "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=60", "-p",
+                "TimeoutStopSec=10", "--", "systemd-nspawn", "--quiet", "--keep-unit",
                 "--directory=/r", "--machine=rg-0123456789ab", "--boot", "--volatile=overlay",
                 "--notify-ready=yes", "--console=passive",
             ])
@@ -273,6 +274,10 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
         #expect(Systemctl.stop(unit: "u.service").argv == ["systemctl", "stop", "--no-block", "--", "u.service"])
         #expect(Systemctl.stop(unit: "u", block: true).argv == ["systemctl", "stop", "--", "u"])
         #expect(
+            Systemctl.stop(unit: "u.service", machine: "rg-0123456789ab").argv == [
+                "systemctl", "--machine=rg-0123456789ab", "stop", "--no-block", "--", "u.service",
+            ])
+        #expect(
             Systemctl.kill(unit: "u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
     }
 
@@ -300,5 +305,29 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
             helper.sudo(["stop", "rg-0123456789ab"]).argv == [
                 "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab",
             ])
+    }
+
+    /// The unprivileged hook's settings come from `sudo -n ci-nspawn-run settings` (config.env is
+    /// root's), as the JSON the helper prints.
+    @Test func unprivilegedHookAsksTheHelperForItsSettings() async throws {
+        var settings = HookSettings()
+        settings.imageAliases = ["ubuntu:22.04": "debian-bookworm"]
+        settings.mountAllow = ["/srv/cache"]
+        settings.workDirectory = "/srv/work"
+        let runner = RecordingCommandRunner()
+        runner.answer(
+            "sudo",
+            with: CommandResult(
+                status: .exited(0), standardOutput: String(decoding: try JSONEncoder().encode(settings), as: UTF8.self))
+        )
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: runner)
+        #expect(try await helper.settings() == settings)
+        #expect(runner.commands.map(\.argv) == [["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "settings"]])
+
+        let refused = RecordingCommandRunner()
+        refused.answer("sudo", with: CommandResult(status: .exited(1), standardError: "sudo: a password is required"))
+        await #expect(throws: RunnerError.self) {
+            try await HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: refused).settings()
+        }
     }
 }

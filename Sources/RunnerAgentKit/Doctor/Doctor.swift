@@ -222,7 +222,7 @@ public struct Doctor: Sendable {
             return Finding(check: "ci-nspawn-run", status: .skipped, detail: "the configuration is invalid")
         }
         let fix = "run runner-agent install (it writes \(layout.sudoersRule))"
-        let expected = "\(user) ALL=(root) NOPASSWD: \(Installer.hostGuestHelper)"
+        let expected = HostFiles.sudoersRule(user: user)
         guard let bytes = try? FilePaths.read(layout.sudoersRule),
             String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains(where: { $0 == expected })
         else {
@@ -242,6 +242,15 @@ public struct Doctor: Sendable {
                     check: "ci-nspawn-run", status: .problem,
                     detail: "sudo does not let \(user) run \(Installer.hostGuestHelper)",
                     fix: "check that /etc/sudoers includes /etc/sudoers.d (@includedir)")
+            }
+            // The helper is the whole of the runner user's root: any other rule is a hole.
+            let other = SudoList().may(user, run: "/bin/sh")
+            if let result = try? await commandRunner.run(other), result.status.isSuccess {
+                return Finding(
+                    check: "ci-nspawn-run", status: .problem,
+                    detail:
+                        "sudo lets \(user) run other commands as root (/bin/sh), not only \(Installer.hostGuestHelper)",
+                    fix: "remove the other rules for \(user) (`sudo -l -U \(user)` lists them)")
             }
         }
         return Finding(

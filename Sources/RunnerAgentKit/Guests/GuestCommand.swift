@@ -43,8 +43,10 @@ enum AgentHost {
         signal(SIGPIPE, SIG_IGN)
         let layout = layout()
         let settings = try HookSettings.load(layout: layout)
-        return GuestManager(
+        var manager = GuestManager(
             policy: policy(layout: layout, settings: settings), logger: Logger(label: "runner.guest"))
+        manager.settings = settings
+        return manager
     }
 }
 
@@ -59,7 +61,7 @@ public struct GuestCommand: AsyncParsableCommand {
             """,
         subcommands: [
             GuestStartCommand.self, GuestExecCommand.self, GuestStopCommand.self, GuestListCommand.self,
-            GuestGCCommand.self,
+            GuestGCCommand.self, GuestSettingsCommand.self,
         ]
     )
 
@@ -237,6 +239,22 @@ struct GuestGCCommand: AsyncParsableCommand {
         for name in await manager.gc(all: all, owner: ownerPid) {
             StandardOutput.write("removed \(name)\n")
         }
+    }
+}
+
+struct GuestSettingsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "settings",
+        abstract: "Print the hook's settings from config.env as JSON (image aliases, mount roots; no secrets).",
+        discussion: """
+            The hook runs as the runner user and cannot read config.env (0600 root: it holds the \
+            runner's credentials), so it asks the helper for the few keys it needs.
+            """)
+
+    func run() async throws {
+        let manager = try AgentHost.manager()
+        let json = try JSONEncoder().encode(manager.settings)
+        StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
     }
 }
 

@@ -85,6 +85,8 @@ public struct GuestManager: Sendable {
     public var policy: GuestPolicy
     public var runner: any CommandRunner
     public var logger: Logger
+    /// The config.env settings the policy came from (what `ci-nspawn-run settings` prints).
+    public var settings = HookSettings()
 
     public init(policy: GuestPolicy, runner: any CommandRunner = SubprocessCommandRunner(), logger: Logger) {
         self.policy = policy
@@ -257,9 +259,12 @@ public struct GuestManager: Sendable {
     {
         var nspawn = options
         nspawn.register = true
-        let command = SystemdRun.guestService(unit: record.name, nspawn: SystemdNspawn.boot(nspawn))
+        let seconds = Int(policy.bootTimeout)
+        let command = Timeout.bounded(
+            seconds: seconds + 10,
+            SystemdRun.guestService(unit: record.name, nspawn: SystemdNspawn.boot(nspawn), startTimeout: seconds))
         try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
-        let show = Machinectl.leader(machine: record.name)
+        let show = Timeout.bounded(seconds: 10, Machinectl.leader(machine: record.name))
         let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
         guard let leader else {
             throw RunnerError(.internal, input: show.description, problem: "machined reported no leader PID")
@@ -423,7 +428,7 @@ public struct GuestManager: Sendable {
             stop = Nsenter.enter(leader: leader, Systemctl.stop(unit: unit + ".service"))
         case .machined:
             step = SystemdRun.step(machine: name, options)
-            stop = Command("systemctl", ["--machine=" + name, "stop", "--no-block", "--", unit + ".service"])
+            stop = Systemctl.stop(unit: unit + ".service", machine: name)
         }
         // Only the step's variables reach systemd-run, which forwards them by name.
         env["PATH"] = environment["PATH"] ?? HookDefaults.path
@@ -594,13 +599,20 @@ public struct GuestManager: Sendable {
     func teardown(name: String, backend: GuestBackend) async {
         switch backend {
         case .machined:
-            // Bounded: a wedged guest must not hang cleanup; then kill the unit outright.
-            // The guest is throwaway (a volatile overlay): terminate, no orderly shutdown.
-            _ = try? await runner.run(Timeout.bounded(seconds: 20, Machinectl.terminate(machine: name)))
-            let stop = Timeout.bounded(seconds: 20, Systemctl.stop(unit: name + ".service", block: true))
-            let stopped = (try? await runner.run(stop))?.status.isSuccess ?? false
-            if !stopped {
-                _ = try? await runner.run(Systemctl.kill(unit: name + ".service", signal: "SIGKILL"))
+            // The guest's unit has KillMode=mixed (see SystemdRun.guestService): stopping it
+            // SIGTERMs nspawn, which halts the guest (≈0.25 s); after TimeoutStopSec systemd
+            // SIGKILLs the whole unit. Our bound sits above systemd's, then the unit is killed
+            // outright, so a wedged guest can never hang cleanup.
+            let unit = name + ".service"
+            let bound = SystemdRun.guestStopTimeoutSeconds + 10
+            let stop = Timeout.bounded(seconds: bound, Systemctl.stop(unit: unit, block: true))
+            // timeout(1) exits 124 (or 137 after --kill-after) when the bound ran out; any other
+            // status is systemctl's own answer (5: the unit is already gone).
+            let status = (try? await runner.run(stop))?.status
+            if status == nil || status == .exited(124) || status == .exited(137) {
+                logger.warning("guest unit did not stop in time; killing it", metadata: ["guest": "\(name)"])
+                _ = try? await runner.run(
+                    Timeout.bounded(seconds: 10, Systemctl.kill(unit: unit, signal: "SIGKILL")))
             }
         case .direct:
             for (pid, guest) in Self.nspawnProcesses() where guest == name {

@@ -140,7 +140,10 @@ public struct GuestPolicy: Sendable {
 }
 
 /// The config.env keys the hook and the helper read (from ``RunnerConfig``), in one place.
-public struct HookSettings: Sendable, Hashable {
+///
+/// None of them is a secret: `ci-nspawn-run settings` prints them as JSON for the unprivileged
+/// hook, which cannot read config.env (0600 root, it holds the runner's credentials).
+public struct HookSettings: Sendable, Hashable, Codable {
     /// `RUNNER_IMAGE_ALIASES`: `ubuntu:22.04=debian-bookworm` pairs.
     public var imageAliases: [String: String] = [:]
     /// `RUNNER_DEFAULT_IMAGE`.

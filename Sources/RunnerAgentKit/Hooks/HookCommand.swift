@@ -31,22 +31,30 @@ public struct HookCommand: AsyncParsableCommand {
     public static func handle() async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         let layout = AgentHost.layout()
+        let stdin = readStandardInput()
+        let privileged = geteuid() == 0
+        let helper = HelperGuests(helper: layout.guestHelper)
         let settings: HookSettings
-        do {
-            settings = try HookSettings.load(layout: layout)
+        do throws(RunnerError) {
+            if privileged {
+                settings = try HookSettings.load(layout: layout)
+            } else if (try? HookInput.decode(stdin))?.command == HookInput.Command.prepareJob.rawValue {
+                // config.env is root's (0600, credentials): the helper reads it for us. Only
+                // prepare_job needs the settings; the steps and cleanup go by the job's state.
+                settings = try await helper.settings()
+            } else {
+                settings = HookSettings()
+            }
         } catch {
             ContainerHook.reportError(error)
             return 1
         }
         let logger = Logger(label: "runner.hook")
         let policy = AgentHost.policy(layout: layout, settings: settings)
-        let guests: any GuestOperations =
-            geteuid() == 0
-            ? GuestManager(policy: policy, logger: logger)
-            : HelperGuests(helper: layout.guestHelper)
+        let guests: any GuestOperations = privileged ? GuestManager(policy: policy, logger: logger) : helper
         let owner = ProcessEnvironment.value("RUNNER_HOOK_OWNER_PID").flatMap(Int32.init) ?? getppid()
         let hook = ContainerHook(settings: settings, policy: policy, guests: guests, logger: logger, ownerPID: owner)
-        return await hook.run(stdin: readStandardInput())
+        return await hook.run(stdin: stdin)
     }
 }
 
@@ -58,6 +66,17 @@ struct HelperGuests: GuestOperations {
 
     func sudo(_ arguments: [String]) -> Command {
         Command("sudo", ["-n", "--", helper] + arguments)
+    }
+
+    /// `sudo -n ci-nspawn-run settings`: the hook's config.env keys, read by the helper.
+    func settings() async throws(RunnerError) -> HookSettings {
+        let command = sudo(["settings"])
+        let output = try await runner.output(command, fix: "check the sudoers rule for \(helper)")
+        do {
+            return try JSONDecoder().decode(HookSettings.self, from: Data(output.utf8))
+        } catch {
+            throw RunnerError(.internal, input: command.description, problem: "answered something that is not JSON")
+        }
     }
 
     func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {

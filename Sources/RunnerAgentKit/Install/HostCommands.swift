@@ -44,9 +44,11 @@ public struct Systemctl: Sendable {
         Command(executable, ["show", "--property=NeedDaemonReload", "--value", unit])
     }
 
-    /// `systemctl stop [--no-block] -- UNIT`.
-    public static func stop(unit: String, block: Bool = false) -> Command {
-        Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
+    /// `systemctl [--machine=NAME] stop [--no-block] -- UNIT` (with `machine`: in that guest).
+    public static func stop(unit: String, block: Bool = false, machine: String? = nil) -> Command {
+        Command(
+            "systemctl",
+            (machine.map { ["--machine=" + $0] } ?? []) + ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
     }
 
     /// `systemctl kill --signal=SIG -- UNIT`.

@@ -7,6 +7,18 @@ import RunnerCore
 
 /// File operations of the installer that converge: each writes only when the host differs.
 enum HostFiles {
+    /// The sudoers rule the installer writes and doctor looks for: `user` may run the guest
+    /// helper as root (any arguments: the helper trusts no caller) and nothing else.
+    static func sudoersRule(user: String) -> String {
+        "\(user) ALL=(root) NOPASSWD: \(Installer.hostGuestHelper)"
+    }
+
+    /// The whole of `/etc/sudoers.d/runner`.
+    static func sudoers(user: String) -> String {
+        "# runner appliance: the runner user may run the guest helper as root, and nothing else.\n"
+            + sudoersRule(user: user) + "\n"
+    }
+
     /// Whether `path` is a regular file with exactly `bytes` and `mode`.
     static func matches(_ path: String, bytes: [UInt8], mode: UInt32) -> Bool {
         var st = stat()

@@ -63,13 +63,7 @@ public struct Installer: Sendable {
 
     var wantsLink: String { layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service" }
     var packageStamp: String { layout.runnerDirectory + "/.runner-package-sha256" }
-    var sudoersContent: String {
-        """
-        # runner appliance: the runner user may run the guest helper as root, and nothing else.
-        \(settings.user) ALL=(root) NOPASSWD: \(Installer.hostGuestHelper)
-
-        """
-    }
+    var sudoersContent: String { HostFiles.sudoers(user: settings.user) }
 
     /// The steps, in order.
     public var steps: [InstallStep] {
