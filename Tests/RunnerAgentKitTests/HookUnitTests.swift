@@ -303,7 +303,7 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
     }
 
     @Test func helperGoesThroughSudo() {
-        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run")
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout())
         #expect(
             helper.sudo(["stop", "rg-0123456789ab"]).argv == [
                 "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab",

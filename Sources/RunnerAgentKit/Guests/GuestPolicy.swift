@@ -14,6 +14,11 @@ extension HostLayout {
     func guestNotifySocket(_ name: String) -> String { guestStateDirectory + "/" + name + ".notify" }
     /// `/run/runner/guests/<name>.hosts`: the job guest's `/etc/hosts` (service names).
     func guestHostsFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".hosts" }
+    /// `/run/runner/relay`: the step relays' sockets (searchable by the runner user, unlike
+    /// the guest state directory).
+    var guestRelayDirectory: String { path("/run/runner/relay") }
+    /// `/run/runner/relay/<name>.sock`: the step relay of one guest, owned by the runner user.
+    func guestRelaySocket(_ name: String) -> String { guestRelayDirectory + "/" + name + ".sock" }
     /// `/opt/actions-runner/externals`: node and friends, bound read-only at `/__e`.
     var runnerExternalsDirectory: String { runnerDirectory + "/externals" }
     /// `/run/systemd/nspawn/propagate/<name>`: nspawn's per-guest directory, which it cannot

@@ -43,7 +43,7 @@ public struct HookCommand: AsyncParsableCommand {
         let guests: any GuestOperations =
             geteuid() == 0
             ? GuestManager(policy: policy, logger: logger)
-            : HelperGuests(helper: layout.guestHelper)
+            : HelperGuests(helper: layout.guestHelper, layout: layout)
         let owner = ProcessEnvironment.value("RUNNER_HOOK_OWNER_PID").flatMap(Int32.init) ?? getppid()
         let hook = ContainerHook(settings: settings, policy: policy, guests: guests, logger: logger, ownerPID: owner)
         return await hook.run(stdin: readStandardInput())
@@ -54,6 +54,7 @@ public struct HookCommand: AsyncParsableCommand {
 /// travel on stdin, never on command lines).
 struct HelperGuests: GuestOperations {
     var helper: String
+    var layout: HostLayout
     var runner: any CommandRunner = SubprocessCommandRunner()
 
     func sudo(_ arguments: [String]) -> Command {
@@ -77,6 +78,13 @@ struct HelperGuests: GuestOperations {
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
         async throws(RunnerError) -> ExitStatus
     {
+        // The guest's step relay (started with it): no sudo, no second helper process.
+        if let status = try GuestRelay.exec(
+            layout: layout, name: name, command: command, environment: environment,
+            workingDirectory: workingDirectory)
+        {
+            return status
+        }
         var arguments = ["exec", name, "--env-stdin"]
         if let workingDirectory { arguments += ["--cwd", workingDirectory] }
         let step = sudo(arguments + ["--"] + command)
