@@ -26,6 +26,12 @@ public struct HookCommand: AsyncParsableCommand {
         if code != 0 { throw ExitCode(code) }
     }
 
+    /// Handles one hook call and exits with its code from where it finished, without hopping
+    /// back to the main actor first (the hook is on every step's path).
+    public static func handleAndExit() async -> Never {
+        Glibc.exit(await handle())
+    }
+
     /// Handles one hook call from stdin and returns the exit code. The executable calls this
     /// directly for `runner-agent hook` (no argument parsing: the hook is on every step's path).
     public static func handle() async -> Int32 {
