@@ -11,7 +11,7 @@ struct Entrypoint {
     static func main() async {
         RunnerLogging.bootstrap(program: "runner-agent")
         if CommandLine.arguments.count == 2, CommandLine.arguments[1] == "hook" {
-            exit(await HookCommand.handle())
+            await HookCommand.handleAndExit()
         }
         if FilePaths.basename(CommandLine.arguments.first ?? "") == "ci-nspawn-run" {
             await GuestCommand.mainAsHelper(Array(CommandLine.arguments.dropFirst()))

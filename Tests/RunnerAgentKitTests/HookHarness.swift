@@ -160,6 +160,35 @@ final class HookHarness: Sendable {
         return (pid, out + ".stdout", out + ".stderr")
     }
 
+    /// Runs the hook as user `uid` (no passwd entry needed) from a copy of the agent anyone may
+    /// run, the way the runner runs it on a host: unprivileged.
+    func hook(_ json: String, asUser uid: UInt32) throws -> Result {
+        let (pid, stdout, stderr) = try spawnHook(json, asUser: uid)
+        let status = Posix.wait(pid)
+        return Result(
+            status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
+            stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self), response: "")
+    }
+
+    /// Starts the hook as user `uid` (see ``hook(_:asUser:)``).
+    func spawnHook(_ json: String, asUser uid: UInt32) throws -> (pid: pid_t, stdout: String, stderr: String) {
+        let agent = dir.appending("bin/runner-agent")
+        if !FilePaths.exists(agent) {
+            try FilePaths.createDirectory(dir.appending("bin"), mode: 0o755)
+            let copy = Command("cp", [Self.agent!, agent])
+            #expect(Posix.wait(try Posix.spawn(copy)) == .exited(0))
+            chmod(dir.path, 0o755)
+        }
+        let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
+        var command = Command("setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", agent, "hook"])
+        command.environment = environment
+        command.workingDirectory = work
+        let pid = try Posix.spawn(
+            command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
+            stderr: .file(out + ".stderr"))
+        return (pid, out + ".stdout", out + ".stderr")
+    }
+
     /// Runs the hook on `json` (responses go to a fresh response file, created empty as the runner does).
     func hook(_ json: String, responseFile: String? = nil) throws -> Result {
         let (pid, stdout, stderr) = try spawnHook(json)
@@ -329,9 +358,16 @@ final class HookHarness: Sendable {
             }
             closedir(dir)
         }
+        for file in FilePaths.entries(of: layout.guestRelayDirectory) { found.append("relay socket " + file) }
+        let ourRoot = Array("RUNNER_HOST_ROOT=\(layout.root)".utf8)
         for pid in Posix.allPIDs() {
             let args = Posix.commandLine(of: pid)
-            if args.contains(where: { $0.contains(layout.imagesDirectory) }) {
+            if args.count > 2, args[1] == "guest", args[2] == "relay",
+                let environ = try? FilePaths.read("/proc/\(pid)/environ"),
+                environ.split(separator: 0).contains(where: { Array($0) == ourRoot })
+            {
+                found.append("relay \(pid) \(args.joined(separator: " "))")
+            } else if args.contains(where: { $0.contains(layout.imagesDirectory) }) {
                 found.append("process \(pid) \(args.prefix(6).joined(separator: " "))")
             } else if Posix.comm(of: pid) == "systemd", pid != 1, Self.rootMount(of: pid).contains(layout.root + "/") {
                 // A guest's init that outlived its nspawn: its root is an overlay of our image.

@@ -300,7 +300,7 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
     }
 
     @Test func helperGoesThroughSudo() {
-        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run")
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout())
         #expect(
             helper.sudo(["stop", "rg-0123456789ab"]).argv == [
                 "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab",
@@ -320,14 +320,15 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
             with: CommandResult(
                 status: .exited(0), standardOutput: String(decoding: try JSONEncoder().encode(settings), as: UTF8.self))
         )
-        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: runner)
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout(), runner: runner)
         #expect(try await helper.settings() == settings)
         #expect(runner.commands.map(\.argv) == [["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "settings"]])
 
         let refused = RecordingCommandRunner()
         refused.answer("sudo", with: CommandResult(status: .exited(1), standardError: "sudo: a password is required"))
         await #expect(throws: RunnerError.self) {
-            try await HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: refused).settings()
+            try await HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout(), runner: refused)
+                .settings()
         }
     }
 }

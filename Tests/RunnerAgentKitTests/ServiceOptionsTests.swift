@@ -255,7 +255,7 @@ import Testing
 
     @Test func helperHealthCheckGoesThroughSudoWithATimeout() async throws {
         let runner = RecordingCommandRunner()
-        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", runner: runner)
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout(), runner: runner)
         _ = try await helper.probe("rg-0123456789ab", command: ["/bin/sh", "-c", "pg_isready"], timeout: 5)
         #expect(
             runner.commands.map(\.argv) == [

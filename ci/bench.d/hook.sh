@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # ci/bench hook: the container hook against the bare tools, side by side on the same image.
 #   prepare_job            vs  systemd-nspawn -b --volatile=overlay --notify-ready=yes to READY=1
-#   run_script_step `true` vs  nsenter -t LEADER -a systemd-run --wait --pipe --quiet true
+#   run_script_step `true` vs  nsenter -t LEADER -a systemd-run --wait --pipe --quiet true, twice:
+#     as root (the hook manages guests in process) and as the runner user (nobody here), as on a
+#     host: the step goes through the guest's step relay, started by `ci-nspawn-run start`.
 #   cleanup_job median, and the hook's peak RSS (/usr/bin/time -v).
 # Needs root, systemd-nspawn, python3 and the test image (built with mmdebstrap when missing).
 set -euo pipefail
@@ -45,6 +47,10 @@ mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_
     "$work/_tool" "$work/_actions" "$work/repo/repo" "$root/opt/actions-runner/externals"
 # The runner user owns its work directory; steps' files are handed to it after each step.
 chown 65534:65534 "$work"
+# The unprivileged hook runs a copy of the agent it can reach (the build tree may be under /root).
+chmod 755 "$root"
+mkdir -p "$root/bin"
+cp "$agent" "$root/bin/runner-agent"
 
 python3 - "$agent" "$root" "$store/current/rootfs" "$runs" <<'PY'
 import json, os, signal, socket, statistics, subprocess, sys, time, uuid
@@ -93,6 +99,24 @@ def step(state, rss=False):
                  "args": {"entryPoint": "true", "entryPointArgs": [], "environmentVariables": {},
                           "prependPath": [], "workingDirectory": "/__w/repo/repo"}}, rss)
 
+def relay_guest():
+    out = subprocess.run([agent, "guest", "start", "--image", "job", "--bind", work + ":/__w", "--relay-uid", "65534"],
+                         env=env, check=True, capture_output=True).stdout
+    return json.loads(out)["name"]
+
+def relay_step(guest):
+    payload = {"command": "run_script_step", "responseFile": None, "state": {"guest": guest, "services": [], "environment": {}},
+               "args": {"entryPoint": "true", "entryPointArgs": [], "environmentVariables": {}, "prependPath": [],
+                        "workingDirectory": "/__w/repo/repo"}}
+    t0 = time.monotonic()
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", root + "/bin/runner-agent", "hook"],
+                       input=(json.dumps(payload) + "\n").encode(), env=env, cwd="/", stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE)
+    dt = time.monotonic() - t0
+    if p.returncode != 0:
+        sys.exit("relayed step failed: %s %s" % (p.stdout.decode()[-2000:], p.stderr.decode()[-2000:]))
+    return dt
+
 def cleanup(state):
     return hook({"command": "cleanup_job", "responseFile": work + "/_temp/y.json", "args": {}, "state": state})[0]
 
@@ -132,19 +156,29 @@ def bare_step(leader):
                    check=True, stdin=subprocess.DEVNULL)
     return time.monotonic() - t0
 
+# Steps alternate with the bare command on the same guest: a step's own cost in the guest
+# (systemd-run, D-Bus) varies by tens of milliseconds from run to run, so only pairs compare.
+steps = int(os.environ.get("HOOK_BENCH_STEPS", "6"))
 boot_bare, boot_hook, clean, step_bare, step_hook, rss = [], [], [], [], [], []
+step_relay, step_bare_relay = [], []
 for i in range(runs):
     dt, p, leader = bare_boot()
     boot_bare.append(dt)
-    for _ in range(3):
-        step_bare.append(bare_step(leader))
     bare_stop(p)
     dt, state = prepare()
     boot_hook.append(dt)
-    for _ in range(3):
+    leader = json.load(open(root + "/run/runner/guests/" + state["guest"] + ".json"))["leaderPID"]
+    for _ in range(steps):
+        step_bare.append(bare_step(leader))
         step_hook.append(step(state)[0])
     rss.append(step(state, rss=True)[1])
     clean.append(cleanup(state))
+    guest = relay_guest()
+    leader = json.load(open(root + "/run/runner/guests/" + guest + ".json"))["leaderPID"]
+    for _ in range(steps):
+        step_bare_relay.append(bare_step(leader))
+        step_relay.append(relay_step(guest))
+    subprocess.run([agent, "guest", "stop", guest], env=env, check=True)
 
 # Workspace ownership: the same step with a 20,000-entry workspace (first walk chowns them all).
 dt, state = prepare()
@@ -167,6 +201,7 @@ def row(name, ours, bare, target):
 print("runs: %d boots, %d steps each side" % (runs, len(step_hook)))
 row("prepare_job vs nspawn -b to READY", boot_hook, boot_bare, 1.3)
 row("run_script_step true vs nsenter", step_hook, step_bare, 1.5)
+row("  the same as the runner user (relay)", step_relay, step_bare_relay, 1.5)
 c = med(clean)
 print("%-34s %7.1f ms (target <= 300 ms) %s" % ("cleanup_job median", c * 1000, "ok" if c <= 0.3 else "OVER"))
 print("%-34s %7.1f ms per step with 20,000 entries (%.1f ms first walk, chowned: %s)"

@@ -61,7 +61,7 @@ public struct GuestCommand: AsyncParsableCommand {
             """,
         subcommands: [
             GuestStartCommand.self, GuestExecCommand.self, GuestStopCommand.self, GuestListCommand.self,
-            GuestGCCommand.self, GuestSettingsCommand.self,
+            GuestGCCommand.self, GuestSettingsCommand.self, GuestRelayCommand.self,
         ]
     )
 
@@ -101,6 +101,12 @@ struct GuestStartCommand: AsyncParsableCommand {
     @Flag(help: "Read the whole request as JSON from stdin (what the hook sends).")
     var requestStdin = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Start a step relay that this user may run steps through (through sudo: always the calling user).",
+            valueName: "uid"))
+    var relayUid: UInt32?
+
     func validate() throws {
         if !requestStdin && image == nil {
             throw ValidationError("give --image NAME (or --request-stdin)")
@@ -121,8 +127,28 @@ struct GuestStartCommand: AsyncParsableCommand {
             request.binds = try bind.map(Self.parseBind)
         }
         let info = try await manager.start(request)
+        if let (uid, gid) = relayOwner {
+            do {
+                try GuestRelay(manager: manager, name: info.name, allowedUID: uid).launch(uid: uid, gid: gid)
+            } catch {
+                try? await manager.stop(info.name)
+                throw error
+            }
+        }
         let json = try JSONEncoder().encode(info)
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
+    }
+
+    /// Who the step relay serves: the sudo caller, or `--relay-uid` from a root caller.
+    var relayOwner: (uid_t, gid_t)? {
+        if AgentHost.calledThroughSudo {
+            guard let uid = ProcessEnvironment.value("SUDO_UID").flatMap(UInt32.init),
+                let gid = ProcessEnvironment.value("SUDO_GID").flatMap(UInt32.init), uid != 0
+            else { return nil }
+            return (uid, gid)
+        }
+        guard let uid = relayUid else { return nil }
+        return (uid, getpwuid(uid)?.pointee.pw_gid ?? uid)
     }
 
     static func parseBind(_ text: String) throws -> GuestBind {
@@ -255,6 +281,36 @@ struct GuestSettingsCommand: AsyncParsableCommand {
         let manager = try AgentHost.manager()
         let json = try JSONEncoder().encode(manager.settings)
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
+    }
+}
+
+struct GuestRelayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Serve one guest's steps on the listening socket given as stdin (started by `start`).",
+        shouldDisplay: false)
+
+    @Argument(help: "The guest name.")
+    var name: String
+
+    @Option(help: "The user allowed to connect.")
+    var uid: UInt32
+
+    func run() throws {
+        if AgentHost.calledThroughSudo, ProcessEnvironment.value("SUDO_UID") != "\(uid)" {
+            throw RunnerError(
+                .permission, input: "--uid \(uid)", problem: "a relay started through sudo serves only its caller")
+        }
+        var listening: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(0, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 1 else {
+            throw RunnerError(
+                .invalidInput, input: "stdin", problem: "is not a listening socket",
+                fix: "the relay is started by `ci-nspawn-run start`; do not run it by hand")
+        }
+        let manager = try AgentHost.manager()
+        _ = try manager.running(name)
+        GuestRelay(manager: manager, name: name, allowedUID: uid).serve(listener: 0)
     }
 }
 

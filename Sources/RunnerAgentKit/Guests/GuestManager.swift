@@ -30,6 +30,9 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     public var ownerStartTime: UInt64?
     public var binds: [GuestBind]
     public var isAlpine: Bool
+    /// The step relay serving the unprivileged hook (see ``GuestRelay``), when there is one.
+    public var relayPID: Int32?
+    public var relayStartTime: UInt64?
 }
 
 /// What `start` asks for.
@@ -113,6 +116,9 @@ public struct GuestManager: Sendable {
         }
         try Self.checkPorts(request.ports, image: request.image)
         let environment = ServiceEnvironment.dropIn(request.environment)
+        // /run/runner is searchable (the runner user reaches its relay sockets there); the
+        // guest records under it are root's.
+        try FilePaths.createDirectory(layout.runtimeDirectory, mode: 0o755)
         try FilePaths.createDirectory(layout.guestStateDirectory, mode: 0o700)
         let name = GuestPolicy.newGuestName()
         var record = GuestRecord(
@@ -355,20 +361,45 @@ public struct GuestManager: Sendable {
         _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
         timeout: Double?
     ) async throws(RunnerError) -> ExitStatus {
+        let step = try prepareStep(
+            name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
+        let status = try Self.runForwardingSignals(step.run) { _, _ in Self.runQuietly(step.stop) }
+        finishStep(step.record)
+        return status
+    }
+
+    /// A step ready to run: the transient unit's command, and the command that stops it.
+    struct PreparedStep {
+        var record: GuestRecord
+        var run: Command
+        var stop: Command
+    }
+
+    /// Checks that the guest runs and builds the step's commands (``exec`` and the step relay).
+    func prepareStep(
+        _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
+        timeout: Double? = nil
+    ) throws(RunnerError) -> PreparedStep {
         let record = try running(name)
         let (step, stop) = try stepCommands(
             record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
-        let status = try Self.runForwardingSignals(step) { _, _ in
-            if let stopper = try? Posix.spawn(stop, stdin: .devNull, stdout: .devNull, stderr: .devNull) {
-                _ = Posix.wait(stopper)
-            }
-        }
+        return PreparedStep(record: record, run: step, stop: stop)
+    }
+
+    /// After a step: hands what it left in the workspace back to the work owner.
+    func finishStep(_ record: GuestRecord) {
         let started = Posix.now()
         let (visited, changed) = fixOwnership(record)
         logger.debug(
             "workspace ownership",
             metadata: ["visited": "\(visited)", "changed": "\(changed)", "seconds": "\(Posix.now() - started)"])
-        return status
+    }
+
+    /// Runs `command` with no input or output and waits (a step's stop request).
+    static func runQuietly(_ command: Command) {
+        if let pid = try? Posix.spawn(command, stdin: .devNull, stdout: .devNull, stderr: .devNull) {
+            _ = Posix.wait(pid)
+        }
     }
 
     /// Runs `command` in the guest as a transient unit that systemd stops after `timeout`
@@ -409,9 +440,11 @@ public struct GuestManager: Sendable {
                 assignments.append(key + "=" + value)
             }
         }
-        // env(1) also looks a bare program name up on the step's PATH inside the guest.
-        let argv =
-            program.contains("/") && assignments.isEmpty ? command : ["/usr/bin/env", "--"] + assignments + command
+        // systemd-run finds a bare program name on the step's PATH when it runs inside the guest
+        // (after nsenter); through machined the manager would use its own fixed path, so env(1)
+        // looks it up there. env(1) also carries the names systemd does not take.
+        let needsEnv = !assignments.isEmpty || (record.backend == .machined && !program.contains("/"))
+        let argv = needsEnv ? ["/usr/bin/env", "--"] + assignments + command : command
         var options = SystemdRun.StepOptions(unit: unit, command: argv)
         options.workingDirectory = workingDirectory
         options.environmentNames = names
@@ -623,9 +656,12 @@ public struct GuestManager: Sendable {
     }
 
     private func cleanFiles(_ name: String) {
+        if let record = try? record(name), let relay = record.relayPID {
+            GuestRelay.stop(pid: relay, startTime: record.relayStartTime)
+        }
         for path in [
             layout.guestNotifySocket(name), layout.guestHostsFile(name), layout.guestLog(name),
-            layout.guestEnvironmentFile(name), layout.guestRecord(name),
+            layout.guestEnvironmentFile(name), layout.guestRelaySocket(name), layout.guestRecord(name),
         ] {
             unlink(path)
         }

@@ -16,6 +16,11 @@ extension HostLayout {
     func guestHostsFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".hosts" }
     /// `/run/runner/guests/<name>.env.conf`: a service guest's environment drop-in (0600).
     func guestEnvironmentFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".env.conf" }
+    /// `/run/runner/relay`: the step relays' sockets (searchable by the runner user, unlike
+    /// the guest state directory).
+    var guestRelayDirectory: String { path("/run/runner/relay") }
+    /// `/run/runner/relay/<name>.sock`: the step relay of one guest, owned by the runner user.
+    func guestRelaySocket(_ name: String) -> String { guestRelayDirectory + "/" + name + ".sock" }
     /// `/opt/actions-runner/externals`: node and friends, bound read-only at `/__e`.
     var runnerExternalsDirectory: String { runnerDirectory + "/externals" }
     /// `/run/systemd/nspawn/propagate/<name>`: nspawn's per-guest directory, which it cannot

@@ -112,6 +112,8 @@ enum Posix {
         case file(String)
         /// A pipe the parent fills with these bytes and closes (stdin only).
         case bytes([UInt8])
+        /// A descriptor of ours (close-on-exec or not), duplicated into the child.
+        case descriptor(Int32)
     }
 
     /// Spawns `command` without waiting. `newSession`: setsid (a daemon that outlives us);
@@ -143,6 +145,8 @@ enum Posix {
                 posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0)
             case .file(let path):
                 posix_spawn_file_actions_addopen(&actions, fd, path, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+            case .descriptor(let source):
+                posix_spawn_file_actions_adddup2(&actions, source, fd)
             }
         }
         var attributes = posix_spawnattr_t()

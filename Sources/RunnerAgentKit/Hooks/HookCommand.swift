@@ -26,6 +26,12 @@ public struct HookCommand: AsyncParsableCommand {
         if code != 0 { throw ExitCode(code) }
     }
 
+    /// Handles one hook call and exits with its code from where it finished, without hopping
+    /// back to the main actor first (the hook is on every step's path).
+    public static func handleAndExit() async -> Never {
+        Glibc.exit(await handle())
+    }
+
     /// Handles one hook call from stdin and returns the exit code. The executable calls this
     /// directly for `runner-agent hook` (no argument parsing: the hook is on every step's path).
     public static func handle() async -> Int32 {
@@ -33,7 +39,7 @@ public struct HookCommand: AsyncParsableCommand {
         let layout = AgentHost.layout()
         let stdin = readStandardInput()
         let privileged = geteuid() == 0
-        let helper = HelperGuests(helper: layout.guestHelper)
+        let helper = HelperGuests(helper: layout.guestHelper, layout: layout)
         let settings: HookSettings
         do throws(RunnerError) {
             if privileged {
@@ -62,6 +68,8 @@ public struct HookCommand: AsyncParsableCommand {
 /// travel on stdin, never on command lines).
 struct HelperGuests: GuestOperations {
     var helper: String
+    /// Where the guests' step relays listen.
+    var layout: HostLayout
     var runner: any CommandRunner = SubprocessCommandRunner()
 
     func sudo(_ arguments: [String]) -> Command {
@@ -96,6 +104,13 @@ struct HelperGuests: GuestOperations {
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
         async throws(RunnerError) -> ExitStatus
     {
+        // The guest's step relay (started with it): no sudo, no second helper process.
+        if let status = try GuestRelay.exec(
+            layout: layout, name: name, command: command, environment: environment,
+            workingDirectory: workingDirectory)
+        {
+            return status
+        }
         var arguments = ["exec", name, "--env-stdin"]
         if let workingDirectory { arguments += ["--cwd", workingDirectory] }
         let step = sudo(arguments + ["--"] + command)

@@ -1,0 +1,263 @@
+import Dispatch
+import FoundationEssentials
+import Logging
+import RunnerCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The step relay: a small root process per guest that runs the unprivileged hook's steps.
+///
+/// `ci-nspawn-run start`, called through sudo, starts it next to the guest with a socket at
+/// `/run/runner/relay/<guest>.sock` that only the calling user (`SUDO_UID`) may connect to. A
+/// step then costs the hook one connection instead of `sudo` plus a second helper process: the
+/// hook sends the command, its environment and working directory, and passes its own stdin,
+/// stdout and stderr (`SCM_RIGHTS`), so the step's output streams straight to the runner. The
+/// relay checks the request exactly as `ci-nspawn-run exec` does (same code), runs the step,
+/// hands the workspace back to the work owner, and answers with the exit status. A byte from
+/// the hook (the signal it received) stops the step; a closed connection stops it too. The
+/// relay exits when its guest is gone, and `stop`/`gc` end it with the guest.
+public struct GuestRelay: Sendable {
+    public var manager: GuestManager
+    public var name: String
+    /// The one user (besides root) allowed to connect.
+    public var allowedUID: uid_t
+
+    public init(manager: GuestManager, name: String, allowedUID: uid_t) {
+        self.manager = manager
+        self.name = name
+        self.allowedUID = allowedUID
+    }
+
+    /// What the hook asks for.
+    struct Request: Codable {
+        var command: [String]
+        var environment: [String: String]
+        var workingDirectory: String?
+    }
+
+    /// What the relay answers: the step's status, or why it did not run.
+    struct Reply: Codable {
+        var exited: Int32?
+        var signaled: Int32?
+        var error: ErrorText?
+
+        struct ErrorText: Codable {
+            var code: String
+            var input: String
+            var problem: String
+            var fix: String?
+        }
+    }
+
+    /// The byte the hook sends for a second signal: kill the step outright.
+    static let killByte: UInt8 = 0xff
+    /// Requests are small (an environment); anything larger is refused.
+    static let requestLimit = 4 << 20
+
+    // MARK: starting and stopping
+
+    /// Opens the socket (owned by `uid`) and starts the relay process for `name`; records it.
+    func launch(uid: uid_t, gid: gid_t) throws(RunnerError) {
+        let layout = manager.layout
+        try FilePaths.createDirectory(layout.guestRelayDirectory, mode: 0o755)
+        // An older /run/runner made by a 0700 parent creation must let the user through.
+        chmod(layout.runtimeDirectory, 0o755)
+        chmod(layout.guestRelayDirectory, 0o755)
+        let listener = try UnixSocket.listen(path: layout.guestRelaySocket(name), owner: uid, group: gid)
+        defer { close(listener) }
+        let command = Command(Self.executable(), ["guest", "relay", name, "--uid", "\(uid)"])
+        let pid = try Posix.spawn(
+            command, stdin: .descriptor(listener), stdout: .devNull, stderr: .file(layout.guestLog(name)),
+            newSession: true)
+        guard var record = try manager.record(name) else {
+            GuestRelay.stop(pid: pid, startTime: nil)
+            throw RunnerError(.notFound, input: name, problem: "the guest vanished while its relay started")
+        }
+        record.relayPID = pid
+        record.relayStartTime = Posix.startTime(of: pid)
+        try manager.save(record)
+    }
+
+    /// This executable (the relay is the same binary, `runner-agent guest relay`).
+    static func executable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return CommandLine.arguments.first ?? "runner-agent" }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Ends a relay process (it holds no state: SIGTERM, then SIGKILL).
+    static func stop(pid: Int32, startTime: UInt64?) {
+        guard Posix.isAlive(pid, startTime: startTime) else { return }
+        kill(pid, SIGTERM)
+        let end = Posix.now() + 2
+        while Posix.now() < end {
+            _ = Posix.poll(pid)
+            if !Posix.isAlive(pid, startTime: startTime) { return }
+            Posix.sleep(0.005)
+        }
+        kill(pid, SIGKILL)
+    }
+
+    // MARK: serving
+
+    /// Serves connections on `listener` until the guest is gone.
+    public func serve(listener: Int32) {
+        signal(SIGPIPE, SIG_IGN)
+        var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        while true {
+            let ready = poll(&pfd, 1, 1000)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if ready == 0 {
+                if (try? manager.running(name)) == nil { break }
+                continue
+            }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { continue }
+            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+            handle(connection)
+            close(connection)
+        }
+        unlink(manager.layout.guestRelaySocket(name))
+    }
+
+    func handle(_ connection: Int32) {
+        let reply: Reply
+        do throws(RunnerError) {
+            let status = try runStep(connection)
+            switch status {
+            case .exited(let code): reply = Reply(exited: code)
+            case .signaled(let signal): reply = Reply(signaled: signal)
+            }
+        } catch {
+            reply = Reply(
+                error: .init(code: error.code.rawValue, input: error.input, problem: error.problem, fix: error.fix))
+        }
+        if let data = try? JSONEncoder().encode(reply) {
+            _ = UnixSocket.writeAll(connection, Array(data))
+        }
+    }
+
+    func runStep(_ connection: Int32) throws(RunnerError) -> ExitStatus {
+        guard let uid = UnixSocket.peerUID(connection), uid == 0 || uid == allowedUID else {
+            throw RunnerError(
+                .permission, input: manager.layout.guestRelaySocket(name),
+                problem: "only the user who started the guest may run steps in it")
+        }
+        guard let (message, descriptors) = UnixSocket.receive(connection, limit: Self.requestLimit, maxDescriptors: 3)
+        else {
+            throw RunnerError(.invalidInput, input: "step request", problem: "is truncated or too large")
+        }
+        defer { descriptors.forEach { close($0) } }
+        guard descriptors.count == 3 else {
+            throw RunnerError(.invalidInput, input: "step request", problem: "came without stdin, stdout and stderr")
+        }
+        let request: Request
+        do {
+            request = try JSONDecoder().decode(Request.self, from: Data(message))
+        } catch {
+            throw RunnerError(.invalidInput, input: "step request", problem: "is not a step request", underlying: error)
+        }
+        let step = try manager.prepareStep(
+            name, command: request.command, environment: request.environment,
+            workingDirectory: request.workingDirectory)
+        let pid = try Posix.spawn(
+            step.run, stdin: .descriptor(descriptors[0]), stdout: .descriptor(descriptors[1]),
+            stderr: .descriptor(descriptors[2]), newProcessGroup: true)
+        descriptors.forEach { close($0) }
+        // The hook's stop requests (the signal number), or its end (EOF), while the step runs.
+        let requested = Mutex<Int32>(0)
+        let source = DispatchSource.makeReadSource(fileDescriptor: connection, queue: DispatchQueue(label: "relay"))
+        source.setEventHandler {
+            var byte: UInt8 = 0
+            let n = read(connection, &byte, 1)
+            if n < 0, errno == EINTR || errno == EAGAIN { return }
+            let first = requested.withLock { value in
+                guard value == 0 else { return false }
+                value = n == 1 && byte != Self.killByte ? Int32(byte) : SIGTERM
+                return true
+            }
+            if n == 1, byte == Self.killByte || !first {
+                kill(pid, SIGKILL)
+            } else if first {
+                GuestManager.runQuietly(step.stop)
+            }
+            if n <= 0 { source.cancel() }
+        }
+        source.resume()
+        let status = Posix.wait(pid)
+        source.cancel()
+        manager.finishStep(step.record)
+        let signal = requested.withLock { $0 }
+        if signal != 0, status.isSuccess { return .signaled(signal) }
+        return status
+    }
+
+    // MARK: the hook's side
+
+    /// Runs a step through the relay of guest `name` with our stdin, stdout and stderr; nil when
+    /// the guest has no relay (the caller then goes through sudo).
+    static func exec(
+        layout: HostLayout, name: String, command: [String], environment: [String: String],
+        workingDirectory: String?
+    ) throws(RunnerError) -> ExitStatus? {
+        try GuestPolicy.checkGuestName(name)
+        guard let connection = UnixSocket.connect(path: layout.guestRelaySocket(name)) else { return nil }
+        defer { close(connection) }
+        let request = Request(command: command, environment: environment, workingDirectory: workingDirectory)
+        let data: Data
+        do { data = try JSONEncoder().encode(request) } catch {
+            throw RunnerError(.internal, input: name, problem: "could not encode the step request", underlying: error)
+        }
+        guard UnixSocket.send(connection, message: Array(data), descriptors: [0, 1, 2]) else {
+            throw RunnerError(
+                .commandFailed, input: layout.guestRelaySocket(name), problem: "the step relay did not take the step",
+                fix: "the job's guest is gone; re-run the job")
+        }
+        // The first SIGINT/SIGTERM asks the relay to stop the step; a second one kills it.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let count = Mutex(0)
+        let queue = DispatchQueue(label: "runner.signals")
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                let first = count.withLock { value in
+                    defer { value += 1 }
+                    return value == 0
+                }
+                var byte = first ? UInt8(sig) : Self.killByte
+                _ = Glibc.send(connection, &byte, 1, Int32(MSG_NOSIGNAL))
+            }
+            source.resume()
+            sources.append(source)
+        }
+        defer { sources.forEach { $0.cancel() } }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while answer.count < 65536 {
+            let n = buffer.withUnsafeMutableBytes { read(connection, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        // A lost status is never success (actions/runner-container-hooks#396).
+        guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(answer)) else {
+            throw RunnerError(
+                .commandFailed, input: name, problem: "the step relay ended without the step's exit status",
+                fix: "check `ci-nspawn-run list`; the guest may have been stopped")
+        }
+        if let error = reply.error {
+            throw RunnerError(.init(error.code), input: error.input, problem: error.problem, fix: error.fix)
+        }
+        if let signal = reply.signaled { return .signaled(signal) }
+        return .exited(reply.exited ?? 1)
+    }
+}

@@ -1,0 +1,96 @@
+import FoundationEssentials
+import RunnerCore
+import RunnerTestSupport
+import Testing
+
+@testable import RunnerAgentKit
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension GuestSuites {
+    /// The hook as the runner user runs it on a host: unprivileged, its steps going through the
+    /// guest's step relay (started by `ci-nspawn-run start` for that user) instead of sudo.
+    @Suite(
+        .serialized,
+        .enabled(
+            if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
+            "needs root, systemd-nspawn, mmdebstrap, setpriv, the built runner-agent and ../shared"))
+    struct RelayIntegrationTests {
+        static let user = HookHarness.ownerUID
+
+        func step(_ entryPoint: String, _ args: [String], guest: String, prependPath: [String] = []) -> String {
+            let quoted = { (items: [String]) in "[" + items.map { JSONText.quote($0) }.joined(separator: ",") + "]" }
+            return """
+                {"command":"run_script_step","responseFile":null,"args":{"entryPoint":\(JSONText.quote(entryPoint)),\
+                "entryPointArgs":\(quoted(args)),"environmentVariables":{"FROM_STEP":"s"},\
+                "prependPath":\(quoted(prependPath)),"workingDirectory":"/__w/octo-repo/octo-repo"},\
+                "state":{"guest":"\(guest)","services":[],"environment":{"FROM_STATE":"yes"}}}
+                """
+        }
+
+        @Test func unprivilegedStepsGoThroughTheRelayAndEndWithTheGuest() async throws {
+            let h = try await HookHarness()
+            do {
+                try await exercise(h)
+            } catch {
+                await h.finish()
+                throw error
+            }
+            await h.finish()
+        }
+
+        func exercise(_ h: HookHarness) async throws {
+            let started = await h.runAgent([
+                "guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)",
+            ])
+            #expect(started.status == .exited(0), "\(started.stderr)")
+            let name = try #require(started.text.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
+            var st = stat()
+            #expect(stat(h.layout.guestRelaySocket(name), &st) == 0)
+            #expect(st.st_uid == Self.user && st.st_mode & 0o777 == 0o600)
+
+            // A bare program name found on prependPath, the state's and the step's environment,
+            // the working directory, the exit code, and what the step made handed to the user.
+            try AtomicFile.write(
+                "#!/bin/sh\necho \"relayed $FROM_STATE $FROM_STEP $(pwd) $(id -u)\"\necho err >&2\n"
+                    + "touch /__w/octo-repo/relay-made\nexit 3\n",
+                to: h.work + "/bin/hello-relay", mode: 0o755)
+            let first = try h.hook(step("hello-relay", [], guest: name, prependPath: ["/__w/bin"]), asUser: Self.user)
+            #expect(first.status == .exited(3), "\(first.text)\(first.stderr)")
+            #expect(first.text == "relayed yes s /__w/octo-repo/octo-repo 0\n")
+            #expect(first.stderr == "err\n")
+            #expect(lstat(h.work + "/octo-repo/relay-made", &st) == 0)
+            #expect(st.st_uid == Self.user)
+
+            // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
+            let (pid, stdout, _) = try h.spawnHook(
+                step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name), asUser: Self.user)
+            let end = Posix.now() + 20
+            while Posix.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true { Posix.sleep(0.05) }
+            let signalled = Posix.now()
+            kill(pid, SIGINT)
+            let status = Posix.wait(pid)
+            #expect(Posix.now() - signalled < 5)
+            #expect(status == .exited(130))
+            #expect(String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self) == "started\n")
+
+            // Another user cannot use the relay (the socket is the user's, and the relay checks
+            // the peer); without a sudo rule it gets nowhere.
+            let other = try h.hook(
+                step("touch", ["/__w/octo-repo/other-made"], guest: name), asUser: Self.user + 1)
+            #expect(other.status != .exited(0))
+            #expect(!FilePaths.exists(h.work + "/octo-repo/other-made"))
+
+            // The relay ends with its guest: no process, no socket.
+            let stopped = await h.runAgent(["guest", "stop", name])
+            #expect(stopped.status == .exited(0), "\(stopped.stderr)")
+            #expect(h.leftoversAfterSettling() == [])
+
+            // A step for a guest that is gone fails clearly (no relay, no sudo rule here).
+            let gone = try h.hook(step("true", [], guest: name), asUser: Self.user)
+            #expect(gone.status != .exited(0))
+        }
+    }
+}
