@@ -231,8 +231,12 @@ extension GuestSuites {
                 systemctl list-units --all --no-legend --plain 'rg-*' | sed 's/^/unit /'
                 machinectl list --no-legend | grep '^rg-' | sed 's/^/machine /' || true
                 ls -A \(stateDirectory) 2>/dev/null | sed 's/^/file /'
+                ls -A /run/runner/relay 2>/dev/null | sed 's/^/relay socket /'
                 """)
-                + host.processes().filter { $0.first.map { FilePaths.basename($0) } == "systemd-nspawn" }
+                + host.processes().filter {
+                    $0.first.map { FilePaths.basename($0) } == "systemd-nspawn"
+                        || $0.dropFirst().prefix(2) == ["guest", "relay"]
+                }
                 .map { "process " + $0.joined(separator: " ") + "\n" }.joined()
         }
 
@@ -421,6 +425,10 @@ extension GuestSuites {
             #expect(host.processes().contains { $0.first.map { FilePaths.basename($0) } == "systemd-nspawn" })
             let record = try await host.sh("cat \(state)/\(guest).json")
             #expect(record.contains("\"backend\":\"machined\""))
+            // Its steps go through the guest's step relay, which only the runner user may reach.
+            let relay = try await host.sh("stat -c '%U %a' /run/runner/relay/\(guest).sock")
+            #expect(relay == "runner 600\n", "\(relay)")
+            #expect(host.processes().contains { $0.count > 3 && $0[1...3] == ["guest", "relay", guest] })
 
             // A step: its exit code comes back through sudo; what it made is the runner user's.
             let step = try hook(
