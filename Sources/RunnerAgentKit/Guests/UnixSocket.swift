@@ -87,20 +87,9 @@ enum UnixSocket {
                 raw.storeBytes(of: descriptor, toByteOffset: headerSize + index * 4, as: Int32.self)
             }
         }
-        let sent = first.withUnsafeMutableBytes { data in
-            control.withUnsafeMutableBytes { controlBytes in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var header = msghdr()
-                    header.msg_iov = vectorPointer
-                    header.msg_iovlen = 1
-                    if !descriptors.isEmpty {
-                        header.msg_control = controlBytes.baseAddress
-                        header.msg_controllen = controlBytes.count
-                    }
-                    return sendmsg(fd, &header, Int32(MSG_NOSIGNAL))
-                }
-            }
+        if descriptors.isEmpty { control = [] }
+        let sent = withMessageHeader(data: &first, control: &control) { header in
+            sendmsg(fd, &header, Int32(MSG_NOSIGNAL))
         }
         guard sent > 0 else { return false }
         return writeAll(fd, Array(first[sent...]))
@@ -112,29 +101,20 @@ enum UnixSocket {
         var buffer = [UInt8](repeating: 0, count: 65536)
         var control = [UInt8](repeating: 0, count: headerSize + ((maxDescriptors * 4 + 7) & ~7))
         var descriptors: [Int32] = []
-        let received = buffer.withUnsafeMutableBytes { data in
-            control.withUnsafeMutableBytes { controlBytes in
-                var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
-                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
-                    var header = msghdr()
-                    header.msg_iov = vectorPointer
-                    header.msg_iovlen = 1
-                    header.msg_control = controlBytes.baseAddress
-                    header.msg_controllen = controlBytes.count
-                    let n = recvmsg(fd, &header, Int32(MSG_CMSG_CLOEXEC))
-                    if n >= 0, header.msg_controllen >= headerSize {
-                        let length = controlBytes.load(fromByteOffset: 0, as: Int.self)
-                        let level = controlBytes.load(fromByteOffset: 8, as: Int32.self)
-                        let type = controlBytes.load(fromByteOffset: 12, as: Int32.self)
-                        if level == SOL_SOCKET, type == Int32(SCM_RIGHTS), length >= headerSize {
-                            let count = min((length - headerSize) / 4, maxDescriptors)
-                            for index in 0..<count {
-                                descriptors.append(
-                                    controlBytes.load(fromByteOffset: headerSize + index * 4, as: Int32.self))
-                            }
-                        }
-                    }
-                    return n
+        var controlLength = 0
+        let received = withMessageHeader(data: &buffer, control: &control) { header in
+            let n = recvmsg(fd, &header, Int32(MSG_CMSG_CLOEXEC))
+            controlLength = header.msg_controllen
+            return n
+        }
+        if received >= 0, controlLength >= headerSize {
+            control.withUnsafeBytes { raw in
+                let length = raw.load(fromByteOffset: 0, as: Int.self)
+                let level = raw.load(fromByteOffset: 8, as: Int32.self)
+                let type = raw.load(fromByteOffset: 12, as: Int32.self)
+                guard level == SOL_SOCKET, type == Int32(SCM_RIGHTS), length >= headerSize else { return }
+                for index in 0..<min((length - headerSize) / 4, maxDescriptors) {
+                    descriptors.append(raw.load(fromByteOffset: headerSize + index * 4, as: Int32.self))
                 }
             }
         }
@@ -162,6 +142,27 @@ enum UnixSocket {
             return nil
         }
         return (message, descriptors)
+    }
+
+    /// Calls `body` with a `msghdr` over `data` (one iovec) and `control` (none when empty).
+    private static func withMessageHeader(
+        data: inout [UInt8], control: inout [UInt8], _ body: (inout msghdr) -> Int
+    ) -> Int {
+        data.withUnsafeMutableBytes { dataBytes in
+            control.withUnsafeMutableBytes { controlBytes in
+                var vector = iovec(iov_base: dataBytes.baseAddress, iov_len: dataBytes.count)
+                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var header = msghdr()
+                    header.msg_iov = vectorPointer
+                    header.msg_iovlen = 1
+                    if controlBytes.count > 0 {
+                        header.msg_control = controlBytes.baseAddress
+                        header.msg_controllen = controlBytes.count
+                    }
+                    return body(&header)
+                }
+            }
+        }
     }
 
     /// Writes all of `bytes`; false when the peer is gone.
