@@ -64,6 +64,16 @@ extension GuestSuites {
             #expect(lstat(h.work + "/octo-repo/relay-made", &st) == 0)
             #expect(st.st_uid == Self.user)
 
+            // The hook's stdout and stderr are files here: the guest gets pipes, never the
+            // files themselves (their /proc/self/fd links would reopen host files as root).
+            let fds = try h.hook(
+                step("bash", ["-c", "readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2"], guest: name),
+                asUser: Self.user)
+            #expect(fds.status == .exited(0), "\(fds.stderr)")
+            let links = fds.text.split(separator: "\n")
+            #expect(links.count == 3 && links[0] == "/dev/null", "\(fds.text)")
+            #expect(links.dropFirst().allSatisfy { $0.hasPrefix("pipe:") }, "\(fds.text)")
+
             // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
             let (pid, stdout, _) = try h.spawnHook(
                 step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name), asUser: Self.user)

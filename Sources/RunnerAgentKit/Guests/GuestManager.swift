@@ -363,7 +363,14 @@ public struct GuestManager: Sendable {
     ) async throws(RunnerError) -> ExitStatus {
         let step = try prepareStep(
             name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
-        let status = try Self.runForwardingSignals(step.run) { _, _ in Self.runQuietly(step.stop) }
+        // Our stdout/stderr are the caller's (through sudo: any descriptor it chose).
+        let stdout = try StepOutput.prepare(1)
+        let stderr = try StepOutput.prepare(2)
+        let status = try Self.runForwardingSignals(
+            step.run, stdout: .descriptor(stdout.descriptor), stderr: .descriptor(stderr.descriptor)
+        ) { _, _ in Self.runQuietly(step.stop) }
+        stdout.finish()
+        stderr.finish()
         finishStep(step.record)
         return status
     }
@@ -481,14 +488,14 @@ public struct GuestManager: Sendable {
     /// Spawns `command` in its own process group with our stdout/stderr and waits. The first
     /// SIGINT or SIGTERM to us calls `onSignal` (which ends the step); a second one kills the child.
     static func runForwardingSignals(
-        _ command: Command, stdin: Posix.Stream = .devNull,
-        onSignal: @escaping @Sendable (_ child: pid_t, _ signal: Int32) -> Void
+        _ command: Command, stdin: Posix.Stream = .devNull, stdout: Posix.Stream = .inherit,
+        stderr: Posix.Stream = .inherit, onSignal: @escaping @Sendable (_ child: pid_t, _ signal: Int32) -> Void
     ) throws(RunnerError) -> ExitStatus {
         let received = Mutex<Int32>(0)
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         let queue = DispatchQueue(label: "runner.signals")
-        let pid = try Posix.spawn(command, stdin: stdin, newProcessGroup: true)
+        let pid = try Posix.spawn(command, stdin: stdin, stdout: stdout, stderr: stderr, newProcessGroup: true)
         var sources: [any DispatchSourceSignal] = []
         for sig in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)

@@ -13,8 +13,8 @@ import Synchronization
 /// `ci-nspawn-run start`, called through sudo, starts it next to the guest with a socket at
 /// `/run/runner/relay/<guest>.sock` that only the calling user (`SUDO_UID`) may connect to. A
 /// step then costs the hook one connection instead of `sudo` plus a second helper process: the
-/// hook sends the command, its environment and working directory, and passes its own stdin,
-/// stdout and stderr (`SCM_RIGHTS`), so the step's output streams straight to the runner. The
+/// hook sends the command, its environment and working directory, and passes its own stdout and
+/// stderr (`SCM_RIGHTS`; see ``StepOutput``), so the step's output streams to the runner. The
 /// relay checks the request exactly as `ci-nspawn-run exec` does (same code), runs the step,
 /// hands the workspace back to the work owner, and answers with the exit status. A byte from
 /// the hook (the signal it received) stops the step; a closed connection stops it too. The
@@ -150,13 +150,13 @@ public struct GuestRelay: Sendable {
                 .permission, input: manager.layout.guestRelaySocket(name),
                 problem: "only the user who started the guest may run steps in it")
         }
-        guard let (message, descriptors) = UnixSocket.receive(connection, limit: Self.requestLimit, maxDescriptors: 3)
+        guard let (message, descriptors) = UnixSocket.receive(connection, limit: Self.requestLimit, maxDescriptors: 2)
         else {
             throw RunnerError(.invalidInput, input: "step request", problem: "is truncated or too large")
         }
         defer { descriptors.forEach { close($0) } }
-        guard descriptors.count == 3 else {
-            throw RunnerError(.invalidInput, input: "step request", problem: "came without stdin, stdout and stderr")
+        guard descriptors.count == 2 else {
+            throw RunnerError(.invalidInput, input: "step request", problem: "came without stdout and stderr")
         }
         let request: Request
         do {
@@ -167,10 +167,19 @@ public struct GuestRelay: Sendable {
         let step = try manager.prepareStep(
             name, command: request.command, environment: request.environment,
             workingDirectory: request.workingDirectory)
-        let pid = try Posix.spawn(
-            step.run, stdin: .descriptor(descriptors[0]), stdout: .descriptor(descriptors[1]),
-            stderr: .descriptor(descriptors[2]), newProcessGroup: true)
-        descriptors.forEach { close($0) }
+        // The caller's descriptors reach the guest only when they are pipes or sockets.
+        let stdout = try StepOutput.prepare(descriptors[0])
+        let stderr = try StepOutput.prepare(descriptors[1])
+        let pid: pid_t
+        do {
+            pid = try Posix.spawn(
+                step.run, stdin: .devNull, stdout: .descriptor(stdout.descriptor),
+                stderr: .descriptor(stderr.descriptor), newProcessGroup: true)
+        } catch {
+            stdout.finish()
+            stderr.finish()
+            throw error
+        }
         // The hook's stop requests (the signal number), or its end (EOF), while the step runs.
         let requested = Mutex<Int32>(0)
         let source = DispatchSource.makeReadSource(fileDescriptor: connection, queue: DispatchQueue(label: "relay"))
@@ -193,6 +202,8 @@ public struct GuestRelay: Sendable {
         source.resume()
         let status = Posix.wait(pid)
         source.cancel()
+        stdout.finish()
+        stderr.finish()
         manager.finishStep(step.record)
         let signal = requested.withLock { $0 }
         if signal != 0, status.isSuccess { return .signaled(signal) }
@@ -201,7 +212,7 @@ public struct GuestRelay: Sendable {
 
     // MARK: the hook's side
 
-    /// Runs a step through the relay of guest `name` with our stdin, stdout and stderr; nil when
+    /// Runs a step through the relay of guest `name` with our stdout and stderr; nil when
     /// the guest has no relay (the caller then goes through sudo).
     static func exec(
         layout: HostLayout, name: String, command: [String], environment: [String: String],
@@ -215,7 +226,7 @@ public struct GuestRelay: Sendable {
         do { data = try JSONEncoder().encode(request) } catch {
             throw RunnerError(.internal, input: name, problem: "could not encode the step request", underlying: error)
         }
-        guard UnixSocket.send(connection, message: Array(data), descriptors: [0, 1, 2]) else {
+        guard UnixSocket.send(connection, message: Array(data), descriptors: [1, 2]) else {
             throw RunnerError(
                 .commandFailed, input: layout.guestRelaySocket(name), problem: "the step relay did not take the step",
                 fix: "the job's guest is gone; re-run the job")
