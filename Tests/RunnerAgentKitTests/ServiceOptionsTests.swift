@@ -235,9 +235,11 @@ import Testing
     @Test func healthCheckStepIsBoundedBySystemd() throws {
         let manager = GuestManager(
             policy: GuestPolicy(layout: HostLayout(root: "/nonexistent")), logger: .init(label: "test"))
-        let (step, stop) = try manager.stepCommands(
+        let (step, stop, unit) = try manager.stepCommands(
             record(.direct), command: ["/bin/sh", "-c", "redis-cli ping"], environment: [:], workingDirectory: nil,
             timeout: 5)
+        #expect(unit.runtimeMax == 5)
+        #expect(unit.argv == ["/bin/sh", "-c", "redis-cli ping"])
         #expect(Array(step.argv.prefix(4)) == ["nsenter", "--target=42", "--all", "--"])
         #expect(step.argv.contains("RuntimeMaxSec=5000ms"))
         #expect(Array(step.argv.suffix(4)) == ["--", "/bin/sh", "-c", "redis-cli ping"])

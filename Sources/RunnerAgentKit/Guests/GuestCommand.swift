@@ -61,7 +61,7 @@ public struct GuestCommand: AsyncParsableCommand {
             """,
         subcommands: [
             GuestStartCommand.self, GuestExecCommand.self, GuestStopCommand.self, GuestListCommand.self,
-            GuestGCCommand.self, GuestSettingsCommand.self, GuestRelayCommand.self,
+            GuestGCCommand.self, GuestSettingsCommand.self, GuestRelayCommand.self, GuestBusConnectCommand.self,
         ]
     )
 
@@ -311,6 +311,32 @@ struct GuestRelayCommand: ParsableCommand {
         let manager = try AgentHost.manager()
         _ = try manager.running(name)
         GuestRelay(manager: manager, name: name, allowedUID: uid).serve(listener: 0)
+    }
+}
+
+struct GuestBusConnectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bus-connect",
+        abstract: "Connect to a guest's systemd and pass the connection on stdin (the step relay runs it).",
+        discussion: """
+            Run inside the guest's PID namespace (nsenter --pid), where systemd can see the peer, \
+            so the connection it passes back (SCM_RIGHTS on stdin, a Unix socket) is one systemd accepts.
+            """,
+        shouldDisplay: false)
+
+    @Argument(help: "The guest name.")
+    var name: String
+
+    func run() throws {
+        let manager = try AgentHost.manager()
+        let record = try manager.running(name)
+        let path = StepUnit.socketPath(leader: record.leaderPID ?? 0)
+        guard let connection = UnixSocket.connect(path: path) else {
+            throw RunnerError(.notFound, input: path, problem: "systemd does not answer on its private socket")
+        }
+        guard UnixSocket.sendRaw(0, [1], descriptors: [connection]) else {
+            throw RunnerError(.invalidInput, input: "stdin", problem: "is not a Unix socket to pass the connection on")
+        }
     }
 }
 

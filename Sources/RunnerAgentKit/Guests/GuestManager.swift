@@ -366,11 +366,13 @@ public struct GuestManager: Sendable {
         // Our stdout/stderr are the caller's (through sudo: any descriptor it chose).
         let stdout = try StepOutput.prepare(1)
         let stderr = try StepOutput.prepare(2)
+        defer {
+            stdout.finish()
+            stderr.finish()
+        }
         let status = try Self.runForwardingSignals(
             step.run, stdout: .descriptor(stdout.descriptor), stderr: .descriptor(stderr.descriptor)
         ) { _, _ in Self.runQuietly(step.stop) }
-        stdout.finish()
-        stderr.finish()
         finishStep(step.record)
         return status
     }
@@ -380,6 +382,8 @@ public struct GuestManager: Sendable {
         var record: GuestRecord
         var run: Command
         var stop: Command
+        /// The same step for the guest manager's socket.
+        var unit: StepUnit
     }
 
     /// Checks that the guest runs and builds the step's commands (``exec`` and the step relay).
@@ -388,9 +392,9 @@ public struct GuestManager: Sendable {
         timeout: Double? = nil
     ) throws(RunnerError) -> PreparedStep {
         let record = try running(name)
-        let (step, stop) = try stepCommands(
+        let (step, stop, unit) = try stepCommands(
             record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
-        return PreparedStep(record: record, run: step, stop: stop)
+        return PreparedStep(record: record, run: step, stop: stop, unit: unit)
     }
 
     /// After a step: hands what it left in the workspace back to the work owner.
@@ -413,7 +417,7 @@ public struct GuestManager: Sendable {
     /// seconds, and returns its status and output (a service's health check).
     public func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
         let record = try running(name)
-        let (step, _) = try stepCommands(
+        let (step, _, _) = try stepCommands(
             record, command: command, environment: [:], workingDirectory: nil, timeout: timeout)
         return try await runner.run(Timeout.bounded(seconds: Int(timeout.rounded(.up)) + 15, step))
     }
@@ -423,7 +427,7 @@ public struct GuestManager: Sendable {
     func stepCommands(
         _ record: GuestRecord, command: [String], environment: [String: String], workingDirectory: String?,
         timeout: Double?
-    ) throws(RunnerError) -> (step: Command, stop: Command) {
+    ) throws(RunnerError) -> (step: Command, stop: Command, unit: StepUnit) {
         let name = record.name
         guard let program = command.first, !program.isEmpty else {
             throw RunnerError(.invalidInput, input: name, problem: "no command to run", fix: "pass a command after --")
@@ -474,7 +478,16 @@ public struct GuestManager: Sendable {
         env["PATH"] = environment["PATH"] ?? HookDefaults.path
         step.environment = env
         step.clearsEnvironment = true
-        return (step, stop)
+        // The same unit over the guest manager's socket: ExecStart wants an absolute program,
+        // so env(1) finds a bare name on the step's PATH.
+        let unitArgv =
+            assignments.isEmpty && program.hasPrefix("/") ? command : ["/usr/bin/env", "--"] + assignments + command
+        var unitEnvironment = names.compactMap { name in environment[name].map { name + "=" + $0 } }
+        if environment["PATH"] == nil { unitEnvironment.append("PATH=" + HookDefaults.path) }
+        let stepUnit = StepUnit(
+            unit: unit + ".service", argv: unitArgv, environment: unitEnvironment,
+            workingDirectory: workingDirectory, runtimeMax: timeout)
+        return (step, stop, stepUnit)
     }
 
     /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.

@@ -108,6 +108,8 @@ public struct GuestRelay: Sendable {
     public func serve(listener: Int32) {
         signal(SIGPIPE, SIG_IGN)
         var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        // One connection to the guest's systemd for all its steps, made at the first step.
+        var bus: SystemdBus?
         while true {
             let ready = poll(&pfd, 1, 1000)
             if ready < 0 {
@@ -121,16 +123,16 @@ public struct GuestRelay: Sendable {
             let connection = accept(listener, nil, nil)
             guard connection >= 0 else { continue }
             _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
-            handle(connection)
+            handle(connection, bus: &bus)
             close(connection)
         }
         unlink(manager.layout.guestRelaySocket(name))
     }
 
-    func handle(_ connection: Int32) {
+    func handle(_ connection: Int32, bus: inout SystemdBus?) {
         let reply: Reply
         do throws(RunnerError) {
-            let status = try runStep(connection)
+            let status = try runStep(connection, bus: &bus)
             switch status {
             case .exited(let code): reply = Reply(exited: code)
             case .signaled(let signal): reply = Reply(signaled: signal)
@@ -144,7 +146,7 @@ public struct GuestRelay: Sendable {
         }
     }
 
-    func runStep(_ connection: Int32) throws(RunnerError) -> ExitStatus {
+    func runStep(_ connection: Int32, bus: inout SystemdBus?) throws(RunnerError) -> ExitStatus {
         guard let uid = UnixSocket.peerUID(connection), uid == 0 || uid == allowedUID else {
             throw RunnerError(
                 .permission, input: manager.layout.guestRelaySocket(name),
@@ -170,17 +172,21 @@ public struct GuestRelay: Sendable {
         // The caller's descriptors reach the guest only when they are pipes or sockets.
         let stdout = try StepOutput.prepare(descriptors[0])
         let stderr = try StepOutput.prepare(descriptors[1])
-        let pid: pid_t
-        do {
-            pid = try Posix.spawn(
-                step.run, stdin: .devNull, stdout: .descriptor(stdout.descriptor),
-                stderr: .descriptor(stderr.descriptor), newProcessGroup: true)
-        } catch {
+        defer {
             stdout.finish()
             stderr.finish()
-            throw error
         }
-        // The hook's stop requests (the signal number), or its end (EOF), while the step runs.
+        // The hook's stop requests (the signal number), or its end (EOF), arrive on the
+        // connection while the step runs.
+        if let status = try runOverBus(
+            step, bus: &bus, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: connection)
+        {
+            manager.finishStep(step.record)
+            return status
+        }
+        let pid = try Posix.spawn(
+            step.run, stdin: .devNull, stdout: .descriptor(stdout.descriptor), stderr: .descriptor(stderr.descriptor),
+            newProcessGroup: true)
         let requested = Mutex<Int32>(0)
         let source = DispatchSource.makeReadSource(fileDescriptor: connection, queue: DispatchQueue(label: "relay"))
         source.setEventHandler {
@@ -202,12 +208,56 @@ public struct GuestRelay: Sendable {
         source.resume()
         let status = Posix.wait(pid)
         source.cancel()
-        stdout.finish()
-        stderr.finish()
         manager.finishStep(step.record)
         let signal = requested.withLock { $0 }
         if signal != 0, status.isSuccess { return .signaled(signal) }
         return status
+    }
+
+    /// Runs the step over the guest's systemd connection (see ``StepUnit``), made when there is
+    /// none yet; nil when systemd cannot be reached that way, and the caller runs `systemd-run`
+    /// instead (`RUNNER_STEP_TRANSPORT=systemd-run` always does).
+    func runOverBus(
+        _ step: GuestManager.PreparedStep, bus: inout SystemdBus?, stdout: Int32, stderr: Int32, stopRequests: Int32
+    ) throws(RunnerError) -> ExitStatus? {
+        guard ProcessEnvironment.value("RUNNER_STEP_TRANSPORT") != "systemd-run" else { return nil }
+        if bus == nil { bus = connectBus(leader: step.record.leaderPID ?? 0) }
+        guard let connection = bus else { return nil }
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        do {
+            return try step.unit.run(
+                bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
+        } catch {
+            bus = nil  // made anew for the next step
+            throw error
+        }
+    }
+
+    /// A connection to the guest's systemd: `ci-nspawn-run bus-connect` connects from inside the
+    /// guest's PID namespace (systemd takes only peers it can see) and passes the socket back.
+    /// The relay itself stays in the host's namespaces: libdispatch reads `/proc/<tid>/stat`
+    /// and traps when the thread IDs it knows are not those of the `/proc` it sees.
+    func connectBus(leader: Int32) -> SystemdBus? {
+        var pair: [Int32] = [-1, -1]
+        guard leader > 1, socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0
+        else { return nil }
+        defer { pair.forEach { close($0) } }
+        let command = Nsenter.enterPIDNamespace(
+            leader: leader, Command(Self.executable(), ["guest", "bus-connect", name]))
+        guard
+            let pid = try? Posix.spawn(
+                command, stdin: .descriptor(pair[1]), stdout: .devNull, stderr: .file(manager.layout.guestLog(name)))
+        else { return nil }
+        var pfd = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
+        let ready = poll(&pfd, 1, 10_000)
+        if ready <= 0 { kill(pid, SIGKILL) }
+        _ = Posix.wait(pid)
+        guard ready > 0, let received = UnixSocket.receiveRaw(pair[0], maxDescriptors: 1),
+            let fd = received.descriptors.first
+        else { return nil }
+        received.descriptors.dropFirst().forEach { close($0) }
+        return try? SystemdBus(connected: fd)
     }
 
     // MARK: the hook's side

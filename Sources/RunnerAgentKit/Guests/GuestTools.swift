@@ -199,6 +199,17 @@ public enum Nsenter {
     }
 }
 
+extension Nsenter {
+    /// `nsenter --target=LEADER --pid -- COMMAND…`: COMMAND in the guest's PID namespace only
+    /// (nsenter forks it there and waits); it keeps the host's mounts and network.
+    public static func enterPIDNamespace(leader: Int32, _ command: Command) -> Command {
+        var entered = Command("nsenter", ["--target=\(leader)", "--pid", "--"] + command.argv)
+        entered.environment = command.environment
+        entered.clearsEnvironment = command.clearsEnvironment
+        return entered
+    }
+}
+
 /// `timeout` (coreutils): a bound on a command that could wait forever.
 public enum Timeout {
     /// `timeout --kill-after=5 SECONDS COMMAND…` (environment kept).

@@ -76,7 +76,12 @@ enum UnixSocket {
     static func send(_ fd: Int32, message: [UInt8], descriptors: [Int32]) -> Bool {
         let length = UInt32(message.count)
         let frame = [UInt8(length >> 24), UInt8(length >> 16 & 0xff), UInt8(length >> 8 & 0xff), UInt8(length & 0xff)]
-        var first = frame + message
+        return sendRaw(fd, frame + message, descriptors: descriptors)
+    }
+
+    /// Sends `bytes` with `descriptors` attached to the first byte.
+    static func sendRaw(_ fd: Int32, _ bytes: [UInt8], descriptors: [Int32]) -> Bool {
+        var first = bytes
         let dataSize = descriptors.count * MemoryLayout<Int32>.size
         var control = [UInt8](repeating: 0, count: headerSize + ((dataSize + 7) & ~7))
         control.withUnsafeMutableBytes { raw in
@@ -88,25 +93,31 @@ enum UnixSocket {
             }
         }
         if descriptors.isEmpty { control = [] }
-        let sent = withMessageHeader(data: &first, control: &control) { header in
-            sendmsg(fd, &header, Int32(MSG_NOSIGNAL))
-        }
+        var sent = -1
+        repeat {
+            sent = withMessageHeader(data: &first, control: &control) { header in
+                sendmsg(fd, &header, Int32(MSG_NOSIGNAL))
+            }
+        } while sent < 0 && errno == EINTR
         guard sent > 0 else { return false }
         return writeAll(fd, Array(first[sent...]))
     }
 
-    /// Receives one message sent by ``send(_:message:descriptors:)``; nil on EOF, error, or a
-    /// message over `limit` bytes. Descriptors are close-on-exec.
-    static func receive(_ fd: Int32, limit: Int, maxDescriptors: Int) -> (message: [UInt8], descriptors: [Int32])? {
+    /// Receives what has arrived (up to 64 KiB) and the descriptors that came with it
+    /// (close-on-exec); nil on EOF or an error.
+    static func receiveRaw(_ fd: Int32, maxDescriptors: Int) -> (bytes: [UInt8], descriptors: [Int32])? {
         var buffer = [UInt8](repeating: 0, count: 65536)
         var control = [UInt8](repeating: 0, count: headerSize + ((maxDescriptors * 4 + 7) & ~7))
         var descriptors: [Int32] = []
         var controlLength = 0
-        let received = withMessageHeader(data: &buffer, control: &control) { header in
-            let n = recvmsg(fd, &header, Int32(MSG_CMSG_CLOEXEC))
-            controlLength = header.msg_controllen
-            return n
-        }
+        var received = -1
+        repeat {
+            received = withMessageHeader(data: &buffer, control: &control) { header in
+                let n = recvmsg(fd, &header, Int32(MSG_CMSG_CLOEXEC))
+                controlLength = header.msg_controllen
+                return n
+            }
+        } while received < 0 && errno == EINTR
         if received >= 0, controlLength >= headerSize {
             control.withUnsafeBytes { raw in
                 let length = raw.load(fromByteOffset: 0, as: Int.self)
@@ -118,30 +129,35 @@ enum UnixSocket {
                 }
             }
         }
-        guard received >= 4 else {
+        guard received > 0 else {
             descriptors.forEach { close($0) }
             return nil
         }
-        let length = Int(buffer[0]) << 24 | Int(buffer[1]) << 16 | Int(buffer[2]) << 8 | Int(buffer[3])
-        guard length <= limit else {
+        return (Array(buffer[..<received]), descriptors)
+    }
+
+    /// Receives one message sent by ``send(_:message:descriptors:)``; nil on EOF, error, or a
+    /// message over `limit` bytes. Descriptors are close-on-exec.
+    static func receive(_ fd: Int32, limit: Int, maxDescriptors: Int) -> (message: [UInt8], descriptors: [Int32])? {
+        guard let first = receiveRaw(fd, maxDescriptors: maxDescriptors) else { return nil }
+        let descriptors = first.descriptors
+        var bytes = first.bytes
+        let fail = { () -> (message: [UInt8], descriptors: [Int32])? in
             descriptors.forEach { close($0) }
             return nil
         }
-        var message = Array(buffer[4..<received])
-        while message.count < length {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, length - message.count)) }
+        guard bytes.count >= 4 else { return fail() }
+        let length = Int(bytes[0]) << 24 | Int(bytes[1]) << 16 | Int(bytes[2]) << 8 | Int(bytes[3])
+        guard length <= limit else { return fail() }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.count - 4 < length {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, min($0.count, length + 4 - bytes.count)) }
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                descriptors.forEach { close($0) }
-                return nil
-            }
-            message += buffer[0..<n]
+            guard n > 0 else { return fail() }
+            bytes += buffer[0..<n]
         }
-        guard message.count == length else {
-            descriptors.forEach { close($0) }
-            return nil
-        }
-        return (message, descriptors)
+        guard bytes.count - 4 == length else { return fail() }
+        return (Array(bytes[4...]), descriptors)
     }
 
     /// Calls `body` with a `msghdr` over `data` (one iovec) and `control` (none when empty).

@@ -1,0 +1,446 @@
+import RunnerCore
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A D-Bus peer connection to a systemd manager's private socket (`/run/systemd/private`,
+/// reached in a guest through `/proc/<leader>/root`): just what running a step needs —
+/// method calls with Unix descriptors, and the signals systemd sends to subscribed clients.
+///
+/// systemd-run does the same over the same socket; talking to it directly saves starting
+/// `nsenter` and `systemd-run` for every step.
+final class SystemdBus {
+    let fd: Int32
+    /// Whether `Subscribe` was called on this connection (signals then come unasked).
+    var subscribed = false
+    private var serial: UInt32 = 0
+    private var buffer: [UInt8] = []
+    private var pendingDescriptors: [Int32] = []
+
+    /// A received message: its header fields and body.
+    struct Message {
+        var type: UInt8
+        var path: String?
+        var interface: String?
+        var member: String?
+        var errorName: String?
+        var replySerial: UInt32?
+        var signature: String
+        var body: [UInt8]
+
+        static let methodReturn: UInt8 = 2
+        static let error: UInt8 = 3
+        static let signal: UInt8 = 4
+    }
+
+    /// Authenticates on a socket connected to systemd's private socket (`EXTERNAL` with our uid,
+    /// Unix descriptors negotiated); takes the descriptor.
+    ///
+    /// systemd checks the peer's credentials as they were at `connect()`, and takes only peers
+    /// whose PID it can see: a guest's manager takes a socket connected from inside the guest's
+    /// PID namespace (see `ci-nspawn-run bus-connect`), which we may then use from the host.
+    init(connected fd: Int32) throws(RunnerError) {
+        self.fd = fd
+        let socketPath = "systemd's private socket"
+        let uid = String(getuid()).utf8.map { String($0, radix: 16) }.joined()
+        guard UnixSocket.writeAll(fd, [0] + Array("AUTH EXTERNAL \(uid)\r\n".utf8)),
+            try readLine().hasPrefix("OK "),
+            UnixSocket.writeAll(fd, Array("NEGOTIATE_UNIX_FD\r\n".utf8)),
+            try readLine().hasPrefix("AGREE_UNIX_FD"),
+            UnixSocket.writeAll(fd, Array("BEGIN\r\n".utf8))
+        else {
+            close(fd)
+            throw RunnerError(.commandFailed, input: socketPath, problem: "systemd refused the D-Bus authentication")
+        }
+    }
+
+    deinit {
+        close(fd)
+        pendingDescriptors.forEach { close($0) }
+    }
+
+    private func readLine() throws(RunnerError) -> String {
+        while true {
+            if let end = buffer.firstIndex(of: 0x0a) {
+                let line = String(decoding: buffer[..<end], as: UTF8.self)
+                buffer.removeFirst(end + 1)
+                return line
+            }
+            try fill()
+        }
+    }
+
+    private func fill() throws(RunnerError) {
+        guard let received = UnixSocket.receiveRaw(fd, maxDescriptors: 16) else {
+            throw RunnerError(.commandFailed, input: "systemd", problem: "closed the D-Bus connection")
+        }
+        buffer += received.bytes
+        pendingDescriptors += received.descriptors
+    }
+
+    // MARK: calls
+
+    /// Sends a method call to the manager's service; returns its serial.
+    @discardableResult
+    func send(
+        path: String, interface: String, member: String, signature: String = "", body: [UInt8] = [],
+        descriptors: [Int32] = []
+    ) throws(RunnerError) -> UInt32 {
+        serial += 1
+        var header = DBusWriter()
+        header.byte(UInt8(ascii: "l"))
+        header.byte(1)  // METHOD_CALL
+        header.byte(0)
+        header.byte(1)
+        header.uint32(UInt32(body.count))
+        header.uint32(serial)
+        header.array(alignment: 8) { fields in
+            fields.field(1, "o") { $0.string(path) }
+            fields.field(2, "s") { $0.string(interface) }
+            fields.field(3, "s") { $0.string(member) }
+            fields.field(6, "s") { $0.string("org.freedesktop.systemd1") }
+            if !signature.isEmpty { fields.field(8, "g") { $0.signature(signature) } }
+            if !descriptors.isEmpty { fields.field(9, "u") { $0.uint32(UInt32(descriptors.count)) } }
+        }
+        header.align(8)
+        guard UnixSocket.sendRaw(fd, header.bytes + body, descriptors: descriptors) else {
+            throw RunnerError(.commandFailed, input: "systemd", problem: "the D-Bus connection broke")
+        }
+        return serial
+    }
+
+    /// Calls a method and waits for its reply; signals that arrive meanwhile go to `onSignal`.
+    func call(
+        path: String, interface: String, member: String, signature: String = "", body: [UInt8] = [],
+        descriptors: [Int32] = [], onSignal: (Message) -> Void = { _ in }
+    ) throws(RunnerError) -> Message {
+        let serial = try send(
+            path: path, interface: interface, member: member, signature: signature, body: body,
+            descriptors: descriptors)
+        while true {
+            let message = try receive()
+            if message.type == Message.signal {
+                onSignal(message)
+                continue
+            }
+            guard message.replySerial == serial else { continue }
+            if message.type == Message.error {
+                var reader = DBusReader(message.body)
+                let text = message.signature.hasPrefix("s") ? (try? reader.string()) ?? "" : ""
+                throw RunnerError(
+                    .commandFailed, input: "\(interface).\(member)",
+                    problem: "systemd answered \(message.errorName ?? "an error"): \(text)")
+            }
+            return message
+        }
+    }
+
+    /// Whether a message is waiting (or arrives within `timeout` seconds).
+    func poll(timeout: Double, alsoWatching other: Int32? = nil) -> (bus: Bool, other: Bool) {
+        if !buffer.isEmpty, (try? frameLength()) != nil { return (true, false) }
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
+        if let other { fds.append(pollfd(fd: other, events: Int16(POLLIN), revents: 0)) }
+        let ready = Glibc.poll(&fds, nfds_t(fds.count), Int32(timeout * 1000))
+        guard ready > 0 else { return (false, false) }
+        return (fds[0].revents != 0, fds.count > 1 && fds[1].revents != 0)
+    }
+
+    /// The length of the first complete message in the buffer, or nil when more must be read.
+    private func frameLength() throws(RunnerError) -> Int? {
+        guard buffer.count >= 16 else { return nil }
+        guard buffer[0] == UInt8(ascii: "l") else {
+            throw RunnerError(.commandFailed, input: "systemd", problem: "sent a big-endian D-Bus message")
+        }
+        var reader = DBusReader(Array(buffer[4..<16]))
+        let bodyLength = Int((try? reader.uint32()) ?? 0)
+        _ = try? reader.uint32()
+        let fieldsLength = Int((try? reader.uint32()) ?? 0)
+        let headerLength = (16 + fieldsLength + 7) & ~7
+        let total = headerLength + bodyLength
+        guard total < 64 << 20 else {
+            throw RunnerError(.commandFailed, input: "systemd", problem: "sent an oversized D-Bus message")
+        }
+        return buffer.count >= total ? total : nil
+    }
+
+    /// The next message (blocking).
+    func receive() throws(RunnerError) -> Message {
+        while true {
+            if let total = try frameLength() {
+                let frame = Array(buffer[..<total])
+                buffer.removeFirst(total)
+                return try Self.parse(frame, descriptors: &pendingDescriptors)
+            }
+            try fill()
+        }
+    }
+
+    static func parse(_ frame: [UInt8], descriptors: inout [Int32]) throws(RunnerError) -> Message {
+        var reader = DBusReader(frame)
+        do {
+            _ = try reader.byte()
+            let type = try reader.byte()
+            _ = try reader.byte()
+            _ = try reader.byte()
+            let bodyLength = Int(try reader.uint32())
+            _ = try reader.uint32()
+            var message = Message(type: type, signature: "", body: [])
+            var fdCount = 0
+            let fieldsEnd = Int(try reader.uint32()) + reader.offset
+            while reader.offset < fieldsEnd {
+                reader.align(8)
+                let code = try reader.byte()
+                let signature = try reader.signature()
+                switch (code, signature) {
+                case (1, "o"): message.path = try reader.string()
+                case (2, "s"): message.interface = try reader.string()
+                case (3, "s"): message.member = try reader.string()
+                case (4, "s"): message.errorName = try reader.string()
+                case (5, "u"): message.replySerial = try reader.uint32()
+                case (8, "g"): message.signature = try reader.signature()
+                case (9, "u"): fdCount = Int(try reader.uint32())
+                default: try reader.skip(signature)
+                }
+            }
+            reader.align(8)
+            guard reader.offset + bodyLength <= frame.count else { throw DBusReader.Truncated() }
+            message.body = Array(frame[reader.offset..<(reader.offset + bodyLength)])
+            // Descriptors we do not use (systemd sends none in what we read) are closed.
+            for _ in 0..<min(fdCount, descriptors.count) { close(descriptors.removeFirst()) }
+            return message
+        } catch {
+            throw RunnerError(.commandFailed, input: "systemd", problem: "sent a D-Bus message we cannot read")
+        }
+    }
+
+    /// systemd's object path for a unit (`bus_label_escape`: `_xx` for all but letters and digits).
+    static func unitPath(_ unit: String) -> String {
+        var label = ""
+        for byte in unit.utf8 {
+            let c = Character(UnicodeScalar(byte))
+            if c.isASCII, c.isLetter || c.isNumber {
+                label.append(c)
+            } else {
+                let hex = String(byte, radix: 16)
+                label += "_" + (hex.count == 1 ? "0" : "") + hex
+            }
+        }
+        return "/org/freedesktop/systemd1/unit/" + label
+    }
+}
+
+/// Little-endian D-Bus marshalling.
+struct DBusWriter {
+    private(set) var bytes: [UInt8] = []
+
+    mutating func align(_ n: Int) {
+        while bytes.count % n != 0 { bytes.append(0) }
+    }
+
+    mutating func byte(_ value: UInt8) { bytes.append(value) }
+
+    mutating func uint32(_ value: UInt32) {
+        align(4)
+        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+
+    mutating func uint64(_ value: UInt64) {
+        align(8)
+        withUnsafeBytes(of: value.littleEndian) { bytes += $0 }
+    }
+
+    mutating func bool(_ value: Bool) { uint32(value ? 1 : 0) }
+
+    mutating func string(_ value: String) {
+        let utf8 = Array(value.utf8)
+        uint32(UInt32(utf8.count))
+        bytes += utf8 + [0]
+    }
+
+    mutating func signature(_ value: String) {
+        bytes.append(UInt8(value.utf8.count))
+        bytes += Array(value.utf8) + [0]
+    }
+
+    /// An array whose elements align to `alignment`: the length excludes the padding before
+    /// the first element.
+    mutating func array(alignment: Int, _ elements: (inout DBusWriter) -> Void) {
+        uint32(0)
+        let lengthOffset = bytes.count - 4
+        align(alignment)
+        let start = bytes.count
+        elements(&self)
+        let length = UInt32(bytes.count - start).littleEndian
+        withUnsafeBytes(of: length) { raw in
+            for index in 0..<4 { bytes[lengthOffset + index] = raw[index] }
+        }
+    }
+
+    mutating func structure(_ fields: (inout DBusWriter) -> Void) {
+        align(8)
+        fields(&self)
+    }
+
+    mutating func variant(_ signature: String, _ value: (inout DBusWriter) -> Void) {
+        self.signature(signature)
+        value(&self)
+    }
+
+    /// A header field: `(yv)`.
+    mutating func field(_ code: UInt8, _ signature: String, _ value: (inout DBusWriter) -> Void) {
+        structure { field in
+            field.byte(code)
+            field.variant(signature, value)
+        }
+    }
+
+    /// A property for `StartTransientUnit`: `(sv)`.
+    mutating func property(_ name: String, _ signature: String, _ value: (inout DBusWriter) -> Void) {
+        structure { property in
+            property.string(name)
+            property.variant(signature, value)
+        }
+    }
+}
+
+/// Little-endian D-Bus unmarshalling, with a skipper for any signature.
+struct DBusReader {
+    struct Truncated: Error {}
+
+    let bytes: [UInt8]
+    var offset = 0
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    mutating func align(_ n: Int) { offset = (offset + n - 1) / n * n }
+
+    private mutating func take(_ count: Int) throws(Truncated) -> ArraySlice<UInt8> {
+        guard count >= 0, offset + count <= bytes.count else { throw Truncated() }
+        defer { offset += count }
+        return bytes[offset..<(offset + count)]
+    }
+
+    mutating func byte() throws(Truncated) -> UInt8 { try take(1).first! }
+
+    mutating func uint32() throws(Truncated) -> UInt32 {
+        align(4)
+        return try take(4).reversed().reduce(0) { $0 << 8 | UInt32($1) }
+    }
+
+    mutating func int32() throws(Truncated) -> Int32 { Int32(bitPattern: try uint32()) }
+
+    mutating func uint64() throws(Truncated) -> UInt64 {
+        align(8)
+        return try take(8).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+    }
+
+    mutating func string() throws(Truncated) -> String {
+        let length = Int(try uint32())
+        let text = String(decoding: try take(length), as: UTF8.self)
+        _ = try take(1)
+        return text
+    }
+
+    mutating func signature() throws(Truncated) -> String {
+        let length = Int(try byte())
+        let text = String(decoding: try take(length), as: UTF8.self)
+        _ = try take(1)
+        return text
+    }
+
+    /// The first complete type of `signature` and the rest.
+    static func split(_ signature: Substring) throws(Truncated) -> (Substring, Substring) {
+        guard let first = signature.first else { throw Truncated() }
+        switch first {
+        case "a":
+            let (element, rest) = try split(signature.dropFirst())
+            return (signature[signature.startIndex..<element.endIndex], rest)
+        case "(", "{":
+            let close: Character = first == "(" ? ")" : "}"
+            var depth = 0
+            var index = signature.startIndex
+            while index < signature.endIndex {
+                let c = signature[index]
+                if c == "(" || c == "{" { depth += 1 }
+                if c == ")" || c == "}" { depth -= 1 }
+                if depth == 0 {
+                    guard c == close else { throw Truncated() }
+                    let end = signature.index(after: index)
+                    return (signature[..<end], signature[end...])
+                }
+                index = signature.index(after: index)
+            }
+            throw Truncated()
+        default:
+            return (signature.prefix(1), signature.dropFirst())
+        }
+    }
+
+    static func alignment(of type: Character) -> Int {
+        switch type {
+        case "y", "g", "v": 1
+        case "n", "q": 2
+        case "x", "t", "d", "(", "{": 8
+        default: 4
+        }
+    }
+
+    /// Skips one value of each complete type in `signature`.
+    mutating func skip(_ signature: String) throws(Truncated) {
+        var rest = Substring(signature)
+        while !rest.isEmpty {
+            let (type, remainder) = try Self.split(rest)
+            try skipOne(type)
+            rest = remainder
+        }
+    }
+
+    private mutating func skipOne(_ type: Substring) throws(Truncated) {
+        guard let first = type.first else { throw Truncated() }
+        switch first {
+        case "y": _ = try take(1)
+        case "n", "q":
+            align(2)
+            _ = try take(2)
+        case "b", "i", "u", "h": _ = try uint32()
+        case "x", "t", "d": _ = try uint64()
+        case "s", "o": _ = try string()
+        case "g": _ = try signature()
+        case "v": try skip(try signature())
+        case "a":
+            let length = Int(try uint32())
+            let element = type.dropFirst()
+            align(Self.alignment(of: element.first ?? "y"))
+            _ = try take(length)
+        case "(", "{":
+            align(8)
+            try skip(String(type.dropFirst().dropLast()))
+        default: throw Truncated()
+        }
+    }
+
+    /// Reads an `a{sv}`, keeping the values of `wanted` names that are strings or 32-bit integers.
+    mutating func properties(_ wanted: Set<String>) throws(Truncated) -> [String: String] {
+        var found: [String: String] = [:]
+        let length = Int(try uint32())
+        align(8)
+        let end = offset + length
+        while offset < end {
+            align(8)
+            let name = try string()
+            let signature = try signature()
+            if wanted.contains(name) {
+                switch signature {
+                case "s", "o": found[name] = try string()
+                case "i": found[name] = String(try int32())
+                case "u": found[name] = String(try uint32())
+                default: try skip(signature)
+                }
+            } else {
+                try skip(signature)
+            }
+        }
+        return found
+    }
+}
