@@ -230,6 +230,7 @@ public struct GuestRelay: Sendable {
                 bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
         } catch {
             bus = nil  // made anew for the next step
+            if error.code == StepUnit.notStarted { return nil }  // systemd-run takes this step
             throw error
         }
     }

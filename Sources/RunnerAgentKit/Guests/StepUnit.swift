@@ -69,6 +69,10 @@ struct StepUnit: Sendable, Hashable {
     /// it with `AddRef` instead, which needs a bus name; a peer on the private socket has none).
     /// We then stop it (ending whatever the step left running) and reset it when it failed, and
     /// systemd unloads it.
+    /// The error code of a step systemd did not take (the bus failed before the unit was
+    /// created): the caller may run it another way.
+    static let notStarted = RunnerError.Code("step-not-started")
+
     func run(
         bus: SystemdBus, stdin: Int32, stdout: Int32, stderr: Int32, stopRequests: Int32?
     ) throws(RunnerError) -> ExitStatus {
@@ -89,14 +93,19 @@ struct StepUnit: Sendable, Hashable {
                 changed = true
             }
         }
-        if !bus.subscribed {
-            _ = try bus.call(path: Self.manager, interface: Self.managerInterface, member: "Subscribe", onSignal: watch)
-            bus.subscribed = true
+        do throws(RunnerError) {
+            if !bus.subscribed {
+                _ = try bus.call(
+                    path: Self.manager, interface: Self.managerInterface, member: "Subscribe", onSignal: watch)
+                bus.subscribed = true
+            }
+            _ = try bus.call(
+                path: Self.manager, interface: Self.managerInterface, member: "StartTransientUnit",
+                signature: "ssa(sv)a(sa(sv))", body: startTransientUnitBody(), descriptors: [stdin, stdout, stderr],
+                onSignal: watch)
+        } catch {
+            throw RunnerError(Self.notStarted, input: error.input, problem: error.problem, fix: error.fix)
         }
-        _ = try bus.call(
-            path: Self.manager, interface: Self.managerInterface, member: "StartTransientUnit",
-            signature: "ssa(sv)a(sa(sv))", body: startTransientUnitBody(), descriptors: [stdin, stdout, stderr],
-            onSignal: watch)
         var requested: Int32 = 0
         var watching = stopRequests
         var result: (code: Int32, status: Int32, state: String)?

@@ -71,7 +71,19 @@ final class SystemdBus {
         }
     }
 
+    /// How long we wait for anything from systemd before giving up on the connection.
+    static let answerTimeout = 10.0
+
     private func fill() throws(RunnerError) {
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var ready: Int32
+        repeat {
+            ready = Glibc.poll(&pfd, 1, Int32(Self.answerTimeout * 1000))
+        } while ready < 0 && errno == EINTR
+        guard ready > 0 else {
+            throw RunnerError(
+                .timeout, input: "systemd", problem: "did not answer on D-Bus within \(Int(Self.answerTimeout)) s")
+        }
         guard let received = UnixSocket.receiveRaw(fd, maxDescriptors: 16) else {
             throw RunnerError(.commandFailed, input: "systemd", problem: "closed the D-Bus connection")
         }

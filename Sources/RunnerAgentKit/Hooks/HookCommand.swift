@@ -57,11 +57,50 @@ public struct HookCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "runner.hook")
         let policy = AgentHost.policy(layout: layout, settings: settings)
-        let guests: any GuestOperations = privileged ? GuestManager(policy: policy, logger: logger) : helper
+        let guests: any GuestOperations =
+            privileged ? LocalGuests(manager: GuestManager(policy: policy, logger: logger)) : helper
         let owner = ProcessEnvironment.value("RUNNER_HOOK_OWNER_PID").flatMap(Int32.init) ?? getppid()
         let hook = ContainerHook(settings: settings, policy: policy, guests: guests, logger: logger, ownerPID: owner)
         return await hook.run(stdin: stdin)
     }
+}
+
+/// Guests managed in process, when the hook runs as root: each with a step relay, as the
+/// helper starts for the runner user, so steps take the same path.
+struct LocalGuests: GuestOperations {
+    var manager: GuestManager
+
+    func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        let info = try await manager.start(request)
+        do {
+            try GuestRelay(manager: manager, name: info.name, allowedUID: 0).launch(uid: 0, gid: 0)
+        } catch {
+            try? await manager.stop(info.name)
+            throw error
+        }
+        return info
+    }
+
+    func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
+        async throws(RunnerError) -> ExitStatus
+    {
+        if let status = try GuestRelay.exec(
+            layout: manager.layout, name: name, command: command, environment: environment,
+            workingDirectory: workingDirectory)
+        {
+            return status
+        }
+        return try await manager.exec(
+            name, command: command, environment: environment, workingDirectory: workingDirectory)
+    }
+
+    func stop(_ name: String) async throws(RunnerError) { try await manager.stop(name) }
+
+    func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
+        try await manager.probe(name, command: command, timeout: timeout)
+    }
+
+    func sweep(owner: Int32?) async { await manager.sweep(owner: owner) }
 }
 
 /// Guests through the privileged helper: `sudo -n ci-nspawn-run …` (requests and environments
