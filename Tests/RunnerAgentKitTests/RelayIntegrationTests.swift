@@ -42,11 +42,20 @@ extension GuestSuites {
         }
 
         func exercise(_ h: HookHarness) async throws {
-            let started = await h.runAgent([
-                "guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)",
-            ])
-            #expect(started.status == .exited(0), "\(started.stderr)")
-            let name = try #require(started.text.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
+            // Started by a process that leaves a descriptor open across exec (as a careless
+            // parent would): the relay must not keep it.
+            var leaked: [Int32] = [-1, -1]
+            try #require(pipe(&leaked) == 0)
+            defer { leaked.forEach { close($0) } }
+            var start = Command(
+                HookHarness.agent!,
+                ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"])
+            start.environment = h.environment
+            let out = h.dir.appending("start.out")
+            let starter = try Posix.spawn(start, stdout: .file(out))
+            #expect(Posix.wait(starter) == .exited(0))
+            let started = String(decoding: try FilePaths.read(out), as: UTF8.self)
+            let name = try #require(started.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
             var st = stat()
             #expect(stat(h.layout.guestRelaySocket(name), &st) == 0)
             #expect(st.st_uid == Self.user && st.st_mode & 0o777 == 0o600)
@@ -73,6 +82,22 @@ extension GuestSuites {
             let links = fds.text.split(separator: "\n")
             #expect(links.count == 3 && links[0] == "/dev/null", "\(fds.text)")
             #expect(links.dropFirst().allSatisfy { $0.hasPrefix("pipe:") }, "\(fds.text)")
+
+            // Once serving, the relay keeps nothing it inherited beyond its standard streams:
+            // every other descriptor of it is its own (close-on-exec).
+            let relay = try #require(
+                Posix.allPIDs().first {
+                    Array(Posix.commandLine(of: $0).dropFirst().prefix(3)) == ["guest", "relay", name]
+                })
+            for entry in FilePaths.entries(of: "/proc/\(relay)/fdinfo") {
+                guard let fd = Int32(entry), fd > 2,
+                    let info = try? FilePaths.read("/proc/\(relay)/fdinfo/\(entry)"),
+                    let flags = String(decoding: info, as: UTF8.self).split(separator: "\n")
+                        .first(where: { $0.hasPrefix("flags:") })?.split(separator: "\t").last,
+                    let value = Int(flags, radix: 8)
+                else { continue }
+                #expect(value & 0o2000000 != 0, "relay descriptor \(fd) was inherited")
+            }
 
             // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
             let (pid, stdout, _) = try h.spawnHook(

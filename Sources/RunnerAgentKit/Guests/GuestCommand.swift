@@ -308,6 +308,7 @@ struct GuestRelayCommand: ParsableCommand {
                 .invalidInput, input: "stdin", problem: "is not a listening socket",
                 fix: "the relay is started by `ci-nspawn-run start`; do not run it by hand")
         }
+        GuestRelay.closeInheritedDescriptors()
         let manager = try AgentHost.manager()
         _ = try manager.running(name)
         GuestRelay(manager: manager, name: name, allowedUID: uid).serve(listener: 0)

@@ -81,6 +81,17 @@ public struct GuestRelay: Sendable {
         try manager.save(record)
     }
 
+    /// Closes what the relay inherited beyond its standard streams (descriptors its starter
+    /// left without close-on-exec): a long-lived root process keeps nothing it was not given.
+    /// Our own descriptors (libdispatch's, the runtime's) are all close-on-exec and stay.
+    static func closeInheritedDescriptors() {
+        for entry in FilePaths.entries(of: "/proc/self/fd") {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { close(fd) }
+        }
+    }
+
     /// This executable (the relay is the same binary, `runner-agent guest relay`).
     static func executable() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
