@@ -9,33 +9,44 @@ import Testing
     import Glibc
 #endif
 
-/// The minbase tree the hook tests boot (systemd, dbus, bash, coreutils, python3), built once
-/// with mmdebstrap and cached under /var/cache/runner-tests keyed by the package list.
-enum TestImages {
-    static let packages = ["systemd", "dbus", "bash", "coreutils", "python3"]
-    static let suite = "bookworm"
+/// A minbase tree built once with mmdebstrap and cached under /var/cache/runner-tests, keyed
+/// by what goes into it.
+struct CachedTree {
+    var name: String
+    var packages: [String]
+    /// Ends the cache key; bump it when the tree's customization changes.
+    var version: String
+    var hostname: String
+    var extraHooks: [String] = []
+    /// A file the finished tree has (a tree without it is rebuilt).
+    var marker: String
 
-    static var cacheDirectory: String {
-        let key = SHA256Digest.hex(of: Array("\(suite) minbase \(packages.joined(separator: ",")) v1".utf8))
-        return "/var/cache/runner-tests/rootfs-" + String(key.prefix(16))
+    /// The tree the hook tests boot (systemd, dbus, bash, coreutils, python3).
+    static let guest = CachedTree(
+        name: "rootfs", packages: ["systemd", "dbus", "bash", "coreutils", "python3"], version: "v1",
+        hostname: "guest", marker: "/usr/lib/systemd/systemd")
+
+    var cacheDirectory: String {
+        let key = SHA256Digest.hex(of: Array("bookworm minbase \(packages.joined(separator: ",")) \(version)".utf8))
+        return "/var/cache/runner-tests/\(name)-" + String(key.prefix(16))
     }
 
-    /// `mmdebstrap --variant=minbase --include=… SUITE TARGET` (merged /usr, no resolv.conf).
-    static func mmdebstrap(target: String) -> Command {
+    /// `mmdebstrap --variant=minbase --include=… bookworm TARGET` (merged /usr, no resolv.conf).
+    func mmdebstrap(target: String) -> Command {
         Command(
             "mmdebstrap",
             [
                 "--quiet", "--variant=minbase", "--include=" + packages.joined(separator: ","),
                 "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-                "--customize-hook=rm -f \"$1/etc/resolv.conf\"", "--customize-hook=echo guest > \"$1/etc/hostname\"",
-                suite, target,
-            ])
+                "--customize-hook=rm -f \"$1/etc/resolv.conf\"",
+                "--customize-hook=echo \(hostname) > \"$1/etc/hostname\"",
+            ] + extraHooks.map { "--customize-hook=" + $0 } + ["bookworm", target])
     }
 
     /// The cached tree, built when missing.
-    static func baseTree() async throws -> String {
+    func tree() async throws -> String {
         let path = cacheDirectory
-        if FilePaths.exists(path + "/usr/lib/systemd/systemd") { return path }
+        if FilePaths.exists(path + marker) { return path }
         let temporary = FilePaths.temporarySibling(of: path)
         try FilePaths.createDirectory(FilePaths.parent(of: path))
         let command = mmdebstrap(target: temporary)
@@ -78,7 +89,7 @@ final class HookHarness: Sendable {
         self.servicePort = servicePort
         let layout = self.layout
         let work = layout.workDirectory
-        let base = try await TestImages.baseTree()
+        let base = try await CachedTree.guest.tree()
         try Self.installImage(base, name: "job", layout: layout)
         try Self.installImage(base, name: "svc", layout: layout) { rootfs in
             let unit = """

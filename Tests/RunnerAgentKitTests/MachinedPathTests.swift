@@ -9,41 +9,18 @@ import Testing
     import Glibc
 #endif
 
-/// A "host" tree (systemd, dbus, systemd-container, sudo): booted, it has systemd as PID 1 and
-/// machined, like a real appliance host (nspawn-notes.md §2).
-enum HostTree {
-    static let packages = [
-        "systemd", "dbus", "systemd-container", "bash", "coreutils", "python3", "libarchive13", "sudo",
-    ]
-
-    static var cacheDirectory: String {
-        let key = SHA256Digest.hex(of: Array("bookworm minbase \(packages.joined(separator: ",")) host v2".utf8))
-        return "/var/cache/runner-tests/host-" + String(key.prefix(16))
-    }
-
-    static func mmdebstrap(target: String) -> Command {
-        Command(
-            "mmdebstrap",
-            [
-                "--quiet", "--variant=minbase", "--include=" + packages.joined(separator: ","),
-                "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
-                "--customize-hook=rm -f \"$1/etc/resolv.conf\"", "--customize-hook=echo host > \"$1/etc/hostname\"",
-                // As Debian's installer does: the host's own name resolves (sudo looks it up).
-                "--customize-hook=printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\thost\\n::1\\tlocalhost ip6-localhost\\n' > \"$1/etc/hosts\"",
-                "bookworm", target,
-            ])
-    }
-
-    static func tree() async throws -> String {
-        let path = cacheDirectory
-        if FilePaths.exists(path + "/usr/lib/systemd/systemd-machined") { return path }
-        let temporary = FilePaths.temporarySibling(of: path)
-        try FilePaths.createDirectory(FilePaths.parent(of: path))
-        let command = mmdebstrap(target: temporary)
-        try await SubprocessCommandRunner().run(command).checked(command)
-        guard rename(temporary, path) == 0 else { throw RunnerError.posix("rename", path, fix: nil) }
-        return path
-    }
+extension CachedTree {
+    /// A "host" tree (systemd, dbus, systemd-container, sudo): booted, it has systemd as PID 1
+    /// and machined, like a real appliance host (nspawn-notes.md §2).
+    static let host = CachedTree(
+        name: "host",
+        packages: ["systemd", "dbus", "systemd-container", "bash", "coreutils", "python3", "libarchive13", "sudo"],
+        version: "host v2", hostname: "host",
+        // As Debian's installer does: the host's own name resolves (sudo looks it up).
+        extraHooks: [
+            "printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\thost\\n::1\\tlocalhost ip6-localhost\\n' > \"$1/etc/hosts\""
+        ],
+        marker: "/usr/lib/systemd/systemd-machined")
 }
 
 /// A booted host guest (systemd PID 1, machined, sudo) holding a ``HookHarness``'s tree at the
@@ -72,7 +49,7 @@ final class HostGuest: Sendable {
     /// Boots the host guest within 60 s, or stops it and throws with its log.
     static func boot(_ h: HookHarness) async throws -> HostGuest {
         sweepOrphans()
-        let hostTree = try await HostTree.tree()
+        let hostTree = try await CachedTree.host.tree()
         let agent = try #require(HookHarness.agent)
         let agentDirectory = FilePaths.parent(of: agent)
         let name = namePrefix + String(GuestPolicy.newGuestName().dropFirst(3))
