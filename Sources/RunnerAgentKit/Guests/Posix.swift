@@ -241,9 +241,15 @@ enum Posix {
 
     /// Whether something accepts TCP connections on 127.0.0.1:`port` (one attempt).
     static func tcpAccepts(port: UInt16) -> Bool {
+        guard let fd = connectLoopback(port: port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A TCP connection to 127.0.0.1:`port` (close-on-exec), or nil when nothing accepts it.
+    static func connectLoopback(port: UInt16) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -253,7 +259,11 @@ enum Posix {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        return rc == 0
+        guard rc == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 
     /// A socket address for an IP literal (nil: the IPv6 wildcard, dual-stack) and a port.
