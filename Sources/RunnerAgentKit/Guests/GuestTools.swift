@@ -228,16 +228,6 @@ public enum Machinectl {
         Command("machinectl", ["show", machine, "--property=Leader", "--value"])
     }
 
-    /// `machinectl terminate NAME`.
-    public static func terminate(machine: String) -> Command {
-        Command("machinectl", ["terminate", machine])
-    }
-
-    /// `machinectl poweroff NAME`.
-    public static func poweroff(machine: String) -> Command {
-        Command("machinectl", ["poweroff", machine])
-    }
-
     /// `machinectl list --no-legend`.
     public static func list() -> Command {
         Command("machinectl", ["list", "--no-legend", "--no-pager"])
