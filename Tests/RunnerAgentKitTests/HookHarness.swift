@@ -212,7 +212,9 @@ final class HookHarness: Sendable {
     }
 
     /// Runs `runner-agent ARGS` (or, with `asHelper`, the binary named ci-nspawn-run).
-    func runAgent(_ arguments: [String], asHelper: Bool = false) async -> Result {
+    func runAgent(
+        _ arguments: [String], asHelper: Bool = false, environment: [String: String?]? = nil
+    ) async -> Result {
         var executable = Self.agent!
         if asHelper {
             let link = dir.appending("ci-nspawn-run")
@@ -220,7 +222,7 @@ final class HookHarness: Sendable {
             executable = link
         }
         var command = Command(executable, arguments)
-        command.environment = environment
+        command.environment = environment ?? self.environment
         let result = try? await SubprocessCommandRunner().run(command)
         return Result(
             status: result?.status ?? .exited(127), stdout: Array((result?.standardOutput ?? "").utf8),

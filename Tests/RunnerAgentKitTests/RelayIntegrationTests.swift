@@ -41,6 +41,41 @@ extension GuestSuites {
             await h.finish()
         }
 
+        /// The relay's other way to run a step (when the guest's systemd socket cannot be used):
+        /// `nsenter` + `systemd-run`, forced here with `RUNNER_STEP_TRANSPORT=systemd-run`.
+        @Test func withoutTheSystemdSocketStepsGoThroughSystemdRun() async throws {
+            let h = try await HookHarness()
+            do {
+                var environment = h.environment
+                environment["RUNNER_STEP_TRANSPORT"] = "systemd-run"
+                let started = await h.runAgent(
+                    ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"],
+                    environment: environment)
+                #expect(started.status == .exited(0), "\(started.stderr)")
+                let name = try #require(started.text.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
+                let step = try h.hook(
+                    step(
+                        "bash", ["-c", Self.showOwnUnit + "; touch /__w/octo-repo/fallback-made; exit 3"], guest: name),
+                    asUser: Self.user)
+                #expect(step.status == .exited(3), "\(step.text)\(step.stderr)")
+                // systemd-run's unit, not ours (which has RemainAfterExit=yes).
+                #expect(step.text == "yes no\n")
+                var st = stat()
+                #expect(lstat(h.work + "/octo-repo/fallback-made", &st) == 0 && st.st_uid == Self.user)
+                #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
+                #expect(h.leftoversAfterSettling() == [])
+            } catch {
+                await h.finish()
+                throw error
+            }
+            await h.finish()
+        }
+
+        /// A step's script that prints `$FROM_STATE` and its own unit's `RemainAfterExit`: `yes`
+        /// for the unit the relay starts over the guest's systemd socket, `no` for systemd-run's.
+        static let showOwnUnit =
+            #"u=$(grep -o '[^/]*\.service' /proc/self/cgroup | head -n1); echo "$FROM_STATE $(systemctl show -p RemainAfterExit --value "$u")""#
+
         func exercise(_ h: HookHarness) async throws {
             // Started by a process that leaves a descriptor open across exec (as a careless
             // parent would): the relay must not keep it.
@@ -98,6 +133,11 @@ extension GuestSuites {
                 else { continue }
                 #expect(value & 0o2000000 != 0, "relay descriptor \(fd) was inherited")
             }
+
+            // The steps went over the guest's systemd socket (our unit, RemainAfterExit=yes).
+            let own = try h.hook(step("bash", ["-c", Self.showOwnUnit], guest: name), asUser: Self.user)
+            #expect(own.status == .exited(0), "\(own.stderr)")
+            #expect(own.text == "yes yes\n")
 
             // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
             let (pid, stdout, _) = try h.spawnHook(

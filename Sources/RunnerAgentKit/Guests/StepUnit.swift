@@ -61,6 +61,10 @@ struct StepUnit: Sendable, Hashable {
     static let manager = "/org/freedesktop/systemd1"
     static let managerInterface = "org.freedesktop.systemd1.Manager"
 
+    /// The error code of a step systemd did not take (the bus failed before the unit was
+    /// created): the caller may run it another way.
+    static let notStarted = RunnerError.Code("step-not-started")
+
     /// Runs the step with these descriptors and waits for it. A byte on `stopRequests` (the
     /// signal the caller got) stops the unit; a second one, or 0xff, kills it; EOF stops it.
     ///
@@ -69,10 +73,6 @@ struct StepUnit: Sendable, Hashable {
     /// it with `AddRef` instead, which needs a bus name; a peer on the private socket has none).
     /// We then stop it (ending whatever the step left running) and reset it when it failed, and
     /// systemd unloads it.
-    /// The error code of a step systemd did not take (the bus failed before the unit was
-    /// created): the caller may run it another way.
-    static let notStarted = RunnerError.Code("step-not-started")
-
     func run(
         bus: SystemdBus, stdin: Int32, stdout: Int32, stderr: Int32, stopRequests: Int32?
     ) throws(RunnerError) -> ExitStatus {
