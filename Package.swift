@@ -25,6 +25,9 @@ let package = Package(
             pkgConfig: "libarchive",
             providers: [.apt(["libarchive-dev"])]
         ),
+        // Linux system calls Swift's Glibc module lacks: openat2, open_tree, move_mount, and the
+        // fork-and-enter helpers that must run without the Swift runtime (see the headers).
+        .target(name: "CRunnerSystem"),
         // Swift wrapper over libarchive: reproducible writer, streaming reader, safe extraction.
         .target(
             name: "RunnerArchive",
@@ -60,6 +63,7 @@ let package = Package(
             dependencies: [
                 "RunnerCore",
                 "RunnerArchive",
+                "CRunnerSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -101,7 +105,7 @@ let package = Package(
     ]
 )
 
-for target in package.targets where target.type != .system {
+for target in package.targets where target.type != .system && target.name != "CRunnerSystem" {
     var settings = target.swiftSettings ?? []
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
