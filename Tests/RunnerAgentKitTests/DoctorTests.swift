@@ -89,7 +89,7 @@ struct DoctorTests {
             #expect(
                 findings.map(\.check) == [
                     "config", "marker", "release", "units", "runner-package", "runner", "images", "ci-nspawn-run",
-                    "nspawn",
+                    "userns", "nspawn",
                 ])
             for finding in findings { #expect(finding.status == .ok, "\(finding.rendered)") }
             #expect(findings.first { $0.check == "release" }?.detail.contains("1.2.0") == true)

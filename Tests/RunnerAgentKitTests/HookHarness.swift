@@ -54,6 +54,25 @@ struct CachedTree {
         guard rename(temporary, path) == 0 else { throw RunnerError.posix("rename", path, fix: nil) }
         return path
     }
+
+    /// A copy of the cached tree with its owners shifted into `range` (``ImageOwnership``), made
+    /// once beside it (`<cache>-shifted-<base>`: copied, shifted, renamed into place). The cached
+    /// tree itself is never changed (other worktrees' tests use it).
+    func shiftedTree(_ range: GuestUserNamespace) async throws -> String {
+        let base = try await tree()
+        let path = base + "-shifted-\(range.base)"
+        if FilePaths.exists(path + marker) { return path }
+        let temporary = FilePaths.temporarySibling(of: path)
+        let copy = Command("cp", ["-a", base, temporary])
+        try await SubprocessCommandRunner().run(copy).checked(copy)
+        try ImageOwnership.shift(root: temporary, from: GuestUserNamespace(base: 0, size: range.size), to: range)
+        if rename(temporary, path) != 0 {
+            // Another test process made it first.
+            try FilePaths.remove(temporary)
+            guard FilePaths.exists(path + marker) else { throw RunnerError.posix("rename", path, fix: nil) }
+        }
+        return path
+    }
 }
 
 /// A runner work tree, image store and config in a temp root, and the built `runner-agent`
@@ -89,7 +108,7 @@ final class HookHarness: Sendable {
         self.servicePort = servicePort
         let layout = self.layout
         let work = layout.workDirectory
-        let base = try await CachedTree.guest.tree()
+        let base = try await CachedTree.guest.shiftedTree(.standard)
         try Self.installImage(base, name: "job", layout: layout)
         try Self.installImage(base, name: "svc", layout: layout) { rootfs in
             let unit = """
@@ -117,13 +136,22 @@ final class HookHarness: Sendable {
         try FilePaths.createDirectory(layout.runnerExternalsDirectory + "/node20/bin")
         try AtomicFile.write(
             "RUNNER_IMAGE_ALIASES=ghcr.io/octo-org/ci-image:1.4=job\n", to: layout.configFile)
-        chown(work, Self.ownerUID, Self.ownerUID)
+        // As on a host: the runner user owns its work tree and externals (the guest's binds are
+        // idmapped to these owners).
+        for path in [work, layout.runnerExternalsDirectory] {
+            let chown = Command("chown", ["-R", "\(Self.ownerUID):\(Self.ownerUID)", path])
+            #expect(Posix.wait(try Posix.spawn(chown)) == .exited(0))
+        }
         owner = try Posix.spawn(Command("sleep", ["3600"]), stdout: .devNull, stderr: .devNull)
     }
 
-    /// Lays `base` into the store as `<name>/<digest>/rootfs` (hard links) with `current`.
+    /// Lays `base` (a tree shifted to `userNamespace`, see ``CachedTree/shiftedTree(_:)``) into
+    /// the store as `<name>/<digest>/rootfs` (hard links) with `current` and the version's
+    /// marker. Files `customize` adds are shifted too; the hard-linked ones already are, so the
+    /// shift never writes through a link into the cache.
     static func installImage(
-        _ base: String, name: String, layout: HostLayout, customize: (String) throws -> Void = { _ in }
+        _ base: String, name: String, layout: HostLayout, userNamespace: GuestUserNamespace? = .standard,
+        customize: (String) throws -> Void = { _ in }
     ) throws {
         let digest = String(repeating: "0", count: 60) + "7e57"
         let version = layout.imageDirectory(name) + "/" + digest
@@ -133,6 +161,13 @@ final class HookHarness: Sendable {
         #expect(Posix.wait(pid) == .exited(0))
         // Files we change are replaced, never written through a shared hard link.
         try customize(version + "/rootfs")
+        if let userNamespace {
+            try ImageOwnership.shift(
+                root: version + "/rootfs", from: GuestUserNamespace(base: 0, size: userNamespace.size),
+                to: userNamespace)
+            try AtomicFile.write(
+                userNamespace.description + "\n", to: version + "/" + ImageOwnership.markerName, mode: 0o644)
+        }
         symlink(digest, layout.currentImage(name))
     }
 

@@ -74,7 +74,11 @@ extension GuestSuites {
                     ], asHelper: true)
                 #expect(environ.text.contains("SVC_SECRET=" + Self.secret + "\n"), "\(environ.text)\(environ.stderr)")
                 let envFile = h.layout.guestStateDirectory + "/" + serviceGuest + ".env.conf"
-                #expect(stat(envFile, &mode) == 0 && mode.st_mode & 0o777 == 0o600 && mode.st_uid == 0)
+                // Root-only on the host; readable by the guest's root (host UID base), nobody else.
+                #expect(
+                    stat(envFile, &mode) == 0 && mode.st_mode & 0o777 == 0o600
+                        && mode.st_uid == GuestUserNamespace.standard.base)
+                #expect(stat(h.layout.guestStateDirectory, &mode) == 0 && mode.st_mode & 0o777 == 0o700)
                 for pid in Posix.allPIDs() {
                     #expect(!Posix.commandLine(of: pid).joined(separator: " ").contains("s3cr3t"), "pid \(pid)")
                 }
@@ -88,6 +92,8 @@ extension GuestSuites {
                 let guid = "6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
                 for kind in ["set_env", "set_output", "add_path", "save_state", "step_summary"] {
                     try AtomicFile.write("", to: files + kind + "_" + guid)
+                    // The runner (the work tree's owner) makes these files.
+                    chown(files + kind + "_" + guid, HookHarness.ownerUID, HookHarness.ownerUID)
                 }
                 let script = """
                     echo "FOO=bar" >> "$GITHUB_ENV"

@@ -12,16 +12,15 @@ public struct DoctorNspawn: Sendable {
     public init() {}
 
     /// `systemd-nspawn --quiet --register=no --keep-unit --volatile=overlay --directory=ROOTFS
-    /// --boot -- --unit=poweroff.target`: systemd boots as PID 1 (the base tree stays untouched
-    /// under the overlay) straight to poweroff; exit 0 means the image boots.
-    public func probe(rootfs: String) -> Command {
-        Command(
-            executable,
-            [
-                "--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=\(rootfs)", "--boot",
-                "--",
-                "--unit=poweroff.target",
-            ])
+    /// --boot [--private-users=BASE:SIZE --private-users-ownership=off] -- --unit=poweroff.target`:
+    /// systemd boots as PID 1 (the base tree stays untouched under the overlay) straight to
+    /// poweroff; exit 0 means the image boots. `userNamespace`: the range the image is shifted to.
+    public func probe(rootfs: String, userNamespace: GuestUserNamespace? = nil) -> Command {
+        var args = ["--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=\(rootfs)", "--boot"]
+        if let userNamespace {
+            args += ["--private-users=\(userNamespace.base):\(userNamespace.size)", "--private-users-ownership=off"]
+        }
+        return Command(executable, args + ["--", "--unit=poweroff.target"])
     }
 }
 
@@ -40,7 +39,8 @@ public struct SudoList: Sendable {
 public struct Doctor: Sendable {
     /// One finding.
     public struct Finding: Sendable, Hashable {
-        public enum Status: String, Sendable { case ok, problem, skipped }
+        /// `warning`: works, but weaker than it should be (does not fail the doctor).
+        public enum Status: String, Sendable { case ok, warning, problem, skipped }
         public var check: String
         public var status: Status
         public var detail: String
@@ -49,7 +49,7 @@ public struct Doctor: Sendable {
         /// `ok       check: detail` (and an indented `fix:` line for problems).
         public var rendered: String {
             var line = "\(status.rawValue.padding(8)) \(check): \(detail)"
-            if let fix, status == .problem { line += "\n         fix: \(fix)" }
+            if let fix, status == .problem || status == .warning { line += "\n         fix: \(fix)" }
             return line
         }
     }
@@ -59,6 +59,12 @@ public struct Doctor: Sendable {
     public var config: String?
     /// Whether to boot the default image with nspawn (the slowest check).
     public var bootCheck: Bool
+    /// Where `/proc` is (tests point it at a fake `sys/user/max_user_namespaces`).
+    public var procRoot = "/proc"
+    /// Whether PID 1 is systemd (nil: look at `/run/systemd/system`).
+    public var systemdIsPID1: Bool?
+    /// Per-probe cgroups for the boot check on a host without systemd as PID 1.
+    public var cgroups = GuestCgroups()
 
     public init(layout: HostLayout, commandRunner: any CommandRunner, config: String? = nil, bootCheck: Bool = true) {
         self.layout = layout
@@ -73,8 +79,10 @@ public struct Doctor: Sendable {
         let configPath = config ?? layout.configFile
         var install: InstallSettings?
         var service: ServiceSettings?
+        var userns: Bool?
         do throws(RunnerError) {
             let values = try ConfigEnv.load(configPath, layout: layout, for: .service)
+            userns = values[ConfigKey.guestUserNamespace.name] != "off"
             install = try InstallSettings(values: values)
             service = try ServiceSettings(values: values, layout: layout)
             findings.append(Finding(check: "config", status: .ok, detail: "\(configPath) is valid"))
@@ -89,6 +97,7 @@ public struct Doctor: Sendable {
         findings.append(configured(service))
         findings.append(images(install))
         findings.append(await sudoers(install))
+        findings.append(userNamespace(userns))
         findings.append(await boot(install))
         return findings
     }
@@ -257,6 +266,46 @@ public struct Doctor: Sendable {
             check: "ci-nspawn-run", status: .ok, detail: "\(user) may run \(Installer.hostGuestHelper) as root")
     }
 
+    /// What guests get on this host: user-namespaced (systemd host: a delegated unit; else a
+    /// cgroup of their own), or guest root is host root (`RUNNER_GUEST_USERNS=off`: a warning).
+    func userNamespace(_ enabled: Bool?) -> Finding {
+        let check = "userns"
+        guard let enabled else {
+            return Finding(check: check, status: .skipped, detail: "the configuration is invalid")
+        }
+        guard enabled else {
+            return Finding(
+                check: check, status: .warning,
+                detail: "RUNNER_GUEST_USERNS=off: guest root is host root (a job can mount proc and set "
+                    + "kernel.core_pattern, leave setuid-root files in binds, remount read-only binds)",
+                fix: "set RUNNER_GUEST_USERNS=on in \(layout.configFile) (the default)")
+        }
+        guard GuestUserNamespace.kernelAllows(procRoot: procRoot) else {
+            return Finding(
+                check: check, status: .problem,
+                detail: "the kernel refuses user namespaces (\(procRoot)/sys/user/max_user_namespaces is 0 or missing)",
+                fix: "sysctl -w user.max_user_namespaces=15000 (and in /etc/sysctl.d), or accept guest root as "
+                    + "host root with RUNNER_GUEST_USERNS=off")
+        }
+        let range = GuestUserNamespace.standard
+        if systemdIsPID1 ?? FilePaths.exists(layout.path("/run/systemd/system")) {
+            return Finding(
+                check: check, status: .ok,
+                detail: "guests run in a user namespace (guest root is host UID \(range.base), \(range.size) IDs) "
+                    + "in a delegated systemd unit")
+        }
+        guard !cgroups.hierarchies().isEmpty else {
+            return Finding(
+                check: check, status: .problem,
+                detail: "no systemd as PID 1 and no name=systemd or cgroup2 hierarchy under \(cgroups.root)",
+                fix: "mount cgroup2 at /sys/fs/cgroup, or set RUNNER_GUEST_USERNS=off")
+        }
+        return Finding(
+            check: check, status: .ok,
+            detail: "guests run in a user namespace (guest root is host UID \(range.base), \(range.size) IDs) "
+                + "in a cgroup of their own under \(cgroups.root) (no systemd as PID 1)")
+    }
+
     func boot(_ settings: InstallSettings?) async -> Finding {
         guard bootCheck else {
             return Finding(check: "nspawn", status: .skipped, detail: "not asked (--no-boot-check)")
@@ -264,8 +313,20 @@ public struct Doctor: Sendable {
         guard let settings, let image = try? ImageStore(layout: layout).resolve(settings.defaultImage) else {
             return Finding(check: "nspawn", status: .skipped, detail: "no default image to start")
         }
-        let command = DoctorNspawn().probe(rootfs: image.rootfs)
-        guard let result = try? await commandRunner.run(command), result.status.isSuccess else {
+        let store = ImageStore(layout: layout)
+        let shifted = try? ImageOwnership.marker(version: store.versionDirectory(image))
+        let command = DoctorNspawn().probe(rootfs: image.rootfs, userNamespace: shifted ?? nil)
+        let direct = !(systemdIsPID1 ?? FilePaths.exists(layout.path("/run/systemd/system")))
+        let result: CommandResult?
+        if direct, shifted != nil {
+            // As the helper does: the booted guest needs a cgroup nspawn can delegate.
+            result = try? await cgroups.running(guest: GuestPolicy.newGuestName()) { () async throws(RunnerError) in
+                try await commandRunner.run(command)
+            }
+        } else {
+            result = try? await commandRunner.run(command)
+        }
+        guard let result, result.status.isSuccess else {
             return Finding(
                 check: "nspawn", status: .problem, detail: "systemd-nspawn could not boot \(settings.defaultImage)",
                 fix: "run '\(command)' to see why (is systemd-container installed, is the image complete?)")

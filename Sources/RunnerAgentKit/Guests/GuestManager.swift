@@ -33,6 +33,9 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     /// The step relay serving the unprivileged hook (see ``GuestRelay``), when there is one.
     public var relayPID: Int32?
     public var relayStartTime: UInt64?
+    /// The guest's user namespace (nil: guest root is host root). With one, the after-step
+    /// ownership walk is skipped: binds are idmapped to their owners.
+    public var userNamespace: GuestUserNamespace?
 }
 
 /// What `start` asks for.
@@ -103,7 +106,10 @@ public struct GuestManager: Sendable {
 
     /// Boots a guest and returns once its init reported READY=1.
     public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
-        let rootfs = try policy.imageRootfs(request.image)
+        // A tree whose owners must be shifted is shifted once, unless guests still boot from it.
+        let rootfs = try policy.imageRootfs(request.image) { tree in
+            list().contains { $0.rootfs == tree && !isStale($0) }
+        }
         let binds = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
         for alias in request.hostAliases {
             guard !alias.isEmpty, alias.count <= 63,
@@ -125,6 +131,7 @@ public struct GuestManager: Sendable {
             name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
             starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), binds: binds,
             isAlpine: Self.isAlpine(rootfs: rootfs))
+        record.userNamespace = policy.userNamespace
         if let owner = request.ownerPID {
             guard let started = Posix.startTime(of: owner) else {
                 throw RunnerError(
@@ -138,17 +145,20 @@ public struct GuestManager: Sendable {
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
             options.binds = binds
+            options.userNamespace = policy.userNamespace
             if !request.hostAliases.isEmpty {
                 let hosts =
                     "127.0.0.1\tlocalhost \(name)\n::1\tlocalhost ip6-localhost\n"
                     + "127.0.0.1\t\(request.hostAliases.joined(separator: " "))\n"
                 try AtomicFile.write(hosts, to: layout.guestHostsFile(name))
+                try handToGuestRoot(layout.guestHostsFile(name))
                 options.binds.append(
                     GuestBind(source: layout.guestHostsFile(name), target: "/etc/hosts", readOnly: true))
             }
             if !request.environment.isEmpty {
                 // Read by the guest's manager at boot; root-only on the host, gone with the guest.
                 try AtomicFile.write(environment.text, to: layout.guestEnvironmentFile(name), mode: 0o600)
+                try handToGuestRoot(layout.guestEnvironmentFile(name))
                 options.binds.append(
                     GuestBind(
                         source: layout.guestEnvironmentFile(name), target: Self.environmentDropIn, readOnly: true))
@@ -168,6 +178,17 @@ public struct GuestManager: Sendable {
         } catch {
             await teardown(record)
             throw error
+        }
+    }
+
+    /// Gives a file the helper generated for a guest (its `/etc/hosts`, a service's environment
+    /// drop-in) to the guest's root, so the guest's systemd (host UID `base`) can read it; it is
+    /// bound read-only without an idmap. The files live in the root-only (0700) guest state
+    /// directory, so no host user but root reaches them.
+    private func handToGuestRoot(_ path: String) throws(RunnerError) {
+        guard let userNamespace = policy.userNamespace else { return }
+        guard chown(path, userNamespace.base, userNamespace.base) == 0 else {
+            throw RunnerError.posix("could not hand the file to the guest's root", path, fix: nil)
         }
     }
 
@@ -230,9 +251,12 @@ public struct GuestManager: Sendable {
         let socket = try NotifySocket(path: layout.guestNotifySocket(name))
         var command = SystemdNspawn.boot(options)
         command.environment["NOTIFY_SOCKET"] = socket.path
-        let pid = try Posix.spawn(
-            command, stdin: .devNull, stdout: .file(layout.guestLog(name)), stderr: .file(layout.guestLog(name)),
-            newSession: true)
+        let log = layout.guestLog(name)
+        let spawn = { () throws(RunnerError) -> Int32 in
+            try Posix.spawn(command, stdin: .devNull, stdout: .file(log), stderr: .file(log), newSession: true)
+        }
+        // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
+        let pid = try options.userNamespace == nil ? spawn() : policy.cgroups.spawning(guest: name, spawn)
         record.nspawnPID = pid
         record.nspawnStartTime = Posix.startTime(of: pid)
         try save(record)
@@ -399,6 +423,8 @@ public struct GuestManager: Sendable {
 
     /// After a step: hands what it left in the workspace back to the work owner.
     func finishStep(_ record: GuestRecord) {
+        // In a user namespace, guest root writes binds as their owners (rootidmap): no walk.
+        guard record.userNamespace == nil else { return }
         let started = Posix.now()
         let (visited, changed) = fixOwnership(record)
         logger.debug(
@@ -585,7 +611,20 @@ public struct GuestManager: Sendable {
             cleanFiles(name)
             removed.append(name)
         }
+        sweepCgroups()
         return removed
+    }
+
+    /// Removes per-guest cgroups (``GuestCgroups``) left by guests that are gone: no record, no
+    /// nspawn process and no process in them (cgroups are host-wide, not under our layout).
+    func sweepCgroups() {
+        let live = Set(Self.nspawnProcesses().map(\.1))
+        for name in policy.cgroups.guestNames()
+        where !live.contains(name) && !FilePaths.exists(layout.guestRecord(name))
+            && !policy.cgroups.isPopulated(guest: name)
+        {
+            policy.cgroups.remove(guest: name, wait: 0)
+        }
     }
 
     /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
@@ -685,6 +724,9 @@ public struct GuestManager: Sendable {
         ] {
             unlink(path)
         }
+        // The guest's own cgroups (direct backend, user namespace); the kernel keeps any that
+        // still hold a process.
+        policy.cgroups.remove(guest: name)
         // nspawn leaves its propagation directory when /run is not a tmpfs: remove it when empty.
         let propagate = layout.nspawnPropagateDirectory(name)
         rmdir(propagate + "/incoming")

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import RunnerCore
 
 #if canImport(Glibc)
@@ -42,6 +43,13 @@ public struct GuestPolicy: Sendable {
     public var backend: GuestBackend
     /// How long a guest may take to report READY=1.
     public var bootTimeout: Double = 60
+    /// The guests' user namespace (`RUNNER_GUEST_USERNS=on`, the default): guest root is host
+    /// UID ``GuestUserNamespace/base``; images are shifted into the range; caller binds are
+    /// idmapped (``GuestBind/OwnerMapping/rootIDMap``) and the after-step ownership walk is not
+    /// needed. nil: guest root is host root (today's behaviour before issue #10).
+    public var userNamespace: GuestUserNamespace? = .standard
+    /// Per-guest cgroups for user-namespaced guests on the direct backend.
+    public var cgroups = GuestCgroups()
 
     public init(
         layout: HostLayout, workDirectory: String? = nil, extraMountRoots: [String] = [],
@@ -75,8 +83,10 @@ public struct GuestPolicy: Sendable {
     }
 
     /// The rootfs of a local image (``ImageStore/resolve(_:)``), refusing names that are not
-    /// plain store names and trees that resolve outside the store.
-    func imageRootfs(_ image: String) throws(RunnerError) -> String {
+    /// plain store names and trees that resolve outside the store. Its owners are in
+    /// ``userNamespace``'s range when this returns (``ImageOwnership/ensure``): `busy` says
+    /// whether guests still run from a tree that would need shifting.
+    func imageRootfs(_ image: String, busy: (String) -> Bool = { _ in false }) throws(RunnerError) -> String {
         let validChars = image.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
         guard !image.isEmpty, image.count <= 128, validChars, !image.hasPrefix("."), !image.hasPrefix("-") else {
             throw RunnerError(
@@ -91,6 +101,9 @@ public struct GuestPolicy: Sendable {
                 .notFound, input: image, problem: "is not in the local image store (\(layout.imagesDirectory))",
                 fix: "use one of: \(availableImages().joined(separator: ", ")), or import the image first")
         }
+        try ImageOwnership.ensure(
+            version: FilePaths.parent(of: real), userNamespace: userNamespace,
+            logger: Logger(label: "runner.images"), busy: { busy(real) })
         return real
     }
 
@@ -125,7 +138,11 @@ public struct GuestPolicy: Sendable {
                     "bind only from the runner's work or externals directory, or add the path to RUNNER_GUEST_MOUNT_ALLOW "
                     + "in \(layout.configFile)")
         }
-        return GuestBind(source: real, target: target, readOnly: bind.readOnly)
+        // The caller never chooses the mapping: with a user namespace every bind from the host
+        // is idmapped, so what guest root writes belongs to the source's owner, never to root.
+        return GuestBind(
+            source: real, target: target, readOnly: bind.readOnly,
+            ownerMapping: userNamespace == nil ? .none : .rootIDMap)
     }
 
     /// The owner steps' files are handed to: ``workOwner``, else the work directory's owner.
@@ -161,11 +178,31 @@ public struct HookSettings: Sendable, Hashable, Codable {
     public var workDirectory: String?
     /// How long services may take to accept connections on their ports.
     public var serviceReadyTimeout: Double = 60
+    /// `RUNNER_GUEST_USERNS=on` (the default): guests run in ``GuestUserNamespace/standard``.
+    public var guestUserNamespace: Bool = true
 
     public init() {}
 
     /// The keys the hook reads; problems with other keys are the installer's and service's business.
-    static let keys: [ConfigKey] = [.imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory]
+    static let keys: [ConfigKey] = [
+        .imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory, .guestUserNamespace,
+    ]
+
+    enum CodingKeys: String, CodingKey {
+        case imageAliases, defaultImage, allowDockerSock, mountAllow, workDirectory, serviceReadyTimeout
+        case guestUserNamespace
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageAliases = try c.decodeIfPresent([String: String].self, forKey: .imageAliases) ?? [:]
+        defaultImage = try c.decodeIfPresent(String.self, forKey: .defaultImage) ?? defaultImage
+        allowDockerSock = try c.decodeIfPresent(Bool.self, forKey: .allowDockerSock) ?? false
+        mountAllow = try c.decodeIfPresent([String].self, forKey: .mountAllow) ?? []
+        workDirectory = try c.decodeIfPresent(String.self, forKey: .workDirectory)
+        serviceReadyTimeout = try c.decodeIfPresent(Double.self, forKey: .serviceReadyTimeout) ?? 60
+        guestUserNamespace = try c.decodeIfPresent(Bool.self, forKey: .guestUserNamespace) ?? true
+    }
 
     /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
     /// the hook's own keys are errors.
@@ -191,14 +228,17 @@ public struct HookSettings: Sendable, Hashable, Codable {
         allowDockerSock = config.allowDockerSock
         mountAllow = config.guestMountAllow.map { layout.path($0) }
         if config.isSet(.workDirectory) { workDirectory = layout.path(config.workDirectory) }
+        guestUserNamespace = config.guestUserNamespace
     }
 
     /// The guest policy these settings give on `layout`.
     public func guestPolicy(layout: HostLayout, backend: GuestBackend? = nil) -> GuestPolicy {
         var extra = mountAllow
         if allowDockerSock { extra.append(layout.path("/var/run/docker.sock")) }
-        return GuestPolicy(
+        var policy = GuestPolicy(
             layout: layout, workDirectory: workDirectory, extraMountRoots: extra,
             backend: backend ?? GuestBackend.detect(layout: HostLayout()))
+        policy.userNamespace = guestUserNamespace ? .standard : nil
+        return policy
     }
 }

@@ -29,7 +29,14 @@ struct ImageStoreOptions: ParsableArguments {
         }
     }
 
-    var store: ImageStore { ImageStore(layout: HostLayout(root: root)) }
+    /// The store, shifting imports into the guests' UID range unless config.env says
+    /// `RUNNER_GUEST_USERNS=off` (an unreadable config: on, the default; a guest start shifts
+    /// again when the setting differs).
+    var store: ImageStore {
+        let layout = HostLayout(root: root)
+        let userns = (try? HookSettings.load(layout: layout))?.guestUserNamespace ?? true
+        return ImageStore(layout: layout, userNamespace: userns ? .standard : nil)
+    }
 }
 
 /// `runner-agent image import FILE --name NAME [--manifest M]`.

@@ -44,16 +44,26 @@ public struct ImageStore: Sendable {
     public let layout: HostLayout
     let extractor: any ImageArchiveExtractor
     let logger: Logger
+    /// The guests' UID range: an import shifts the new version's owners into it
+    /// (``ImageOwnership``); nil leaves them as the archive has them (`RUNNER_GUEST_USERNS=off`).
+    public var userNamespace: GuestUserNamespace?
 
     /// A store rooted at `layout` (tests pass a temporary root).
     public init(
         layout: HostLayout = HostLayout(),
         extractor: any ImageArchiveExtractor = SafeRootfsExtractor(),
-        logger: Logger = Logger(label: "runner.images")
+        logger: Logger = Logger(label: "runner.images"),
+        userNamespace: GuestUserNamespace? = nil
     ) {
         self.layout = layout
         self.extractor = extractor
         self.logger = logger
+        self.userNamespace = userNamespace
+    }
+
+    /// `<images>/<name>/<digest>`: the version directory of `image` (its rootfs's parent).
+    public func versionDirectory(_ image: InstalledImage) -> String {
+        layout.imageDirectory(image.name) + "/" + image.digest
     }
 
     // MARK: Reading (used by the container hook)
@@ -196,6 +206,9 @@ public struct ImageStore: Sendable {
             }
             finished = true
         }
+
+        // Before `current` points at it, so no guest boots the version before its owners are shifted.
+        try ImageOwnership.ensure(version: versionDirectory, userNamespace: userNamespace, logger: logger)
 
         progress.stage("[3/4] switching \(name) to \(digest.prefix(12))")
         try switchCurrent(name: name, to: digest)

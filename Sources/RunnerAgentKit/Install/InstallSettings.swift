@@ -21,6 +21,8 @@ public struct InstallSettings: Sendable {
     public var defaultImage: String
     /// `RUNNER_WORK_DIR` as a host path, or nil for the default (``HostLayout/workDirectory``).
     public var workDirectory: String?
+    /// `RUNNER_GUEST_USERNS`: the range imported images are shifted to (nil: off).
+    public var guestUserNamespace: GuestUserNamespace? = .standard
 
     public init(values: [String: String]) throws(RunnerError) {
         func value(_ key: String) -> String? {
@@ -58,6 +60,7 @@ public struct InstallSettings: Sendable {
             ?? "https://github.com/actions/runner/releases/download/v\(version)/actions-runner-linux-\(InstallSettings.runnerArch)-\(version).tar.gz"
         defaultImage = value("RUNNER_DEFAULT_IMAGE") ?? "debian-bookworm"
         workDirectory = value("RUNNER_WORK_DIR")
+        guestUserNamespace = value("RUNNER_GUEST_USERNS") == "off" ? nil : .standard
         if let workDirectory,
             !workDirectory.hasPrefix("/") || workDirectory.contains("/../") || workDirectory.hasSuffix("/..")
         {

@@ -40,7 +40,8 @@ public struct Installer: Sendable {
         self.commandRunner = commandRunner
         self.curl = curl
         self.unpacker = unpacker
-        self.imageStore = imageStore ?? ImageStore(layout: layout, logger: logger)
+        self.imageStore =
+            imageStore ?? ImageStore(layout: layout, logger: logger, userNamespace: settings.guestUserNamespace)
         self.logger = logger
         self.systemdRunning = layout.root == "/" && FilePaths.exists("/run/systemd/system")
     }

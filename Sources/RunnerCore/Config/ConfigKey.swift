@@ -40,6 +40,8 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
     case proxyURL
     /// Comma-separated hosts, domains or CIDRs.
     case hostList
+    /// `on` or `off`.
+    case onOff
 
     /// The expected form, as error messages and the example config show it.
     public var description: String {
@@ -65,6 +67,7 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
         case .imageAliases: "space-separated ALIAS=NAME, e.g. ubuntu:22.04=debian-bookworm"
         case .proxyURL: "http://HOST:PORT (credentials as http://USER:PASS@HOST:PORT)"
         case .hostList: "comma-separated hosts, .domains or CIDRs, e.g. localhost,.internal,10.0.0.0/8"
+        case .onOff: "on or off"
         }
     }
 }
@@ -186,6 +189,10 @@ extension ConfigKey {
     public static let guestMountAllow = ConfigKey(
         "RUNNER_GUEST_MOUNT_ALLOW", .absolutePaths,
         "Extra host directories jobs may mount into guests (space-separated).", example: "/srv/cache")
+    public static let guestUserNamespace = ConfigKey(
+        "RUNNER_GUEST_USERNS", .onOff, default: "on",
+        "Run guests in a user namespace (guest root is an unprivileged host UID); off: guest root is host root.",
+        example: "on")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
@@ -201,7 +208,7 @@ extension ConfigKey {
         runnerVersion, tarballURL, tarballSHA256,
         bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
         images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
-        httpProxy, httpsProxy, noProxy,
+        guestUserNamespace, httpProxy, httpsProxy, noProxy,
     ]
 
     /// The key called `name`, if there is one.

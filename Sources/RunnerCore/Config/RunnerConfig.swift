@@ -245,6 +245,8 @@ public struct RunnerConfig: Sendable, Hashable {
     public var allowDockerSock: Bool { bool(.allowDockerSock) }
     /// `RUNNER_GUEST_MOUNT_ALLOW`: extra allowed mount-source roots.
     public var guestMountAllow: [String] { RunnerConfig.words(value(.guestMountAllow)) }
+    /// `RUNNER_GUEST_USERNS`: guests run in a user namespace (default on).
+    public var guestUserNamespace: Bool { (value(.guestUserNamespace) ?? "on") != "off" }
 
     /// The guest image for a job's `container:` image: its alias target, or the image name
     /// itself when it is an installed image name, else the default image.
@@ -475,6 +477,8 @@ extension RunnerConfig {
             return ConfigSyntax.isURL(value) ? nil : "\(shown) is not a proxy URL"
         case .boolean:
             return value == "true" || value == "false" ? nil : "\(shown) is not a boolean"
+        case .onOff:
+            return value == "on" || value == "off" ? nil : "\(shown) is neither on nor off"
         case .runnerName:
             let ok =
                 value.count <= 64
