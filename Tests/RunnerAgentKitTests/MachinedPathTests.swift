@@ -237,15 +237,22 @@ extension GuestSuites {
                 try? JSONDecoder().decode(
                     GuestRecord.self, from: Data(try FilePaths.read(h.layout.guestRecord(info.name)))))
             #expect(record.backend == .machined)
+            #expect(record.userNamespace == .standard, "guests are user-namespaced by default")
             let machines = try await host.run(Machinectl.list().argv, seconds: 30)
             #expect(machines.standardOutput.contains(info.name))
             let unit = try await host.run(["systemctl", "show", "-p", "KillMode", "--value", info.name + ".service"])
             #expect(unit.standardOutput == "mixed\n")
             let exec = try await host.run(
-                [agent, "guest", "exec", info.name, "--cwd", "/__w", "--", "sh", "-c", "pwd; exit 3"],
+                [
+                    agent, "guest", "exec", info.name, "--cwd", "/__w", "--", "sh", "-c",
+                    "pwd; cat /proc/self/uid_map; exit 3",
+                ],
                 environment: environment, seconds: 60)
             #expect(exec.status == .exited(3), "\(exec.standardError)")
-            #expect(exec.standardOutput == "/__w\n")
+            let lines = exec.standardOutput.split(separator: "\n").map {
+                $0.split(separator: " ").joined(separator: " ")
+            }
+            #expect(lines == ["/__w", "0 2147352576 65536"], "\(exec.standardOutput)")
             // The stop that hung (KillMode=control-group re-executed the guest's systemd): now
             // well under systemd's TimeoutStopSec, so it was an orderly halt, not a SIGKILL.
             let before = Posix.now()

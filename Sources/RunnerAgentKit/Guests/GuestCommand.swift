@@ -332,7 +332,9 @@ struct GuestBusConnectCommand: ParsableCommand {
         let manager = try AgentHost.manager()
         let record = try manager.running(name)
         let path = StepUnit.socketPath(leader: record.leaderPID ?? 0)
-        guard let connection = UnixSocket.connect(path: path) else {
+        // A user-namespaced guest's systemd takes only its own root: connect as that host UID.
+        let connected = record.userNamespace.map { UnixSocket.connect(path: path, asGuestRoot: $0) }
+        guard let connection = connected ?? UnixSocket.connect(path: path) else {
             throw RunnerError(.notFound, input: path, problem: "systemd does not answer on its private socket")
         }
         guard UnixSocket.sendRaw(0, [1], descriptors: [connection]) else {

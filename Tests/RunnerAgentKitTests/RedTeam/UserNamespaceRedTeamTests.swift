@@ -98,9 +98,9 @@ extension GuestSuites {
             #expect(try FilePaths.read("/proc/sys/kernel/core_pattern") == before)
         }
 
-        /// The control: with `RUNNER_GUEST_USERNS=off` guest root is host root and the same open
+        /// The control: with `RUNNER_GUEST_USERNS=off` guest root is host root: the same open
         /// succeeds (the probe writes nothing). This is the route as it was.
-        @Test func route3ControlWithoutUserNamespaces() async throws {
+        @Test func withoutUserNamespacesRoutes3And7And11Succeed() async throws {
             let before = try FilePaths.read("/proc/sys/kernel/core_pattern")
             try await withGuest(
                 image: "plain", externalsReadOnly: true,
@@ -115,6 +115,20 @@ extension GuestSuites {
                 #expect(probe.text.contains("WRITABLE"), "\(probe.text)\(probe.stderr)")
                 let ids = await step(h, guest, "cat /proc/self/uid_map")
                 #expect(ids.text.split(separator: " ").joined(separator: " ").hasPrefix("0 0 4294967295"))
+                // Route 7 as it was: the walk stops at depth 256, the shell stays root's and setuid.
+                let deep = await step(
+                    h, guest,
+                    "d=/__w/deep; for i in $(seq 260); do d=$d/d; done; mkdir -p $d && cp /bin/bash $d/rootsh "
+                        + "&& chmod 4755 $d/rootsh")
+                #expect(deep.status == .exited(0), "\(deep.stderr)")
+                var st = stat()
+                let shell = h.work + "/deep" + String(repeating: "/d", count: 260) + "/rootsh"
+                #expect(lstat(shell, &st) == 0 && st.st_uid == 0 && st.st_mode & S_ISUID != 0)
+                unlink(shell)
+                // Route 11 as it was: the read-only externals bind remounted writable.
+                let remount = await step(h, guest, "mount -o remount,rw,bind /__e && touch /__e/remounted")
+                #expect(remount.status == .exited(0), "\(remount.stderr)")
+                #expect(FilePaths.exists(h.externals + "/remounted"))
             }
             #expect(try FilePaths.read("/proc/sys/kernel/core_pattern") == before)
         }
@@ -126,10 +140,12 @@ extension GuestSuites {
                     h, guest,
                     "cp /bin/bash /__e/rootsh && chmod 4755 /__e/rootsh && echo planted; "
                         + "mknod /__e/mem c 1 1 && echo mknod-ok; true")
+                #expect(attack.text.contains("planted"), "guest root may write the bind: \(attack.stderr)")
                 #expect(!attack.text.contains("mknod-ok"), "\(attack.text)\(attack.stderr)")
                 var st = stat()
                 #expect(lstat(h.externals + "/mem", &st) != 0 || (st.st_mode & S_IFMT) != S_IFCHR)
-                if lstat(h.externals + "/rootsh", &st) == 0 {
+                #expect(lstat(h.externals + "/rootsh", &st) == 0)
+                do {
                     // Owned by the runner user: its setuid bit makes the runner user... the runner user.
                     #expect(st.st_uid == Self.owner, "owner \(st.st_uid)")
                     #expect(!(st.st_uid == 0 && st.st_mode & S_ISUID != 0))
@@ -179,6 +195,7 @@ extension GuestSuites {
                         + "mount -o remount,rw,bind /etc/hosts && echo remounted-hosts; "
                         + "echo pwned >> /etc/hosts && echo wrote-hosts; true")
                 #expect(!attack.text.contains("remounted"), "\(attack.text)\(attack.stderr)")
+                #expect(attack.stderr.contains("mount"), "the remount was tried: \(attack.stderr)")
                 #expect(!attack.text.contains("wrote"), "\(attack.text)\(attack.stderr)")
                 #expect(String(decoding: try FilePaths.read(canary), as: UTF8.self) == "original\n")
                 #expect(try FilePaths.read(hosts) == hostsBefore)
