@@ -12,7 +12,8 @@ import Testing
 
 /// User-namespaced guests: the nspawn argv, the policy's bind mapping, the settings, the image
 /// owner shift and the per-guest cgroups (without booting a guest).
-@Suite struct UserNamespaceTests {
+/// Serialized: the cgroup tests move this whole process into a guest cgroup and back.
+@Suite(.serialized) struct UserNamespaceTests {
     static let range = GuestUserNamespace.standard
 
     @Test func bootArgvHasThePrivateUsersRangeAndIdmappedBinds() {
@@ -171,6 +172,31 @@ import Testing
         _ = Posix.wait(child)
         #expect(cgroups.remove(guest: name))
         #expect(!cgroups.guestNames().contains(name))
+    }
+
+    /// gc removes the cgroups of guests that are gone (no record, no nspawn, no process), and
+    /// leaves those of a guest that still has a process.
+    @Test(.requiresRoot, .enabled(if: !GuestCgroups().hierarchies().isEmpty, "needs cgroups"))
+    func gcRemovesCgroupsOfGuestsThatAreGone() async throws {
+        let dir = try TemporaryDirectory("gc")
+        defer { dir.remove() }
+        let cgroups = GuestCgroups()
+        let gone = GuestPolicy.newGuestName()
+        let busy = GuestPolicy.newGuestName()
+        _ = try cgroups.spawning(guest: gone) { () throws(RunnerError) in 0 }
+        let child = try cgroups.spawning(guest: busy) { () throws(RunnerError) in
+            try Posix.spawn(Command("sleep", ["30"]), stdout: .devNull, stderr: .devNull)
+        }
+        defer {
+            kill(child, SIGKILL)
+            _ = Posix.wait(child)
+            cgroups.remove(guest: busy)
+        }
+        for directory in cgroups.directories(for: gone) { try FilePaths.createDirectory(directory + "/payload/x") }
+        let manager = GuestManager(policy: GuestPolicy(layout: dir.layout), logger: Logger(label: "test"))
+        _ = await manager.gc()
+        #expect(!cgroups.guestNames().contains(gone))
+        #expect(cgroups.guestNames().contains(busy))
     }
 
     /// A tree with every kind of entry, shifted into the range and back, by descriptor: setuid

@@ -35,6 +35,21 @@ struct ImageStoreTests {
             .filter { SHA256Digest.isValidHex($0) }.sorted()
     }
 
+    /// With user namespaces (what `image import` and the installer do by default) a version is
+    /// shifted into the guests' range before `current` points at it, and says so in its marker.
+    @Test func importShiftsOwnersIntoTheGuestRange() async throws {
+        try await withTemporaryDirectory("store") { dir in
+            let range = GuestUserNamespace.standard
+            let store = ImageStore(layout: HostLayout(root: dir.appending("host")), userNamespace: range)
+            let one = try await makeArchive(dir, label: "one")
+            let image = try await store.importArchive(one.archive, name: "demo")
+            #expect(try ImageOwnership.marker(version: store.versionDirectory(image)) == range)
+            var st = stat()
+            #expect(lstat(image.rootfs + "/etc/os-release", &st) == 0 && st.st_uid == range.base)
+            #expect(lstat(image.rootfs, &st) == 0 && st.st_uid == range.base)
+        }
+    }
+
     @Test func importSwitchesCurrentAndKeepsOnlyThePreviousVersion() async throws {
         try await withTemporaryDirectory("store") { dir in
             let store = ImageStore(layout: HostLayout(root: dir.appending("host")))

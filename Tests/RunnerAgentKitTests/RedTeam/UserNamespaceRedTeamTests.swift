@@ -44,6 +44,8 @@ extension GuestSuites {
                 try await body(h, info.name)
                 #expect(await h.runAgent(["stop", info.name], asHelper: true).status == .exited(0))
                 #expect(h.leftoversAfterSettling() == [])
+                // The guest's own cgroups (no systemd as PID 1 here) went with it.
+                #expect(GuestCgroups().directories(for: info.name).filter { FilePaths.exists($0) } == [])
             } catch {
                 await h.finish()
                 throw error
