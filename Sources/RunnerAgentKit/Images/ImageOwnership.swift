@@ -46,7 +46,7 @@ public enum ImageOwnership {
         version: String, userNamespace: GuestUserNamespace?, logger: Logger,
         busy: () -> Bool = { false }
     ) throws(RunnerError) -> Bool {
-        if (try? marker(version: version)) == userNamespace { return false }
+        if try marker(version: version) == userNamespace { return false }
         let lockPath = version + "/" + lockName
         let lock = open(lockPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard lock >= 0 else { throw RunnerError.posix("could not open the image lock", lockPath, fix: nil) }

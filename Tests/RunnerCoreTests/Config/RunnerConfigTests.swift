@@ -28,7 +28,7 @@ import Testing
             "RUNNER_BUNDLE_SHA256",
             "RUNNER_BOOTSTRAP_MODE", "RUNNER_BOOTSTRAP_REPO_URL", "RUNNER_BOOTSTRAP_REPO_REF", "RUNNER_IMAGES",
             "RUNNER_DEFAULT_IMAGE", "RUNNER_IMAGE_ALIASES", "RUNNER_REQUIRE_JOB_CONTAINER", "RUNNER_ALLOW_DOCKER_SOCK",
-            "RUNNER_GUEST_MOUNT_ALLOW", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+            "RUNNER_GUEST_MOUNT_ALLOW", "RUNNER_GUEST_USERNS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
         ]
         #expect(Set(required).isSubset(of: ConfigKey.all.map(\.name)))
         for key in ConfigKey.all {
