@@ -192,7 +192,16 @@ public enum TrustedPath {
     ) throws(RunnerError) -> PathDescriptor {
         let display = relative.isEmpty ? anchor.path : anchor.path + "/" + relative
         let parts = try components(relative, input: display)
-        let name = parts.isEmpty ? "." : parts.joined(separator: "/")
+        if parts.isEmpty {
+            // The anchor itself (which may be a socket or a file: no "." below it).
+            guard !directory || anchor.isDirectory else {
+                throw resolveError(ENOTDIR, display: display, anchor: anchor.path, directory: true)
+            }
+            let fd = fcntl(anchor.fd, F_DUPFD_CLOEXEC, 0)
+            guard fd >= 0 else { throw RunnerError.posix("cannot duplicate the descriptor", display, fix: nil) }
+            return PathDescriptor(fd: fd, path: display)
+        }
+        let name = parts.joined(separator: "/")
         var flags = UInt64(oPath | O_CLOEXEC)
         if directory { flags |= UInt64(O_DIRECTORY) }
         let resolve = UInt64(RUNNER_RESOLVE_BENEATH | RUNNER_RESOLVE_NO_SYMLINKS | RUNNER_RESOLVE_NO_MAGICLINKS)

@@ -126,20 +126,26 @@ public struct GuestPolicy: Sendable {
         let normalized = "/" + sourceParts.joined(separator: "/")
         let work = Self.normalized(workDirectory)
         var matched: (root: String, anchor: PathDescriptor, relative: String)?
+        // The root the source names as configured; only that root's anchor is opened (and its
+        // refusal, if any, is the answer).
         for root in allowedMountRoots {
-            let anchor: PathDescriptor
+            guard let relative = Self.relative(normalized, to: Self.normalized(root)) else { continue }
             do {
-                anchor = try TrustedPath.openAnchor(Self.normalized(root), layout: layout)
+                matched = (root, try TrustedPath.openAnchor(Self.normalized(root), layout: layout), relative)
+                break
             } catch  where error.code == .notFound {
                 continue
             }
-            // The root as configured, and as the kernel names it (a source given in resolved form).
-            for prefix in [Self.normalized(root), anchor.currentPath].compactMap({ $0 }) {
-                guard let relative = Self.relative(normalized, to: prefix) else { continue }
+        }
+        // Else a source given in resolved form: the roots as the kernel names them.
+        if matched == nil {
+            for root in allowedMountRoots {
+                guard let anchor = try? TrustedPath.openAnchor(Self.normalized(root), layout: layout),
+                    let real = anchor.currentPath, let relative = Self.relative(normalized, to: real)
+                else { continue }
                 matched = (root, anchor, relative)
                 break
             }
-            if matched != nil { break }
         }
         guard let matched else {
             throw RunnerError(

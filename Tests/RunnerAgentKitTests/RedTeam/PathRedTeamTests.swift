@@ -154,6 +154,33 @@ import Testing
         }
     }
 
+    /// An allowed root that is a file behind an admin's link (the docker socket under
+    /// `/var/run → /run`) is bindable; a source in resolved form matches its root too.
+    @Test func fileRootsAndResolvedSourcesAreChecked() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let layout = dir.layout
+            try FilePaths.createDirectory(layout.path("/run"))
+            try FilePaths.createDirectory(layout.path("/var"))
+            try FilePaths.createDirectory(layout.workDirectory + "/repo")
+            symlink("../run", layout.path("/var/run"))
+            try AtomicFile.write("", to: layout.path("/run/docker.sock"))
+            let policy = GuestPolicy(layout: layout, extraMountRoots: [layout.path("/var/run/docker.sock")])
+            let socket = try policy.check(GuestBind(source: layout.path("/var/run/docker.sock"), target: "/s"))
+            #expect(socket.descriptor?.isDirectory == false && socket.workRelative == nil)
+            #expect(throws: RunnerError.self) {
+                try policy.check(GuestBind(source: layout.path("/var/run/docker.sock") + "/x", target: "/s"))
+            }
+            // RUNNER_WORK_DIR through an admin's link; the caller names the real directory.
+            symlink("var/lib/runner", layout.path("/srv"))
+            let linked = GuestPolicy(layout: layout, workDirectory: layout.path("/srv/work"))
+            let resolved = try #require(GuestPolicy.realPath(layout.workDirectory))
+            let repo = try linked.check(GuestBind(source: resolved + "/repo", target: "/r"))
+            #expect(repo.workRelative == "repo" && repo.bind.source == resolved + "/repo")
+            #expect(
+                try linked.check(GuestBind(source: layout.path("/srv/work/repo"), target: "/r")).workRelative == "repo")
+        }
+    }
+
     // MARK: the ownership walk
 
     /// A 300-deep tree (past the old walk's 256-level stop) is handed over entirely, and the
