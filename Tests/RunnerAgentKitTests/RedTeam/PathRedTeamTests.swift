@@ -126,6 +126,33 @@ import Testing
         }
     }
 
+    /// The hook (run as root by tests and the bench) creates a missing volume source without
+    /// following a link the runner user planted on the way.
+    @Test func hookCreatesMissingSourcesWithoutFollowingLinks() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let layout = dir.layout
+            let canary = try Self.makeCanary(in: dir)
+            try FilePaths.createDirectory(layout.workDirectory)
+            symlink(canary, layout.workDirectory + "/_runner_volumes")
+            let policy = GuestPolicy(layout: layout)
+            let manager = GuestManager(policy: policy, logger: Logger(label: "test"))
+            let hook = ContainerHook(
+                settings: HookSettings(), policy: policy, guests: LocalGuests(manager: manager),
+                logger: Logger(label: "test"), ownerPID: getpid())
+            let error = #expect(throws: RunnerError.self) {
+                try hook.binds([MountVolume(source: "cache", target: "/cache")])
+            }
+            #expect(error?.input == layout.workDirectory + "/_runner_volumes")
+            #expect(!FilePaths.exists(canary + "/cache"))
+            unlink(layout.workDirectory + "/_runner_volumes")
+            let binds = try hook.binds([MountVolume(source: "cache", target: "/cache")])
+            #expect(binds.first?.source == layout.workDirectory + "/_runner_volumes/cache")
+            var isDirectory = false
+            #expect(FilePaths.exists(layout.workDirectory + "/_runner_volumes/cache", isDirectory: &isDirectory))
+            #expect(isDirectory)
+        }
+    }
+
     /// A link in a directory only root can change (an admin's `/var/run → /run`) is followed
     /// when opening an anchor; the same link in a directory the runner user owns is not.
     @Test(.requiresRoot) func anchorsFollowOnlyLinksInTrustedDirectories() throws {
@@ -232,6 +259,29 @@ import Testing
                 #expect(st.st_mode & (S_ISUID | S_ISGID) == 0, "\(name) kept its setuid/setgid bit")
             }
             close(level)
+        }
+    }
+
+    /// The runner user swaps a directory in the tree with a link to the canary while the walk
+    /// runs: the walk goes by descriptor and never reaches the canary.
+    @Test(.requiresRoot) func walkRacedByASwapNeverFollowsTheLink() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let canary = try Self.makeCanary(in: dir)
+            let root = dir.appending("work")
+            for i in 0..<20 { try FilePaths.createDirectory(root + "/x/sub/\(i)/deeper") }
+            symlink(canary, root + "/x/link")
+            let anchor = try TrustedPath.openAnchor(root, layout: dir.layout)
+            let race = SwapRace(root + "/x/sub", root + "/x/link")
+            race.start()
+            defer { race.stop() }
+            for _ in 0..<200 {
+                _ = WorkspaceOwnership.fix(anchor, uid: Self.owner, gid: Self.owner)
+                // To another user, so every walk has work to do (and the canary, root's, shows either).
+                _ = WorkspaceOwnership.fix(anchor, uid: Self.owner + 1, gid: Self.owner + 1)
+            }
+            race.stop()
+            #expect(race.swaps > 100, "the race ran")
+            Self.expectUntouched(canary)
         }
     }
 
