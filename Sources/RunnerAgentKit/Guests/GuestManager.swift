@@ -186,15 +186,15 @@ public struct GuestManager: Sendable {
                 binds.append(bind.bind)
                 continue
             }
-            let entry = try BindStaging.stage(bind, index: index, guest: record.name, layout: layout)
-            staged.append(entry)
-            record.stagedBinds = staged
-            try save(record)
+            staged.append(try BindStaging.stage(bind, index: index, guest: record.name, layout: layout))
             binds.append(
                 GuestBind(
                     source: layout.guestBindStaging(record.name, index: index), target: bind.bind.target,
                     readOnly: bind.bind.readOnly))
         }
+        // (A start that fails midway leaves entries `BindStaging.remove` finds without the record.)
+        record.stagedBinds = staged
+        try save(record)
         return binds
     }
 
@@ -567,9 +567,15 @@ public struct GuestManager: Sendable {
     /// descriptor without following links (a root swapped for a link is skipped and logged).
     func fixOwnership(_ record: GuestRecord) -> WorkspaceOwnership.Counts {
         var total = WorkspaceOwnership.Counts()
-        guard let work = try? TrustedPath.openAnchor(GuestPolicy.normalized(policy.workDirectory), layout: layout),
-            let owner = policy.workOwner ?? work.status().map({ ($0.st_uid, $0.st_gid) })
-        else { return total }
+        let work: PathDescriptor
+        do {
+            work = try TrustedPath.openAnchor(GuestPolicy.normalized(policy.workDirectory), layout: layout)
+        } catch {
+            logger.warning("workspace ownership: no work directory", metadata: ["error": "\(error)"])
+            total.complete = false
+            return total
+        }
+        guard let owner = policy.workOwner ?? work.status().map({ ($0.st_uid, $0.st_gid) }) else { return total }
         var roots: [StagedBind] = []
         for bind in (record.stagedBinds ?? []).sorted(by: { ($0.workRelative ?? "") < ($1.workRelative ?? "") })
         where !bind.readOnly && bind.isDirectory {
@@ -593,6 +599,7 @@ public struct GuestManager: Sendable {
                 } catch {
                     logger.warning(
                         "workspace ownership: root skipped", metadata: ["root": "\(root.source)", "error": "\(error)"])
+                    total.complete = false
                     continue
                 }
             }

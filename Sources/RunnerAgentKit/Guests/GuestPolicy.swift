@@ -126,6 +126,7 @@ public struct GuestPolicy: Sendable {
         let normalized = "/" + sourceParts.joined(separator: "/")
         let work = Self.normalized(workDirectory)
         var matched: (root: String, anchor: PathDescriptor, relative: String)?
+        var missing: RunnerError?
         // The root the source names as configured; only that root's anchor is opened (and its
         // refusal, if any, is the answer).
         for root in allowedMountRoots {
@@ -134,7 +135,7 @@ public struct GuestPolicy: Sendable {
                 matched = (root, try TrustedPath.openAnchor(Self.normalized(root), layout: layout), relative)
                 break
             } catch  where error.code == .notFound {
-                continue
+                missing = error
             }
         }
         // Else a source given in resolved form: the roots as the kernel names them.
@@ -148,6 +149,11 @@ public struct GuestPolicy: Sendable {
             }
         }
         guard let matched else {
+            if let missing {
+                throw RunnerError(
+                    .notFound, input: source, problem: "mount source does not exist (\(missing.problem))",
+                    fix: "create it first")
+            }
             throw RunnerError(
                 .permission, input: source,
                 problem: "mount source is outside the allowed roots (\(allowedMountRoots.joined(separator: ", ")))",
