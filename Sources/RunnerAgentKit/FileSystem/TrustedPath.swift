@@ -34,6 +34,23 @@ public final class PathDescriptor: Sendable {
     /// Whether the object is a directory.
     public var isDirectory: Bool { status().map { ($0.st_mode & S_IFMT) == S_IFDIR } ?? false }
 
+    /// Reads the whole file from the current offset (a descriptor opened for reading, e.g. by
+    /// ``TrustedPath/openRegularFile(_:beneath:owner:)``); more than `limit` bytes is an error.
+    public func readAll(limit: Int = 16 << 20) throws(RunnerError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { throw RunnerError.posix("cannot read", path, fix: nil) }
+            if count == 0 { return bytes }
+            bytes += buffer[0..<count]
+            guard bytes.count <= limit else {
+                throw RunnerError(.unsafeInput, input: path, problem: "is larger than \(limit) bytes")
+            }
+        }
+    }
+
     /// The object's path as the kernel names it now (`/proc/self/fd/N`), or nil. For
     /// comparisons and messages; never to be opened.
     public var currentPath: String? { GuestPolicy.readLink("/proc/self/fd/\(fd)") }
@@ -213,6 +230,30 @@ public enum TrustedPath {
         }
         guard fd >= 0 else { throw resolveError(errno, display: display, anchor: anchor.path, directory: directory) }
         return PathDescriptor(fd: fd, path: display)
+    }
+
+    /// Opens the regular file `relative` below `anchor` for reading. It is resolved as
+    /// ``resolve(_:beneath:directory:)`` does (no link followed), checked to be a regular file —
+    /// and owned by `owner`, when given — and only then opened for reading through its own
+    /// descriptor, so a FIFO or device node planted under the name is never opened.
+    public static func openRegularFile(
+        _ relative: String, beneath anchor: PathDescriptor, owner: UInt32? = nil
+    ) throws(RunnerError) -> PathDescriptor {
+        let path = try resolve(relative, beneath: anchor)
+        guard let st = path.status(), (st.st_mode & S_IFMT) == S_IFREG else {
+            throw RunnerError(
+                .unsafeInput, input: path.path, problem: "is not a regular file",
+                fix: "replace it with a regular file")
+        }
+        if let owner, st.st_uid != owner {
+            throw RunnerError(
+                .unsafeInput, input: path.path, problem: "is owned by uid \(st.st_uid), not \(owner)",
+                fix: "give it to uid \(owner), or remove it")
+        }
+        // The same inode, reopened through its descriptor's magic link (no lookup by name).
+        let fd = open("/proc/self/fd/\(path.fd)", O_RDONLY | O_NOCTTY | O_CLOEXEC)
+        guard fd >= 0 else { throw RunnerError.posix("cannot open for reading", path.path, fix: nil) }
+        return PathDescriptor(fd: fd, path: path.path)
     }
 
     /// The refusal for an `openat2` failure.

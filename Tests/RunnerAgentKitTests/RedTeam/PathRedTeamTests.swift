@@ -108,6 +108,32 @@ import Testing
         }
     }
 
+    /// Reading a file in a directory others write: no link, FIFO or device is followed or
+    /// opened, the owner is checked (what the installer needs for runner-owned files).
+    @Test func regularFilesAreReadByDescriptorOnly() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let canary = try Self.makeCanary(in: dir)
+            let anchorPath = dir.appending("anchor")
+            try FilePaths.createDirectory(anchorPath)
+            try AtomicFile.write("token", to: anchorPath + "/.runner")
+            symlink(canary + "/canary-marker", anchorPath + "/.credentials")
+            #expect(mkfifo(anchorPath + "/.env", 0o600) == 0)
+            let anchor = try TrustedPath.openAnchor(anchorPath, layout: dir.layout)
+            let file = try TrustedPath.openRegularFile(".runner", beneath: anchor, owner: geteuid())
+            #expect(try file.readAll() == Array("token".utf8))
+            #expect(throws: RunnerError.self) { try TrustedPath.openRegularFile(".credentials", beneath: anchor) }
+            let fifo = #expect(throws: RunnerError.self) { try TrustedPath.openRegularFile(".env", beneath: anchor) }
+            #expect(fifo?.problem == "is not a regular file")
+            let owner = #expect(throws: RunnerError.self) {
+                try TrustedPath.openRegularFile(".runner", beneath: anchor, owner: geteuid() + 1)
+            }
+            #expect(owner?.problem.contains("owned by uid") == true)
+            #expect(throws: RunnerError.self) {
+                try TrustedPath.openRegularFile(".runner", beneath: anchor).readAll(limit: 2)
+            }
+        }
+    }
+
     @Test func createDirectoriesNeverFollowsALink() throws {
         try withTemporaryDirectoryHelper { dir in
             let canary = dir.appending("canary")
