@@ -10,7 +10,7 @@ import RunnerCore
 ///
 /// The path is for messages only: code that holds a `PathDescriptor` uses the object through
 /// ``fd`` (`openat`, `fstat`, `open_tree`, …) and never opens the path again by name. The
-/// descriptor is usually `oPath`; it is closed when the last reference goes.
+/// descriptor is usually `O_PATH`; it is closed when the last reference goes.
 public final class PathDescriptor: Sendable {
     /// The descriptor (`O_CLOEXEC`).
     public let fd: Int32
@@ -89,7 +89,7 @@ public enum TrustedPath {
         return true
     }
 
-    /// Opens `path` (absolute, at or under `layout.root`) as an anchor: an `oPath` descriptor
+    /// Opens `path` (absolute, at or under `layout.root`) as an anchor: an `O_PATH` descriptor
     /// reached from the layout root without following a link outside trusted directories.
     /// The last component may be anything (a runner-owned directory, a socket); it is opened
     /// with `O_NOFOLLOW` unless its directory is trusted.
@@ -199,8 +199,8 @@ public enum TrustedPath {
         return parts
     }
 
-    /// Opens `relative` (a caller's path below `anchor`) with `openat2(oPath,
-    /// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`: an `oPath` descriptor
+    /// Opens `relative` (a caller's path below `anchor`) with `openat2(O_PATH,
+    /// RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)`: an `O_PATH` descriptor
     /// of exactly the object the name reached, or a refusal naming the path when a component
     /// is a symbolic link, goes up or out, or (with `directory`) the object is not a directory.
     /// An empty `relative` reopens the anchor itself.

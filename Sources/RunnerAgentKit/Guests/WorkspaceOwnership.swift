@@ -104,7 +104,7 @@ public enum WorkspaceOwnership {
         return counts
     }
 
-    /// Gives the non-directory `name` in `parent` to `uid:gid` by descriptor (`oPath |
+    /// Gives the non-directory `name` in `parent` to `uid:gid` by descriptor (`O_PATH |
     /// O_NOFOLLOW`: a link is changed itself), and clears a regular file's setuid/setgid bits.
     private static func handOver(_ parent: Int32, _ name: [CChar], uid: UInt32, gid: UInt32) -> Bool {
         let fd = openat(parent, name, oPath | O_NOFOLLOW | O_CLOEXEC)
@@ -115,7 +115,7 @@ public enum WorkspaceOwnership {
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { return false }
         guard fchownat(fd, "", uid, gid, Int32(RUNNER_AT_EMPTY_PATH) | AT_SYMLINK_NOFOLLOW) == 0 else { return false }
         if (st.st_mode & S_IFMT) == S_IFREG, fstat(fd, &st) == 0, (st.st_mode & (S_ISUID | S_ISGID)) != 0 {
-            // chmod through the descriptor's own inode (an oPath descriptor takes no fchmod).
+            // chmod through the descriptor's own inode (an O_PATH descriptor takes no fchmod).
             _ = chmod("/proc/self/fd/\(fd)", st.st_mode & 0o1777)
         }
         return true
