@@ -159,7 +159,8 @@ struct HookDecodingTests {
             try FilePaths.createDirectory(layout.workDirectory + "/repo")
             try FilePaths.createDirectory(dir.appending("outside"))
             let inside = try policy.check(GuestBind(source: layout.workDirectory + "/repo", target: "/__w/repo"))
-            #expect(inside.source?.hasSuffix("/var/lib/runner/work/repo") == true)
+            #expect(inside.bind.source?.hasSuffix("/var/lib/runner/work/repo") == true)
+            #expect(inside.workRelative == "repo")
             #expect(throws: RunnerError.self) {
                 try policy.check(GuestBind(source: dir.appending("outside"), target: "/x"))
             }
@@ -184,7 +185,8 @@ struct HookDecodingTests {
             try AtomicFile.write("x", to: root + "/a/b/file")
             try AtomicFile.write("y", to: dir.appending("victim"))
             symlink(dir.appending("victim"), root + "/a/link")
-            let result = WorkspaceOwnership.fix(root: root, uid: 4242, gid: 4343)
+            let anchor = try TrustedPath.openAnchor(root, layout: dir.layout)
+            let result = WorkspaceOwnership.fix(anchor, uid: 4242, gid: 4343)
             #expect(result.visited == 5)
             var st = stat()
             stat(root + "/a/b/file", &st)

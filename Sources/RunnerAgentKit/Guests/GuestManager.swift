@@ -28,7 +28,12 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     /// The job's owner (the runner's worker); when it is gone the guest is garbage.
     public var ownerPID: Int32?
     public var ownerStartTime: UInt64?
+    /// The binds as checked: the caller's source paths (read-only forced for externals). nspawn
+    /// got the staging entries of ``stagedBinds`` instead of these paths.
     public var binds: [GuestBind]
+    /// The bind sources mounted from their checked descriptors under
+    /// `/run/runner/guests/<name>.binds` (see ``BindStaging``).
+    public var stagedBinds: [StagedBind]?
     public var isAlpine: Bool
     /// The step relay serving the unprivileged hook (see ``GuestRelay``), when there is one.
     public var relayPID: Int32?
@@ -110,7 +115,7 @@ public struct GuestManager: Sendable {
         let rootfs = try policy.imageRootfs(request.image) { tree in
             list().contains { $0.rootfs == tree && !isStale($0) }
         }
-        let binds = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
+        let checked = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
         for alias in request.hostAliases {
             guard !alias.isEmpty, alias.count <= 63,
                 alias.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
@@ -129,7 +134,7 @@ public struct GuestManager: Sendable {
         let name = GuestPolicy.newGuestName()
         var record = GuestRecord(
             name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
-            starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), binds: binds,
+            starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), binds: checked.map(\.bind),
             isAlpine: Self.isAlpine(rootfs: rootfs))
         record.userNamespace = policy.userNamespace
         if let owner = request.ownerPID {
@@ -144,7 +149,7 @@ public struct GuestManager: Sendable {
         try save(record)
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
-            options.binds = binds
+            options.binds = try stage(checked, record: &record)
             options.userNamespace = policy.userNamespace
             if !request.hostAliases.isEmpty {
                 let hosts =
@@ -190,6 +195,29 @@ public struct GuestManager: Sendable {
         guard chown(path, userNamespace.base, userNamespace.base) == 0 else {
             throw RunnerError.posix("could not hand the file to the guest's root", path, fix: nil)
         }
+    }
+
+    /// Mounts every checked bind source on its staging entry (``BindStaging``) and returns the
+    /// binds nspawn gets: the staging paths, never the caller's (with the mapping the policy
+    /// chose: nspawn's `rootidmap` maps the staging mount's top directory, the source itself).
+    private func stage(_ checked: [CheckedBind], record: inout GuestRecord) throws(RunnerError) -> [GuestBind] {
+        var binds: [GuestBind] = []
+        var staged: [StagedBind] = []
+        for (index, bind) in checked.enumerated() {
+            guard bind.descriptor != nil else {
+                binds.append(bind.bind)
+                continue
+            }
+            staged.append(try BindStaging.stage(bind, index: index, guest: record.name, layout: layout))
+            binds.append(
+                GuestBind(
+                    source: layout.guestBindStaging(record.name, index: index), target: bind.bind.target,
+                    readOnly: bind.bind.readOnly, ownerMapping: bind.bind.ownerMapping))
+        }
+        // (A start that fails midway leaves entries `BindStaging.remove` finds without the record.)
+        record.stagedBinds = staged
+        try save(record)
+        return binds
     }
 
     /// Where a service's environment drop-in is bound in its guest.
@@ -426,10 +454,13 @@ public struct GuestManager: Sendable {
         // In a user namespace, guest root writes binds as their owners (rootidmap): no walk.
         guard record.userNamespace == nil else { return }
         let started = Posix.now()
-        let (visited, changed) = fixOwnership(record)
+        let counts = fixOwnership(record)
         logger.debug(
             "workspace ownership",
-            metadata: ["visited": "\(visited)", "changed": "\(changed)", "seconds": "\(Posix.now() - started)"])
+            metadata: [
+                "visited": "\(counts.visited)", "changed": "\(counts.changed)", "complete": "\(counts.complete)",
+                "seconds": "\(Posix.now() - started)",
+            ])
     }
 
     /// Runs `command` with no input or output and waits (a step's stop request).
@@ -556,25 +587,51 @@ public struct GuestManager: Sendable {
     }
 
     /// Hands whatever is under the work directory's writable binds back to the work owner.
-    func fixOwnership(_ record: GuestRecord) -> (visited: Int, changed: Int) {
-        guard let owner = policy.resolvedWorkOwner(), let work = GuestPolicy.realPath(policy.workDirectory) else {
-            return (0, 0)
+    ///
+    /// Each root is walked by descriptor (``WorkspaceOwnership``): the staging mount when it
+    /// still holds the checked source (exactly what the guest could write, wherever the caller
+    /// moved it since), else the source re-resolved from the work directory's trusted
+    /// descriptor without following links (a root swapped for a link is skipped and logged).
+    func fixOwnership(_ record: GuestRecord) -> WorkspaceOwnership.Counts {
+        var total = WorkspaceOwnership.Counts()
+        let work: PathDescriptor
+        do {
+            work = try TrustedPath.openAnchor(GuestPolicy.normalized(policy.workDirectory), layout: layout)
+        } catch {
+            logger.warning("workspace ownership: no work directory", metadata: ["error": "\(error)"])
+            total.complete = false
+            return total
         }
-        var roots: [String] = []
-        for bind in record.binds where !bind.readOnly {
-            guard let source = bind.source, source == work || source.hasPrefix(work + "/") else { continue }
-            roots.append(source)
+        guard let owner = policy.workOwner ?? work.status().map({ ($0.st_uid, $0.st_gid) }) else { return total }
+        var roots: [StagedBind] = []
+        for bind in (record.stagedBinds ?? []).sorted(by: { ($0.workRelative ?? "") < ($1.workRelative ?? "") })
+        where !bind.readOnly && bind.isDirectory {
+            guard let relative = bind.workRelative else { continue }
+            let covered = roots.contains { root in
+                let top = root.workRelative ?? ""
+                return top.isEmpty || relative == top || relative.hasPrefix(top + "/")
+            }
+            if !covered { roots.append(bind) }
         }
-        roots.sort()
-        var top: [String] = []
-        for root in roots where !top.contains(where: { root == $0 || root.hasPrefix($0 + "/") }) {
-            top.append(root)
-        }
-        var total = (visited: 0, changed: 0)
-        for root in top {
-            let result = WorkspaceOwnership.fix(root: root, uid: owner.uid, gid: owner.gid)
-            total.visited += result.visited
-            total.changed += result.changed
+        for root in roots {
+            let directory: PathDescriptor
+            if let staged = try? TrustedPath.openAnchor(
+                layout.guestBindStaging(record.name, index: root.index), layout: layout),
+                let st = staged.status(), UInt64(st.st_dev) == root.device, UInt64(st.st_ino) == root.inode
+            {
+                directory = staged
+            } else {
+                do {
+                    directory = try TrustedPath.resolve(root.workRelative ?? "", beneath: work, directory: true)
+                } catch {
+                    logger.warning(
+                        "workspace ownership: root skipped", metadata: ["root": "\(root.source)", "error": "\(error)"])
+                    total.complete = false
+                    continue
+                }
+            }
+            let result = WorkspaceOwnership.fix(directory, uid: owner.0, gid: owner.1, logger: logger)
+            total.add(result)
         }
         return total
     }
@@ -610,6 +667,11 @@ public struct GuestManager: Sendable {
             Self.terminate(pid: pid, startTime: Posix.startTime(of: pid))
             cleanFiles(name)
             removed.append(name)
+        }
+        // Staging mounts of guests whose record is gone (a helper that died mid-start).
+        for name in BindStaging.orphans(layout: layout) {
+            cleanFiles(name)
+            if !removed.contains(name) { removed.append(name) }
         }
         sweepCgroups()
         return removed
@@ -717,6 +779,10 @@ public struct GuestManager: Sendable {
     private func cleanFiles(_ name: String) {
         if let record = try? record(name), let relay = record.relayPID {
             GuestRelay.stop(pid: relay, startTime: record.relayStartTime)
+        }
+        let left = BindStaging.remove(guest: name, layout: layout)
+        if !left.isEmpty {
+            logger.warning("guest bind staging left behind", metadata: ["guest": "\(name)", "paths": "\(left)"])
         }
         for path in [
             layout.guestNotifySocket(name), layout.guestHostsFile(name), layout.guestLog(name),

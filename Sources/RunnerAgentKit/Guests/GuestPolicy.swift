@@ -36,7 +36,9 @@ public struct GuestPolicy: Sendable {
     /// The runner's work directory (`RUNNER_WORK_DIR`): bindable, and its contents are handed
     /// back to ``workOwner`` after each step.
     public var workDirectory: String
-    /// Roots a bind source must be inside (after resolving symlinks).
+    /// Roots a bind source must be inside. Each is opened from the layout root without following
+    /// links in directories others can write; sources are resolved below them without
+    /// following any link (``TrustedPath``).
     public var allowedMountRoots: [String]
     /// Who owns what steps leave under ``workDirectory``; nil: the owner of the work directory.
     public var workOwner: (uid: UInt32, gid: UInt32)?
@@ -112,8 +114,12 @@ public struct GuestPolicy: Sendable {
         ((try? ImageStore(layout: layout).list()) ?? []).map(\.name)
     }
 
-    /// Checks a bind: absolute clean target; a source that exists inside an allowed root.
-    func check(_ bind: GuestBind) throws(RunnerError) -> GuestBind {
+    /// Checks a bind: an absolute clean target; a source inside an allowed root, opened from
+    /// that root's trusted descriptor without following any symbolic link (``TrustedPath``).
+    /// The result carries the descriptor of exactly what the source reached (the guest gets
+    /// that object, staged by ``BindStaging``) and the caller's path for records and messages.
+    /// A source in the externals directory is always bound read-only.
+    func check(_ bind: GuestBind) throws(RunnerError) -> CheckedBind {
         let target = bind.target
         let parts = target.split(separator: "/", omittingEmptySubsequences: false)
         guard target.hasPrefix("/"), target != "/", !parts.contains(".."), !parts.contains("."),
@@ -123,14 +129,47 @@ public struct GuestPolicy: Sendable {
                 .invalidInput, input: target, problem: "is not an acceptable mount target in the guest",
                 fix: "use an absolute path without . or .. components")
         }
-        guard let source = bind.source else { return bind }
-        let roots = allowedMountRoots.compactMap(Self.realPath)
-        guard source.hasPrefix("/"), let real = Self.realPath(source) else {
-            throw RunnerError(
-                .invalidInput, input: source, problem: "mount source does not exist or is not an absolute path",
-                fix: "create it inside \(allowedMountRoots.joined(separator: " or "))")
+        guard let source = bind.source else {
+            // An anonymous volume: nspawn makes it, owned by guest root; no mapping to choose.
+            return CheckedBind(bind: GuestBind(source: nil, target: target, readOnly: bind.readOnly), descriptor: nil)
         }
-        guard roots.contains(where: { real == $0 || real.hasPrefix($0 == "/" ? "/" : $0 + "/") }) else {
+        guard source.hasPrefix("/") else {
+            throw RunnerError(
+                .invalidInput, input: source, problem: "mount source is not an absolute path",
+                fix: "name a path inside \(allowedMountRoots.joined(separator: " or "))")
+        }
+        let sourceParts = try TrustedPath.components(String(source.dropFirst()), input: source)
+        let normalized = "/" + sourceParts.joined(separator: "/")
+        let work = Self.normalized(workDirectory)
+        var matched: (root: String, anchor: PathDescriptor, relative: String)?
+        var missing: RunnerError?
+        // The root the source names as configured; only that root's anchor is opened (and its
+        // refusal, if any, is the answer).
+        for root in allowedMountRoots {
+            guard let relative = Self.relative(normalized, to: Self.normalized(root)) else { continue }
+            do {
+                matched = (root, try TrustedPath.openAnchor(Self.normalized(root), layout: layout), relative)
+                break
+            } catch  where error.code == .notFound {
+                missing = error
+            }
+        }
+        // Else a source given in resolved form: the roots as the kernel names them.
+        if matched == nil {
+            for root in allowedMountRoots {
+                guard let anchor = try? TrustedPath.openAnchor(Self.normalized(root), layout: layout),
+                    let real = anchor.currentPath, let relative = Self.relative(normalized, to: real)
+                else { continue }
+                matched = (root, anchor, relative)
+                break
+            }
+        }
+        guard let matched else {
+            if let missing {
+                throw RunnerError(
+                    .notFound, input: source, problem: "mount source does not exist (\(missing.problem))",
+                    fix: "create it first")
+            }
             throw RunnerError(
                 .permission, input: source,
                 problem: "mount source is outside the allowed roots (\(allowedMountRoots.joined(separator: ", ")))",
@@ -138,19 +177,47 @@ public struct GuestPolicy: Sendable {
                     "bind only from the runner's work or externals directory, or add the path to RUNNER_GUEST_MOUNT_ALLOW "
                     + "in \(layout.configFile)")
         }
+        let descriptor = try TrustedPath.resolve(matched.relative, beneath: matched.anchor)
         // The caller never chooses the mapping: with a user namespace every bind from the host
         // is idmapped, so what guest root writes belongs to the source's owner, never to root.
-        return GuestBind(
-            source: real, target: target, readOnly: bind.readOnly,
+        var checked = GuestBind(
+            source: source, target: target, readOnly: bind.readOnly,
             ownerMapping: userNamespace == nil ? .none : .rootIDMap)
+        if !checked.readOnly, try isInExternals(descriptor, relative: matched.relative, anchor: matched.anchor) {
+            checked.readOnly = true
+        }
+        let workRelative = Self.normalized(matched.root) == work ? matched.relative : nil
+        return CheckedBind(bind: checked, descriptor: descriptor, workRelative: workRelative)
     }
 
-    /// The owner steps' files are handed to: ``workOwner``, else the work directory's owner.
-    func resolvedWorkOwner() -> (uid: UInt32, gid: UInt32)? {
-        if let workOwner { return workOwner }
-        var st = stat()
-        guard stat(workDirectory, &st) == 0 else { return nil }
-        return (st.st_uid, st.st_gid)
+    /// Whether the checked source `descriptor` (at `relative` under `anchor`) is the externals
+    /// directory or inside it, whichever allowed root reached it.
+    private func isInExternals(
+        _ descriptor: PathDescriptor, relative: String, anchor: PathDescriptor
+    ) throws(RunnerError) -> Bool {
+        guard let externals = try? TrustedPath.openAnchor(layout.runnerExternalsDirectory, layout: layout) else {
+            return false
+        }
+        let directory: PathDescriptor
+        if descriptor.isDirectory {
+            directory = descriptor
+        } else {
+            let parent = relative.split(separator: "/").dropLast().joined(separator: "/")
+            directory = try TrustedPath.resolve(parent, beneath: anchor, directory: true)
+        }
+        return TrustedPath.isBeneath(directory, externals)
+    }
+
+    /// `path` without empty and `.` components (lexically; `..` is kept for callers to refuse).
+    static func normalized(_ path: String) -> String {
+        "/" + path.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
+    }
+
+    /// `path` relative to `root` (both normalized): "" for the root itself, nil outside it.
+    static func relative(_ path: String, to root: String) -> String? {
+        if path == root { return "" }
+        if root == "/" { return String(path.dropFirst()) }
+        return path.hasPrefix(root + "/") ? String(path.dropFirst(root.count + 1)) : nil
     }
 
     /// `realpath(3)`, or nil when the path does not exist.

@@ -331,18 +331,26 @@ public struct ContainerHook: Sendable {
                 }
                 source = policy.workDirectory + "/_runner_volumes/" + source
             }
-            if !FilePaths.exists(source), isInsideAllowedRoot(source) {
-                try FilePaths.createDirectory(source)
-            }
+            if !FilePaths.exists(source) { try createMissingSource(source) }
             binds.append(GuestBind(source: source, target: target, readOnly: mount.readOnly))
         }
         return binds
     }
 
-    private func isInsideAllowedRoot(_ path: String) -> Bool {
-        let parts = path.split(separator: "/")
-        guard !parts.contains(".."), !parts.contains(".") else { return false }
-        return policy.allowedMountRoots.contains { root in path == root || path.hasPrefix(root + "/") }
+    /// Creates a missing bind source inside an allowed root, one directory at a time from the
+    /// root's trusted descriptor without following links (the hook runs as root in tests and
+    /// the bench); a source outside every root is left for the helper to refuse.
+    private func createMissingSource(_ source: String) throws(RunnerError) {
+        let parts = source.split(separator: "/")
+        guard !parts.contains(".."), !parts.contains(".") else { return }
+        let path = GuestPolicy.normalized(source)
+        for root in policy.allowedMountRoots {
+            let root = GuestPolicy.normalized(root)
+            guard let relative = GuestPolicy.relative(path, to: root) else { continue }
+            guard let anchor = try? TrustedPath.openAnchor(root, layout: policy.layout) else { return }
+            try TrustedPath.createDirectories(relative, beneath: anchor)
+            return
+        }
     }
 
     /// The host name a job reaches a service by: the image's base name (`redis:7` → `redis`).
