@@ -71,8 +71,12 @@ struct ServiceHarness {
     }
 
     /// Lets the user nobody run the fake runner package (for tests that drop privileges).
-    func handOverToNobody() throws -> passwd {
-        let nobody = try #require(getpwnam("nobody")).pointee
+    func handOverToNobody() throws -> passwd { try handOver(to: "nobody") }
+
+    /// Lets `user` run the fake runner package. The supervisor kills every process of its
+    /// runner user before each registration: tests that run at the same time use distinct users.
+    func handOver(to user: String) throws -> passwd {
+        let nobody = try #require(getpwnam(user)).pointee
         chmod(directory.path, 0o755)
         for path in [layout.path("/opt"), package.directory, package.fake] {
             chmod(path, 0o755)
@@ -361,22 +365,23 @@ struct ServiceStopTests {
     }
 
     /// The real binary: SIGTERM to `runner-agent service` stops it within the bound, exit 0.
-    /// (As root: the config model refuses RUNNER_USER=root, so the runner runs as nobody.)
-    @Test(.requiresRoot, .requires("setpriv"), .enabled(if: getpwnam("nobody") != nil, "needs the user nobody"))
+    /// (As root: the config model refuses RUNNER_USER=root, so the runner runs as news.)
+    @Test(.requiresRoot, .requires("setpriv"), .enabled(if: getpwnam("news") != nil, "needs the user news"))
     func sigtermToTheAgentStopsTheServiceWithinTheBound() async throws {
         let binary = Fixtures.repositoryRoot + "/.build/debug/runner-agent"
         try #require(access(binary, X_OK) == 0, "build runner-agent first (swift build)")
         let token = "AGIVENREGISTRATIONTOKEN0008"
         let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 hold"])
         defer { h.finish() }
-        _ = try h.handOverToNobody()
+        // Its own user: the supervisor kills every process of its runner user before registering.
+        _ = try h.handOver(to: "news")
         let config = h.layout.configFile
         try AtomicFile.write(
             """
             # test configuration
             RUNNER_GITHUB_URL=\(h.github.baseURL)/acme
             RUNNER_NAME="appliance-2"
-            RUNNER_USER=nobody
+            RUNNER_USER=news
             RUNNER_REGISTRATION_TOKEN='\(token)'
 
             """, to: config, mode: 0o600)
