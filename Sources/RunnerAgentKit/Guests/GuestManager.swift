@@ -101,8 +101,15 @@ public struct GuestManager: Sendable {
 
     // MARK: start
 
-    /// Boots a guest and returns once its init reported READY=1.
+    /// Boots a guest for this process's caller (see ``start(_:caller:)``).
     public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        try await start(request, caller: .current)
+    }
+
+    /// Boots a guest and returns once its init reported READY=1. Its owner is checked first
+    /// (see ``GuestOwner``).
+    public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller) async throws(RunnerError) -> GuestInfo {
+        let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
         let rootfs = try policy.imageRootfs(request.image)
         let binds = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
         for alias in request.hostAliases {
@@ -125,15 +132,8 @@ public struct GuestManager: Sendable {
             name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
             starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), binds: binds,
             isAlpine: Self.isAlpine(rootfs: rootfs))
-        if let owner = request.ownerPID {
-            guard let started = Posix.startTime(of: owner) else {
-                throw RunnerError(
-                    .invalidInput, input: "\(owner)", problem: "owner process does not exist",
-                    fix: "pass the PID of the runner's worker process")
-            }
-            record.ownerPID = owner
-            record.ownerStartTime = started
-        }
+        record.ownerPID = owner.pid
+        record.ownerStartTime = owner.startTime
         try save(record)
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
@@ -610,7 +610,10 @@ public struct GuestManager: Sendable {
         case .starting:
             return !Posix.isAlive(record.starterPID, startTime: record.starterStartTime)
         case .running:
-            if let owner = record.ownerPID, !Posix.isAlive(owner, startTime: record.ownerStartTime) { return true }
+            // No guest without a live owner (records of older helpers may have none).
+            guard let owner = record.ownerPID, Posix.isAlive(owner, startTime: record.ownerStartTime) else {
+                return true
+            }
             if record.backend == .direct {
                 return !Posix.isAlive(record.nspawnPID ?? 0, startTime: record.nspawnStartTime)
             }
@@ -714,10 +717,14 @@ public struct GuestManager: Sendable {
         }
     }
 
-    /// `systemd-nspawn` processes started with `--machine=rg-…`, and their guest names.
+    /// `systemd-nspawn` processes started with `--machine=rg-…` in our own PID namespace (a
+    /// nested appliance's guests, visible in /proc but in a guest's namespace, are not ours),
+    /// and their guest names.
     static func nspawnProcesses() -> [(Int32, String)] {
         var found: [(Int32, String)] = []
+        let ownNamespace = HostFiles.linkTarget("/proc/self/ns/pid")
         for pid in Posix.allPIDs() where Posix.comm(of: pid) == "systemd-nspawn" {
+            guard ownNamespace != nil, HostFiles.linkTarget("/proc/\(pid)/ns/pid") == ownNamespace else { continue }
             let args = Posix.commandLine(of: pid)
             guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
             if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {
