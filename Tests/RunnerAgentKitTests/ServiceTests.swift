@@ -70,11 +70,9 @@ struct ServiceHarness {
         return exit
     }
 
-    /// Lets the user nobody run the fake runner package (for tests that drop privileges).
-    func handOverToNobody() throws -> passwd { try handOver(to: "nobody") }
-
-    /// Lets `user` run the fake runner package. The supervisor kills every process of its
-    /// runner user before each registration: tests that run at the same time use distinct users.
+    /// Lets `user` run the fake runner package (for tests that drop privileges). The supervisor
+    /// kills every process of its runner user before each registration: tests that run at the
+    /// same time use distinct system users (news, uucp, irc, list), and none uses nobody.
     func handOver(to user: String) throws -> passwd {
         let nobody = try #require(getpwnam(user)).pointee
         chmod(directory.path, 0o755)
@@ -417,19 +415,21 @@ func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 @Suite(.requires("python3"), .requires("curl"), .requires("setpriv"))
 struct ServicePrivilegeTests {
     /// As root, config.sh and run.sh run as the configured unprivileged user (via setpriv).
-    @Test(.requiresRoot, .enabled(if: getpwnam("nobody") != nil, "needs the user nobody"))
+    /// (uucp, not nobody: the supervisor kills every process of its runner user, and other
+    /// programs on a test machine may run as nobody.)
+    @Test(.requiresRoot, .enabled(if: getpwnam("uucp") != nil, "needs the system user uucp"))
     func theRunnerRunsAsTheRunnerUser() async throws {
         let token = "AGIVENREGISTRATIONTOKEN0009"
         let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 run"])
         defer { h.finish() }
-        let nobody = try h.handOverToNobody()
-        let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token, "RUNNER_USER": "nobody"]))
+        let nobody = try h.handOver(to: "uucp")
+        let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token, "RUNNER_USER": "uucp"]))
         let exit = try await h.run(supervisor, secrets: [token])
         #expect(exit == .stopped)
         let uid = String(decoding: try FilePaths.read(h.package.fake + "/uid.run"), as: UTF8.self)
         #expect(uid.trimmedWhitespace == "\(nobody.pw_uid)")
         let runEnv = try #require(h.package.environments("run").first)
-        #expect(runEnv["USER"] == "nobody")
+        #expect(runEnv["USER"] == "uucp")
         #expect(runEnv["RUNNER_ALLOW_RUNASROOT"] == nil)
     }
 }

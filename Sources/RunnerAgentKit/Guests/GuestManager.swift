@@ -106,10 +106,10 @@ public struct GuestManager: Sendable {
         try await start(request, caller: .current)
     }
 
-    /// Boots a guest and returns once its init reported READY=1. Its owner is checked first
-    /// (see ``GuestOwner``).
+    /// Boots a guest and returns once its init reported READY=1. Its owner must be one the
+    /// caller may name (see ``GuestOwner``).
     public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller) async throws(RunnerError) -> GuestInfo {
-        let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
+        try GuestOwner.checkRequested(request.ownerPID)
         let rootfs = try policy.imageRootfs(request.image)
         let binds = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
         for alias in request.hostAliases {
@@ -122,6 +122,7 @@ public struct GuestManager: Sendable {
             }
         }
         try Self.checkPorts(request.ports, image: request.image)
+        let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
         let environment = ServiceEnvironment.dropIn(request.environment)
         // /run/runner is searchable (the runner user reaches its relay sockets there); the
         // guest records under it are root's.

@@ -47,15 +47,22 @@ public struct GuestOwner: Sendable, Hashable {
         return chain
     }
 
-    /// The owner for a guest `caller` starts, `requested` or the default; throws a clear error
-    /// when the caller may not make it the owner.
-    public static func resolve(requested: Int32?, caller: Caller) throws(RunnerError) -> GuestOwner {
-        let fix = "pass --owner-pid with the PID of the job's process that starts the guest (the runner's worker)"
+    static let fix = "pass --owner-pid with the PID of the job's process that starts the guest (the runner's worker)"
+
+    /// Refuses an owner no caller may name (PID 1 never exits; 0 and below are no process):
+    /// the check `start` makes before anything else.
+    public static func checkRequested(_ requested: Int32?) throws(RunnerError) {
         if let requested, requested <= 1 {
             throw RunnerError(
                 .invalidInput, input: "--owner-pid \(requested)",
                 problem: "cannot own a guest (it never exits, so the guest would never be removed)", fix: fix)
         }
+    }
+
+    /// The owner for a guest `caller` starts, `requested` or the default; throws a clear error
+    /// when the caller may not make it the owner.
+    public static func resolve(requested: Int32?, caller: Caller) throws(RunnerError) -> GuestOwner {
+        try checkRequested(requested)
         var pid: Int32
         if let uid = caller.sudoUID {
             let chain = ancestors(from: caller.parent)
