@@ -88,10 +88,14 @@ struct DoctorTests {
                 .run()
             #expect(
                 findings.map(\.check) == [
-                    "config", "marker", "release", "units", "runner-package", "runner", "images", "ci-nspawn-run",
-                    "userns", "nspawn",
+                    "config", "marker", "release", "units", "runner-package", "runner", "images", "mounts",
+                    "ci-nspawn-run", "userns", "nspawn",
                 ])
-            for finding in findings { #expect(finding.status == .ok, "\(finding.rendered)") }
+            for finding in findings where finding.check != "mounts" {
+                #expect(finding.status == .ok, "\(finding.rendered)")
+            }
+            // A test root: the host's mounts are not its own.
+            #expect(findings.first { $0.check == "mounts" }?.status == .skipped)
             #expect(findings.first { $0.check == "release" }?.detail.contains("1.2.0") == true)
         }
     }
@@ -120,6 +124,25 @@ struct DoctorTests {
             #expect(nspawn.status == .problem)
             #expect(nspawn.fix?.contains("systemd-nspawn") == true)
             #expect(findings.filter { $0.status == .problem }.map(\.check) == ["nspawn"])
+        }
+    }
+
+    /// The work and externals directories must be on nosuid,nodev mounts; the fix names the units.
+    @Test func mountsWithoutNosuidNodevAreAProblem() async throws {
+        try await installed { h in
+            var doctor = Doctor(layout: h.layout, commandRunner: ScriptedNspawnRunner(nspawnSucceeds: true))
+            let root = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+            let work = "40 22 8:1 /w /var/lib/runner/work rw,nosuid,nodev - ext4 /dev/sda1 rw\n"
+            let externals =
+                "41 22 8:1 /e /opt/actions-runner/externals rw,nosuid,nodev - ext4 /dev/sda1 rw\n"
+            doctor.mountInfo = root + work
+            let problem = try #require(await doctor.run().first { $0.check == "mounts" })
+            #expect(problem.status == .problem)
+            #expect(problem.detail.contains("/opt/actions-runner/externals"))
+            #expect(!problem.detail.contains("/var/lib/runner/work"))
+            #expect(problem.fix?.contains("opt-actions\\x2drunner-externals.mount") == true)
+            doctor.mountInfo = root + work + externals
+            #expect(await doctor.run().first { $0.check == "mounts" }?.status == .ok)
         }
     }
 

@@ -225,8 +225,8 @@ struct InstallTests {
             let names = try h.installer().steps.map(\.name)
             #expect(
                 names == [
-                    "release", "host-files", "runner-user", "runner-package", "work-directory", "images", "sudoers",
-                    "systemd", "marker",
+                    "release", "host-files", "runner-user", "schedulers", "runner-package", "work-directory", "mounts",
+                    "images", "sudoers", "systemd", "marker",
                 ])
             #expect(names.allSatisfy { first[$0] == .done }, "\(lines)")
             let layout = h.layout
@@ -242,6 +242,26 @@ struct InstallTests {
             #expect(stat(layout.workDirectory, &st) == 0 && st.st_uid == user.uid)
             let sudoers = String(decoding: try FilePaths.read(layout.sudoersRule), as: UTF8.self)
             #expect(sudoers.contains("ci-runner ALL=(root) NOPASSWD: /usr/local/bin/ci-nspawn-run\n"))
+            // The work and externals directories get nosuid,nodev bind mounts, enabled and
+            // required by runner.service.
+            for (unit, path) in [
+                ("var-lib-runner-work.mount", "/var/lib/runner/work"),
+                ("opt-actions\\x2drunner-externals.mount", "/opt/actions-runner/externals"),
+            ] {
+                let text = String(decoding: try FilePaths.read(layout.systemdUnitDirectory + "/" + unit), as: UTF8.self)
+                #expect(text.contains("What=\(path)\nWhere=\(path)\nType=none\nOptions=bind,nosuid,nodev\n"))
+                #expect(
+                    HostFiles.linkTarget(layout.systemdUnitDirectory + "/multi-user.target.wants/" + unit)
+                        == "/etc/systemd/system/" + unit)
+            }
+            // The runner user may not leave cron or at jobs that run between jobs.
+            for file in ["/etc/cron.deny", "/etc/at.deny"] {
+                #expect(try FilePaths.read(layout.path(file)) == Array("ci-runner\n".utf8))
+            }
+            let dropIn = try FilePaths.read(layout.systemdUnitDirectory + "/runner.service.d/10-mounts.conf")
+            #expect(
+                String(decoding: dropIn, as: UTF8.self).contains(
+                    "RequiresMountsFor=/var/lib/runner/work /opt/actions-runner/externals\n"))
             #expect(try ImageStore(layout: layout).resolve("tiny").digest == artefacts.imageSHA256)
             let marker = String(decoding: try FilePaths.read(layout.installedMarker), as: UTF8.self)
             #expect(marker == "release=v1.2.0\nrunner=2.336.0\n")
@@ -301,8 +321,8 @@ struct InstallTests {
             let before = try h.treeDigest()
             let (outcomes, lines) = try await h.install(dryRun: true)
             #expect(outcomes.values.allSatisfy { $0 == .wouldRun })
-            #expect(lines.count == 9)
-            #expect(lines.first?.hasPrefix("[1/9] release: would run: unpack and verify") == true)
+            #expect(lines.count == 11)
+            #expect(lines.first?.hasPrefix("[1/11] release: would run: unpack and verify") == true)
             #expect(try h.treeDigest() == before)
         }
     }

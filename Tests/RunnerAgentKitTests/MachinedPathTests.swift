@@ -228,9 +228,11 @@ extension GuestSuites {
             let h = host.harness
             let agent = try #require(HookHarness.agent)
             let environment = ["RUNNER_HOST_ROOT": h.layout.root]
+            // Every guest has a live owner; this root caller's parent is the host guest's PID 1.
+            let owner = try await host.sh("pidof -s systemd-journald").trimmedWhitespace
             let started = try await host.run(
-                [agent, "guest", "start", "--image", "job", "--bind", h.work + ":/__w"], environment: environment,
-                seconds: 90)
+                [agent, "guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--owner-pid", owner],
+                environment: environment, seconds: 90)
             #expect(started.status == .exited(0), "\(started.standardError)")
             let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.standardOutput.utf8))
             let record = try #require(

@@ -70,9 +70,11 @@ struct ServiceHarness {
         return exit
     }
 
-    /// Lets the user nobody run the fake runner package (for tests that drop privileges).
-    func handOverToNobody() throws -> passwd {
-        let nobody = try #require(getpwnam("nobody")).pointee
+    /// Lets `user` run the fake runner package (for tests that drop privileges). The supervisor
+    /// kills every process of its runner user before each registration: tests that run at the
+    /// same time use distinct system users (news, uucp, irc, list), and none uses nobody.
+    func handOver(to user: String) throws -> passwd {
+        let nobody = try #require(getpwnam(user)).pointee
         chmod(directory.path, 0o755)
         for path in [layout.path("/opt"), package.directory, package.fake] {
             chmod(path, 0o755)
@@ -361,22 +363,23 @@ struct ServiceStopTests {
     }
 
     /// The real binary: SIGTERM to `runner-agent service` stops it within the bound, exit 0.
-    /// (As root: the config model refuses RUNNER_USER=root, so the runner runs as nobody.)
-    @Test(.requiresRoot, .requires("setpriv"), .enabled(if: getpwnam("nobody") != nil, "needs the user nobody"))
+    /// (As root: the config model refuses RUNNER_USER=root, so the runner runs as news.)
+    @Test(.requiresRoot, .requires("setpriv"), .enabled(if: getpwnam("news") != nil, "needs the user news"))
     func sigtermToTheAgentStopsTheServiceWithinTheBound() async throws {
         let binary = Fixtures.repositoryRoot + "/.build/debug/runner-agent"
         try #require(access(binary, X_OK) == 0, "build runner-agent first (swift build)")
         let token = "AGIVENREGISTRATIONTOKEN0008"
         let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 hold"])
         defer { h.finish() }
-        _ = try h.handOverToNobody()
+        // Its own user: the supervisor kills every process of its runner user before registering.
+        _ = try h.handOver(to: "news")
         let config = h.layout.configFile
         try AtomicFile.write(
             """
             # test configuration
             RUNNER_GITHUB_URL=\(h.github.baseURL)/acme
             RUNNER_NAME="appliance-2"
-            RUNNER_USER=nobody
+            RUNNER_USER=news
             RUNNER_REGISTRATION_TOKEN='\(token)'
 
             """, to: config, mode: 0o600)
@@ -412,19 +415,21 @@ func base64(_ text: String) -> String { Data(text.utf8).base64EncodedString() }
 @Suite(.requires("python3"), .requires("curl"), .requires("setpriv"))
 struct ServicePrivilegeTests {
     /// As root, config.sh and run.sh run as the configured unprivileged user (via setpriv).
-    @Test(.requiresRoot, .enabled(if: getpwnam("nobody") != nil, "needs the user nobody"))
+    /// (uucp, not nobody: the supervisor kills every process of its runner user, and other
+    /// programs on a test machine may run as nobody.)
+    @Test(.requiresRoot, .enabled(if: getpwnam("uucp") != nil, "needs the system user uucp"))
     func theRunnerRunsAsTheRunnerUser() async throws {
         let token = "AGIVENREGISTRATIONTOKEN0009"
         let h = try await ServiceHarness(registrationTokens: [token], script: ["0 0 run"])
         defer { h.finish() }
-        let nobody = try h.handOverToNobody()
-        let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token, "RUNNER_USER": "nobody"]))
+        let nobody = try h.handOver(to: "uucp")
+        let supervisor = h.supervisor(try h.settings(["RUNNER_REGISTRATION_TOKEN": token, "RUNNER_USER": "uucp"]))
         let exit = try await h.run(supervisor, secrets: [token])
         #expect(exit == .stopped)
         let uid = String(decoding: try FilePaths.read(h.package.fake + "/uid.run"), as: UTF8.self)
         #expect(uid.trimmedWhitespace == "\(nobody.pw_uid)")
         let runEnv = try #require(h.package.environments("run").first)
-        #expect(runEnv["USER"] == "nobody")
+        #expect(runEnv["USER"] == "uucp")
         #expect(runEnv["RUNNER_ALLOW_RUNASROOT"] == nil)
     }
 }

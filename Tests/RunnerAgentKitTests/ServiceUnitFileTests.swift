@@ -49,13 +49,16 @@ struct ServiceUnitFileTests {
         #expect(bound <= 600)
     }
 
-    @Test func startSweepsOrphanedGuests() throws {
+    /// No job runs before the start or after the stop: every guest goes, stale or not.
+    @Test func startAndStopSweepEveryGuest() throws {
         let keys = try unit()
-        #expect(keys["[Service]ExecStartPre"] == ["-" + HostLayout().guestHelper + " gc"])
+        #expect(keys["[Service]ExecStartPre"] == ["-" + HostLayout().guestHelper + " gc --all"])
+        #expect(keys["[Service]ExecStopPost"] == ["-" + HostLayout().guestHelper + " gc --all"])
     }
 
     /// The unit's `ExecStartPre=` command, run for real on a host tree with a guest whose start
-    /// was interrupted (its starter is dead) and one whose job's owner is gone: both are swept.
+    /// was interrupted (its starter is dead), one whose job's owner is gone, and one whose owner
+    /// is alive (this test process): all are swept.
     @Test(.requiresRoot, .enabled(if: HookHarness.agent != nil, "needs the built runner-agent"))
     func startPreSweepsStaleGuestRecords() async throws {
         let line = try #require(try unit()["[Service]ExecStartPre"]?.first)
@@ -63,7 +66,7 @@ struct ServiceUnitFileTests {
         #expect(argv.first == HostLayout().guestHelper)
         try await withTemporaryDirectory("startpre") { dir in
             let layout = dir.layout
-            let names = ["rg-00000000dead", "rg-00000000beef"]
+            let names = ["rg-00000000dead", "rg-00000000beef", "rg-00000000a11e"]
             for (index, name) in names.enumerated() {
                 var record = GuestRecord(
                     name: name, image: "job", rootfs: "/nonexistent", backend: .direct,
@@ -72,6 +75,10 @@ struct ServiceUnitFileTests {
                 if index == 1 {
                     record.ownerPID = 999_998
                     record.ownerStartTime = 1
+                }
+                if index == 2 {
+                    record.ownerPID = getpid()
+                    record.ownerStartTime = Posix.startTime(of: getpid())
                 }
                 try AtomicFile.write(
                     try JSONEncoder().encode(record), to: layout.guestRecord(name), mode: 0o600)

@@ -46,12 +46,12 @@ import Testing
             var policy = GuestPolicy(layout: dir.layout)
             try FilePaths.createDirectory(dir.layout.workDirectory + "/repo")
             let asked = GuestBind(source: dir.layout.workDirectory + "/repo", target: "/__w/repo")
-            #expect(try policy.check(asked).ownerMapping == .rootIDMap)
-            #expect(try policy.check(asked.readOnlyCopy).ownerMapping == .rootIDMap)
+            #expect(try policy.check(asked).bind.ownerMapping == .rootIDMap)
+            #expect(try policy.check(asked.readOnlyCopy).bind.ownerMapping == .rootIDMap)
             policy.userNamespace = nil
             var sneaky = asked
             sneaky.ownerMapping = .rootIDMap
-            #expect(try policy.check(sneaky).ownerMapping == GuestBind.OwnerMapping.none)
+            #expect(try policy.check(sneaky).bind.ownerMapping == GuestBind.OwnerMapping.none)
             // Records of older helpers have no mapping: none.
             let old = try JSONDecoder().decode(GuestBind.self, from: Data(#"{"source":"/w","target":"/__w"}"#.utf8))
             #expect(old.ownerMapping == GuestBind.OwnerMapping.none && !old.readOnly)

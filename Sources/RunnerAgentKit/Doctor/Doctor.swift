@@ -65,6 +65,9 @@ public struct Doctor: Sendable {
     public var systemdIsPID1: Bool?
     /// Per-probe cgroups for the boot check on a host without systemd as PID 1.
     public var cgroups = GuestCgroups()
+    /// The mount table to check (`/proc/self/mountinfo` text); nil: this process's, on the
+    /// host root only.
+    public var mountInfo: String?
 
     public init(layout: HostLayout, commandRunner: any CommandRunner, config: String? = nil, bootCheck: Bool = true) {
         self.layout = layout
@@ -96,6 +99,7 @@ public struct Doctor: Sendable {
         findings.append(runnerPackage(install))
         findings.append(configured(service))
         findings.append(images(install))
+        findings.append(mounts(install))
         findings.append(await sudoers(install))
         findings.append(userNamespace(userns))
         findings.append(await boot(install))
@@ -224,6 +228,37 @@ public struct Doctor: Sendable {
         return Finding(
             check: "images", status: .ok,
             detail: "\(settings.images.map(\.name).joined(separator: ", ")) present; default \(settings.defaultImage)")
+    }
+
+    /// The work and externals directories lie on nosuid,nodev mounts (the installer's mount units).
+    func mounts(_ settings: InstallSettings?) -> Finding {
+        guard let settings else {
+            return Finding(check: "mounts", status: .skipped, detail: "the configuration is invalid")
+        }
+        let text: String
+        if let mountInfo {
+            text = mountInfo
+        } else if layout.root == "/", let bytes = try? FilePaths.read("/proc/self/mountinfo") {
+            text = String(decoding: bytes, as: UTF8.self)
+        } else {
+            return Finding(check: "mounts", status: .skipped, detail: "checks the mounts of the host root only")
+        }
+        let directories = [
+            settings.workDirectory ?? HostLayout().workDirectory, HostLayout().runnerDirectory + "/externals",
+        ]
+        let missing = directories.filter { !MountUnits.isNosuidNodev($0, mountInfo: text) }
+        guard missing.isEmpty else {
+            let units = missing.map { MountUnits.unitName(for: $0) }
+            return Finding(
+                check: "mounts", status: .problem,
+                detail: missing.joined(separator: " and ")
+                    + " not on a nosuid,nodev mount: a setuid file a job leaves there runs as its owner",
+                fix: "run runner-agent install (it writes and enables \(units.joined(separator: ", "))), then "
+                    + "systemctl start \(units.joined(separator: " ")); check with findmnt -o TARGET,OPTIONS "
+                    + missing.joined(separator: " "))
+        }
+        return Finding(
+            check: "mounts", status: .ok, detail: directories.joined(separator: " and ") + " are mounted nosuid,nodev")
     }
 
     func sudoers(_ settings: InstallSettings?) async -> Finding {

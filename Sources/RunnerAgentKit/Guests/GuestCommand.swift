@@ -95,7 +95,10 @@ struct GuestStartCommand: AsyncParsableCommand {
     @Option(help: "A name that resolves to 127.0.0.1 in the guest. Repeatable.")
     var hostAlias: [String] = []
 
-    @Option(help: "The job owner's PID: when it exits, `gc` removes the guest.")
+    @Option(
+        help: """
+            The job owner's PID: when it exits, `gc` removes the guest. Through sudo: a process of             the caller that called this helper (default: the nearest); as root: the parent by default.
+            """)
     var ownerPid: Int32?
 
     @Flag(help: "Read the whole request as JSON from stdin (what the hook sends).")

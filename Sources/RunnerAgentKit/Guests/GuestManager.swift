@@ -109,8 +109,15 @@ public struct GuestManager: Sendable {
 
     // MARK: start
 
-    /// Boots a guest and returns once its init reported READY=1.
+    /// Boots a guest for this process's caller (see ``start(_:caller:)``).
     public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        try await start(request, caller: .current)
+    }
+
+    /// Boots a guest and returns once its init reported READY=1. Its owner must be one the
+    /// caller may name (see ``GuestOwner``).
+    public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller) async throws(RunnerError) -> GuestInfo {
+        try GuestOwner.checkRequested(request.ownerPID)
         // A tree whose owners must be shifted is shifted once, unless guests still boot from it.
         let rootfs = try policy.imageRootfs(request.image) { tree in
             list().contains { $0.rootfs == tree && !isStale($0) }
@@ -126,6 +133,7 @@ public struct GuestManager: Sendable {
             }
         }
         try Self.checkPorts(request.ports, image: request.image)
+        let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
         let environment = ServiceEnvironment.dropIn(request.environment)
         // /run/runner is searchable (the runner user reaches its relay sockets there); the
         // guest records under it are root's.
@@ -137,15 +145,8 @@ public struct GuestManager: Sendable {
             starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), binds: checked.map(\.bind),
             isAlpine: Self.isAlpine(rootfs: rootfs))
         record.userNamespace = policy.userNamespace
-        if let owner = request.ownerPID {
-            guard let started = Posix.startTime(of: owner) else {
-                throw RunnerError(
-                    .invalidInput, input: "\(owner)", problem: "owner process does not exist",
-                    fix: "pass the PID of the runner's worker process")
-            }
-            record.ownerPID = owner
-            record.ownerStartTime = started
-        }
+        record.ownerPID = owner.pid
+        record.ownerStartTime = owner.startTime
         try save(record)
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
@@ -711,7 +712,10 @@ public struct GuestManager: Sendable {
         case .starting:
             return !Posix.isAlive(record.starterPID, startTime: record.starterStartTime)
         case .running:
-            if let owner = record.ownerPID, !Posix.isAlive(owner, startTime: record.ownerStartTime) { return true }
+            // No guest without a live owner (records of older helpers may have none).
+            guard let owner = record.ownerPID, Posix.isAlive(owner, startTime: record.ownerStartTime) else {
+                return true
+            }
             if record.backend == .direct {
                 return !Posix.isAlive(record.nspawnPID ?? 0, startTime: record.nspawnStartTime)
             }
@@ -822,10 +826,14 @@ public struct GuestManager: Sendable {
         }
     }
 
-    /// `systemd-nspawn` processes started with `--machine=rg-…`, and their guest names.
+    /// `systemd-nspawn` processes started with `--machine=rg-…` in our own PID namespace (a
+    /// nested appliance's guests, visible in /proc but in a guest's namespace, are not ours),
+    /// and their guest names.
     static func nspawnProcesses() -> [(Int32, String)] {
         var found: [(Int32, String)] = []
+        let ownNamespace = HostFiles.linkTarget("/proc/self/ns/pid")
         for pid in Posix.allPIDs() where Posix.comm(of: pid) == "systemd-nspawn" {
+            guard ownNamespace != nil, HostFiles.linkTarget("/proc/\(pid)/ns/pid") == ownNamespace else { continue }
             let args = Posix.commandLine(of: pid)
             guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
             if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {

@@ -35,6 +35,8 @@ public struct Systemctl: Sendable {
     public init() {}
 
     public func daemonReload() -> Command { Command(executable, ["daemon-reload"]) }
+    /// `systemctl start UNIT` (waits for the unit to be active).
+    public func start(_ unit: String) -> Command { Command(executable, ["start", "--", unit]) }
     /// `systemctl start --no-block UNIT`.
     public func startNoBlock(_ unit: String) -> Command { Command(executable, ["start", "--no-block", unit]) }
     /// `systemctl is-enabled UNIT`.

@@ -10,9 +10,10 @@ import RunnerCore
 /// `runner-agent install`: turns a host into a runner host, one converging step at a time.
 ///
 /// Steps, in order: `release` (unpack and verify the bundle into `releases/<version>`, switch
-/// `current`), `host-files` (units, scripts, `ci-nspawn-run`), `runner-user`, `runner-package`
-/// (the pinned GitHub runner: cached download, sha256, safe extraction), `work-directory`,
-/// `images` (guest images into the image store), `sudoers` (the runner user may run
+/// `current`), `host-files` (units, scripts, `ci-nspawn-run`), `runner-user`, `schedulers` (the
+/// runner user may not use cron or at), `runner-package` (the pinned GitHub runner: cached
+/// download, sha256, safe extraction), `work-directory`, `mounts` (work and externals on
+/// `nosuid,nodev` bind mounts), `images` (guest images into the image store), `sudoers` (the runner user may run
 /// `ci-nspawn-run` and nothing else), `systemd` (enable `runner.service`, reload systemd when it
 /// runs) and `marker`, written last and atomically. Killing the installer anywhere and running
 /// it again converges to the same host.
@@ -69,8 +70,8 @@ public struct Installer: Sendable {
     /// The steps, in order.
     public var steps: [InstallStep] {
         [
-            releaseStep, hostFilesStep, userStep, packageStep, workDirectoryStep, imagesStep, sudoersStep,
-            systemdStep, markerStep,
+            releaseStep, hostFilesStep, userStep, schedulersStep, packageStep, workDirectoryStep, mountsStep,
+            imagesStep, sudoersStep, systemdStep, markerStep,
         ]
     }
 
@@ -185,8 +186,8 @@ public struct Installer: Sendable {
                     !PasswdFile.hasLocks(layout: layout)
                 else { return false }
                 var st = stat()
-                return stat(layout.path(home), &st) == 0 && st.st_uid == entry.uid && st.st_gid == entry.gid
-                    && HostFiles.isDirectory(layout.path(home), mode: 0o750)
+                return lstat(layout.path(home), &st) == 0 && st.st_uid == entry.uid && st.st_gid == entry.gid
+                    && RunnerOwnedFiles.isHandedOver(layout.path(home), mode: 0o750, uid: entry.uid)
             },
             apply: { () throws(RunnerError) in
                 PasswdFile.clearStaleLocks(layout: layout)
@@ -206,10 +207,7 @@ public struct Installer: Sendable {
                         .internal, input: layout.path("/etc/passwd"), problem: "has no \(user) after useradd",
                         fix: "check that /etc/passwd is the user database of this host")
                 }
-                try HostFiles.directory(layout.path(home), mode: 0o750)
-                guard chown(layout.path(home), entry.uid, entry.gid) == 0 else {
-                    throw RunnerError.posix("could not hand over", layout.path(home), fix: nil)
-                }
+                try RunnerOwnedFiles.handOverDirectory(layout.path(home), mode: 0o750, uid: entry.uid, gid: entry.gid)
             })
     }
 
@@ -221,8 +219,16 @@ public struct Installer: Sendable {
         InstallStep(
             "runner-package", "GitHub runner \(settings.runnerVersion) in \(layout.runnerDirectory)",
             isDone: {
-                let stamp = (try? FilePaths.read(packageStamp)).map { String(decoding: $0, as: UTF8.self) }
-                return stamp == settings.tarballSHA256 + "\n" && FilePaths.exists(layout.runnerDirectory + "/config.sh")
+                // Read by descriptor: the runner user owns the directory (a FIFO would hang a read).
+                guard let directory = try? RunnerOwnedFiles.openDirectory(layout.runnerDirectory) else { return false }
+                defer { close(directory) }
+                let uid = PasswdFile.lookup(settings.user, layout: layout)?.uid ?? 0
+                guard
+                    case .success(let stamp?) = RunnerOwnedFiles.readRegularFile(
+                        in: directory, FilePaths.basename(packageStamp), owner: uid, limit: 4096)
+                else { return false }
+                return stamp == Array((settings.tarballSHA256 + "\n").utf8)
+                    && FilePaths.exists(layout.runnerDirectory + "/config.sh")
             },
             apply: { () throws(RunnerError) in
                 guard let entry = PasswdFile.lookup(settings.user, layout: layout) else {
@@ -240,12 +246,10 @@ public struct Installer: Sendable {
                         .unsafeInput, input: cachedTarball, problem: "could not be unpacked safely: \(error)",
                         fix: "check RUNNER_TARBALL_URL and RUNNER_TARBALL_SHA256")
                 }
-                // Keep the runner's registration and settings across a new package.
-                for name in [".runner", ".credentials", ".credentials_rsaparams", ".env", ".path"] {
-                    let old = layout.runnerDirectory + "/" + name
-                    if FilePaths.exists(old) {
-                        try AtomicFile.write(try FilePaths.read(old), to: staged.path + "/" + name, mode: 0o600)
-                    }
+                // Keep the runner's registration and settings across a new package, read by
+                // descriptor from the runner-owned directory (see keepRunnerFiles).
+                for (name, bytes) in try keepRunnerFiles(owner: entry.uid) {
+                    try AtomicFile.write(bytes, to: staged.path + "/" + name, mode: 0o600)
                 }
                 try AtomicFile.write(settings.tarballSHA256 + "\n", to: staged.path + "/.runner-package-sha256")
                 guard chmod(staged.path, 0o755) == 0 else {
@@ -253,12 +257,45 @@ public struct Installer: Sendable {
                 }
                 let chown = Chown().recursive(uid: entry.uid, gid: entry.gid, staged.path)
                 try await commandRunner.run(chown).checked(chown)
+                if systemdRunning {
+                    // The externals mount sits in the tree being replaced: unmount it first (the
+                    // mounts step mounts the new one).
+                    let name = MountUnits.unitName(for: HostLayout().runnerDirectory + "/externals")
+                    _ = try? await commandRunner.run(Systemctl.stop(unit: name, block: true))
+                }
                 do throws(ArchiveError) {
                     try staged.commit(replacingExisting: true)
                 } catch {
                     throw RunnerError(.io, input: layout.runnerDirectory, problem: "could not be replaced: \(error)")
                 }
             })
+    }
+
+    /// The runner files kept across a package upgrade.
+    static let keptRunnerFiles = [".runner", ".credentials", ".credentials_rsaparams", ".env", ".path"]
+
+    /// The kept runner files of the current package, read without following anything the runner
+    /// user planted: the package directory opened with `O_NOFOLLOW` from its root-owned parent,
+    /// each file with `openat(O_NOFOLLOW|O_NONBLOCK)` and kept only when it is a regular file
+    /// owned by the runner user or root, with one link, of at most 1 MiB. Anything else is
+    /// skipped with a warning naming it, not refused: the runner user can plant such a file, and
+    /// refusing would let it stop every upgrade; skipping costs it only its own registration
+    /// (the service registers again).
+    func keepRunnerFiles(owner: uid_t) throws(RunnerError) -> [(String, [UInt8])] {
+        guard let directory = try RunnerOwnedFiles.openDirectory(layout.runnerDirectory) else { return [] }
+        defer { close(directory) }
+        var kept: [(String, [UInt8])] = []
+        for name in Self.keptRunnerFiles {
+            switch RunnerOwnedFiles.readRegularFile(in: directory, name, owner: owner) {
+            case .success(let bytes?): kept.append((name, bytes))
+            case .success(nil): break
+            case .failure(let refusal):
+                logger.warning(
+                    "not keeping a runner file across the upgrade",
+                    metadata: ["file": "\(layout.runnerDirectory)/\(name)", "reason": "\(refusal)"])
+            }
+        }
+        return kept
     }
 
     /// Downloads `url` to `path` unless `path` already has `sha256`; checks the digest.
@@ -290,17 +327,113 @@ public struct Installer: Sendable {
             "work-directory", "\(workDirectory) owned by \(settings.user)",
             isDone: {
                 guard let entry = PasswdFile.lookup(settings.user, layout: layout) else { return false }
-                var st = stat()
-                return stat(workDirectory, &st) == 0 && st.st_uid == entry.uid
-                    && HostFiles.isDirectory(workDirectory, mode: 0o750)
+                return RunnerOwnedFiles.isHandedOver(workDirectory, mode: 0o750, uid: entry.uid)
             },
             apply: { () throws(RunnerError) in
                 guard let entry = PasswdFile.lookup(settings.user, layout: layout) else {
                     throw RunnerError(.notFound, input: "RUNNER_USER", problem: "user \(settings.user) does not exist")
                 }
-                try HostFiles.directory(workDirectory, mode: 0o750)
-                guard chown(workDirectory, entry.uid, entry.gid) == 0 else {
-                    throw RunnerError.posix("could not hand over", workDirectory, fix: nil)
+                // By descriptor, no symlink anywhere: RUNNER_WORK_DIR may lie under a directory
+                // the runner user owns.
+                try RunnerOwnedFiles.handOverDirectory(workDirectory, mode: 0o750, uid: entry.uid, gid: entry.gid)
+            })
+    }
+
+    // MARK: schedulers
+
+    /// The deny lists of cron and at: a job must not leave a process that starts later, between
+    /// jobs, where it could read the next registration. Written whether or not cron and at are
+    /// installed (a deny list without its tool is inert, and one installed later obeys it).
+    var schedulerDenyFiles: [String] { [layout.path("/etc/cron.deny"), layout.path("/etc/at.deny")] }
+
+    /// Whether the deny list at `path` names `user` on a line of its own.
+    static func denies(_ path: String, user: String) -> Bool {
+        guard let bytes = try? FilePaths.read(path) else { return false }
+        return String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains { $0.trimmedWhitespace == user }
+    }
+
+    var schedulersStep: InstallStep {
+        let user = settings.user
+        return InstallStep(
+            "schedulers", "deny \(user) cron and at",
+            isDone: { schedulerDenyFiles.allSatisfy { Self.denies($0, user: user) } },
+            apply: { () throws(RunnerError) in
+                // What a killed run left: only our own temporaries (/etc holds others' files).
+                let etc = layout.path("/etc")
+                for name in FilePaths.entries(of: etc)
+                where name.hasPrefix(".cron.deny.tmp-") || name.hasPrefix(".at.deny.tmp-") {
+                    unlink(etc + "/" + name)
+                }
+                for path in schedulerDenyFiles where !Self.denies(path, user: user) {
+                    var text = (try? FilePaths.read(path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                    if !text.isEmpty && !text.hasSuffix("\n") { text += "\n" }
+                    try AtomicFile.write(text + user + "\n", to: path, mode: 0o644)
+                }
+            })
+    }
+
+    // MARK: mounts
+
+    /// The host paths (without a test root) of the directories mounted nosuid,nodev.
+    var nosuidDirectories: [String] {
+        [settings.workDirectory ?? HostLayout().workDirectory, HostLayout().runnerDirectory + "/externals"]
+    }
+
+    var mountsDropIn: String { layout.systemdUnitDirectory + "/runner.service.d/10-mounts.conf" }
+
+    /// The mount units, the drop-in and the enable links, each with its content.
+    var mountFiles: [(path: String, text: String)] {
+        nosuidDirectories.map { directory in
+            (
+                layout.systemdUnitDirectory + "/" + MountUnits.unitName(for: directory),
+                MountUnits.unitText(for: directory)
+            )
+        } + [(mountsDropIn, MountUnits.dropInText(for: nosuidDirectories))]
+    }
+
+    func mountWantsLink(_ directory: String) -> (link: String, target: String) {
+        let name = MountUnits.unitName(for: directory)
+        return (layout.systemdUnitDirectory + "/multi-user.target.wants/" + name, "/etc/systemd/system/" + name)
+    }
+
+    var mountsStep: InstallStep {
+        InstallStep(
+            "mounts", nosuidDirectories.joined(separator: " and ") + " on nosuid,nodev bind mounts",
+            isDone: { () throws(RunnerError) in
+                for directory in nosuidDirectories { try MountUnits.check(directory) }
+                guard mountFiles.allSatisfy({ HostFiles.matches($0.path, bytes: Array($0.text.utf8), mode: 0o644) }),
+                    nosuidDirectories.allSatisfy({
+                        HostFiles.linkTarget(mountWantsLink($0).link) == mountWantsLink($0).target
+                    })
+                else { return false }
+                guard systemdRunning else { return true }
+                let info = String(decoding: (try? FilePaths.read("/proc/self/mountinfo")) ?? [], as: UTF8.self)
+                return nosuidDirectories.allSatisfy { MountUnits.isNosuidNodev($0, mountInfo: info) }
+            },
+            apply: { () throws(RunnerError) in
+                for directory in nosuidDirectories { try MountUnits.check(directory) }
+                try FilePaths.createDirectory(FilePaths.parent(of: mountsDropIn))
+                for directory in [
+                    layout.systemdUnitDirectory, FilePaths.parent(of: mountsDropIn),
+                    layout.systemdUnitDirectory + "/multi-user.target.wants",
+                ] where FilePaths.exists(directory) {
+                    HostFiles.sweepLeftovers(in: directory)
+                }
+                for (path, text) in mountFiles {
+                    try HostFiles.install(Array(text.utf8), to: path, mode: 0o644)
+                }
+                for directory in nosuidDirectories {
+                    let (link, target) = mountWantsLink(directory)
+                    try HostFiles.symlink(link, to: target)
+                }
+                if systemdRunning {
+                    let reload = Systemctl().daemonReload()
+                    try await commandRunner.run(reload).checked(reload)
+                    for directory in nosuidDirectories {
+                        let start = Systemctl().start(MountUnits.unitName(for: directory))
+                        try await commandRunner.run(start).checked(
+                            start, fix: "check `journalctl -u \(start.arguments.last ?? "")`")
+                    }
                 }
             })
     }

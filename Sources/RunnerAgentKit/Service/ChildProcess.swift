@@ -21,7 +21,11 @@ final class ChildProcess: Sendable {
 
     /// Starts `command` with exactly `environment` (nothing inherited). A working directory is
     /// entered through `env --chdir` (posix_spawn's chdir action is not in Glibc's Swift view).
-    static func spawn(_ command: Command, environment: [String: String]) throws(RunnerError) -> ChildProcess {
+    /// `input`: bytes on a pipe as the child's stdin (then closed; at most a pipe's capacity,
+    /// 64 KiB, so writing never waits for the child), else `/dev/null`.
+    static func spawn(_ command: Command, environment: [String: String], input: [UInt8]? = nil) throws(RunnerError)
+        -> ChildProcess
+    {
         var command = command
         if let directory = command.workingDirectory {
             command = Command("/usr/bin/env", ["--chdir=\(directory)", "--"] + command.argv)
@@ -38,7 +42,28 @@ final class ChildProcess: Sendable {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        var inputFDs: [Int32] = [-1, -1]
+        if let input {
+            guard input.count <= 65536, pipe(&inputFDs) == 0 else {
+                close(readEnd)
+                close(writeEnd)
+                throw RunnerError.posix("could not create an input pipe for", command.executable, fix: nil)
+            }
+            _ = fcntl(inputFDs[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(inputFDs[1], F_SETFD, FD_CLOEXEC)
+            let written = input.withUnsafeBytes { write(inputFDs[1], $0.baseAddress, $0.count) }
+            close(inputFDs[1])
+            guard written == input.count else {
+                close(inputFDs[0])
+                close(readEnd)
+                close(writeEnd)
+                throw RunnerError.posix("could not fill the input pipe of", command.executable, fix: nil)
+            }
+            posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
+        defer { if inputFDs[0] >= 0 { close(inputFDs[0]) } }
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
         posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
 

@@ -1,8 +1,31 @@
 import RunnerCore
 
+/// A command and the bytes its standard input carries: how a secret reaches `config.sh` and
+/// `run.sh` without being on a command line or in any other process's environment.
+public struct RunnerInvocation: Sendable, Hashable {
+    public var command: Command
+    /// One line holding the secret, or nil when the command takes none.
+    public var standardInput: [UInt8]?
+
+    public init(command: Command, standardInput: [UInt8]? = nil) {
+        self.command = command
+        self.standardInput = standardInput
+    }
+}
+
 /// The GitHub runner package (`/opt/actions-runner`) and the commands the supervisor runs in
 /// it. Every secret travels as an `ACTIONS_RUNNER_INPUT_*` variable, which the runner reads,
 /// masks and removes from its own environment; argv holds none.
+///
+/// The variable is set by a `/bin/sh -c` prelude that reads it from standard input (a pipe the
+/// supervisor fills) and `exec`s the script: so it is in the environment of `config.sh`/`run.sh`
+/// and what they start, and not in that of `setpriv` or of the shell before its `exec`.
+/// What remains: the runner's own processes (`config.sh`'s .NET listener, `run.sh`'s listener
+/// and the job's worker) have the variable in their initial environment, which
+/// `/proc/<pid>/environ` shows to every process of the runner user. The supervisor kills
+/// every process of that user before each registration and each launch
+/// (``UserProcesses/killAll(uid:user:timeout:)``), so the only processes that can read it are
+/// the registration itself and the job that runner was registered for.
 public struct RunnerPackage: Sendable, Hashable {
     /// The runner's root directory (holds `config.sh`, `run.sh`, `.runner`).
     public var directory: String
@@ -35,8 +58,8 @@ public struct RunnerPackage: Sendable, Hashable {
     }
 
     /// `config.sh --unattended … --disableupdate --replace`, the registration token in
-    /// `ACTIONS_RUNNER_INPUT_TOKEN`.
-    public func configure(_ options: ConfigureOptions, token: Secret) -> Command {
+    /// `ACTIONS_RUNNER_INPUT_TOKEN`, read from standard input (see ``readingSecret(_:_:_:)``).
+    public func configure(_ options: ConfigureOptions, token: Secret) throws(RunnerError) -> RunnerInvocation {
         var arguments = [
             "--unattended", "--url", options.url, "--name", options.name, "--work", options.workDirectory,
             "--replace", "--disableupdate",
@@ -45,9 +68,8 @@ public struct RunnerPackage: Sendable, Hashable {
         if let group = options.group, !group.isEmpty { arguments += ["--runnergroup", group] }
         if options.ephemeral { arguments.append("--ephemeral") }
         if options.noDefaultLabels { arguments.append("--no-default-labels") }
-        return Command(
-            configScript, arguments, environment: ["ACTIONS_RUNNER_INPUT_TOKEN": token.value],
-            workingDirectory: directory)
+        return try Self.readingSecret(
+            "ACTIONS_RUNNER_INPUT_TOKEN", token, Command(configScript, arguments, workingDirectory: directory))
     }
 
     /// `config.sh remove --local`: forgets the local registration without asking GitHub
@@ -56,11 +78,36 @@ public struct RunnerPackage: Sendable, Hashable {
         Command(configScript, ["remove", "--local"], workingDirectory: directory)
     }
 
-    /// `run.sh`, with a JIT configuration in `ACTIONS_RUNNER_INPUT_JITCONFIG` when given.
-    public func run(jitConfig: Secret?) -> Command {
-        var environment: [String: String?] = [:]
-        if let jitConfig { environment["ACTIONS_RUNNER_INPUT_JITCONFIG"] = jitConfig.value }
-        return Command(runScript, [], environment: environment, workingDirectory: directory)
+    /// `run.sh`, with a JIT configuration in `ACTIONS_RUNNER_INPUT_JITCONFIG` (read from
+    /// standard input) when given.
+    public func run(jitConfig: Secret?) throws(RunnerError) -> RunnerInvocation {
+        let command = Command(runScript, [], workingDirectory: directory)
+        guard let jitConfig else { return RunnerInvocation(command: command) }
+        return try Self.readingSecret("ACTIONS_RUNNER_INPUT_JITCONFIG", jitConfig, command)
+    }
+
+    /// The shell prelude of ``readingSecret(_:_:_:)``: `$0` is the program, `$@` its arguments.
+    static func secretPrelude(_ variable: String) -> String {
+        "IFS= read -r \(variable) && export \(variable) && exec \"$0\" \"$@\""
+    }
+
+    /// `/bin/sh -c 'IFS= read -r VAR && export VAR && exec "$0" "$@"' PROGRAM ARGS…` with
+    /// `secret` and a newline as its standard input. A secret with a newline or NUL cannot be
+    /// one line: refused (a registration token and a base64 JIT configuration have neither).
+    static func readingSecret(_ variable: String, _ secret: Secret, _ command: Command) throws(RunnerError)
+        -> RunnerInvocation
+    {
+        guard !secret.value.isEmpty,
+            !secret.value.unicodeScalars.contains(where: { $0 == "\n" || $0 == "\r" || $0 == "\0" })
+        else {
+            throw RunnerError(
+                .invalidConfig, input: variable, problem: "is empty or has a line break or NUL",
+                fix: "give the registration token or JIT configuration as GitHub issued it (one line)")
+        }
+        let wrapped = Command(
+            "/bin/sh", ["-c", secretPrelude(variable)] + command.argv, environment: command.environment,
+            clearsEnvironment: command.clearsEnvironment, workingDirectory: command.workingDirectory)
+        return RunnerInvocation(command: wrapped, standardInput: Array((secret.value + "\n").utf8))
     }
 }
 

@@ -237,9 +237,11 @@ public final class RunnerSupervisor: Sendable {
         options.group = settings.group
         options.ephemeral = settings.ephemeral
         options.noDefaultLabels = settings.noDefaultLabels
-        let command = asRunnerUser(package.configure(options, token: token))
+        let invocation = try package.configure(options, token: token)
+        let command = asRunnerUser(invocation.command)
+        try await killRunnerUserProcesses(before: "registering")
         logger.info("configuring the runner", metadata: ["command": "\(command)"])
-        let result = try await commandRunner.run(command, input: nil, output: .captured)
+        let result = try await commandRunner.run(command, input: invocation.standardInput, output: .captured)
         forward(result.standardOutput + result.standardError)
         try result.checked(
             command,
@@ -269,12 +271,14 @@ public final class RunnerSupervisor: Sendable {
     }
 
     private func runRunner(jitConfig: Secret?) async throws(RunnerError) -> Outcome {
-        let command = asRunnerUser(package.run(jitConfig: jitConfig))
+        let invocation = try package.run(jitConfig: jitConfig)
+        let command = asRunnerUser(invocation.command)
         var environment = runnerEnvironment
         for (key, value) in command.environment { environment[key] = value }
+        try await killRunnerUserProcesses(before: "starting the runner")
         state.withLock { $0.runsStarted += 1 }
         logger.info("starting the runner", metadata: ["command": "\(command)"])
-        let child = try ChildProcess.spawn(command, environment: environment)
+        let child = try ChildProcess.spawn(command, environment: environment, input: invocation.standardInput)
         var scanner = OutputScanner()
         var stopPhase = StopPhase.running
         let clock = ContinuousClock()
@@ -348,6 +352,22 @@ public final class RunnerSupervisor: Sendable {
             environment[key.lowercased()] = value
         }
         return environment
+    }
+
+    /// Kills every process of the runner user (what a job left: a `setsid` loop could read the
+    /// next registration token from `/proc/<pid>/environ`). Only as root with an unprivileged
+    /// runner user (running as the runner user itself, there is nothing to separate). Throws,
+    /// and so fails the registration, when some survive.
+    func killRunnerUserProcesses(before step: String) async throws(RunnerError) {
+        guard geteuid() == 0, settings.user != "root", let account = UserAccount.lookup(settings.user),
+            account.uid != 0
+        else { return }
+        let killed = try await UserProcesses.killAll(uid: account.uid, user: settings.user)
+        if killed > 0 {
+            logger.notice(
+                "killed processes the runner user left behind",
+                metadata: ["count": "\(killed)", "user": "\(settings.user)", "before": "\(step)"])
+        }
     }
 
     /// `command` as the runner user: through `setpriv` when we are root and the user is not;

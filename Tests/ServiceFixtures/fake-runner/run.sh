@@ -4,7 +4,8 @@
 # asks the fake API whether its registration still exists (printing the listener's
 # "registration has been deleted" line when not), then follows one line of .fake/script:
 # "CODE JOB_SECONDS MODE" (MODE: run | hold = listen until SIGINT | ignore-int). It appends a
-# line to .fake/ready once it holds (or once its job started), for tests that signal it.
+# line to .fake/ready once it holds (or once its job started), for tests that signal it. An
+# executable .fake/job runs once, as the job's code would.
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
 fake="$dir/.fake"
@@ -49,6 +50,10 @@ if [ "$mode" = ignore-int ]; then
 fi
 echo "√ Connected to GitHub"
 echo "Listening for Jobs"
+# A job's own code: .fake/job (made by a test) runs once, as the runner user.
+if [ -x "$fake/job" ] && mv "$fake/job" "$fake/job.ran"; then
+    "$fake/job.ran"
+fi
 sleep "$(cat "$fake/sleep" 2>/dev/null || echo 0.3)"
 if [ "$job" != 0 ]; then
     echo "$(date -u '+%F %T')Z: Running job: build"

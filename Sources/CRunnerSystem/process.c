@@ -1,0 +1,18 @@
+#define _GNU_SOURCE
+#include "runner_process.h"
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
+
+int runner_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int runner_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, (void *)0, 0);
+}
