@@ -54,6 +54,11 @@ public enum ImageOwnership {
         while flock(lock, LOCK_EX) != 0 {
             guard errno == EINTR else { throw RunnerError.posix("could not lock", lockPath, fix: nil) }
         }
+        // Under the lock, a marker's temporary file is a dead writer's (killed between write and
+        // rename): it goes, so a re-run converges on the same tree.
+        for name in FilePaths.entries(of: version) where name.hasPrefix("." + markerName + ".tmp-") {
+            unlink(version + "/" + name)
+        }
         let current = try marker(version: version)
         if current == userNamespace { return false }
         guard !busy() else {
