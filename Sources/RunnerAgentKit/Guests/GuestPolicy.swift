@@ -42,6 +42,8 @@ public struct GuestPolicy: Sendable {
     public var backend: GuestBackend
     /// How long a guest may take to report READY=1.
     public var bootTimeout: Double = 60
+    /// Capabilities (`CAP_X`) a job may add to its step units (`RUNNER_GUEST_CAP_ADD`).
+    public var allowedCapabilities: [String] = []
 
     public init(
         layout: HostLayout, workDirectory: String? = nil, extraMountRoots: [String] = [],
@@ -128,6 +130,28 @@ public struct GuestPolicy: Sendable {
         return GuestBind(source: real, target: target, readOnly: bind.readOnly)
     }
 
+    /// The capabilities a start request adds (`CAP_X`), each one the admin allowed
+    /// (``allowedCapabilities``); anything else is refused.
+    func checkCapabilities(_ requested: [String], image: String) throws(RunnerError) -> [String] {
+        var added: [String] = []
+        for text in requested {
+            guard let name = LinuxCapability.canonicalName(text) else {
+                throw RunnerError(
+                    .invalidInput, input: "--cap-add \(text)", problem: "is not a Linux capability name",
+                    fix: "use a name such as NET_ADMIN")
+            }
+            guard allowedCapabilities.contains(name) else {
+                throw RunnerError(
+                    .permission, input: "--cap-add \(text) (\(image))",
+                    problem: "is not allowed on this runner",
+                    fix: "remove it from the job's options, or have the admin add \(name.dropFirst(4)) to "
+                        + "RUNNER_GUEST_CAP_ADD in \(layout.configFile)")
+            }
+            if !added.contains(name) { added.append(name) }
+        }
+        return added
+    }
+
     /// The owner steps' files are handed to: ``workOwner``, else the work directory's owner.
     func resolvedWorkOwner() -> (uid: UInt32, gid: UInt32)? {
         if let workOwner { return workOwner }
@@ -161,11 +185,15 @@ public struct HookSettings: Sendable, Hashable, Codable {
     public var workDirectory: String?
     /// How long services may take to accept connections on their ports.
     public var serviceReadyTimeout: Double = 60
+    /// `RUNNER_GUEST_CAP_ADD`: capabilities (`CAP_X`) a job's `--cap-add` may add.
+    public var capAdd: [String] = []
 
     public init() {}
 
     /// The keys the hook reads; problems with other keys are the installer's and service's business.
-    static let keys: [ConfigKey] = [.imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory]
+    static let keys: [ConfigKey] = [
+        .imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory, .guestCapAdd,
+    ]
 
     /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
     /// the hook's own keys are errors.
@@ -191,14 +219,32 @@ public struct HookSettings: Sendable, Hashable, Codable {
         allowDockerSock = config.allowDockerSock
         mountAllow = config.guestMountAllow.map { layout.path($0) }
         if config.isSet(.workDirectory) { workDirectory = layout.path(config.workDirectory) }
+        capAdd = config.guestCapAdd
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case imageAliases, defaultImage, allowDockerSock, mountAllow, workDirectory, serviceReadyTimeout, capAdd
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imageAliases = try c.decodeIfPresent([String: String].self, forKey: .imageAliases) ?? [:]
+        defaultImage = try c.decodeIfPresent(String.self, forKey: .defaultImage) ?? defaultImage
+        allowDockerSock = try c.decodeIfPresent(Bool.self, forKey: .allowDockerSock) ?? false
+        mountAllow = try c.decodeIfPresent([String].self, forKey: .mountAllow) ?? []
+        workDirectory = try c.decodeIfPresent(String.self, forKey: .workDirectory)
+        serviceReadyTimeout = try c.decodeIfPresent(Double.self, forKey: .serviceReadyTimeout) ?? serviceReadyTimeout
+        capAdd = try c.decodeIfPresent([String].self, forKey: .capAdd) ?? []
     }
 
     /// The guest policy these settings give on `layout`.
     public func guestPolicy(layout: HostLayout, backend: GuestBackend? = nil) -> GuestPolicy {
         var extra = mountAllow
         if allowDockerSock { extra.append(layout.path("/var/run/docker.sock")) }
-        return GuestPolicy(
+        var policy = GuestPolicy(
             layout: layout, workDirectory: workDirectory, extraMountRoots: extra,
             backend: backend ?? GuestBackend.detect(layout: HostLayout()))
+        policy.allowedCapabilities = capAdd
+        return policy
     }
 }

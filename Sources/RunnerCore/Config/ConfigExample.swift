@@ -25,7 +25,10 @@ extension RunnerConfig {
             ),
             (
                 "Job containers (nspawn guests)",
-                [.images, .defaultImage, .imageAliases, .requireJobContainer, .allowDockerSock, .guestMountAllow]
+                [
+                    .images, .defaultImage, .imageAliases, .requireJobContainer, .allowDockerSock, .guestMountAllow,
+                    .guestCapAdd,
+                ]
             ),
             ("Proxy", [.httpProxy, .httpsProxy, .noProxy]),
         ]

@@ -40,6 +40,8 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
     case proxyURL
     /// Comma-separated hosts, domains or CIDRs.
     case hostList
+    /// Space-separated Linux capability names (`NET_ADMIN` or `CAP_NET_ADMIN`).
+    case capabilities
 
     /// The expected form, as error messages and the example config show it.
     public var description: String {
@@ -65,6 +67,7 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
         case .imageAliases: "space-separated ALIAS=NAME, e.g. ubuntu:22.04=debian-bookworm"
         case .proxyURL: "http://HOST:PORT (credentials as http://USER:PASS@HOST:PORT)"
         case .hostList: "comma-separated hosts, .domains or CIDRs, e.g. localhost,.internal,10.0.0.0/8"
+        case .capabilities: "space-separated Linux capability names, e.g. NET_ADMIN SYS_PTRACE"
         }
     }
 }
@@ -186,6 +189,10 @@ extension ConfigKey {
     public static let guestMountAllow = ConfigKey(
         "RUNNER_GUEST_MOUNT_ALLOW", .absolutePaths,
         "Extra host directories jobs may mount into guests (space-separated).", example: "/srv/cache")
+    public static let guestCapAdd = ConfigKey(
+        "RUNNER_GUEST_CAP_ADD", .capabilities,
+        "Capabilities a job's `options: --cap-add` may add to its steps (space-separated; default: none).",
+        example: "NET_ADMIN")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
@@ -201,7 +208,7 @@ extension ConfigKey {
         runnerVersion, tarballURL, tarballSHA256,
         bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
         images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
-        httpProxy, httpsProxy, noProxy,
+        guestCapAdd, httpProxy, httpsProxy, noProxy,
     ]
 
     /// The key called `name`, if there is one.
