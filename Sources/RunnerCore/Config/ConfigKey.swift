@@ -191,8 +191,9 @@ extension ConfigKey {
         "Extra host directories jobs may mount into guests (space-separated).", example: "/srv/cache")
     public static let guestCapAdd = ConfigKey(
         "RUNNER_GUEST_CAP_ADD", .capabilities,
-        "Capabilities a job's `options: --cap-add` may add to its steps (space-separated; default: none).",
-        example: "NET_ADMIN")
+        "Capabilities a job's `options: --cap-add` may add to its steps (space-separated; default: none; "
+            + "only those the guest itself holds take effect, e.g. not NET_ADMIN).",
+        example: "SYS_PTRACE")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
