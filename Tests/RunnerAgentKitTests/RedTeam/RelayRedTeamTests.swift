@@ -105,45 +105,56 @@ extension GuestSuites {
         }
 
         /// Route 5: the guest points its systemd socket at a Unix socket the test listens on on
-        /// the host, or at a socket of its own: a fresh connection never reaches the host's
-        /// socket, the guest's own listener is refused by the peer check before it gets a byte,
-        /// and the relay's steps go on over the connection it has.
-        @Test func theBusSocketIsResolvedInTheGuestAndItsPeerChecked() async throws {
+        /// the host, then makes its systemd re-execute (which drops every bus connection, so the
+        /// relay connects anew): no connection ever reaches the host's socket; fresh connections
+        /// (`exec`, a probe) fail clearly or reach the guest's own systemd.
+        @Test func theBusSocketIsResolvedInsideTheGuest() async throws {
             try await withHarness { h in
                 let name = try await startGuest(h)
-                // The relay's connection is made at its first step.
-                let first = try h.hook(step("true", guest: name), asUser: Self.user)
-                #expect(first.status == .exited(0), "\(first.stderr)")
-
                 let hostSocket = h.dir.appending("host.sock")
                 let listener = try UnixSocket.listen(path: hostSocket, owner: 0, group: 0)
                 defer { close(listener) }
                 _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
+                // The relay's connection is made at its first step.
+                let first = try h.hook(step("true", guest: name), asUser: Self.user)
+                #expect(first.status == .exited(0), "\(first.stderr)")
                 let swap = try h.hook(
                     step(
                         "mv /run/systemd/private /run/systemd/private.real && ln -s \(hostSocket) /run/systemd/private",
                         guest: name), asUser: Self.user)
                 #expect(swap.status == .exited(0), "\(swap.stderr)")
-
-                // Fresh connections: `exec`, a probe (both connect anew).
-                let exec = await h.runAgent(["guest", "exec", name, "--", "true"])
-                #expect(exec.status != .exited(0))
-                #expect(exec.stderr.contains("could not connect to the guest's systemd"), "\(exec.stderr)")
-                await #expect(throws: RunnerError.self) {
-                    _ = try await manager(h).probe(name, command: ["true"], timeout: 5)
+                // The relay's connection still works.
+                let again = try h.hook(step("echo still", guest: name), asUser: Self.user)
+                #expect(again.status == .exited(0) && again.text == "still\n", "\(again.stderr)")
+                // SIGTERM makes the guest's systemd re-execute: its connections close.
+                _ = try h.hook(step("kill -TERM 1; sleep 5", guest: name), asUser: Self.user)
+                Posix.sleep(1)
+                let after = try h.hook(step("echo after", guest: name), asUser: Self.user)
+                if after.status != .exited(0) {
+                    #expect(after.stderr.contains("could not connect to the guest's systemd"), "\(after.stderr)")
                 }
+                let exec = await h.runAgent(["guest", "exec", name, "--", "true"])
+                if exec.status != .exited(0) {
+                    #expect(exec.stderr.contains("could not connect to the guest's systemd"), "\(exec.stderr)")
+                }
+                _ = try? await manager(h).probe(name, command: ["true"], timeout: 5)
                 let accepted = accept(listener, nil, nil)
                 if accepted >= 0 { close(accepted) }
                 #expect(accepted < 0, "the host's socket got a connection")
+                #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
+            }
+        }
 
-                // The relay keeps its connection: steps go on.
-                let again = try h.hook(step("echo still", guest: name), asUser: Self.user)
-                #expect(again.status == .exited(0) && again.text == "still\n", "\(again.stderr)")
-
-                // A socket of the guest's own (a step's listener) at the same path: connected
-                // inside the guest, but not served by the guest's PID 1.
+        /// Route 5, the peer check: a socket of the guest's own (a step's listener) at systemd's
+        /// path is connected inside the guest, but it is not served by the guest's PID 1: it is
+        /// refused before a byte is written to it.
+        @Test func aSocketNotServedByTheGuestsInitGetsNothing() async throws {
+            try await withHarness { h in
+                let name = try await startGuest(h)
+                let first = try h.hook(step("true", guest: name), asUser: Self.user)
+                #expect(first.status == .exited(0), "\(first.stderr)")
                 let listen = """
-                    rm -f /run/systemd/private; python3 - <<'PY'
+                    mv /run/systemd/private /run/systemd/private.real; python3 - <<'PY'
                     import os, socket
                     s = socket.socket(socket.AF_UNIX); s.bind('/run/systemd/private'); s.listen(4)
                     print('ready', flush=True)
