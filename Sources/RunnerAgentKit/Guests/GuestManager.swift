@@ -493,46 +493,50 @@ public struct GuestManager: Sendable {
         }
         let readers = (out[0], err[0])
         let collected = Mutex<([UInt8], [UInt8])>(([], []))
+        let ended = Mutex(false)
         let done = DispatchSemaphore(value: 0)
         DispatchQueue.global().async {
-            let result = Self.drain(readers.0, readers.1, limit: Self.probeOutputLimit)
+            let result = Self.drain(readers.0, readers.1, limit: Self.probeOutputLimit) { ended.withLock { $0 } }
             collected.withLock { $0 = result }
             done.signal()
         }
-        let status: ExitStatus
+        var outcome: Result<ExitStatus, RunnerError>
         do {
-            defer {
-                // systemd holds its own copies while the unit runs; ours go now so the reader ends.
-                close(out[1])
-                close(err[1])
-            }
-            status = try runStep(step, stdout: out[1], stderr: err[1], stopRequests: nil)
+            outcome = .success(try runStep(step, stdout: out[1], stderr: err[1], stopRequests: nil))
         } catch {
-            _ = done.wait(timeout: .now() + 5)
+            outcome = .failure(error)
+        }
+        // The unit is stopped: its processes, and with them systemd's copies of the pipes' write
+        // ends, are gone; ours go now, so the reader sees the end.
+        close(out[1])
+        close(err[1])
+        ended.withLock { $0 = true }
+        if done.wait(timeout: .now() + 5) == .success {
             close(out[0])
             close(err[0])
-            throw error
-        }
-        // The unit is stopped: its processes, and with them the pipes' other ends, are gone.
-        _ = done.wait(timeout: .now() + 5)
-        close(out[0])
-        close(err[0])
+        }  // else the reader still holds them: left to the process's exit rather than closed under it
+        let status = try outcome.get()
         let (stdout, stderr) = collected.withLock { $0 }
         return CommandResult(
             status: status, standardOutput: String(decoding: stdout, as: UTF8.self),
             standardError: String(decoding: stderr, as: UTF8.self))
     }
 
-    /// Reads two pipes to their ends (poll; each kept up to `limit` bytes).
-    static func drain(_ first: Int32, _ second: Int32, limit: Int) -> ([UInt8], [UInt8]) {
+    /// Reads two pipes to their ends (each kept up to `limit` bytes, the rest read and dropped);
+    /// once `ended` says their writers are gone, a quiet tenth of a second ends it too.
+    static func drain(_ first: Int32, _ second: Int32, limit: Int, ended: () -> Bool) -> ([UInt8], [UInt8]) {
         var kept: [[UInt8]] = [[], []]
         var open = [first, second]
         var buffer = [UInt8](repeating: 0, count: 16384)
         while open.contains(where: { $0 >= 0 }) {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let ready = poll(&fds, nfds_t(fds.count), 10_000)
+            let ready = poll(&fds, nfds_t(fds.count), 100)
             if ready < 0, errno == EINTR { continue }
-            if ready <= 0 { break }
+            if ready < 0 { break }
+            if ready == 0 {
+                if ended() { break }
+                continue
+            }
             for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
                 let n = buffer.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
                 if n < 0, errno == EINTR || errno == EAGAIN { continue }

@@ -247,6 +247,14 @@ extension GuestSuites {
                 let probe = try await manager.probe(
                     info.name, command: ["/bin/sh", "-c", "grep ^CapBnd /proc/self/status"], timeout: 10)
                 #expect(probe.standardOutput == "CapBnd:\t00000000a80c25fb\n", "\(probe)")
+                // A probe's output: late lines are kept, a flood is cut at the bound.
+                let late = try await manager.probe(
+                    info.name,
+                    command: ["/bin/sh", "-c", "sleep 0.5; echo late >&2; head -c 200000 /dev/zero; exit 4"],
+                    timeout: 10)
+                #expect(
+                    late.status == .exited(4) && late.standardError == "late\n", "\(late.status) \(late.standardError)")
+                #expect(late.standardOutput.utf8.count == GuestManager.probeOutputLimit)
                 try await manager.stop(info.name)
             }
         }
