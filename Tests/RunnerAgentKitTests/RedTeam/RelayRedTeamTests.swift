@@ -223,6 +223,26 @@ extension GuestSuites {
                 #expect(mount.stderr.contains("permission denied"), "\(mount.stderr)")
                 let unshare = try h.hook(step("unshare -U true", guest: name), asUser: Self.user)
                 #expect(unshare.status != .exited(0))
+                // The deny list (x86-64 numbers): each call fails with EPERM; ptrace stays.
+                try AtomicFile.write(
+                    """
+                    import ctypes
+                    libc = ctypes.CDLL(None, use_errno=True)
+                    denied = {"keyctl": 250, "add_key": 248, "bpf": 321, "perf_event_open": 298, "userfaultfd": 323,
+                              "open_by_handle_at": 304, "swapon": 167, "reboot": 169, "init_module": 175,
+                              "settimeofday": 164, "umount2": 166, "pivot_root": 155, "fsopen": 430, "kexec_load": 246,
+                              "acct": 163, "iopl": 172, "setns": 308}
+                    for name, nr in sorted(denied.items()):
+                        r = libc.syscall(nr, 0, 0, 0, 0, 0, 0)
+                        print(name, "EPERM" if r < 0 and ctypes.get_errno() == 1 else "allowed")
+                    print("ptrace", "allowed" if libc.syscall(101, 0, 0, 0, 0) == 0 else "EPERM")
+
+                    """, to: h.work + "/syscalls.py")
+                let calls = try h.hook(step("python3 /__w/syscalls.py", guest: name), asUser: Self.user)
+                let lines = calls.text.split(separator: "\n")
+                #expect(lines.count == 18, "\(calls.text)\(calls.stderr)")
+                #expect(lines.dropLast().allSatisfy { $0.hasSuffix(" EPERM") }, "\(calls.text)")
+                #expect(lines.last == "ptrace allowed")
                 let ordinary = try h.hook(
                     step(
                         """
