@@ -252,10 +252,6 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
         #expect(Systemctl.stop(unit: "u.service").argv == ["systemctl", "stop", "--no-block", "--", "u.service"])
         #expect(Systemctl.stop(unit: "u", block: true).argv == ["systemctl", "stop", "--", "u"])
         #expect(
-            Systemctl.stop(unit: "u.service", machine: "rg-0123456789ab").argv == [
-                "systemctl", "--machine=rg-0123456789ab", "stop", "--no-block", "--", "u.service",
-            ])
-        #expect(
             Systemctl.kill(unit: "u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
     }
 
