@@ -399,7 +399,7 @@ final class HookHarness: Sendable {
         let ourRoot = Array("RUNNER_HOST_ROOT=\(layout.root)".utf8)
         for pid in Posix.allPIDs() {
             let args = Posix.commandLine(of: pid)
-            if args.count > 2, args[1] == "guest", args[2] == "relay",
+            if args.count > 2, args[1] == "relay",
                 let environ = try? FilePaths.read("/proc/\(pid)/environ"),
                 environ.split(separator: 0).contains(where: { Array($0) == ourRoot })
             {

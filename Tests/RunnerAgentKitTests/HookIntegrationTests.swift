@@ -67,12 +67,16 @@ extension GuestSuites {
                 // The env value reaches the service's unit, and no command line or log.
                 let serviceGuest = try #require(
                     state.firstRange(of: "\"services\":[\"").map { String(state[$0.upperBound...].prefix(15)) })
-                let environ = await h.runAgent(
-                    [
-                        "exec", serviceGuest, "--", "/bin/sh", "-c",
-                        "tr '\\0' '\\n' < /proc/$(systemctl show -P MainPID test-http.service)/environ",
-                    ], asHelper: true)
-                #expect(environ.text.contains("SVC_SECRET=" + Self.secret + "\n"), "\(environ.text)\(environ.stderr)")
+                // Read from the host: a step's unit (docker's capabilities) may not read the
+                // environment of the service's more privileged process.
+                let server = try #require(
+                    Posix.allPIDs().first {
+                        let args = Posix.commandLine(of: $0)
+                        return args.contains("http.server") && args.contains("\(h.servicePort)")
+                    })
+                let environ = String(
+                    decoding: try FilePaths.read("/proc/\(server)/environ").map { $0 == 0 ? 10 : $0 }, as: UTF8.self)
+                #expect(environ.contains("SVC_SECRET=" + Self.secret + "\n"), "\(environ)")
                 let envFile = h.layout.guestStateDirectory + "/" + serviceGuest + ".env.conf"
                 // Root-only on the host; readable by the guest's root (host UID base), nobody else.
                 #expect(

@@ -41,38 +41,8 @@ extension GuestSuites {
             await h.finish()
         }
 
-        /// The relay's other way to run a step (when the guest's systemd socket cannot be used):
-        /// `nsenter` + `systemd-run`, forced here with `RUNNER_STEP_TRANSPORT=systemd-run`.
-        @Test func withoutTheSystemdSocketStepsGoThroughSystemdRun() async throws {
-            let h = try await HookHarness()
-            do {
-                var environment = h.environment
-                environment["RUNNER_STEP_TRANSPORT"] = "systemd-run"
-                let started = await h.runAgent(
-                    ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"],
-                    environment: environment)
-                #expect(started.status == .exited(0), "\(started.stderr)")
-                let name = try #require(started.text.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
-                let step = try h.hook(
-                    step(
-                        "bash", ["-c", Self.showOwnUnit + "; touch /__w/octo-repo/fallback-made; exit 3"], guest: name),
-                    asUser: Self.user)
-                #expect(step.status == .exited(3), "\(step.text)\(step.stderr)")
-                // systemd-run's unit, not ours (which has RemainAfterExit=yes).
-                #expect(step.text == "yes no\n")
-                var st = stat()
-                #expect(lstat(h.work + "/octo-repo/fallback-made", &st) == 0 && st.st_uid == Self.user)
-                #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
-                #expect(h.leftoversAfterSettling() == [])
-            } catch {
-                await h.finish()
-                throw error
-            }
-            await h.finish()
-        }
-
         /// A step's script that prints `$FROM_STATE` and its own unit's `RemainAfterExit`: `yes`
-        /// for the unit the relay starts over the guest's systemd socket, `no` for systemd-run's.
+        /// for the unit the relay starts over the guest's systemd socket.
         static let showOwnUnit =
             #"u=$(grep -o '[^/]*\.service' /proc/self/cgroup | head -n1); echo "$FROM_STATE $(systemctl show -p RemainAfterExit --value "$u")""#
 
@@ -122,7 +92,7 @@ extension GuestSuites {
             // every other descriptor of it is its own (close-on-exec).
             let relay = try #require(
                 Posix.allPIDs().first {
-                    Array(Posix.commandLine(of: $0).dropFirst().prefix(3)) == ["guest", "relay", name]
+                    Array(Posix.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name]
                 })
             for entry in FilePaths.entries(of: "/proc/\(relay)/fdinfo") {
                 guard let fd = Int32(entry), fd > 2,

@@ -238,12 +238,42 @@ struct SystemdBusWireTests {
         #expect(SystemdBus.unitPath(unit) == path)
     }
 
-    @Test func theConnectorRunsInTheGuestsPIDNamespaceOnly() {
-        let command = Nsenter.enterPIDNamespace(
-            leader: 42, Command("/a/runner-agent", ["guest", "bus-connect", "rg-x"]))
-        #expect(
-            command.argv == [
-                "nsenter", "--target=42", "--pid", "--", "/a/runner-agent", "guest", "bus-connect", "rg-x",
-            ])
+    @Test(arguments: [
+        ("0 0 4294967295\n", UInt32(0)),
+        ("         0 2147352576      65536\n", UInt32(2_147_352_576)),
+        ("1 100000 65535\n0 4242 1\n", UInt32(4242)),
+        ("1 100000 65535\n", nil),
+        ("", nil),
+    ])
+    func guestRootIsWhatTheMapGivesZero(map: String, expected: UInt32?) {
+        #expect(GuestBus.hostID(mappedToRoot: map) == expected)
+    }
+
+    @Test func theRelayIsStartedOutsideTheHelperTreeWithAFreshEnvironment() {
+        let command = GuestRelay.command(
+            executable: "/a/runner-agent", name: "rg-0123456789ab", uid: 1001, layoutRoot: "/",
+            workOwner: (1001, 1002))
+        #expect(command.argv == ["/a/runner-agent", "relay", "rg-0123456789ab", "--uid", "1001"])
+        #expect(command.clearsEnvironment)
+        #expect(command.environment["RUNNER_WORK_OWNER"] == "1001:1002")
+        #expect(command.environment["RUNNER_HOST_ROOT"] == nil)
+        #expect(!command.environment.keys.contains { $0.hasPrefix("SUDO_") })
+        let test = GuestRelay.command(
+            executable: "/a/runner-agent", name: "rg-0123456789ab", uid: 0, layoutRoot: "/tmp/t", workOwner: nil)
+        #expect(test.environment["RUNNER_HOST_ROOT"] == "/tmp/t")
+    }
+}
+
+/// The relay refuses a caller that came through sudo.
+@Suite struct RelayCallerTests {
+    @Test(arguments: ["SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"])
+    func aSudoVariableIsRefused(_ variable: String) {
+        #expect(throws: RunnerError.self) {
+            try RelayCommand.checkCaller { $0 == variable ? "1001" : nil }
+        }
+    }
+
+    @Test func aCleanEnvironmentIsServed() throws {
+        try RelayCommand.checkCaller { _ in nil }
     }
 }

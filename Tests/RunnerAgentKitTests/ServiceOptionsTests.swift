@@ -205,25 +205,21 @@ import Testing
         #expect(old.environment.isEmpty && old.ports.isEmpty && old.binds.isEmpty)
     }
 
-    @Test func socketProxyArgv() {
-        var options = SystemdRun.SocketProxyOptions(
-            unit: "runner-port-8080", listen: "8080", target: "127.0.0.1:80")
-        #expect(
-            Nsenter.enter(leader: 42, SystemdRun.socketProxy(options)).argv == [
-                "nsenter", "--target=42", "--all", "--", "/usr/bin/systemd-run", "--unit=runner-port-8080", "--quiet",
-                "--collect", "--socket-property=ListenStream=8080", "--socket-property=BindIPv6Only=both", "-p",
-                "Description=runner port 8080 -> 127.0.0.1:80", "--", "/usr/lib/systemd/systemd-socket-proxyd",
-                "127.0.0.1:80",
-            ])
-        options.listen = "127.0.0.1:8080"
-        options.proxy = "/lib/systemd/systemd-socket-proxyd"
-        #expect(
-            SystemdRun.socketProxy(machine: "rg-0123456789ab", options).argv == [
-                "systemd-run", "--machine=rg-0123456789ab", "--unit=runner-port-8080", "--quiet", "--collect",
-                "--socket-property=ListenStream=127.0.0.1:8080", "-p",
-                "Description=runner port 127.0.0.1:8080 -> 127.0.0.1:80", "--", "/lib/systemd/systemd-socket-proxyd",
-                "127.0.0.1:80",
-            ])
+    @Test func socketProxyIsATransientSocketWithItsServiceAsAuxiliaryUnit() throws {
+        var unit = SocketProxyUnit(name: "runner-port-8080", listen: "8080", target: "127.0.0.1:80")
+        var reader = DBusReader(unit.startTransientUnitBody())
+        #expect(try reader.string() == "runner-port-8080.socket")
+        #expect(try reader.string() == "fail")
+        let text = String(decoding: unit.startTransientUnitBody(), as: UTF8.self)
+        for part in [
+            "Listen", "Stream", "8080", "BindIPv6Only", "both", "runner-port-8080.service",
+            "/usr/lib/systemd/systemd-socket-proxyd", "127.0.0.1:80", "CapabilityBoundingSet", "SystemCallFilter",
+            "inactive-or-failed",
+        ] {
+            #expect(text.contains(part), "\(part)")
+        }
+        unit.listen = "127.0.0.1:8080"
+        #expect(!String(decoding: unit.startTransientUnitBody(), as: UTF8.self).contains("BindIPv6Only"))
     }
 
     func record(_ backend: GuestBackend) -> GuestRecord {
@@ -235,22 +231,19 @@ import Testing
     @Test func healthCheckStepIsBoundedBySystemd() throws {
         let manager = GuestManager(
             policy: GuestPolicy(layout: HostLayout(root: "/nonexistent")), logger: .init(label: "test"))
-        let (step, stop, unit) = try manager.stepCommands(
-            record(.direct), command: ["/bin/sh", "-c", "redis-cli ping"], environment: [:], workingDirectory: nil,
-            timeout: 5)
-        #expect(unit.runtimeMax == 5)
-        #expect(unit.argv == ["/bin/sh", "-c", "redis-cli ping"])
-        #expect(Array(step.argv.prefix(4)) == ["nsenter", "--target=42", "--all", "--"])
-        #expect(step.argv.contains("RuntimeMaxSec=5000ms"))
-        #expect(Array(step.argv.suffix(4)) == ["--", "/bin/sh", "-c", "redis-cli ping"])
-        #expect(stop.argv.first == "nsenter")
-        let machined = try manager.stepCommands(
-            record(.machined), command: ["true"], environment: [:], workingDirectory: nil, timeout: 0.5
-        ).step
-        #expect(machined.argv.prefix(2) == ["systemd-run", "--machine=rg-0123456789ab"])
-        #expect(machined.argv.contains("RuntimeMaxSec=500ms"))
+        for backend in [GuestBackend.direct, .machined] {
+            let unit = try manager.stepUnit(
+                record(backend), command: ["/bin/sh", "-c", "redis-cli ping"], environment: [:],
+                workingDirectory: nil, timeout: 5)
+            #expect(unit.runtimeMax == 5)
+            #expect(unit.argv == ["/bin/sh", "-c", "redis-cli ping"])
+            #expect(unit.sandbox == UnitSandbox())
+        }
+        let bare = try manager.stepUnit(
+            record(.machined), command: ["true"], environment: [:], workingDirectory: nil, timeout: 0.5)
+        #expect(bare.argv == ["/usr/bin/env", "--", "true"])
         #expect(throws: RunnerError.self) {
-            try manager.stepCommands(
+            try manager.stepUnit(
                 record(.direct), command: ["true"], environment: [:], workingDirectory: nil, timeout: -1)
         }
     }
@@ -266,5 +259,59 @@ import Testing
                     "--", "/bin/sh", "-c", "pg_isready",
                 ]
             ])
+    }
+}
+
+/// `options:` that would weaken a guest's sandbox are refused unless the admin allowed them.
+@Suite struct SandboxOptionTests {
+    @Test(arguments: [
+        "--privileged", "--cap-add SYS_ADMIN", "--cap-add=ALL", "--cap-add NET_RAW,SYS_MODULE",
+        "--security-opt seccomp=unconfined", "--device /dev/kvm", "--pid=host", "--ipc host", "--userns=host",
+    ])
+    func weakeningOptionsAreRefused(_ text: String) {
+        #expect(throws: RunnerError.self) {
+            try CreateOptions.parse(text, owner: "job container x", allowedCapabilities: ["CAP_NET_RAW"])
+        }
+    }
+
+    @Test func privilegedNamesTheWayOut() {
+        do {
+            _ = try CreateOptions.parse("--privileged", owner: "job container x")
+            Issue.record("--privileged was accepted")
+        } catch {
+            #expect(error.code == .permission)
+            #expect(error.fix?.contains("RUNNER_GUEST_CAP_ADD") == true)
+        }
+    }
+
+    @Test func allowedCapabilitiesAreKept() throws {
+        let options = try CreateOptions.parse(
+            "--cap-add sys_ptrace --cap-add=CAP_SYS_PTRACE,NET_RAW --network host", owner: "s",
+            allowedCapabilities: ["CAP_SYS_PTRACE", "CAP_NET_RAW"])
+        #expect(options.capabilities == ["CAP_SYS_PTRACE", "CAP_NET_RAW"])
+        #expect(options.ignored == ["--network host"])
+    }
+
+    @Test func theHelperChecksTheRequestAgainstItsOwnConfig() throws {
+        var policy = GuestPolicy(layout: HostLayout(root: "/nonexistent"))
+        #expect(throws: RunnerError.self) { try policy.checkCapabilities(["SYS_PTRACE"], image: "job") }
+        policy.allowedCapabilities = ["CAP_SYS_PTRACE"]
+        #expect(try policy.checkCapabilities(["sys_ptrace", "CAP_SYS_PTRACE"], image: "job") == ["CAP_SYS_PTRACE"])
+        #expect(throws: RunnerError.self) { try policy.checkCapabilities(["NOPE"], image: "job") }
+        var settings = HookSettings()
+        settings.capAdd = ["CAP_SYS_PTRACE"]
+        #expect(
+            settings.guestPolicy(layout: HostLayout(root: "/nonexistent")).allowedCapabilities == ["CAP_SYS_PTRACE"])
+    }
+
+    @Test func unitsGetDockersBoundingSetAndADenyList() throws {
+        #expect(UnitSandbox().boundingSet == 0xa804_25fb)
+        #expect(UnitSandbox(adding: ["CAP_SYS_PTRACE"]).boundingSet == 0xa80c_25fb)
+        let unit = StepUnit(unit: "u.service", argv: ["/bin/true"], environment: [])
+        let body = String(decoding: unit.startTransientUnitBody(), as: UTF8.self)
+        for name in ["CapabilityBoundingSet", "SystemCallFilter", "SystemCallErrorNumber", "RestrictNamespaces"] {
+            #expect(body.contains(name), "\(name)")
+        }
+        #expect(UnitSandbox.systemCallDenyList.contains("mount") && !UnitSandbox.systemCallDenyList.contains("chroot"))
     }
 }

@@ -17,6 +17,7 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             AgentConfigCommand.self,
             DoctorCommand.self,
             ArchiveCommand.self,
+            RelayCommand.self,
         ]
     )
 

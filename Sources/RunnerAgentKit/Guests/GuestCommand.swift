@@ -61,7 +61,7 @@ public struct GuestCommand: AsyncParsableCommand {
             """,
         subcommands: [
             GuestStartCommand.self, GuestExecCommand.self, GuestStopCommand.self, GuestListCommand.self,
-            GuestGCCommand.self, GuestSettingsCommand.self, GuestRelayCommand.self, GuestBusConnectCommand.self,
+            GuestGCCommand.self, GuestSettingsCommand.self,
         ]
     )
 
@@ -287,10 +287,13 @@ struct GuestSettingsCommand: AsyncParsableCommand {
     }
 }
 
-struct GuestRelayCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `runner-agent relay NAME --uid UID`: one guest's step relay, started by `start` (see
+/// ``GuestRelay``). Not part of the `ci-nspawn-run` tree (the sudoers rule cannot name it), and
+/// it refuses a caller that came through sudo.
+public struct RelayCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         commandName: "relay",
-        abstract: "Serve one guest's steps on the listening socket given as stdin (started by `start`).",
+        abstract: "Serve one guest's steps on the listening socket given as stdin (started by `guest start`).",
         shouldDisplay: false)
 
     @Argument(help: "The guest name.")
@@ -299,10 +302,27 @@ struct GuestRelayCommand: ParsableCommand {
     @Option(help: "The user allowed to connect.")
     var uid: UInt32
 
-    func run() throws {
-        if AgentHost.calledThroughSudo, ProcessEnvironment.value("SUDO_UID") != "\(uid)" {
+    public init() {}
+
+    /// The variables sudo sets for the command it runs.
+    static let sudoVariables = ["SUDO_UID", "SUDO_GID", "SUDO_USER", "SUDO_COMMAND"]
+
+    /// Refuses a caller that came through sudo (the relay is root's, started by `start` with a
+    /// fresh environment).
+    static func checkCaller(environment: (String) -> String? = ProcessEnvironment.value) throws(RunnerError) {
+        if let variable = sudoVariables.first(where: { environment($0) != nil }) {
             throw RunnerError(
-                .permission, input: "--uid \(uid)", problem: "a relay started through sudo serves only its caller")
+                .permission, input: "relay",
+                problem: "is internal to the runner and cannot be run through sudo (\(variable) is set)",
+                fix: "`ci-nspawn-run start` starts a guest's relay; run steps with the hook")
+        }
+    }
+
+    public func run() throws {
+        try Self.checkCaller()
+        guard geteuid() == 0 else {
+            throw RunnerError(
+                .permission, input: "relay", problem: "runs only as root", fix: "it is started by `start`")
         }
         var listening: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
@@ -315,34 +335,6 @@ struct GuestRelayCommand: ParsableCommand {
         let manager = try AgentHost.manager()
         _ = try manager.running(name)
         GuestRelay(manager: manager, name: name, allowedUID: uid).serve(listener: 0)
-    }
-}
-
-struct GuestBusConnectCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "bus-connect",
-        abstract: "Connect to a guest's systemd and pass the connection on stdin (the step relay runs it).",
-        discussion: """
-            Run inside the guest's PID namespace (nsenter --pid), where systemd can see the peer, \
-            so the connection it passes back (SCM_RIGHTS on stdin, a Unix socket) is one systemd accepts.
-            """,
-        shouldDisplay: false)
-
-    @Argument(help: "The guest name.")
-    var name: String
-
-    func run() throws {
-        let manager = try AgentHost.manager()
-        let record = try manager.running(name)
-        let path = StepUnit.socketPath(leader: record.leaderPID ?? 0)
-        // A user-namespaced guest's systemd takes only its own root: connect as that host UID.
-        let connected = record.userNamespace.map { UnixSocket.connect(path: path, asGuestRoot: $0) }
-        guard let connection = connected ?? UnixSocket.connect(path: path) else {
-            throw RunnerError(.notFound, input: path, problem: "systemd does not answer on its private socket")
-        }
-        guard UnixSocket.sendRaw(0, [1], descriptors: [connection]) else {
-            throw RunnerError(.invalidInput, input: "stdin", problem: "is not a Unix socket to pass the connection on")
-        }
     }
 }
 

@@ -1,3 +1,4 @@
+import CRunnerSystem
 import Dispatch
 import FoundationEssentials
 import Logging
@@ -41,6 +42,9 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     /// The guest's user namespace (nil: guest root is host root). With one, the after-step
     /// ownership walk is skipped: binds are idmapped to their owners.
     public var userNamespace: GuestUserNamespace?
+    /// Capabilities (`CAP_X`) the job added with `--cap-add` and the admin allowed
+    /// (`RUNNER_GUEST_CAP_ADD`): the guest's step units keep them besides docker's defaults.
+    public var addedCapabilities: [String]?
 }
 
 /// What `start` asks for.
@@ -56,10 +60,13 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
     /// Ports the workflow maps: checked free on the host before the boot; those whose host side
     /// differs from the service's own port get a socket-activated proxy in the guest.
     public var ports: [PortMapping]
+    /// Capabilities the job adds with `--cap-add` (`CAP_X`); the helper takes only those the
+    /// admin allowed (`RUNNER_GUEST_CAP_ADD`).
+    public var capabilities: [String]
 
     public init(
         image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
-        environment: [String: String] = [:], ports: [PortMapping] = []
+        environment: [String: String] = [:], ports: [PortMapping] = [], capabilities: [String] = []
     ) {
         self.image = image
         self.binds = binds
@@ -67,9 +74,10 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         self.ownerPID = ownerPID
         self.environment = environment
         self.ports = ports
+        self.capabilities = capabilities
     }
 
-    enum CodingKeys: String, CodingKey { case image, binds, hostAliases, ownerPID, environment, ports }
+    enum CodingKeys: String, CodingKey { case image, binds, hostAliases, ownerPID, environment, ports, capabilities }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -79,6 +87,7 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         ownerPID = try c.decodeIfPresent(Int32.self, forKey: .ownerPID)
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
+        capabilities = try c.decodeIfPresent([String].self, forKey: .capabilities) ?? []
     }
 }
 
@@ -134,6 +143,7 @@ public struct GuestManager: Sendable {
         }
         try Self.checkPorts(request.ports, image: request.image)
         let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
+        let capabilities = try policy.checkCapabilities(request.capabilities, image: request.image)
         let environment = ServiceEnvironment.dropIn(request.environment)
         // /run/runner is searchable (the runner user reaches its relay sockets there); the
         // guest records under it are root's.
@@ -147,6 +157,7 @@ public struct GuestManager: Sendable {
         record.userNamespace = policy.userNamespace
         record.ownerPID = owner.pid
         record.ownerStartTime = owner.startTime
+        if !capabilities.isEmpty { record.addedCapabilities = capabilities }
         try save(record)
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
@@ -254,22 +265,17 @@ public struct GuestManager: Sendable {
                 fix: "map the service's own port (ports: [\"\(proxied[0].containerPort)\"]), or add systemd's "
                     + "socket proxy to the image")
         }
+        let bus = try GuestBus.connect(leader: record.leaderPID ?? 0, guest: record.name)
         for port in proxied {
-            var options = SystemdRun.SocketProxyOptions(
-                unit: "runner-port-\(port.hostPort)", listen: port.listenAddress,
-                target: "127.0.0.1:\(port.containerPort)")
-            options.proxy = proxy
-            let command: Command
-            switch record.backend {
-            case .direct: command = Nsenter.enter(leader: record.leaderPID ?? 0, SystemdRun.socketProxy(options))
-            case .machined: command = SystemdRun.socketProxy(machine: record.name, options)
-            }
-            let result = try await runner.run(Timeout.bounded(seconds: 30, command))
-            guard result.status.isSuccess else {
+            let unit = SocketProxyUnit(
+                name: "runner-port-\(port.hostPort)", listen: port.listenAddress,
+                target: "127.0.0.1:\(port.containerPort)", proxy: proxy)
+            do {
+                try unit.start(bus: bus)
+            } catch {
                 throw RunnerError(
                     .commandFailed, input: "\(record.image) port \(port.listenAddress)",
-                    problem: "could not listen on the host port (\(result.status)): "
-                        + result.standardError.trimmedWhitespace,
+                    problem: "could not listen on the host port: " + error.problem,
                     fix: "map the service to a free host port")
             }
         }
@@ -407,9 +413,10 @@ public struct GuestManager: Sendable {
 
     // MARK: exec
 
-    /// Runs `command` in the guest as a transient unit, output passed through, and returns its
-    /// status. SIGINT/SIGTERM stop the unit. Afterwards, what the step left under the work
-    /// directory is handed to the work directory's owner.
+    /// Runs `command` in the guest as a transient unit over the guest's systemd (see
+    /// ``GuestBus``), output passed through, and returns its status. SIGINT/SIGTERM stop the
+    /// unit (a second one kills it). Afterwards, what the step left under the work directory is
+    /// handed to the work directory's owner. Nothing from the guest's file system runs here.
     public func exec(
         _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
         timeout: Double?
@@ -423,31 +430,94 @@ public struct GuestManager: Sendable {
             stdout.finish()
             stderr.finish()
         }
-        let status = try Self.runForwardingSignals(
-            step.run, stdout: .descriptor(stdout.descriptor), stderr: .descriptor(stderr.descriptor)
-        ) { _, _ in Self.runQuietly(step.stop) }
+        // Signals become bytes on a pipe the unit's runner watches (the first: the signal, to
+        // stop the unit; a second one: kill).
+        var stops: [Int32] = [-1, -1]
+        guard runner_pipe_cloexec(&stops) == 0 else {
+            throw RunnerError.posix("could not create a pipe", name, fix: nil)
+        }
+        defer { stops.forEach { close($0) } }
+        let writer = stops[1]
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let count = Mutex(0)
+        let queue = DispatchQueue(label: "runner.signals")
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                let first = count.withLock { value in
+                    defer { value += 1 }
+                    return value == 0
+                }
+                var byte = first ? UInt8(sig) : GuestRelay.killByte
+                _ = write(writer, &byte, 1)
+            }
+            source.resume()
+            sources.append(source)
+        }
+        defer { sources.forEach { $0.cancel() } }
+        let status = try runStep(step, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: stops[0])
         finishStep(step.record)
         return status
     }
 
-    /// A step ready to run: the transient unit's command, and the command that stops it.
+    /// Runs a prepared step on a fresh connection to its guest's systemd.
+    func runStep(_ step: PreparedStep, stdout: Int32, stderr: Int32, stopRequests: Int32?) throws(RunnerError)
+        -> ExitStatus
+    {
+        var bus: SystemdBus?
+        return try Self.runStep(step, bus: &bus, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
+    }
+
+    /// Runs a prepared step over `bus` (connected when nil; kept for the next step). A connection
+    /// that broke before systemd took the step is made anew once; then the step fails clearly.
+    static func runStep(
+        _ step: PreparedStep, bus: inout SystemdBus?, stdout: Int32, stderr: Int32, stopRequests: Int32?
+    ) throws(RunnerError) -> ExitStatus {
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let connection: SystemdBus
+            if let bus {
+                connection = bus
+            } else {
+                connection = try GuestBus.connect(leader: step.record.leaderPID ?? 0, guest: step.record.name)
+                bus = connection
+            }
+            do {
+                return try step.unit.run(
+                    bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
+            } catch {
+                bus = nil  // made anew for the next step
+                guard error.code == StepUnit.notStarted else { throw error }
+                guard attempt < 2 else {
+                    throw RunnerError(
+                        .commandFailed, input: step.record.name,
+                        problem: "the guest's systemd did not take the step: \(error.problem)",
+                        fix: "check the guest (`ci-nspawn-run list`); re-run the job")
+                }
+            }
+        }
+    }
+
+    /// A step ready to run: the guest's record and the transient unit.
     struct PreparedStep {
         var record: GuestRecord
-        var run: Command
-        var stop: Command
-        /// The same step for the guest manager's socket.
         var unit: StepUnit
     }
 
-    /// Checks that the guest runs and builds the step's commands (``exec`` and the step relay).
+    /// Checks that the guest runs and builds the step's unit (``exec`` and the step relay).
     func prepareStep(
         _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
         timeout: Double? = nil
     ) throws(RunnerError) -> PreparedStep {
         let record = try running(name)
-        let (step, stop, unit) = try stepCommands(
+        let unit = try stepUnit(
             record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
-        return PreparedStep(record: record, run: step, stop: stop, unit: unit)
+        return PreparedStep(record: record, unit: unit)
     }
 
     /// After a step: hands what it left in the workspace back to the work owner.
@@ -464,28 +534,88 @@ public struct GuestManager: Sendable {
             ])
     }
 
-    /// Runs `command` with no input or output and waits (a step's stop request).
-    static func runQuietly(_ command: Command) {
-        if let pid = try? Posix.spawn(command, stdin: .devNull, stdout: .devNull, stderr: .devNull) {
-            _ = Posix.wait(pid)
-        }
-    }
+    /// The most output a health check keeps (of each stream); the rest is read and dropped.
+    static let probeOutputLimit = 64 << 10
 
     /// Runs `command` in the guest as a transient unit that systemd stops after `timeout`
-    /// seconds, and returns its status and output (a service's health check).
+    /// seconds, and returns its status and output (a service's health check), over the guest's
+    /// systemd like a step.
     public func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
-        let record = try running(name)
-        let (step, _, _) = try stepCommands(
-            record, command: command, environment: [:], workingDirectory: nil, timeout: timeout)
-        return try await runner.run(Timeout.bounded(seconds: Int(timeout.rounded(.up)) + 15, step))
+        let step = try prepareStep(name, command: command, environment: [:], workingDirectory: nil, timeout: timeout)
+        var out: [Int32] = [-1, -1]
+        var err: [Int32] = [-1, -1]
+        guard runner_pipe_cloexec(&out) == 0 else { throw RunnerError.posix("could not create a pipe", name, fix: nil) }
+        guard runner_pipe_cloexec(&err) == 0 else {
+            out.forEach { close($0) }
+            throw RunnerError.posix("could not create a pipe", name, fix: nil)
+        }
+        let readers = (out[0], err[0])
+        let collected = Mutex<([UInt8], [UInt8])>(([], []))
+        let ended = Mutex(false)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let result = Self.drain(readers.0, readers.1, limit: Self.probeOutputLimit) { ended.withLock { $0 } }
+            collected.withLock { $0 = result }
+            done.signal()
+        }
+        var outcome: Result<ExitStatus, RunnerError>
+        do {
+            outcome = .success(try runStep(step, stdout: out[1], stderr: err[1], stopRequests: nil))
+        } catch {
+            outcome = .failure(error)
+        }
+        // The unit is stopped: its processes, and with them systemd's copies of the pipes' write
+        // ends, are gone; ours go now, so the reader sees the end.
+        close(out[1])
+        close(err[1])
+        ended.withLock { $0 = true }
+        if done.wait(timeout: .now() + 5) == .success {
+            close(out[0])
+            close(err[0])
+        }  // else the reader still holds them: left to the process's exit rather than closed under it
+        let status = try outcome.get()
+        let (stdout, stderr) = collected.withLock { $0 }
+        return CommandResult(
+            status: status, standardOutput: String(decoding: stdout, as: UTF8.self),
+            standardError: String(decoding: stderr, as: UTF8.self))
     }
 
-    /// The command that runs a step (`nsenter … systemd-run --wait --pipe` or `systemd-run -M`)
-    /// and the one that stops it.
-    func stepCommands(
+    /// Reads two pipes to their ends (each kept up to `limit` bytes, the rest read and dropped);
+    /// once `ended` says their writers are gone, a quiet tenth of a second ends it too.
+    static func drain(_ first: Int32, _ second: Int32, limit: Int, ended: () -> Bool) -> ([UInt8], [UInt8]) {
+        var kept: [[UInt8]] = [[], []]
+        var open = [first, second]
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while open.contains(where: { $0 >= 0 }) {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), 100)
+            if ready < 0, errno == EINTR { continue }
+            if ready < 0 { break }
+            if ready == 0 {
+                if ended() { break }
+                continue
+            }
+            for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR || errno == EAGAIN { continue }
+                if n <= 0 {
+                    open[index] = -1
+                    continue
+                }
+                kept[index] += buffer[0..<min(n, max(0, limit - kept[index].count))]
+            }
+        }
+        return (kept[0], kept[1])
+    }
+
+    /// The transient unit that runs a step: ExecStart wants an absolute program, so a bare name
+    /// (and variables systemd cannot carry) go through the guest's `env(1)`, run by the guest's
+    /// systemd inside the unit. The unit keeps ``UnitSandbox``'s capabilities (plus what the
+    /// guest was allowed to add) and system-call filter.
+    func stepUnit(
         _ record: GuestRecord, command: [String], environment: [String: String], workingDirectory: String?,
         timeout: Double?
-    ) throws(RunnerError) -> (step: Command, stop: Command, unit: StepUnit) {
+    ) throws(RunnerError) -> StepUnit {
         let name = record.name
         guard let program = command.first, !program.isEmpty else {
             throw RunnerError(.invalidInput, input: name, problem: "no command to run", fix: "pass a command after --")
@@ -498,54 +628,23 @@ public struct GuestManager: Sendable {
         }
         let unit = "\(name)-step-\(UInt32.random(in: 0...UInt32.max))"
         var names: [String] = []
-        var env: [String: String?] = [:]
         var assignments: [String] = []
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
             if Self.isValidEnvironmentName(key) {
                 names.append(key)
-                env[key] = value
             } else if !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") {
                 // systemd carries only shell-style names; others (INPUT_FETCH-DEPTH) go to env(1).
                 assignments.append(key + "=" + value)
             }
         }
-        // systemd-run finds a bare program name on the step's PATH when it runs inside the guest
-        // (after nsenter); through machined the manager would use its own fixed path, so env(1)
-        // looks it up there. env(1) also carries the names systemd does not take.
-        let needsEnv = !assignments.isEmpty || (record.backend == .machined && !program.contains("/"))
-        let argv = needsEnv ? ["/usr/bin/env", "--"] + assignments + command : command
-        var options = SystemdRun.StepOptions(unit: unit, command: argv)
-        options.workingDirectory = workingDirectory
-        options.environmentNames = names
-        options.properties = ["TimeoutStopSec=5", "SendSIGHUP=yes", "Description=runner step"]
-        if let timeout {
-            options.properties.append("RuntimeMaxSec=" + String(Int((timeout * 1000).rounded(.up))) + "ms")
-        }
-        var step: Command
-        let stop: Command
-        switch record.backend {
-        case .direct:
-            let leader = record.leaderPID ?? 0
-            step = Nsenter.enter(leader: leader, SystemdRun.step(options))
-            stop = Nsenter.enter(leader: leader, Systemctl.stop(unit: unit + ".service"))
-        case .machined:
-            step = SystemdRun.step(machine: name, options)
-            stop = Systemctl.stop(unit: unit + ".service", machine: name)
-        }
-        // Only the step's variables reach systemd-run, which forwards them by name.
-        env["PATH"] = environment["PATH"] ?? HookDefaults.path
-        step.environment = env
-        step.clearsEnvironment = true
-        // The same unit over the guest manager's socket: ExecStart wants an absolute program,
-        // so env(1) finds a bare name on the step's PATH.
         let unitArgv =
             assignments.isEmpty && program.hasPrefix("/") ? command : ["/usr/bin/env", "--"] + assignments + command
         var unitEnvironment = names.compactMap { name in environment[name].map { name + "=" + $0 } }
         if environment["PATH"] == nil { unitEnvironment.append("PATH=" + HookDefaults.path) }
-        let stepUnit = StepUnit(
+        return StepUnit(
             unit: unit + ".service", argv: unitArgv, environment: unitEnvironment,
-            workingDirectory: workingDirectory, runtimeMax: timeout)
-        return (step, stop, stepUnit)
+            workingDirectory: workingDirectory, runtimeMax: timeout,
+            sandbox: UnitSandbox(adding: record.addedCapabilities ?? []))
     }
 
     /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.

@@ -52,6 +52,8 @@ public struct GuestPolicy: Sendable {
     public var userNamespace: GuestUserNamespace? = .standard
     /// Per-guest cgroups for user-namespaced guests on the direct backend.
     public var cgroups = GuestCgroups()
+    /// Capabilities (`CAP_X`) a job may add to its step units (`RUNNER_GUEST_CAP_ADD`).
+    public var allowedCapabilities: [String] = []
 
     public init(
         layout: HostLayout, workDirectory: String? = nil, extraMountRoots: [String] = [],
@@ -220,6 +222,28 @@ public struct GuestPolicy: Sendable {
         return path.hasPrefix(root + "/") ? String(path.dropFirst(root.count + 1)) : nil
     }
 
+    /// The capabilities a start request adds (`CAP_X`), each one the admin allowed
+    /// (``allowedCapabilities``); anything else is refused.
+    func checkCapabilities(_ requested: [String], image: String) throws(RunnerError) -> [String] {
+        var added: [String] = []
+        for text in requested {
+            guard let name = LinuxCapability.canonicalName(text) else {
+                throw RunnerError(
+                    .invalidInput, input: "--cap-add \(text)", problem: "is not a Linux capability name",
+                    fix: "use a name such as NET_ADMIN")
+            }
+            guard allowedCapabilities.contains(name) else {
+                throw RunnerError(
+                    .permission, input: "--cap-add \(text) (\(image))",
+                    problem: "is not allowed on this runner",
+                    fix: "remove it from the job's options, or have the admin add \(name.dropFirst(4)) to "
+                        + "RUNNER_GUEST_CAP_ADD in \(layout.configFile)")
+            }
+            if !added.contains(name) { added.append(name) }
+        }
+        return added
+    }
+
     /// `realpath(3)`, or nil when the path does not exist.
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
@@ -247,17 +271,20 @@ public struct HookSettings: Sendable, Hashable, Codable {
     public var serviceReadyTimeout: Double = 60
     /// `RUNNER_GUEST_USERNS=on` (the default): guests run in ``GuestUserNamespace/standard``.
     public var guestUserNamespace: Bool = true
+    /// `RUNNER_GUEST_CAP_ADD`: capabilities (`CAP_X`) a job's `--cap-add` may add.
+    public var capAdd: [String] = []
 
     public init() {}
 
     /// The keys the hook reads; problems with other keys are the installer's and service's business.
     static let keys: [ConfigKey] = [
         .imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory, .guestUserNamespace,
+        .guestCapAdd,
     ]
 
     enum CodingKeys: String, CodingKey {
         case imageAliases, defaultImage, allowDockerSock, mountAllow, workDirectory, serviceReadyTimeout
-        case guestUserNamespace
+        case guestUserNamespace, capAdd
     }
 
     public init(from decoder: any Decoder) throws {
@@ -269,6 +296,7 @@ public struct HookSettings: Sendable, Hashable, Codable {
         workDirectory = try c.decodeIfPresent(String.self, forKey: .workDirectory)
         serviceReadyTimeout = try c.decodeIfPresent(Double.self, forKey: .serviceReadyTimeout) ?? 60
         guestUserNamespace = try c.decodeIfPresent(Bool.self, forKey: .guestUserNamespace) ?? true
+        capAdd = try c.decodeIfPresent([String].self, forKey: .capAdd) ?? []
     }
 
     /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
@@ -296,6 +324,7 @@ public struct HookSettings: Sendable, Hashable, Codable {
         mountAllow = config.guestMountAllow.map { layout.path($0) }
         if config.isSet(.workDirectory) { workDirectory = layout.path(config.workDirectory) }
         guestUserNamespace = config.guestUserNamespace
+        capAdd = config.guestCapAdd
     }
 
     /// The guest policy these settings give on `layout`.
@@ -306,6 +335,7 @@ public struct HookSettings: Sendable, Hashable, Codable {
             layout: layout, workDirectory: workDirectory, extraMountRoots: extra,
             backend: backend ?? GuestBackend.detect(layout: HostLayout()))
         policy.userNamespace = guestUserNamespace ? .standard : nil
+        policy.allowedCapabilities = capAdd
         return policy
     }
 }

@@ -10,6 +10,10 @@ import Synchronization
 
 /// The step relay: a small root process per guest that runs the unprivileged hook's steps.
 ///
+/// It runs every step as a transient unit of the guest's systemd over one connection to its
+/// private socket (see ``GuestBus``; no guest binary runs on the host, and a bus that cannot be
+/// reached fails the step clearly).
+///
 /// `ci-nspawn-run start`, called through sudo, starts it next to the guest with a socket at
 /// `/run/runner/relay/<guest>.sock` that only the calling user (`SUDO_UID`) may connect to. A
 /// step then costs the hook one connection instead of `sudo` plus a second helper process: the
@@ -68,9 +72,11 @@ public struct GuestRelay: Sendable {
         chmod(layout.guestRelayDirectory, 0o755)
         let listener = try UnixSocket.listen(path: layout.guestRelaySocket(name), owner: uid, group: gid)
         defer { close(listener) }
-        let command = Command(Self.executable(), ["guest", "relay", name, "--uid", "\(uid)"])
         let pid = try Posix.spawn(
-            command, stdin: .descriptor(listener), stdout: .devNull, stderr: .file(layout.guestLog(name)),
+            Self.command(
+                executable: Self.executable(), name: name, uid: uid, layoutRoot: layout.root,
+                workOwner: manager.policy.workOwner),
+            stdin: .descriptor(listener), stdout: .devNull, stderr: .file(layout.guestLog(name)),
             newSession: true)
         guard var record = try manager.record(name) else {
             GuestRelay.stop(pid: pid, startTime: nil)
@@ -79,6 +85,23 @@ public struct GuestRelay: Sendable {
         record.relayPID = pid
         record.relayStartTime = Posix.startTime(of: pid)
         try manager.save(record)
+    }
+
+    /// `runner-agent relay NAME --uid UID` with a fresh environment: no `SUDO_*` (the relay
+    /// refuses a caller that came through sudo), the starter's layout root (`RUNNER_HOST_ROOT`:
+    /// only a test layout is not `/`; through sudo it always is) and work owner
+    /// (`RUNNER_WORK_OWNER`, through sudo the caller). The relay is not a `ci-nspawn-run`
+    /// subcommand, so the sudoers rule cannot reach it.
+    static func command(
+        executable: String, name: String, uid: uid_t, layoutRoot: String, workOwner: (uid: UInt32, gid: UInt32)?
+    ) -> Command {
+        var command = Command(executable, ["relay", name, "--uid", "\(uid)"])
+        command.clearsEnvironment = true
+        var environment: [String: String?] = ["PATH": HookDefaults.path]
+        if layoutRoot != "/" { environment["RUNNER_HOST_ROOT"] = layoutRoot }
+        if let workOwner { environment["RUNNER_WORK_OWNER"] = "\(workOwner.uid):\(workOwner.gid)" }
+        command.environment = environment
+        return command
     }
 
     /// Closes what the relay inherited beyond its standard streams (descriptors its starter
@@ -92,7 +115,7 @@ public struct GuestRelay: Sendable {
         }
     }
 
-    /// This executable (the relay is the same binary, `runner-agent guest relay`).
+    /// This executable (the relay is the same binary, `runner-agent relay`).
     static func executable() -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
@@ -188,88 +211,12 @@ public struct GuestRelay: Sendable {
             stderr.finish()
         }
         // The hook's stop requests (the signal number), or its end (EOF), arrive on the
-        // connection while the step runs.
-        if let status = try runOverBus(
+        // connection while the step runs. The step runs over the guest's systemd only: when it
+        // cannot be reached, the step fails (nothing from the guest runs on the host).
+        let status = try GuestManager.runStep(
             step, bus: &bus, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: connection)
-        {
-            manager.finishStep(step.record)
-            return status
-        }
-        let pid = try Posix.spawn(
-            step.run, stdin: .devNull, stdout: .descriptor(stdout.descriptor), stderr: .descriptor(stderr.descriptor),
-            newProcessGroup: true)
-        let requested = Mutex<Int32>(0)
-        let source = DispatchSource.makeReadSource(fileDescriptor: connection, queue: DispatchQueue(label: "relay"))
-        source.setEventHandler {
-            var byte: UInt8 = 0
-            let n = read(connection, &byte, 1)
-            if n < 0, errno == EINTR || errno == EAGAIN { return }
-            let first = requested.withLock { value in
-                guard value == 0 else { return false }
-                value = n == 1 && byte != Self.killByte ? Int32(byte) : SIGTERM
-                return true
-            }
-            if n == 1, byte == Self.killByte || !first {
-                kill(pid, SIGKILL)
-            } else if first {
-                GuestManager.runQuietly(step.stop)
-            }
-            if n <= 0 { source.cancel() }
-        }
-        source.resume()
-        let status = Posix.wait(pid)
-        source.cancel()
         manager.finishStep(step.record)
-        let signal = requested.withLock { $0 }
-        if signal != 0, status.isSuccess { return .signaled(signal) }
         return status
-    }
-
-    /// Runs the step over the guest's systemd connection (see ``StepUnit``), made when there is
-    /// none yet; nil when systemd cannot be reached that way, and the caller runs `systemd-run`
-    /// instead (`RUNNER_STEP_TRANSPORT=systemd-run` always does).
-    func runOverBus(
-        _ step: GuestManager.PreparedStep, bus: inout SystemdBus?, stdout: Int32, stderr: Int32, stopRequests: Int32
-    ) throws(RunnerError) -> ExitStatus? {
-        guard ProcessEnvironment.value("RUNNER_STEP_TRANSPORT") != "systemd-run" else { return nil }
-        if bus == nil { bus = connectBus(leader: step.record.leaderPID ?? 0) }
-        guard let connection = bus else { return nil }
-        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { close(devNull) }
-        do {
-            return try step.unit.run(
-                bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
-        } catch {
-            bus = nil  // made anew for the next step
-            if error.code == StepUnit.notStarted { return nil }  // systemd-run takes this step
-            throw error
-        }
-    }
-
-    /// A connection to the guest's systemd: `ci-nspawn-run bus-connect` connects from inside the
-    /// guest's PID namespace (systemd takes only peers it can see) and passes the socket back.
-    /// The relay itself stays in the host's namespaces: libdispatch reads `/proc/<tid>/stat`
-    /// and traps when the thread IDs it knows are not those of the `/proc` it sees.
-    func connectBus(leader: Int32) -> SystemdBus? {
-        var pair: [Int32] = [-1, -1]
-        guard leader > 1, socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0
-        else { return nil }
-        defer { pair.forEach { close($0) } }
-        let command = Nsenter.enterPIDNamespace(
-            leader: leader, Command(Self.executable(), ["guest", "bus-connect", name]))
-        guard
-            let pid = try? Posix.spawn(
-                command, stdin: .descriptor(pair[1]), stdout: .devNull, stderr: .file(manager.layout.guestLog(name)))
-        else { return nil }
-        var pfd = pollfd(fd: pair[0], events: Int16(POLLIN), revents: 0)
-        let ready = poll(&pfd, 1, 10_000)
-        if ready <= 0 { kill(pid, SIGKILL) }
-        _ = Posix.wait(pid)
-        guard ready > 0, let received = UnixSocket.receiveRaw(pair[0], maxDescriptors: 1),
-            let fd = received.descriptors.first
-        else { return nil }
-        received.descriptors.dropFirst().forEach { close($0) }
-        return try? SystemdBus(connected: fd)
     }
 
     // MARK: the hook's side

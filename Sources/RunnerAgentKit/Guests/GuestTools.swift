@@ -115,93 +115,9 @@ public enum SystemdNspawn {
     }
 }
 
-/// `systemd-run`: transient units, in a guest or on a host with machined.
+/// `systemd-run` on the host (machined backend): a guest as its own service. Steps, probes and
+/// port proxies in a guest are units of the guest's systemd, started over its bus (``GuestBus``).
 public enum SystemdRun {
-    /// Options for a step run as a transient service that we wait for.
-    public struct StepOptions: Sendable, Hashable {
-        /// The unit name (so a signal can stop exactly this step).
-        public var unit: String
-        public var workingDirectory: String?
-        /// Names of variables whose values `systemd-run` takes from its own environment
-        /// (`-E NAME`): values never appear on a command line.
-        public var environmentNames: [String] = []
-        public var properties: [String] = []
-        public var command: [String]
-        public var executable: String = "/usr/bin/systemd-run"
-
-        public init(unit: String, command: [String]) {
-            self.unit = unit
-            self.command = command
-        }
-    }
-
-    static func stepArguments(_ options: StepOptions) -> [String] {
-        var args = ["--wait", "--pipe", "--quiet", "--collect", "--unit=" + options.unit]
-        args += options.properties.flatMap { ["-p", $0] }
-        if let cwd = options.workingDirectory {
-            args.append("--working-directory=" + cwd)
-        }
-        args += options.environmentNames.flatMap { ["-E", $0] }
-        args.append("--")
-        args += options.command
-        return args
-    }
-
-    /// `systemd-run --wait --pipe --quiet --collect --unit=U -p … --working-directory=D -E K … -- CMD…`,
-    /// run in the current (guest) context, e.g. after `nsenter`.
-    public static func step(_ options: StepOptions) -> Command {
-        Command(options.executable, stepArguments(options))
-    }
-
-    /// `systemd-run -M MACHINE --wait --pipe …`: a step in a guest registered with machined.
-    public static func step(machine: String, _ options: StepOptions) -> Command {
-        Command("systemd-run", ["--machine=" + machine] + stepArguments(options))
-    }
-
-    /// A socket-activated TCP forwarder in a guest: the guest's manager listens on ``listen``
-    /// (in the host's network, which guests share) and starts `systemd-socket-proxyd` on the
-    /// first connection, which forwards to ``target``. Both units stop with the guest.
-    public struct SocketProxyOptions: Sendable, Hashable {
-        public var unit: String
-        /// `ListenStream=`: `PORT` (every address, IPv4 and IPv6), `ADDRESS:PORT` or `[ADDRESS]:PORT`.
-        public var listen: String
-        /// Where connections go: `127.0.0.1:PORT`.
-        public var target: String
-        /// `systemd-socket-proxyd` inside the guest.
-        public var proxy: String = "/usr/lib/systemd/systemd-socket-proxyd"
-        public var executable: String = "/usr/bin/systemd-run"
-
-        public init(unit: String, listen: String, target: String) {
-            self.unit = unit
-            self.listen = listen
-            self.target = target
-        }
-    }
-
-    static func socketProxyArguments(_ options: SocketProxyOptions) -> [String] {
-        var args = [
-            "--unit=" + options.unit, "--quiet", "--collect", "--socket-property=ListenStream=" + options.listen,
-        ]
-        if options.listen.allSatisfy(\.isNumber) {
-            args.append("--socket-property=BindIPv6Only=both")
-        }
-        args += [
-            "-p", "Description=runner port \(options.listen) -> \(options.target)", "--", options.proxy, options.target,
-        ]
-        return args
-    }
-
-    /// `systemd-run --unit=U --quiet --collect --socket-property=ListenStream=L [--socket-property=BindIPv6Only=both]
-    /// -p Description=… -- systemd-socket-proxyd TARGET`, in the current (guest) context, e.g. after `nsenter`.
-    public static func socketProxy(_ options: SocketProxyOptions) -> Command {
-        Command(options.executable, socketProxyArguments(options))
-    }
-
-    /// The same in a guest registered with machined (`systemd-run --machine=NAME …`).
-    public static func socketProxy(machine: String, _ options: SocketProxyOptions) -> Command {
-        Command("systemd-run", ["--machine=" + machine] + socketProxyArguments(options))
-    }
-
     /// How long systemd waits for a stopping guest before it SIGKILLs what is left of its unit.
     public static let guestStopTimeoutSeconds = 10
 
@@ -228,22 +144,12 @@ public enum SystemdRun {
     }
 }
 
-/// `nsenter`: enter a guest's namespaces without machined.
+/// `nsenter`: enter a process's namespaces (tests: a booted host guest). Never used to run a
+/// job guest's binaries: those would run with the host's privileges.
 public enum Nsenter {
     /// `nsenter --target=LEADER --all -- COMMAND…`.
     public static func enter(leader: Int32, _ command: Command) -> Command {
         var entered = Command("nsenter", ["--target=\(leader)", "--all", "--"] + command.argv)
-        entered.environment = command.environment
-        entered.clearsEnvironment = command.clearsEnvironment
-        return entered
-    }
-}
-
-extension Nsenter {
-    /// `nsenter --target=LEADER --pid -- COMMAND…`: COMMAND in the guest's PID namespace only
-    /// (nsenter forks it there and waits); it keeps the host's mounts and network.
-    public static func enterPIDNamespace(leader: Int32, _ command: Command) -> Command {
-        var entered = Command("nsenter", ["--target=\(leader)", "--pid", "--"] + command.argv)
         entered.environment = command.environment
         entered.clearsEnvironment = command.clearsEnvironment
         return entered
@@ -276,10 +182,11 @@ public enum Machinectl {
 
 /// Which way guests are started and entered on this host.
 public enum GuestBackend: String, Sendable, Codable, Hashable {
-    /// systemd is PID 1 and machined is available: register guests, `systemd-run -M`.
+    /// systemd is PID 1 and machined is available: each guest is a host service registered with
+    /// machined (its steps still go over its own systemd's bus).
     case machined
     /// No machined (a container or a host without systemd as PID 1): `--register=no
-    /// --keep-unit`, leader PID from the notify socket, `nsenter` + `systemd-run`.
+    /// --keep-unit`, leader PID from the notify socket.
     case direct
 
     /// Detects the backend: systemd as PID 1 (`/run/systemd/system`) and machined installed.

@@ -7,7 +7,7 @@ import RunnerCore
 
 /// Where a step's stdout or stderr goes, made safe to hand into a guest.
 ///
-/// A step runs as root in its guest and gets these descriptors (through `systemd-run --pipe`).
+/// A step runs as root in its guest and gets these descriptors (passed to its unit over the bus).
 /// A pipe or a socket is harmless there. Anything else the caller passes (a file, a terminal, a
 /// directory) would give the guest's root a way out: `/proc/self/fd/N` reopens the host file with
 /// any access, and `openat` walks from a directory. Those go through a pipe of ours instead, and

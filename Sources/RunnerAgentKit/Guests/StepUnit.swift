@@ -5,8 +5,8 @@ import RunnerCore
 #endif
 
 /// A step as a transient service in its guest, started straight over the guest manager's
-/// private D-Bus socket: the same unit `systemd-run --wait --pipe` would create, without
-/// starting `nsenter` and `systemd-run` for every step.
+/// private D-Bus socket (see ``GuestBus``): the unit `systemd-run --wait --pipe` would create,
+/// sandboxed (``UnitSandbox``), without running any program of the guest's on the host.
 struct StepUnit: Sendable, Hashable {
     var unit: String
     /// The absolute program in the guest and its whole argv (argv[0] included).
@@ -16,9 +16,8 @@ struct StepUnit: Sendable, Hashable {
     var workingDirectory: String?
     /// `RuntimeMaxSec=`, for health checks.
     var runtimeMax: Double?
-
-    /// systemd's private socket of the guest whose PID 1 is `leader`, seen from the host.
-    static func socketPath(leader: Int32) -> String { "/proc/\(leader)/root/run/systemd/private" }
+    /// The capability bounding set and system-call filter (see ``UnitSandbox``).
+    var sandbox = UnitSandbox()
 
     /// The body of `StartTransientUnit(ssa(sv)a(sa(sv)))`, descriptors 0, 1, 2 standing for the
     /// step's stdin, stdout and stderr.
@@ -53,6 +52,7 @@ struct StepUnit: Sendable, Hashable {
             if let runtimeMax {
                 properties.property("RuntimeMaxUSec", "t") { $0.uint64(UInt64((runtimeMax * 1_000_000).rounded(.up))) }
             }
+            sandbox.append(to: &properties)
         }
         body.array(alignment: 8) { _ in }
         return body.bytes
@@ -62,7 +62,7 @@ struct StepUnit: Sendable, Hashable {
     static let managerInterface = "org.freedesktop.systemd1.Manager"
 
     /// The error code of a step systemd did not take (the bus failed before the unit was
-    /// created): the caller may run it another way.
+    /// created): the caller may try once more on a fresh connection.
     static let notStarted = RunnerError.Code("step-not-started")
 
     /// Runs the step with these descriptors and waits for it. A byte on `stopRequests` (the
@@ -202,5 +202,102 @@ struct StepUnit: Sendable, Hashable {
         var body = DBusWriter()
         values.forEach { body.string($0) }
         return body.bytes
+    }
+}
+
+/// A socket-activated TCP forwarder in a guest, started over its systemd: `NAME.socket` listens
+/// on ``listen`` (guests share the host's network) and starts `NAME.service` (an auxiliary unit
+/// of the same `StartTransientUnit` call, as `systemd-run --socket-property=` makes it), which
+/// runs the guest's own `systemd-socket-proxyd` inside the guest, sandboxed like a step.
+struct SocketProxyUnit: Sendable, Hashable {
+    /// `runner-port-PORT`.
+    var name: String
+    /// `ListenStream=`: `PORT`, `ADDRESS:PORT` or `[ADDRESS]:PORT`.
+    var listen: String
+    /// Where connections go: `127.0.0.1:PORT`.
+    var target: String
+    /// `systemd-socket-proxyd` in the guest.
+    var proxy: String = "/usr/lib/systemd/systemd-socket-proxyd"
+    var sandbox = UnitSandbox()
+
+    /// The body of `StartTransientUnit(ssa(sv)a(sa(sv)))` for the socket, with the service as
+    /// its auxiliary unit.
+    func startTransientUnitBody() -> [UInt8] {
+        var body = DBusWriter()
+        body.string(name + ".socket")
+        body.string("fail")
+        body.array(alignment: 8) { properties in
+            properties.property("Description", "s") { $0.string("runner port \(listen) -> \(target)") }
+            properties.property("Listen", "a(ss)") { value in
+                value.array(alignment: 8) { list in
+                    list.structure { entry in
+                        entry.string("Stream")
+                        entry.string(listen)
+                    }
+                }
+            }
+            if listen.allSatisfy(\.isNumber) {
+                properties.property("BindIPv6Only", "s") { $0.string("both") }
+            }
+            properties.property("CollectMode", "s") { $0.string("inactive-or-failed") }
+        }
+        body.array(alignment: 8) { units in
+            units.structure { unit in
+                unit.string(name + ".service")
+                unit.array(alignment: 8) { properties in
+                    properties.property("Description", "s") { $0.string("runner port \(listen) -> \(target)") }
+                    properties.property("ExecStart", "a(sasb)") { value in
+                        value.array(alignment: 8) { commands in
+                            commands.structure { command in
+                                command.string(proxy)
+                                command.array(alignment: 4) { args in [proxy, target].forEach { args.string($0) } }
+                                command.bool(false)
+                            }
+                        }
+                    }
+                    properties.property("CollectMode", "s") { $0.string("inactive-or-failed") }
+                    sandbox.append(to: &properties)
+                }
+            }
+        }
+        return body.bytes
+    }
+
+    /// Starts the socket and waits (bounded) for its start job: an error when it did not listen.
+    func start(bus: SystemdBus, timeout: Double = 30) throws(RunnerError) {
+        // Job results by job path: the signal may come before the call's reply.
+        var removed: [String: String] = [:]
+        let watch = { (message: SystemdBus.Message) in
+            guard message.member == "JobRemoved" else { return }
+            var reader = DBusReader(message.body)
+            _ = try? reader.uint32()
+            guard let path = try? reader.string(), (try? reader.string()) != nil else { return }
+            removed[path] = try? reader.string()
+        }
+        if !bus.subscribed {
+            _ = try bus.call(
+                path: StepUnit.manager, interface: StepUnit.managerInterface, member: "Subscribe", onSignal: watch)
+            bus.subscribed = true
+        }
+        let reply = try bus.call(
+            path: StepUnit.manager, interface: StepUnit.managerInterface, member: "StartTransientUnit",
+            signature: "ssa(sv)a(sa(sv))", body: startTransientUnitBody(), onSignal: watch)
+        var reader = DBusReader(reply.body)
+        let job = (try? reader.string()) ?? ""
+        let deadline = Posix.now() + timeout
+        while removed[job] == nil {
+            guard Posix.now() < deadline else {
+                throw RunnerError(
+                    .timeout, input: name + ".socket", problem: "systemd did not start it within \(Int(timeout)) s")
+            }
+            if bus.poll(timeout: 1).bus { watch(try bus.receive()) }
+        }
+        let result = removed[job]
+        guard result == "done" else {
+            throw RunnerError(
+                .commandFailed, input: name + ".socket",
+                problem: "systemd could not listen on \(listen) (the start job ended \(result ?? "?"))",
+                fix: "map the service to a free host port")
+        }
     }
 }

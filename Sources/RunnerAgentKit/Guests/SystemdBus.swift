@@ -5,11 +5,11 @@ import RunnerCore
 #endif
 
 /// A D-Bus peer connection to a systemd manager's private socket (`/run/systemd/private`,
-/// reached in a guest through `/proc/<leader>/root`): just what running a step needs —
+/// connected by ``GuestBus``): just what running a step needs —
 /// method calls with Unix descriptors, and the signals systemd sends to subscribed clients.
 ///
-/// systemd-run does the same over the same socket; talking to it directly saves starting
-/// `nsenter` and `systemd-run` for every step.
+/// systemd-run does the same over the same socket; talking to it directly means no program of
+/// the guest's runs on the host.
 final class SystemdBus {
     let fd: Int32
     /// Whether `Subscribe` was called on this connection (signals then come unasked).
@@ -34,21 +34,25 @@ final class SystemdBus {
         static let signal: UInt8 = 4
     }
 
-    /// Authenticates on a socket connected to systemd's private socket (`EXTERNAL` with our uid,
-    /// Unix descriptors negotiated); takes the descriptor.
+    /// Authenticates on a socket connected to systemd's private socket (`EXTERNAL` with `uid`,
+    /// the connecting uid as the manager sees it: 0 for a guest's root, whatever host id it
+    /// maps to; Unix descriptors negotiated); takes the descriptor.
     ///
     /// systemd checks the peer's credentials as they were at `connect()`, and takes only peers
     /// whose PID it can see: a guest's manager takes a socket connected from inside the guest's
-    /// PID namespace (see `ci-nspawn-run bus-connect`), which we may then use from the host.
-    init(connected fd: Int32) throws(RunnerError) {
+    /// PID namespace (see ``GuestBus``), which we may then use from the host.
+    init(connected fd: Int32, uid: uid_t) throws(RunnerError) {
         self.fd = fd
         let socketPath = "systemd's private socket"
-        let uid = String(getuid()).utf8.map { String($0, radix: 16) }.joined()
-        guard UnixSocket.writeAll(fd, [0] + Array("AUTH EXTERNAL \(uid)\r\n".utf8)),
+        let uid = String(uid).utf8.map { String($0, radix: 16) }.joined()
+        // All three lines in one write, as sd-bus clients send them. systemd 252's server takes
+        // BEGIN only once its answers are out, before it reads on; a message that arrived
+        // together with a late BEGIN would sit unread in its buffer until the next byte came
+        // (a 10 s stall on the first call).
+        let greeting = [0] + Array("AUTH EXTERNAL \(uid)\r\nNEGOTIATE_UNIX_FD\r\nBEGIN\r\n".utf8)
+        guard UnixSocket.writeAll(fd, greeting),
             try readLine().hasPrefix("OK "),
-            UnixSocket.writeAll(fd, Array("NEGOTIATE_UNIX_FD\r\n".utf8)),
-            try readLine().hasPrefix("AGREE_UNIX_FD"),
-            UnixSocket.writeAll(fd, Array("BEGIN\r\n".utf8))
+            try readLine().hasPrefix("AGREE_UNIX_FD")
         else {
             close(fd)
             throw RunnerError(.commandFailed, input: socketPath, problem: "systemd refused the D-Bus authentication")

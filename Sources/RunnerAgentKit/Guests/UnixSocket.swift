@@ -60,26 +60,6 @@ enum UnixSocket {
         return fd
     }
 
-    /// Connects to the socket at `path` with the credentials of a user-namespaced guest's root
-    /// (host UID/GID ``GuestUserNamespace/base``): the peer credentials a socket records are
-    /// those of `connect()`, and a guest's systemd takes only its own root on its private socket.
-    /// The path is opened (`O_PATH`) with our own credentials; only the `connect()` to it runs as
-    /// the guest's root, which also means a socket outside the guest is reached with no more
-    /// than that unprivileged UID. Changes this process's effective IDs for the call (the
-    /// caller must be single-purpose: `ci-nspawn-run bus-connect`).
-    static func connect(path: String, asGuestRoot userNamespace: GuestUserNamespace) -> Int32? {
-        let object = open(path, 0o10000000 | O_CLOEXEC)  // O_PATH (not imported)
-        guard object >= 0 else { return nil }
-        defer { close(object) }
-        let uid = geteuid()
-        let gid = getegid()
-        guard setegid(userNamespace.base) == 0 else { return nil }
-        defer { _ = setegid(gid) }
-        guard seteuid(userNamespace.base) == 0 else { return nil }
-        defer { _ = seteuid(uid) }
-        return connect(path: "/proc/self/fd/\(object)")
-    }
-
     /// The user id of the process at the other end.
     static func peerUID(_ fd: Int32) -> uid_t? {
         // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (not imported without _GNU_SOURCE).

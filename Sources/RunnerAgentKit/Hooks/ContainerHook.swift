@@ -116,7 +116,7 @@ public struct ContainerHook: Sendable {
                 let info = try await guests.start(
                     GuestStartRequest(
                         image: plan.image, binds: binds, ownerPID: ownerPID, environment: plan.environment,
-                        ports: plan.ports))
+                        ports: plan.ports, capabilities: plan.capabilities))
                 state.services.append(info.name)
                 try await waitUntilReady(plan, guest: info.name)
                 var portMap: [String: String] = [:]
@@ -130,7 +130,9 @@ public struct ContainerHook: Sendable {
             if let job {
                 state.environment = job.environment
                 let info = try await guests.start(
-                    GuestStartRequest(image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID))
+                    GuestStartRequest(
+                        image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID,
+                        capabilities: job.capabilities))
                 state.guest = info.name
                 response["isAlpine"] = info.isAlpine
                 context["container"] = ["id": info.name, "network": "host"]
@@ -156,12 +158,15 @@ public struct ContainerHook: Sendable {
         var image: String
         var binds: [GuestBind]
         var environment: [String: String]
+        /// `--cap-add` the admin allowed: the step units keep them.
+        var capabilities: [String] = []
     }
 
     func jobPlan(_ container: HookContainer) throws(RunnerError) -> JobPlan {
         let image = try resolveImage(container.image)
         let label = container.image ?? image
-        let options = try CreateOptions.parse(container.createOptions, owner: "job container \(label)")
+        let options = try CreateOptions.parse(
+            container.createOptions, owner: "job container \(label)", allowedCapabilities: settings.capAdd)
         warnIgnored(options.ignored, owner: "the job container \(label)")
         if options.health != nil {
             warnIgnored(["--health-cmd"], owner: "the job container \(label) (health checks apply to services)")
@@ -176,7 +181,7 @@ public struct ContainerHook: Sendable {
         for (key, value) in container.environmentVariables { environment[key] = value }
         environment["GITHUB_ACTIONS"] = "true"
         if environment["CI"] == nil { environment["CI"] = "true" }
-        return JobPlan(image: image, binds: binds, environment: environment)
+        return JobPlan(image: image, binds: binds, environment: environment, capabilities: options.capabilities)
     }
 
     /// One service, checked: its local image, ports, environment and options.
@@ -188,6 +193,8 @@ public struct ContainerHook: Sendable {
         var ports: [PortMapping]
         var environment: [String: String]
         var health: HealthCheck?
+        /// `--cap-add` the admin allowed: its health checks keep them.
+        var capabilities: [String] = []
     }
 
     func servicePlan(_ service: HookContainer) throws(RunnerError) -> ServicePlan {
@@ -207,7 +214,8 @@ public struct ContainerHook: Sendable {
                 ["ports: \(port.hostAddress ?? ""):\(port.hostPort):\(port.containerPort)"],
                 owner: "service \(label) (its own port is the host's: the service chooses its bind address)")
         }
-        let options = try CreateOptions.parse(service.createOptions, owner: "service \(label)")
+        let options = try CreateOptions.parse(
+            service.createOptions, owner: "service \(label)", allowedCapabilities: settings.capAdd)
         warnIgnored(options.ignored, owner: "service \(label)")
         var environment = options.environment
         for (key, value) in service.environmentVariables { environment[key] = value }
@@ -215,7 +223,7 @@ public struct ContainerHook: Sendable {
         warnIgnored(skipped.map { "env \($0)" }, owner: "service \(label) (not a NAME systemd can carry)")
         return ServicePlan(
             service: service, label: label, image: image, ports: ports, environment: environment,
-            health: options.health)
+            health: options.health, capabilities: options.capabilities)
     }
 
     /// `::warning::` lines for options this runner does not apply; the job goes on.

@@ -233,6 +233,8 @@ public struct CreateOptions: Sendable, Hashable {
     public var environment: [String: String] = [:]
     /// Flags this runner does not apply (each with its value when it takes one).
     public var ignored: [String] = []
+    /// `--cap-add X` the admin allowed (`CAP_X`; see `RUNNER_GUEST_CAP_ADD`).
+    public var capabilities: [String] = []
 
     public init() {}
 
@@ -244,7 +246,12 @@ public struct CreateOptions: Sendable, Hashable {
     ]
 
     /// Parses `options:` (shell words). Bad values of supported flags are errors naming `owner`.
-    public static func parse(_ text: String?, owner: String) throws(RunnerError) -> CreateOptions {
+    /// Flags that would weaken the guest's sandbox are refused: `--privileged`, `--security-opt`,
+    /// `--device`, `--pid/--ipc/--uts/--userns/--cgroupns=host`, and `--cap-add` of a
+    /// capability not in `allowedCapabilities` (`RUNNER_GUEST_CAP_ADD`, `CAP_X` names).
+    public static func parse(_ text: String?, owner: String, allowedCapabilities: [String] = []) throws(RunnerError)
+        -> CreateOptions
+    {
         var options = CreateOptions()
         guard let text, !text.allSatisfy(\.isWhitespace) else { return options }
         let words: [String]
@@ -292,6 +299,47 @@ public struct CreateOptions: Sendable, Hashable {
                 healthSettings.append((flag, try required()))
             case "--no-healthcheck":
                 options.noHealthcheck = true
+            case "--privileged":
+                throw RunnerError(
+                    .permission, input: "\(owner) options: --privileged",
+                    problem: "is refused on this runner: a privileged container would be host root",
+                    fix: "remove --privileged; add single capabilities with --cap-add (the admin lists the ones "
+                        + "jobs may add in RUNNER_GUEST_CAP_ADD)")
+            case "--cap-add":
+                let value = try required()
+                for text in value.split(separator: ",").map(String.init) {
+                    guard let name = LinuxCapability.canonicalName(text) else {
+                        throw RunnerError(
+                            .invalidInput, input: "\(owner) options: --cap-add \(text)",
+                            problem: text.uppercased() == "ALL"
+                                ? "is refused on this runner (it is --privileged in all but name)"
+                                : "is not a Linux capability name",
+                            fix:
+                                "add single capabilities the admin allows (RUNNER_GUEST_CAP_ADD), e.g. --cap-add NET_ADMIN"
+                        )
+                    }
+                    guard allowedCapabilities.contains(name) else {
+                        throw RunnerError(
+                            .permission, input: "\(owner) options: --cap-add \(text)",
+                            problem: "is not allowed on this runner",
+                            fix: "remove it from the job's options, or have the admin add \(name.dropFirst(4)) to "
+                                + "RUNNER_GUEST_CAP_ADD in config.env")
+                    }
+                    if !options.capabilities.contains(name) { options.capabilities.append(name) }
+                }
+            case "--security-opt", "--device", "--device-cgroup-rule":
+                throw RunnerError(
+                    .permission, input: "\(owner) options: \(flag) \(value ?? "")",
+                    problem: "is refused on this runner (it would weaken the guest's sandbox)",
+                    fix: "remove \(flag) from the job's options")
+            // `--network host` stays an ignored option: every guest shares the host's network
+            // already (services answer on 127.0.0.1), so it asks for nothing more.
+            case let namespace
+            where ["--pid", "--ipc", "--uts", "--userns", "--cgroupns"].contains(namespace) && value == "host":
+                throw RunnerError(
+                    .permission, input: "\(owner) options: \(namespace)=host",
+                    problem: "is refused on this runner (a job never shares the host's namespaces)",
+                    fix: "remove \(namespace)=host from the job's options")
             case "-e", "--env":
                 let assignment = try required()
                 guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {

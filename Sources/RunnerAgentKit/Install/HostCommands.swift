@@ -29,7 +29,8 @@ public struct Visudo: Sendable {
     }
 }
 
-/// `systemctl`, on a host where systemd runs or inside a guest (through `nsenter`).
+/// `systemctl`, on a host where systemd runs (never a guest's: units in a guest are started and
+/// stopped over its bus, see ``GuestBus``).
 public struct Systemctl: Sendable {
     public var executable = "systemctl"
     public init() {}
@@ -46,11 +47,9 @@ public struct Systemctl: Sendable {
         Command(executable, ["show", "--property=NeedDaemonReload", "--value", unit])
     }
 
-    /// `systemctl [--machine=NAME] stop [--no-block] -- UNIT` (with `machine`: in that guest).
-    public static func stop(unit: String, block: Bool = false, machine: String? = nil) -> Command {
-        Command(
-            "systemctl",
-            (machine.map { ["--machine=" + $0] } ?? []) + ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
+    /// `systemctl stop [--no-block] -- UNIT`.
+    public static func stop(unit: String, block: Bool = false) -> Command {
+        Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
     }
 
     /// `systemctl kill --signal=SIG -- UNIT`.

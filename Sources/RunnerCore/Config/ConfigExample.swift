@@ -28,6 +28,7 @@ extension RunnerConfig {
                 [
                     .images, .defaultImage, .imageAliases, .requireJobContainer, .allowDockerSock, .guestMountAllow,
                     .guestUserNamespace,
+                    .guestCapAdd,
                 ]
             ),
             ("Proxy", [.httpProxy, .httpsProxy, .noProxy]),

@@ -42,6 +42,8 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
     case hostList
     /// `on` or `off`.
     case onOff
+    /// Space-separated Linux capability names (`NET_ADMIN` or `CAP_NET_ADMIN`).
+    case capabilities
 
     /// The expected form, as error messages and the example config show it.
     public var description: String {
@@ -68,6 +70,7 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
         case .proxyURL: "http://HOST:PORT (credentials as http://USER:PASS@HOST:PORT)"
         case .hostList: "comma-separated hosts, .domains or CIDRs, e.g. localhost,.internal,10.0.0.0/8"
         case .onOff: "on or off"
+        case .capabilities: "space-separated Linux capability names, e.g. NET_ADMIN SYS_PTRACE"
         }
     }
 }
@@ -193,6 +196,11 @@ extension ConfigKey {
         "RUNNER_GUEST_USERNS", .onOff, default: "on",
         "Run guests in a user namespace (guest root is an unprivileged host UID); off: guest root is host root.",
         example: "on")
+    public static let guestCapAdd = ConfigKey(
+        "RUNNER_GUEST_CAP_ADD", .capabilities,
+        "Capabilities a job's `options: --cap-add` may add to its steps (space-separated; default: none; "
+            + "only those the guest itself holds take effect, e.g. not NET_ADMIN).",
+        example: "SYS_PTRACE")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
@@ -208,7 +216,7 @@ extension ConfigKey {
         runnerVersion, tarballURL, tarballSHA256,
         bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
         images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
-        guestUserNamespace, httpProxy, httpsProxy, noProxy,
+        guestUserNamespace, guestCapAdd, httpProxy, httpsProxy, noProxy,
     ]
 
     /// The key called `name`, if there is one.

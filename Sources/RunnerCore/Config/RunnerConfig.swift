@@ -247,6 +247,10 @@ public struct RunnerConfig: Sendable, Hashable {
     public var guestMountAllow: [String] { RunnerConfig.words(value(.guestMountAllow)) }
     /// `RUNNER_GUEST_USERNS`: guests run in a user namespace (default on).
     public var guestUserNamespace: Bool { (value(.guestUserNamespace) ?? "on") != "off" }
+    /// `RUNNER_GUEST_CAP_ADD`: capabilities (`CAP_X`) jobs may add with `--cap-add`.
+    public var guestCapAdd: [String] {
+        RunnerConfig.words(value(.guestCapAdd)).compactMap(LinuxCapability.canonicalName)
+    }
 
     /// The guest image for a job's `container:` image: its alias target, or the image name
     /// itself when it is an installed image name, else the default image.
@@ -545,6 +549,11 @@ extension RunnerConfig {
         case .hostList:
             return value.contains(where: { $0 == " " || $0 == "\t" })
                 ? "contains spaces; separate hosts with commas" : nil
+        case .capabilities:
+            if let bad = words(value).first(where: { LinuxCapability.canonicalName($0) == nil }) {
+                return "\"\(bad)\" is not a Linux capability name"
+            }
+            return nil
         }
     }
 

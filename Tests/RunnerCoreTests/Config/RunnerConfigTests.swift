@@ -28,7 +28,8 @@ import Testing
             "RUNNER_BUNDLE_SHA256",
             "RUNNER_BOOTSTRAP_MODE", "RUNNER_BOOTSTRAP_REPO_URL", "RUNNER_BOOTSTRAP_REPO_REF", "RUNNER_IMAGES",
             "RUNNER_DEFAULT_IMAGE", "RUNNER_IMAGE_ALIASES", "RUNNER_REQUIRE_JOB_CONTAINER", "RUNNER_ALLOW_DOCKER_SOCK",
-            "RUNNER_GUEST_MOUNT_ALLOW", "RUNNER_GUEST_USERNS", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
+            "RUNNER_GUEST_MOUNT_ALLOW", "RUNNER_GUEST_USERNS", "RUNNER_GUEST_CAP_ADD",
+            "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY",
         ]
         #expect(Set(required).isSubset(of: ConfigKey.all.map(\.name)))
         for key in ConfigKey.all {
@@ -113,6 +114,7 @@ import Testing
         ("HTTP_PROXY=proxy:3128", "HTTP_PROXY", "http://HOST:PORT"),
         ("RUNNER_GUEST_MOUNT_ALLOW=\"/srv ../up\"", "RUNNER_GUEST_MOUNT_ALLOW", "absolute paths"),
         ("RUNNER_NAME=\"my runner\"", "RUNNER_NAME", "letters, digits"),
+        ("RUNNER_GUEST_CAP_ADD=\"NET_ADMIN ALL\"", "RUNNER_GUEST_CAP_ADD", "capability names"),
     ])
     func badValuesNameKeyLineAndForm(_ line: String, _ key: String, _ form: String) {
         let found = problems(Self.minimal + "\n" + line + "\n").filter { $0.fix?.contains(form) == true }
