@@ -58,6 +58,18 @@ extension GuestSuites {
             await h.runAgent(["exec", guest, "--", "/bin/bash", "-c", script], asHelper: true)
         }
 
+        /// A step that first escapes the step unit's sandbox (docker's capabilities, the
+        /// system-call filter) the way guest root can: it asks its own guest's systemd for a unit
+        /// without them (`systemd-run` in the guest, the guest's own binary in the guest) and runs
+        /// `script` there. What stops the attack is then the user namespace alone.
+        func unsandboxedStep(_ h: HookHarness, _ guest: String, _ script: String) async -> HookHarness.Result {
+            let encoded = Data(script.utf8).base64EncodedString()
+            return await step(
+                h, guest,
+                "echo \(encoded) | base64 -d > /tmp/attack.sh && "
+                    + "systemd-run --quiet --wait --pipe --collect /bin/bash /tmp/attack.sh")
+        }
+
         /// `open(O_WRONLY)` of core_pattern in a fresh proc mount: never writes a byte.
         static let coreProbe = """
             mkdir -p /run/p && mount -t proc proc /run/p && echo mounted
@@ -91,7 +103,7 @@ extension GuestSuites {
         @Test func route3CorePatternIsNotWritable() async throws {
             let before = try FilePaths.read("/proc/sys/kernel/core_pattern")
             try await withGuest(externalsReadOnly: true) { h, guest in
-                let probe = await step(h, guest, Self.coreProbe)
+                let probe = await unsandboxedStep(h, guest, Self.coreProbe)
                 #expect(
                     probe.text.contains("mounted"), "the attack gets as far as its proc: \(probe.text)\(probe.stderr)")
                 #expect(probe.text.contains("REFUSED"), "\(probe.text)\(probe.stderr)")
@@ -113,7 +125,7 @@ extension GuestSuites {
                         CachedTree.guest.cacheDirectory, name: "plain", layout: h.layout, userNamespace: nil)
                 }
             ) { h, guest in
-                let probe = await step(h, guest, Self.coreProbe)
+                let probe = await unsandboxedStep(h, guest, Self.coreProbe)
                 #expect(probe.text.contains("WRITABLE"), "\(probe.text)\(probe.stderr)")
                 let ids = await step(h, guest, "cat /proc/self/uid_map")
                 #expect(ids.text.split(separator: " ").joined(separator: " ").hasPrefix("0 0 4294967295"))
@@ -130,7 +142,7 @@ extension GuestSuites {
                 #expect(lstat(shell, &st) == 0 && st.st_uid == Self.owner && st.st_mode & S_ISUID == 0)
                 unlink(shell)
                 // Route 11 as it was: the read-only externals bind remounted writable.
-                let remount = await step(h, guest, "mount -o remount,rw,bind /__e && touch /__e/remounted")
+                let remount = await unsandboxedStep(h, guest, "mount -o remount,rw,bind /__e && touch /__e/remounted")
                 #expect(remount.status == .exited(0), "\(remount.stderr)")
                 #expect(FilePaths.exists(h.externals + "/remounted"))
             }
@@ -181,7 +193,7 @@ extension GuestSuites {
                 chown(canary, Self.owner, Self.owner)
                 let hosts = h.layout.guestHostsFile(guest)
                 let hostsBefore = try FilePaths.read(hosts)
-                let attack = await step(
+                let attack = await unsandboxedStep(
                     h, guest,
                     "mount -o remount,rw,bind /__e && echo remounted-e; echo pwned > /__e/canary && echo wrote-e; "
                         + "mount -o remount,rw,bind /etc/hosts && echo remounted-hosts; "
