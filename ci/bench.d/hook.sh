@@ -51,8 +51,8 @@ ln -s "$digest" "$store/current"
 work=$root/var/lib/runner/work
 mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_temp/_github_workflow" \
     "$work/_tool" "$work/_actions" "$work/repo/repo" "$root/opt/actions-runner/externals"
-# The runner user owns its work directory; steps' files are handed to it after each step.
-chown 65534:65534 "$work"
+# The runner user owns its work directory and what is in it (binds are idmapped to that owner).
+chown -R 65534:65534 "$work"
 userns=${HOOK_BENCH_USERNS:-on}
 mkdir -p "$root/etc/runner"
 echo "RUNNER_GUEST_USERNS=$userns" >"$root/etc/runner/config.env"
@@ -206,12 +206,12 @@ def bare_step(leader):
 # Steps alternate with the bare command on the same guest: a step's own cost in the guest
 # (systemd-run, D-Bus) varies by tens of milliseconds from run to run, so only pairs compare.
 steps = int(os.environ.get("HOOK_BENCH_STEPS", "6"))
+boot_bare, boot_hook, clean, step_bare, step_hook, rss = [], [], [], [], [], []
+step_relay, step_bare_relay = [], []
 # One job first: its guest start shifts the image into the guests' range (once per image), which
 # the bare nspawn then boots as well.
 _, state = prepare()
 cleanup(state)
-boot_bare, boot_hook, clean, step_bare, step_hook, rss = [], [], [], [], [], []
-step_relay, step_bare_relay = [], []
 for i in range(runs):
     dt, p, leader = bare_boot()
     boot_bare.append(dt)
