@@ -78,6 +78,18 @@ struct CachedTree {
 /// A runner work tree, image store and config in a temp root, and the built `runner-agent`
 /// run the way the runner runs the hook: JSON on stdin, a response file, an exit code.
 final class HookHarness: Sendable {
+    /// Runs `body` with a fresh harness and always finishes it (guests stopped, files removed).
+    static func with(_ body: (HookHarness) async throws -> Void) async throws {
+        let h = try await HookHarness()
+        do {
+            try await body(h)
+        } catch {
+            await h.finish()
+            throw error
+        }
+        await h.finish()
+    }
+
     let dir: TemporaryDirectory
     let layout: HostLayout
     let servicePort: UInt16

@@ -21,17 +21,6 @@ extension GuestSuites {
             if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared")
     )
     struct HookIntegrationTests {
-        func withHarness(_ body: (HookHarness) async throws -> Void) async throws {
-            let h = try await HookHarness()
-            do {
-                try await body(h)
-            } catch {
-                await h.finish()
-                throw error
-            }
-            await h.finish()
-        }
-
         /// The state object from a prepare_job response.
         func state(of response: String) throws -> String { try HookHarness.state(of: response) }
 
@@ -39,7 +28,7 @@ extension GuestSuites {
         static let secret = #"s3cr3t-"q" %n $HOME \x 'y'"#
 
         @Test func jobWithServiceFromPrepareToCleanup() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
                 // The service maps a different host port, has a secret env value, a passing
                 // health check and an option this runner ignores.
@@ -165,7 +154,7 @@ extension GuestSuites {
         }
 
         @Test func serviceRefusalsLeaveNothingBehind() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 func expectError(
                     _ services: String, _ needles: [String], sourceLocation: SourceLocation = #_sourceLocation
                 ) throws {
@@ -212,7 +201,7 @@ extension GuestSuites {
         }
 
         @Test func servicesOnlyJob() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
                 var json = try h.prepareJob(responseFile: responseFile)
                 let start = try #require(json.firstRange(of: "\"container\":{"))
@@ -232,7 +221,7 @@ extension GuestSuites {
         }
 
         @Test func sigintMidStepStopsTheStepAndCleanupLeavesNothing() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
                 let prepared = try h.hook(
                     try h.prepareJob(responseFile: responseFile, services: ""), responseFile: responseFile)
@@ -260,7 +249,7 @@ extension GuestSuites {
         }
 
         @Test func killedDuringPrepareThenGCLeavesNothing() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
                 let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
                 // Wait until a guest record exists (the service guest is booting), then kill -9.
@@ -279,7 +268,7 @@ extension GuestSuites {
         }
 
         @Test func killedDuringPrepareThenCleanupWithNullStateLeavesNothing() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
                 let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
                 let deadline = Posix.now() + 20
@@ -297,7 +286,7 @@ extension GuestSuites {
         }
 
         @Test func refusals() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 func expectError(
                     _ result: HookHarness.Result, _ needle: String, sourceLocation: SourceLocation = #_sourceLocation
                 ) {
@@ -346,7 +335,7 @@ extension GuestSuites {
         }
 
         @Test func helperStartExecListStop() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let started = await h.runAgent(
                     ["start", "--image", "job", "--bind", "\(h.work):/__w", "--owner-pid", "\(h.owner)"], asHelper: true
                 )

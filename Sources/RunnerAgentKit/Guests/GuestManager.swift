@@ -437,25 +437,7 @@ public struct GuestManager: Sendable {
             throw RunnerError.posix("could not create a pipe", name, fix: nil)
         }
         defer { stops.forEach { close($0) } }
-        let writer = stops[1]
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let count = Mutex(0)
-        let queue = DispatchQueue(label: "runner.signals")
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
-                let first = count.withLock { value in
-                    defer { value += 1 }
-                    return value == 0
-                }
-                var byte = first ? UInt8(sig) : GuestRelay.killByte
-                _ = write(writer, &byte, 1)
-            }
-            source.resume()
-            sources.append(source)
-        }
+        let sources = StopSignals.forward(to: stops[1])
         defer { sources.forEach { $0.cancel() } }
         let status = try runStep(step, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: stops[0])
         finishStep(step.record)

@@ -241,24 +241,7 @@ public struct GuestRelay: Sendable {
                 fix: "the job's guest is gone; re-run the job")
         }
         // The first SIGINT/SIGTERM asks the relay to stop the step; a second one kills it.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let count = Mutex(0)
-        let queue = DispatchQueue(label: "runner.signals")
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
-                let first = count.withLock { value in
-                    defer { value += 1 }
-                    return value == 0
-                }
-                var byte = first ? UInt8(sig) : Self.killByte
-                _ = Glibc.send(connection, &byte, 1, Int32(MSG_NOSIGNAL))
-            }
-            source.resume()
-            sources.append(source)
-        }
+        let sources = StopSignals.forward(to: connection)
         defer { sources.forEach { $0.cancel() } }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)

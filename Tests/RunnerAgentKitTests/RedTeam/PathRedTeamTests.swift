@@ -414,17 +414,6 @@ extension GuestSuites {
             if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared")
     )
     struct PathRedTeamGuestTests {
-        func withHarness(_ body: (HookHarness) async throws -> Void) async throws {
-            let h = try await HookHarness()
-            do {
-                try await body(h)
-            } catch {
-                await h.finish()
-                throw error
-            }
-            await h.finish()
-        }
-
         func start(_ h: HookHarness, bind: String) async -> (GuestInfo?, HookHarness.Result) {
             let started = await h.runAgent(
                 ["start", "--image", "job", "--bind", bind, "--owner-pid", "\(h.owner)"], asHelper: true)
@@ -436,7 +425,7 @@ extension GuestSuites {
         /// <canary> a`; a step runs; the root-owned canary stays root's and unchanged, and what
         /// the step made (in the directory the guest really has) is handed over.
         @Test func routeOneOwnershipWalkFollowsNoSwappedLink() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let canary = try PathRedTeamTests.makeCanary(in: h.dir)
                 try FilePaths.createDirectory(h.work + "/a/b")
                 chown(h.work + "/a", PathRedTeamTests.owner, PathRedTeamTests.owner)
@@ -469,7 +458,7 @@ extension GuestSuites {
         /// No guest ever sees the canary; each start binds the real directory or is refused
         /// naming the link.
         @Test func routeTwoCheckThenMountRaceNeverReachesTheCanary() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let canary = try PathRedTeamTests.makeCanary(in: h.dir)
                 try FilePaths.createDirectory(h.work + "/r/d")
                 try AtomicFile.write("real", to: h.work + "/r/d/real-marker")
@@ -503,7 +492,7 @@ extension GuestSuites {
         /// Route 6's writable bind: externals (and anything in it) is bound read-only whatever
         /// the caller asks; a step cannot create a file there.
         @Test func externalsIsAlwaysReadOnly() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let (info, result) = await start(h, bind: h.externals + ":/__e")
                 let guest = try #require(info, "\(result.stderr)")
                 let manager = GuestManager(policy: GuestPolicy(layout: h.layout), logger: Logger(label: "test"))

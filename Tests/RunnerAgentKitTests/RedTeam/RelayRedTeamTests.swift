@@ -41,17 +41,6 @@ extension GuestSuites {
             return try #require(started.text.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
         }
 
-        func withHarness(_ body: (HookHarness) async throws -> Void) async throws {
-            let h = try await HookHarness()
-            do {
-                try await body(h)
-            } catch {
-                await h.finish()
-                throw error
-            }
-            await h.finish()
-        }
-
         func manager(_ h: HookHarness) -> GuestManager {
             GuestManager(policy: GuestPolicy(layout: h.layout), logger: Logger(label: "red-team"))
         }
@@ -62,7 +51,7 @@ extension GuestSuites {
         /// directory through /proc/1/root). Later steps, `ci-nspawn-run exec` and a health probe
         /// never run them on the host, and still work.
         @Test func guestBinariesNeverRunOnTheHost() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let name = try await startGuest(h)
                 let canary = h.dir.appending("canary")
                 let privileged = h.work + "/octo-repo/host-privileged"
@@ -109,7 +98,7 @@ extension GuestSuites {
         /// relay connects anew): no connection ever reaches the host's socket; fresh connections
         /// (`exec`, a probe) fail clearly or reach the guest's own systemd.
         @Test func theBusSocketIsResolvedInsideTheGuest() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let name = try await startGuest(h)
                 let hostSocket = h.dir.appending("host.sock")
                 let listener = try UnixSocket.listen(path: hostSocket, owner: 0, group: 0)
@@ -149,7 +138,7 @@ extension GuestSuites {
         /// path is connected inside the guest, but it is not served by the guest's PID 1: it is
         /// refused before a byte is written to it.
         @Test func aSocketNotServedByTheGuestsInitGetsNothing() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let name = try await startGuest(h)
                 let first = try h.hook(step("true", guest: name), asUser: Self.user)
                 #expect(first.status == .exited(0), "\(first.stderr)")
@@ -183,7 +172,7 @@ extension GuestSuites {
         /// Route 10: no `bus-connect` anywhere; the relay is not a `ci-nspawn-run` command, and
         /// refuses a caller that came through sudo.
         @Test func theRelayIsNotReachableThroughSudo() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 for arguments in [
                     ["bus-connect", "rg-0123456789ab"], ["relay", "rg-0123456789ab", "--uid", "0"],
                 ] {
@@ -213,7 +202,7 @@ extension GuestSuites {
         /// The units we start: docker's bounding set, no mount, no new namespaces; ordinary work
         /// still runs. An allowed `--cap-add` reaches the bounding set; another is refused.
         @Test func stepsRunInADockerLikeSandbox() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let name = try await startGuest(h)
                 // Docker's set, within what the guest itself holds (in a user namespace sharing the
                 // host's network nspawn drops NET_BIND_SERVICE: such a guest cannot bind the host's
@@ -296,7 +285,7 @@ extension GuestSuites {
         /// Issue #12 defect 2: no step waits on the bus. 30 steps in a row through the relay,
         /// each well under a second (a stall was 10 s).
         @Test func thirtyStepsInARowNeverStall() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let name = try await startGuest(h)
                 var slowest = 0.0
                 for index in 0..<30 {

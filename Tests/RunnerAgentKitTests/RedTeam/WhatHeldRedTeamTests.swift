@@ -336,17 +336,6 @@ extension GuestSuites {
         static let user = HookHarness.ownerUID
         static let attacker = WhatHeldRedTeamTests.attacker
 
-        func withHarness(_ body: (HookHarness) async throws -> Void) async throws {
-            let h = try await HookHarness()
-            do {
-                try await body(h)
-            } catch {
-                await h.finish()
-                throw error
-            }
-            await h.finish()
-        }
-
         /// A run_script_step for the hook running `script` with bash, with `environment`.
         func step(_ script: String, guest: String, environment: [String: String] = [:]) -> String {
             var variables = JSONText.encode(environment.mapValues { $0 as Any })
@@ -386,7 +375,7 @@ extension GuestSuites {
         /// everyone, so only the relay's peer check stands), a 4 GiB length prefix, a directory
         /// descriptor passed as stdout, and environment names systemd or env(1) could misread.
         @Test func theRelayHoldsAgainstItsCallers() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let started = await h.runAgent(
                     ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"])
                 try #require(started.status == .exited(0), "\(started.stderr)")
@@ -504,7 +493,7 @@ extension GuestSuites {
         /// the input, with the canaries at the paths they would reach untouched and nothing
         /// written. Then a real start: everything the helper wrote is under the generated name.
         @Test func theHelperWritesOnlyUnderGeneratedNames() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let state = h.layout.guestStateDirectory
                 try FilePaths.createDirectory(state, mode: 0o700)
                 // Canaries where `../x` and `../../x` lead from the state directory.
@@ -628,7 +617,7 @@ extension GuestSuites {
         /// `DefaultEnvironment=` never take effect. The guest's console is passive: what the
         /// guest writes to it reaches no host stream.
         @Test func serviceEnvironmentRoundTripsAndTheConsoleIsPassive() async throws {
-            try await withHarness { h in
+            try await HookHarness.with { h in
                 let injected = [
                     "INJECT_SERVICE": "x\n[Service]\nExecStartPre=/bin/touch /pwned-service\n",
                     "INJECT_MANAGER": "y\"\n[Manager]\nDefaultEnvironment=WHATHELD_EVIL=1\nz",
