@@ -75,6 +75,16 @@ struct CachedTree {
     }
 }
 
+extension Trait where Self == ConditionTrait {
+    /// Skips unless real guests can be booted (``HookHarness/isAvailable``) and `setpriv` can run
+    /// the hook as an unprivileged user.
+    static var guestsAndSetpriv: Self {
+        .enabled(
+            if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
+            "needs root, systemd-nspawn, mmdebstrap, setpriv, the built runner-agent and ../shared")
+    }
+}
+
 /// A runner work tree, image store and config in a temp root, and the built `runner-agent`
 /// run the way the runner runs the hook: JSON on stdin, a response file, an exit code.
 final class HookHarness: Sendable {

@@ -14,9 +14,7 @@ extension GuestSuites {
     /// guest's step relay (started by `ci-nspawn-run start` for that user) instead of sudo.
     @Suite(
         .serialized,
-        .enabled(
-            if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
-            "needs root, systemd-nspawn, mmdebstrap, setpriv, the built runner-agent and ../shared"))
+        .guestsAndSetpriv)
     struct RelayIntegrationTests {
         static let user = HookHarness.ownerUID
 

@@ -17,9 +17,7 @@ extension GuestSuites {
     /// capabilities) and the step stalls of issue #12.
     @Suite(
         .serialized,
-        .enabled(
-            if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
-            "needs root, systemd-nspawn, mmdebstrap, setpriv, the built runner-agent and ../shared"))
+        .guestsAndSetpriv)
     struct RelayRedTeamTests {
         static let user = HookHarness.ownerUID
 

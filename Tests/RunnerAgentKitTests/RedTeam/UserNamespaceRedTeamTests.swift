@@ -18,9 +18,7 @@ extension GuestSuites {
     /// is written).
     @Suite(
         .serialized,
-        .enabled(
-            if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
-            "needs root, systemd-nspawn, mmdebstrap, setpriv, the built runner-agent and ../shared"))
+        .guestsAndSetpriv)
     struct UserNamespaceRedTeamTests {
         static let owner = HookHarness.ownerUID
 

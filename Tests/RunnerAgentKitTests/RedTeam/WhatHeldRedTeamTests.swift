@@ -329,9 +329,7 @@ extension GuestSuites {
     /// values and a passive console.
     @Suite(
         .serialized,
-        .enabled(
-            if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
-            "needs root, systemd-nspawn, mmdebstrap, setpriv, the built runner-agent and ../shared"))
+        .guestsAndSetpriv)
     struct WhatHeldRedTeamGuestTests {
         static let user = HookHarness.ownerUID
         static let attacker = WhatHeldRedTeamTests.attacker
