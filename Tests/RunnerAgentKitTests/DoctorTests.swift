@@ -111,6 +111,10 @@ struct DoctorTests {
             #expect(problems.map(\.check) == [breakage.check], "\(findings.map(\.rendered))")
             #expect(problems.allSatisfy { $0.fix != nil })
             #expect(problems.first?.rendered.contains("fix: ") == true)
+            if breakage == .nspawn {
+                // What nspawn said is in the finding: the cause, without re-running it by hand.
+                #expect(problems.first?.detail.hasSuffix("(exit status 1): nspawn: scripted failure") == true)
+            }
         }
     }
 
@@ -123,6 +127,9 @@ struct DoctorTests {
             let nspawn = try #require(findings.first { $0.check == "nspawn" })
             #expect(nspawn.status == .problem)
             #expect(nspawn.fix?.contains("systemd-nspawn") == true)
+            // The cause nspawn gave, in the finding: the tree has no init to execute.
+            #expect(nspawn.detail.contains("/sbin/init"), "\(nspawn.rendered)")
+            #expect(nspawn.detail.count < 600, "\(nspawn.rendered)")
             #expect(findings.filter { $0.status == .problem }.map(\.check) == ["nspawn"])
         }
     }
@@ -144,6 +151,15 @@ struct DoctorTests {
             doctor.mountInfo = root + work + externals
             #expect(await doctor.run().first { $0.check == "mounts" }?.status == .ok)
         }
+    }
+
+    /// The boot finding carries nspawn's last lines, bounded: 5 lines, 400 characters.
+    @Test func nspawnOutputInAFindingIsBounded() {
+        let said = (1...9).map { "line \($0)" }.joined(separator: "\n") + "\n\n  "
+        #expect(Doctor.tail(said) == "line 5 | line 6 | line 7 | line 8 | line 9")
+        let long = Doctor.tail(String(repeating: "x", count: 1000) + "\nFailed to create /../payload subcgroup")
+        #expect(long.count == 401 && long.hasPrefix("…") && long.hasSuffix("payload subcgroup"))
+        #expect(Doctor.tail("") == "")
     }
 
     @Test func nspawnProbeArgv() {

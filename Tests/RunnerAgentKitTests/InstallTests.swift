@@ -232,6 +232,11 @@ struct InstallTests {
             let layout = h.layout
             #expect(HostFiles.linkTarget(layout.currentRelease) == "releases/v1.2.0")
             #expect(HostFiles.linkTarget(layout.guestHelper) == "/usr/local/lib/runner/current/bin/runner-agent")
+            // `sudo runner-agent doctor` (the README's command): the agent of the active release on PATH.
+            let agentOnPath = try #require(HostFiles.linkTarget(layout.path("/usr/local/bin/runner-agent")))
+            #expect(agentOnPath == "/usr/local/lib/runner/current/bin/runner-agent")
+            let doctor = try await SubprocessCommandRunner().run(Command(layout.path(agentOnPath), ["doctor"]))
+            #expect(doctor.status == .exited(0), "the stand-in agent through the link: \(doctor)")
             #expect(FilePaths.exists(layout.systemdUnitDirectory + "/runner.service"))
             #expect(
                 HostFiles.linkTarget(layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service")

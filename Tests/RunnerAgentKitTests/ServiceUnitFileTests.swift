@@ -32,7 +32,10 @@ struct ServiceUnitFileTests {
 
     @Test func stopAndRestartPolicyMatchTheSupervisor() throws {
         let keys = try unit()
-        #expect(keys["[Service]KillMode"] == ["control-group"])
+        // systemd's SIGTERM goes to the agent alone (it paces the runner's stop); its final
+        // SIGKILL to the whole cgroup.
+        #expect(keys["[Service]KillMode"] == ["mixed"])
+        #expect(keys["[Service]Type"] == ["exec"])
         #expect(keys["[Service]Restart"] == ["on-failure"])
         #expect(keys["[Unit]StartLimitIntervalSec"] == ["0"])
         #expect(keys["[Service]ExecStart"] == ["/usr/local/lib/runner/runner-service.sh"])
@@ -47,6 +50,13 @@ struct ServiceUnitFileTests {
         let timing = ServiceTiming()
         #expect(Duration.seconds(bound) > timing.jobGrace + timing.stopGrace)
         #expect(bound <= 600)
+    }
+
+    /// The agent is the unit's main process (what KillMode=mixed sends SIGTERM to): the script execs it.
+    @Test func theServiceScriptExecsTheAgent() throws {
+        let script = String(
+            decoding: try FilePaths.read(Fixtures.repositoryRoot + "/images/host/runner-service.sh"), as: UTF8.self)
+        #expect(script.hasSuffix("\nexec /usr/local/lib/runner/current/bin/runner-agent service \"$@\"\n"))
     }
 
     /// No job runs before the start or after the stop: every guest goes, stale or not.

@@ -352,22 +352,45 @@ public struct Doctor: Sendable {
         let shifted = try? ImageOwnership.marker(version: store.versionDirectory(image))
         let command = DoctorNspawn().probe(rootfs: image.rootfs, userNamespace: shifted ?? nil)
         let direct = !(systemdIsPID1 ?? FilePaths.exists(layout.path("/run/systemd/system")))
-        let result: CommandResult?
-        if direct, shifted != nil {
-            // As the helper does: the booted guest needs a cgroup nspawn can delegate.
-            result = try? await cgroups.running(guest: GuestPolicy.newGuestName()) { () async throws(RunnerError) in
-                try await commandRunner.run(command)
+        let result: CommandResult
+        do throws(RunnerError) {
+            if direct, shifted != nil {
+                // As the helper does: the booted guest needs a cgroup nspawn can delegate.
+                result = try await cgroups.running(guest: GuestPolicy.newGuestName()) { () async throws(RunnerError) in
+                    try await commandRunner.run(command)
+                }
+            } else {
+                result = try await commandRunner.run(command)
             }
-        } else {
-            result = try? await commandRunner.run(command)
-        }
-        guard let result, result.status.isSuccess else {
+        } catch {
             return Finding(
-                check: "nspawn", status: .problem, detail: "systemd-nspawn could not boot \(settings.defaultImage)",
-                fix: "run '\(command)' to see why (is systemd-container installed, is the image complete?)")
+                check: "nspawn", status: .problem,
+                detail: "systemd-nspawn could not boot \(settings.defaultImage): \(Doctor.tail(error.problem))",
+                fix: "run '\(command)' to see more (is systemd-container installed, is the image complete?)")
+        }
+        guard result.status.isSuccess else {
+            let said = Doctor.tail(result.standardError + "\n" + result.standardOutput)
+            return Finding(
+                check: "nspawn", status: .problem,
+                detail: "systemd-nspawn could not boot \(settings.defaultImage) (\(result.status))"
+                    + (said.isEmpty ? "" : ": " + said),
+                fix: "run '\(command)' to see more (is systemd-container installed, is the image complete?)")
         }
         return Finding(
             check: "nspawn", status: .ok, detail: "systemd-nspawn boots \(settings.defaultImage) to poweroff")
+    }
+}
+
+extension Doctor {
+    /// The last `lines` non-empty lines of `text` (what nspawn said last: its cause), joined
+    /// with " | " and cut to the last `limit` characters so one finding stays one line.
+    static func tail(_ text: String, lines: Int = 5, limit: Int = 400) -> String {
+        let kept = text.split(whereSeparator: \.isNewline)
+            .map { String($0).trimmedWhitespace }
+            .filter { !$0.isEmpty }
+            .suffix(lines)
+            .joined(separator: " | ")
+        return kept.count > limit ? "…" + String(kept.suffix(limit)) : kept
     }
 }
 

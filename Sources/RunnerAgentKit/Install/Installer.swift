@@ -10,7 +10,7 @@ import RunnerCore
 /// `runner-agent install`: turns a host into a runner host, one converging step at a time.
 ///
 /// Steps, in order: `release` (unpack and verify the bundle into `releases/<version>`, switch
-/// `current`), `host-files` (units, scripts, `ci-nspawn-run`), `runner-user`, `schedulers` (the
+/// `current`), `host-files` (units, scripts, `ci-nspawn-run`, `runner-agent` on `PATH`), `runner-user`, `schedulers` (the
 /// runner user may not use cron or at), `runner-package` (the pinned GitHub runner: cached
 /// download, sha256, safe extraction), `work-directory`, `mounts` (work and externals on
 /// `nosuid,nodev` bind mounts), `images` (guest images into the image store), `sudoers` (the runner user may run
@@ -58,10 +58,12 @@ public struct Installer: Sendable {
         ]
     }
 
-    /// The host path (as the host sees it, without a test root) `ci-nspawn-run` links to.
+    /// The host path (as the host sees it, without a test root) `ci-nspawn-run` and
+    /// `/usr/local/bin/runner-agent` link to.
     static let agentInCurrentRelease = "/usr/local/lib/runner/current/bin/runner-agent"
     static let hostUnitPath = "/etc/systemd/system/runner.service"
     static let hostGuestHelper = "/usr/local/bin/ci-nspawn-run"
+    static let hostAgentCommand = "/usr/local/bin/runner-agent"
 
     var wantsLink: String { layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service" }
     var packageStamp: String { layout.runnerDirectory + "/.runner-package-sha256" }
@@ -149,7 +151,7 @@ public struct Installer: Sendable {
 
     var hostFilesStep: InstallStep {
         InstallStep(
-            "host-files", "install units, scripts and \(Installer.hostGuestHelper)",
+            "host-files", "install units, scripts, \(Installer.hostGuestHelper) and \(Installer.hostAgentCommand)",
             isDone: { () throws(RunnerError) in
                 for (source, target, mode) in hostFiles {
                     guard let bytes = try? FilePaths.read(layout.currentRelease + "/" + source),
@@ -157,6 +159,7 @@ public struct Installer: Sendable {
                     else { return false }
                 }
                 return HostFiles.linkTarget(layout.guestHelper) == Installer.agentInCurrentRelease
+                    && HostFiles.linkTarget(layout.agentCommand) == Installer.agentInCurrentRelease
             },
             apply: { () throws(RunnerError) in
                 for directory in [
@@ -170,6 +173,7 @@ public struct Installer: Sendable {
                         try FilePaths.read(layout.currentRelease + "/" + source), to: target, mode: mode)
                 }
                 try HostFiles.symlink(layout.guestHelper, to: Installer.agentInCurrentRelease)
+                try HostFiles.symlink(layout.agentCommand, to: Installer.agentInCurrentRelease)
             })
     }
 

@@ -23,11 +23,15 @@ enum CloudConfigYAML {
 
     /// Renders the document.
     static func document(
-        comments: [String], packages: [String], packageUpdate: Bool, files: [File], runcmd: [Argv]
+        comments: [String], manageEtcHosts: String? = nil, packages: [String], packageUpdate: Bool, files: [File],
+        runcmd: [Argv]
     ) -> String {
         var out = "#cloud-config\n"
         for comment in comments {
             out += "# " + comment.replacing("\n", with: " ") + "\n"
+        }
+        if let manageEtcHosts {
+            out += "manage_etc_hosts: \(quoted(manageEtcHosts))\n"
         }
         if packageUpdate {
             out += "package_update: true\n"

@@ -5,8 +5,10 @@ import RunnerCore
 ///
 /// It writes `/etc/runner/config.env` (0600 root; the site config with the release ref and
 /// bundle digest pinned), `/etc/systemd/system/runner-install.service` and
-/// `/usr/local/lib/runner/bootstrap.sh` (0755), installs the OS packages a host needs, and
-/// starts the unit without waiting for it. Same inputs, same bytes.
+/// `/usr/local/lib/runner/bootstrap.sh` (0755), installs the OS packages a host needs, has
+/// cloud-init keep the host name in `/etc/hosts` (`manage_etc_hosts: localhost`: sudo resolves
+/// it on every hook call; a minimal image has no entry), and starts the unit without waiting
+/// for it. Same inputs, same bytes.
 public enum UserData {
     /// EC2's limit on raw user-data, the smallest of the common clouds.
     public static let defaultBudget = 16_384
@@ -95,8 +97,11 @@ public enum UserData {
                 path: "/usr/local/lib/runner/bootstrap.sh", owner: "root:root", permissions: "0755",
                 content: input.bootstrap),
         ]
+        // "localhost": on every boot, cloud-init makes sure /etc/hosts maps the instance's host
+        // name (to 127.0.1.1 on Debian) and leaves every other line as it is ("true" would rewrite
+        // the whole file from its template).
         let text = CloudConfigYAML.document(
-            comments: comments, packages: packages, packageUpdate: true, files: files,
+            comments: comments, manageEtcHosts: "localhost", packages: packages, packageUpdate: true, files: files,
             runcmd: [
                 ["systemctl", "daemon-reload"],
                 ["systemctl", "enable", "--now", "--no-block", unitName],

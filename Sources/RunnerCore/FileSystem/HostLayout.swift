@@ -45,6 +45,9 @@ public struct HostLayout: Sendable, Hashable {
     public var containerHooksScript: String { path("/usr/local/lib/runner/container-hooks.sh") }
     /// `/usr/local/bin/ci-nspawn-run`: the privileged guest helper.
     public var guestHelper: String { path("/usr/local/bin/ci-nspawn-run") }
+    /// `/usr/local/bin/runner-agent`: the agent of the active release on `PATH`
+    /// (`sudo runner-agent doctor`).
+    public var agentCommand: String { path("/usr/local/bin/runner-agent") }
     /// `/etc/systemd/system`: where our units go.
     public var systemdUnitDirectory: String { path("/etc/systemd/system") }
     /// `/etc/sudoers.d/runner`: the rule that lets the runner user call `ci-nspawn-run`.

@@ -80,6 +80,13 @@ struct GuestBootTests {
         #expect(env.standardOutput.contains("RUNNER_BOOTSTRAP_REPO_REF=v1.2\n"))
         let bootstrapMode = try await guest.run(["stat", "-c", "%a", "/usr/local/lib/runner/bootstrap.sh"])
         #expect(bootstrapMode.standardOutput == "755\n")
+        // The host name resolves from /etc/hosts (sudo looks it up on every hook call).
+        let hosts = try await guest.run(["cat", "/etc/hosts"])
+        let hostName = try await guest.run(["hostname"])
+        let name = hostName.standardOutput.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(name == "runner-test")
+        let resolved = try await guest.run(["getent", "-s", "files", "hosts", name])
+        #expect(resolved.status.isSuccess, "\(name) is not in /etc/hosts:\n\(hosts.standardOutput)")
 
         // runner-install.service ran bootstrap.sh, which fetched, verified and exec'd the agent.
         var state = ""

@@ -129,6 +129,8 @@ import Testing
         #expect(files[2]["content"] == (try Repo.text("cloud-init/bootstrap.sh")))
         #expect(doc["packages"] as? [String] == UserData.packages)
         #expect(doc["package_update"] as? Bool == true)
+        // sudo (every hook call) resolves the host name: cloud-init keeps it in /etc/hosts.
+        #expect(doc["manage_etc_hosts"] as? String == "localhost")
         #expect(
             doc["runcmd"] as? [[String]] == [
                 ["systemctl", "daemon-reload"],

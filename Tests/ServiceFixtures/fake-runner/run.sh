@@ -5,7 +5,9 @@
 # "registration has been deleted" line when not), then follows one line of .fake/script:
 # "CODE JOB_SECONDS MODE" (MODE: run | hold = listen until SIGINT | ignore-int). It appends a
 # line to .fake/ready once it holds (or once its job started), for tests that signal it. An
-# executable .fake/job runs once, as the job's code would.
+# executable .fake/job runs once, as the job's code would. Signals it gets are logged to
+# .fake/signals, with the time (ns since the epoch) of each SIGINT in .fake/sigint-at; a SIGINT
+# cancels a running job (as the listener does), a SIGTERM ends it at once (exit 143).
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
 fake="$dir/.fake"
@@ -15,7 +17,8 @@ stamp=$(date +%s%N)
 env | sort > "$fake/env.run.$stamp"
 id -u > "$fake/uid.run"
 interrupted=false
-trap 'echo "SIGINT $stamp" >> "$fake/signals"; interrupted=true' INT
+trap 'echo "SIGINT $stamp" >> "$fake/signals"; date +%s%N >> "$fake/sigint-at"; interrupted=true' INT
+trap 'echo "SIGTERM $stamp" >> "$fake/signals"; exit 143' TERM
 
 if [ -n "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" ]; then
     printf '%s' "$ACTIONS_RUNNER_INPUT_JITCONFIG" | python3 -c '
@@ -59,8 +62,10 @@ if [ "$job" != 0 ]; then
     echo "$(date -u '+%F %T')Z: Running job: build"
     echo "ready $stamp" >> "$fake/ready"
     end=$(( $(date +%s) + job ))
-    while [ "$(date +%s)" -lt "$end" ]; do sleep 0.1; done
-    echo "$(date -u '+%F %T')Z: Job build completed with result: Succeeded"
+    while [ "$(date +%s)" -lt "$end" ] && [ "$interrupted" = false ]; do sleep 0.1; done
+    result=Succeeded
+    [ "$interrupted" = false ] || result=Canceled
+    echo "$(date -u '+%F %T')Z: Job build completed with result: $result"
 fi
 if [ "$mode" = hold ] || [ "$mode" = ignore-int ]; then
     [ "$job" != 0 ] || echo "ready $stamp" >> "$fake/ready"
