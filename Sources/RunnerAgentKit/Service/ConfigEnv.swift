@@ -36,6 +36,9 @@ enum ConfigEnv {
             throw RunnerError(.permission, input: file, problem: "is not readable", fix: "run as root")
         }
         let config = try RunnerConfig.load(path: file, layout: layout, options: options)
+        // Valid but probably not meant (`KEY=value # note`): say so where the journal shows it.
+        var stderr = StandardError()
+        for warning in config.warnings { print(warning.located(in: file), to: &stderr) }
         return config.entries.mapValues(\.value)
     }
 }
