@@ -211,6 +211,7 @@ func makeStubBundle(in directory: String, withAgent: Bool = true) async throws -
             mkdir -p "${RUNNER_ROOT:-}/var/lib/runner"
             printf '%s\\n' "$@" > "${RUNNER_ROOT:-}/var/lib/runner/agent-argv"
             echo "stub runner-agent: $*"
+            exit "${STUB_AGENT_EXIT:-0}"
 
             """
         try AtomicFile.write(stub, to: tree + "/bin/runner-agent", mode: 0o755)
