@@ -96,11 +96,12 @@ public struct Doctor: Sendable {
         var service: ServiceSettings?
         var userns: Bool?
         do throws(RunnerError) {
-            let values = try ConfigEnv.load(configPath, layout: layout, for: .service)
+            let config = try ConfigEnv.loadConfig(configPath, layout: layout, for: .service)
+            let values = config.entries.mapValues(\.value)
             userns = values[ConfigKey.guestUserNamespace.name] != "off"
             install = try InstallSettings(values: values)
             service = try ServiceSettings(values: values, layout: layout)
-            findings.append(Finding(check: "config", status: .ok, detail: "\(configPath) is valid"))
+            findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
         } catch {
             findings.append(
                 Finding(check: "config", status: .problem, detail: "\(error.input): \(error.problem)", fix: error.fix))
@@ -116,6 +117,15 @@ public struct Doctor: Sendable {
         findings.append(userNamespace(userns))
         findings.append(await boot(install))
         return findings
+    }
+
+    /// A valid config: ok, or a warning listing what systemd reads but was probably not meant.
+    static func configFinding(_ path: String, warnings: [ConfigProblem]) -> Finding {
+        guard !warnings.isEmpty else { return Finding(check: "config", status: .ok, detail: "\(path) is valid") }
+        return Finding(
+            check: "config", status: .warning,
+            detail: "\(path) is valid, but: " + warnings.map { $0.located(in: path) }.joined(separator: "; "),
+            fix: "edit \(path) as each warning says, then systemctl restart runner.service")
     }
 
     func marker() async -> Finding {

@@ -18,6 +18,13 @@ enum ConfigEnv {
 
     static func load(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError) -> [String: String]
     {
+        try loadConfig(path, layout: layout, for: purpose).entries.mapValues(\.value)
+    }
+
+    /// The validated config; its ``RunnerConfig/warnings`` go to stderr (the journal).
+    static func loadConfig(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError)
+        -> RunnerConfig
+    {
         let options: RunnerConfig.Options
         switch purpose {
         case .service:
@@ -39,6 +46,6 @@ enum ConfigEnv {
         // Valid but probably not meant (`KEY=value # note`): say so where the journal shows it.
         var stderr = StandardError()
         for warning in config.warnings { print(warning.located(in: file), to: &stderr) }
-        return config.entries.mapValues(\.value)
+        return config
     }
 }
