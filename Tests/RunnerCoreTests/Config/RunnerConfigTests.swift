@@ -323,6 +323,11 @@ import Testing
         #expect(!report.lines.contains { $0.hasSuffix(": ok") })
     }
 
+    @Test func theExampleIsAValidSiteFile() {
+        let report = ConfigCheckReport.make(Array(RunnerConfig.example.utf8), path: "site.env", options: .site)
+        #expect(report.isValid && report.warningCount == 0, "\(report.lines)")
+    }
+
     @Test func siteModeNamesTheKeysUserdataPinsInsteadOfRequiringThem() {
         let host = ConfigCheckReport.make(
             Array(Self.site.utf8), path: "site.env", options: .host(HostLayout(root: "/nonexistent")))
