@@ -11,6 +11,10 @@
 #
 # It tries once. Retrying is the unit's job (Restart=on-failure), not a shell loop's: every
 # failure exits non-zero with one line saying what failed, and leaves nothing half-downloaded.
+# A configuration error (a setting missing or malformed: trying again cannot help) exits 78
+# (EX_CONFIG), which the unit does not retry (RestartPreventExitStatus=78); anything that may
+# pass on a later try (network, server, download) exits 1. The installer is exec'd, so its own
+# exit status (78 for its configuration errors) is the unit's.
 # RUNNER_ROOT (default: empty, i.e. /) prefixes every path, so tests can use a throwaway root.
 set -eu
 
@@ -23,6 +27,11 @@ die() {
     printf 'bootstrap: error: %s\n' "$*" >&2
     exit 1
 }
+# A configuration error: fix /etc/runner/config.env (or the user-data), then restart the unit.
+die_config() {
+    printf 'bootstrap: error: %s (a configuration error: not retried; fix /etc/runner/config.env, then systemctl restart runner-install.service)\n' "$*" >&2
+    exit 78
+}
 # URLs as logged: credentials (user:pass@) hidden.
 shown() { printf '%s' "$1" | sed 's#://[^/@]*@#://<redacted>@#'; }
 
@@ -33,9 +42,9 @@ fi
 
 mode="${RUNNER_BOOTSTRAP_MODE:-bundle}"
 ref="${RUNNER_BOOTSTRAP_REPO_REF:-}"
-[ -n "$ref" ] || die "RUNNER_BOOTSTRAP_REPO_REF is not set in /etc/runner/config.env (runner-build userdata --ref pins it)"
+[ -n "$ref" ] || die_config "RUNNER_BOOTSTRAP_REPO_REF is not set in /etc/runner/config.env (runner-build userdata --ref pins it)"
 case "$ref" in
--* | *..* | *[!A-Za-z0-9._/+-]*) die "RUNNER_BOOTSTRAP_REPO_REF=$ref is not a tag or branch name" ;;
+-* | *..* | *[!A-Za-z0-9._/+-]*) die_config "RUNNER_BOOTSTRAP_REPO_REF=$ref is not a tag or branch name" ;;
 esac
 
 # curl reads only the lowercase http_proxy (for safety); config.env uses the uppercase names.
@@ -52,16 +61,16 @@ trap 'rm -rf "$work"' EXIT
 case "$mode" in
 bundle)
     sha="${RUNNER_BUNDLE_SHA256:-}"
-    [ -n "$sha" ] || die "RUNNER_BUNDLE_SHA256 is not set (runner-build userdata pins it; re-render the user-data)"
+    [ -n "$sha" ] || die_config "RUNNER_BUNDLE_SHA256 is not set (runner-build userdata pins it; re-render the user-data)"
     sha=$(printf '%s' "$sha" | tr 'A-F' 'a-f')
     case "$sha" in
-    *[!0-9a-f]*) die "RUNNER_BUNDLE_SHA256 is not 64 hex digits" ;;
+    *[!0-9a-f]*) die_config "RUNNER_BUNDLE_SHA256 is not 64 hex digits" ;;
     esac
-    [ ${#sha} -eq 64 ] || die "RUNNER_BUNDLE_SHA256 is not 64 hex digits"
+    [ ${#sha} -eq 64 ] || die_config "RUNNER_BUNDLE_SHA256 is not 64 hex digits"
     url="${RUNNER_BUNDLE_URL:-}"
     if [ -z "$url" ]; then
         repo="${RUNNER_BOOTSTRAP_REPO_URL:-}"
-        [ -n "$repo" ] || die "neither RUNNER_BUNDLE_URL nor RUNNER_BOOTSTRAP_REPO_URL is set in /etc/runner/config.env"
+        [ -n "$repo" ] || die_config "neither RUNNER_BUNDLE_URL nor RUNNER_BOOTSTRAP_REPO_URL is set in /etc/runner/config.env"
         arch=$(uname -m)
         case "$arch" in arm64) arch=aarch64 ;; esac
         repo=${repo%/}
@@ -101,7 +110,7 @@ bundle)
     ;;
 git)
     repo="${RUNNER_BOOTSTRAP_REPO_URL:-}"
-    [ -n "$repo" ] || die "RUNNER_BOOTSTRAP_REPO_URL is not set (RUNNER_BOOTSTRAP_MODE=git clones it)"
+    [ -n "$repo" ] || die_config "RUNNER_BOOTSTRAP_REPO_URL is not set (RUNNER_BOOTSTRAP_MODE=git clones it)"
     say "cloning $(shown "$repo") at $ref"
     if ! GIT_TERMINAL_PROMPT=0 timeout 900 git clone --quiet --depth 1 --branch "$ref" -- "$repo" "$work/src"; then
         die "could not clone $(shown "$repo") at $ref (the unit retries in 30 s; check the URL, the ref and the network)"
@@ -118,6 +127,6 @@ git)
     exec "$checkout/bin/runner-agent" install --source "$checkout"
     ;;
 *)
-    die "RUNNER_BOOTSTRAP_MODE=$mode is not one of: bundle, git"
+    die_config "RUNNER_BOOTSTRAP_MODE=$mode is not one of: bundle, git"
     ;;
 esac

@@ -35,6 +35,18 @@ public struct SudoList: Sendable {
     }
 }
 
+/// `journalctl`, reading the end of a unit's log (the doctor quotes a failed install's error).
+public struct Journalctl: Sendable {
+    public var executable = "journalctl"
+    public init() {}
+
+    /// `journalctl --no-pager --quiet --output=cat --lines=N --unit=UNIT`: the unit's last N
+    /// messages, without metadata.
+    public func lastLines(unit: String, count: Int) -> Command {
+        Command(executable, ["--no-pager", "--quiet", "--output=cat", "--lines=\(count)", "--unit=\(unit)"])
+    }
+}
+
 /// `runner-agent doctor`: one line per check (ok / problem), with how to fix each problem.
 public struct Doctor: Sendable {
     /// One finding.
@@ -84,16 +96,17 @@ public struct Doctor: Sendable {
         var service: ServiceSettings?
         var userns: Bool?
         do throws(RunnerError) {
-            let values = try ConfigEnv.load(configPath, layout: layout, for: .service)
+            let config = try ConfigEnv.loadConfig(configPath, layout: layout, for: .service)
+            let values = config.entries.mapValues(\.value)
             userns = values[ConfigKey.guestUserNamespace.name] != "off"
             install = try InstallSettings(values: values)
             service = try ServiceSettings(values: values, layout: layout)
-            findings.append(Finding(check: "config", status: .ok, detail: "\(configPath) is valid"))
+            findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
         } catch {
             findings.append(
                 Finding(check: "config", status: .problem, detail: "\(error.input): \(error.problem)", fix: error.fix))
         }
-        findings.append(marker())
+        findings.append(await marker())
         findings.append(release())
         findings.append(units())
         findings.append(runnerPackage(install))
@@ -106,15 +119,65 @@ public struct Doctor: Sendable {
         return findings
     }
 
-    func marker() -> Finding {
+    /// A valid config: ok, or a warning listing what systemd reads but was probably not meant.
+    static func configFinding(_ path: String, warnings: [ConfigProblem]) -> Finding {
+        guard !warnings.isEmpty else { return Finding(check: "config", status: .ok, detail: "\(path) is valid") }
+        return Finding(
+            check: "config", status: .warning,
+            detail: "\(path) is valid, but: " + warnings.map { $0.located(in: path) }.joined(separator: "; "),
+            fix: "edit \(path) as each warning says, then systemctl restart runner.service")
+    }
+
+    func marker() async -> Finding {
         guard let bytes = try? FilePaths.read(layout.installedMarker) else {
-            return Finding(
-                check: "marker", status: .problem,
-                detail: "\(layout.installedMarker) is missing: the install has not finished",
-                fix: "run runner-agent install (or: systemctl restart runner-install.service) and read its log")
+            return await unfinishedInstall()
         }
         let text = String(decoding: bytes, as: UTF8.self).split(separator: "\n").joined(separator: ", ")
         return Finding(check: "marker", status: .ok, detail: "installed (\(text))")
+    }
+
+    /// The install has not finished: what runner-install.service says about it, when systemd
+    /// runs. Exit 78 (EX_CONFIG) is a configuration error the unit does not retry
+    /// (`RestartPreventExitStatus=78`); any other failure is retried every 30 s.
+    func unfinishedInstall() async -> Finding {
+        let missing = "\(layout.installedMarker) is missing: the install has not finished"
+        let generic = Finding(
+            check: "marker", status: .problem, detail: missing,
+            fix: "run runner-agent install (or: systemctl restart runner-install.service) and read its log")
+        guard systemdIsPID1 ?? FilePaths.exists(layout.path("/run/systemd/system")) else { return generic }
+        let unit = "runner-install.service"
+        let show = Systemctl().show(unit, properties: ["ExecMainStatus", "ActiveState", "Result"])
+        guard let result = try? await commandRunner.run(show), result.status.isSuccess else { return generic }
+        var properties: [String: String] = [:]
+        for line in result.standardOutput.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            properties[String(line[..<equals])] = String(line[line.index(after: equals)...])
+        }
+        guard let status = properties["ExecMainStatus"].flatMap({ Int($0) }), status != 0 else { return generic }
+        let cause = await lastError(of: unit).map { ": \($0)" } ?? ""
+        if status == 78 {
+            return Finding(
+                check: "marker", status: .problem,
+                detail: "\(missing): \(unit) failed with exit status 78 (EX_CONFIG), a configuration error, and"
+                    + " does not retry it\(cause)",
+                fix: "correct \(config ?? layout.configFile) (`runner-agent config check` lists every problem), then"
+                    + " systemctl restart \(unit)")
+        }
+        return Finding(
+            check: "marker", status: .problem,
+            detail: "\(missing): the last attempt of \(unit) exited \(status); it retries every 30 s\(cause)",
+            fix: "journalctl -u \(unit) for its whole log (network, proxy, release URL and digest)")
+    }
+
+    /// The last error line (`bootstrap: error: …`, `runner-agent: error: …`) in the unit's log.
+    func lastError(of unit: String) async -> String? {
+        let read = Journalctl().lastLines(unit: unit, count: 50)
+        guard let result = try? await commandRunner.run(read), result.status.isSuccess else { return nil }
+        guard let line = result.standardOutput.split(separator: "\n").last(where: { $0.contains("error:") }) else {
+            return nil
+        }
+        let text = String(line).trimmedWhitespace
+        return text.count > 400 ? String(text.prefix(400)) + "…" : text
     }
 
     func release() -> Finding {

@@ -47,6 +47,11 @@ public struct Systemctl: Sendable {
         Command(executable, ["show", "--property=NeedDaemonReload", "--value", unit])
     }
 
+    /// `systemctl show --property=P… -- UNIT`: one `P=value` line per property.
+    public func show(_ unit: String, properties: [String]) -> Command {
+        Command(executable, ["show"] + properties.map { "--property=" + $0 } + ["--", unit])
+    }
+
     /// `systemctl stop [--no-block] -- UNIT`.
     public static func stop(unit: String, block: Bool = false) -> Command {
         Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])

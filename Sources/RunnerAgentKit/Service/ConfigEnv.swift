@@ -18,6 +18,13 @@ enum ConfigEnv {
 
     static func load(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError) -> [String: String]
     {
+        try loadConfig(path, layout: layout, for: purpose).entries.mapValues(\.value)
+    }
+
+    /// The validated config; its ``RunnerConfig/warnings`` go to stderr (the journal).
+    static func loadConfig(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError)
+        -> RunnerConfig
+    {
         let options: RunnerConfig.Options
         switch purpose {
         case .service:
@@ -36,6 +43,9 @@ enum ConfigEnv {
             throw RunnerError(.permission, input: file, problem: "is not readable", fix: "run as root")
         }
         let config = try RunnerConfig.load(path: file, layout: layout, options: options)
-        return config.entries.mapValues(\.value)
+        // Valid but probably not meant (`KEY=value # note`): say so where the journal shows it.
+        var stderr = StandardError()
+        for warning in config.warnings { print(warning.located(in: file), to: &stderr) }
+        return config
     }
 }

@@ -11,7 +11,10 @@ public struct UserDataCommand: ParsableCommand {
             The user-data writes /etc/runner/config.env (0600: the site config with RUNNER_BOOTSTRAP_REPO_REF \
             and RUNNER_BUNDLE_SHA256 pinned), runner-install.service and bootstrap.sh, installs the OS packages \
             and starts the unit. Same inputs, same bytes. The size goes to stderr; over the budget (EC2: \
-            16384 bytes) it fails. It holds the site's secrets: --out writes it with mode 0600.
+            16384 bytes) it fails. It holds the site's secrets: --out writes it with mode 0600. \
+            runner-install.service and bootstrap.sh are the ones built into this runner-build (from the \
+            release's cloud-init/), so it runs from any directory; --cloud-init-dir reads them from a \
+            directory instead (a checkout with local changes).
             """
     )
 
@@ -33,8 +36,12 @@ public struct UserDataCommand: ParsableCommand {
     @Option(help: "Write here (mode 0600, atomically) instead of stdout.")
     var out: String?
 
-    @Option(help: "The directory holding bootstrap.sh and runner-install.service.")
-    var cloudInitDir = "cloud-init"
+    @Option(
+        help: """
+            A directory holding bootstrap.sh and runner-install.service to use instead of the copies built \
+            into runner-build (e.g. cloud-init in a checkout with local changes).
+            """)
+    var cloudInitDir: String?
 
     @Option(help: "The size limit in bytes.")
     var budget = UserData.defaultBudget
@@ -62,8 +69,12 @@ public struct UserDataCommand: ParsableCommand {
                     .invalidInput, input: "--bundle", problem: "no bundle digest to pin",
                     fix: "--bundle dist/runner-bundle-….tar.gz or --bundle-sha256 HEX")
             }
-            let unit = try readText(cloudInitDir + "/runner-install.service")
-            let bootstrap = try readText(cloudInitDir + "/bootstrap.sh")
+            var unit = EmbeddedCloudInit.runnerInstallService
+            var bootstrap = EmbeddedCloudInit.bootstrapScript
+            if let cloudInitDir {
+                unit = try readText(cloudInitDir + "/runner-install.service")
+                bootstrap = try readText(cloudInitDir + "/bootstrap.sh")
+            }
             let output = try UserData.render(
                 .init(
                     config: siteConfig, ref: ref, bundleSHA256: digest, unit: unit, bootstrap: bootstrap, gzip: gzip,
@@ -88,7 +99,8 @@ public struct UserDataCommand: ParsableCommand {
         guard FilePaths.exists(path) else {
             throw RunnerError(
                 .notFound, input: path, problem: "does not exist",
-                fix: "run from the repository root, or pass --cloud-init-dir")
+                fix: "give the directory holding bootstrap.sh and runner-install.service, or leave out"
+                    + " --cloud-init-dir for the copies built into runner-build")
         }
         let bytes = try FilePaths.read(path)
         guard let text = String(validating: bytes, as: UTF8.self) else {

@@ -40,10 +40,11 @@ extension RunnerConfig {
             # /etc/runner/config.env: the runner appliance's configuration (mode 0600, owner root).
             #
             # systemd reads it (EnvironmentFile=) and so does runner-agent, with the same rules: one
-            # KEY=value per line; lines starting with # or ; are comments; a value with spaces or
-            # quotes goes in double quotes, with \\" \\\\ \\` and \\$ escaped; no `export`, no ${VAR}
-            # expansion. Unknown keys and duplicate keys are errors. Check a file with
-            # `runner-agent config check FILE`.
+            # KEY=value per line; lines starting with # or ; are comments (a # after a value is part of
+            # the value); a value with spaces or quotes goes in double quotes, with \\" \\\\ \\` and \\$
+            # escaped; no `export`, no ${VAR} expansion. Unknown keys and duplicate keys are errors.
+            # Check a site file (the --config of `runner-build userdata`) with `runner-build config
+            # check FILE`, a host's config.env with `runner-agent config check`.
 
             """
         for (title, keys) in sections {

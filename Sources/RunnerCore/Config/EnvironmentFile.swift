@@ -13,6 +13,8 @@
 /// a UTF-8 byte order mark (systemd keeps it, so the first key is ignored), a line without
 /// `=`, an invalid variable name, a comment ending in a backslash (v252 continues the comment
 /// onto the next line, v254 and later do not), an unclosed quote, a NUL byte, invalid UTF-8.
+/// It warns (in ``warnings``) where systemd's reading is well defined but rarely meant: a `#`
+/// after whitespace in an unquoted value, which systemd keeps in the value (not a comment).
 public struct EnvironmentFile: Sendable, Hashable {
     /// One `KEY=value` as systemd reads it.
     public struct Assignment: Sendable, Hashable {
@@ -52,6 +54,9 @@ public struct EnvironmentFile: Sendable, Hashable {
     public var assignments: [Assignment]
     /// Constructs that systemd would read silently differently; empty for a clean file.
     public var problems: [Problem]
+    /// Constructs systemd reads in a defined way that is rarely what was meant (`KEY=value # note`
+    /// keeps ` # note` in the value); not errors.
+    public var warnings: [Problem] = []
 
     /// What systemd puts into the service's environment: valid names only, last one wins.
     public var environment: [String: String] {
@@ -74,7 +79,7 @@ public struct EnvironmentFile: Sendable, Hashable {
     public static func parse(_ bytes: [UInt8]) -> EnvironmentFile {
         var parser = Parser()
         parser.run(bytes)
-        return EnvironmentFile(assignments: parser.assignments, problems: parser.problems)
+        return EnvironmentFile(assignments: parser.assignments, problems: parser.problems, warnings: parser.warnings)
     }
 
     /// Parses a string (tests and rendered files).
@@ -116,6 +121,7 @@ private struct Parser {
 
     var assignments: [EnvironmentFile.Assignment] = []
     var problems: [EnvironmentFile.Problem] = []
+    var warnings: [EnvironmentFile.Problem] = []
 
     private var state = State.preKey
     private var key: [UInt8] = []
@@ -126,6 +132,9 @@ private struct Parser {
     private var keyLine = 1
     private var quoteLine = 1
     private var commentEscapeLine: Int? = nil
+    /// The byte before the current one, and whether this assignment already has the ` #` warning.
+    private var previous: UInt8? = nil
+    private var warnedHash = false
 
     private static func isWhitespace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0A || c == 0x0D }
     private static func isNewline(_ c: UInt8) -> Bool { c == 0x0A || c == 0x0D }
@@ -149,12 +158,14 @@ private struct Parser {
         }
         for c in bytes {
             step(c)
+            previous = c
             if c == 0x0A { line += 1 }
         }
         finish()
     }
 
     private mutating func step(_ c: UInt8) {
+        if state == .preValue || state == .value { warnIfCommentLike(c) }
         switch state {
         case .preKey:
             if c == UInt8(ascii: "#") || c == UInt8(ascii: ";") {
@@ -292,6 +303,24 @@ private struct Parser {
         value.removeAll()
         lastKeyWhitespace = nil
         lastValueWhitespace = nil
+        warnedHash = false
+    }
+
+    /// `KEY=value # note` (or `KEY="value" # note`, `KEY= # note`): outside quotes, systemd
+    /// keeps a `#` after whitespace and everything after it in the value. The value is not
+    /// shown (it may be a secret); the key is, when it is a valid name.
+    private mutating func warnIfCommentLike(_ c: UInt8) {
+        guard c == UInt8(ascii: "#"), previous == 0x20 || previous == 0x09, !warnedHash else { return }
+        warnedHash = true
+        var name = String(decoding: key, as: UTF8.self)
+        if let cut = lastKeyWhitespace { name = String(decoding: key[..<cut], as: UTF8.self) }
+        let subject = EnvironmentFile.isValidName(name) ? "\(name): the" : "the"
+        warnings.append(
+            .init(
+                line: line,
+                message: "\(subject) unquoted value contains ' #': systemd keeps the '#' and everything after it"
+                    + " in the value (a comment starts only at the beginning of a line)",
+                fix: "put the comment on its own line, or quote the whole value if the '#' belongs to it"))
     }
 
     /// The message for a line without `=`. The line is quoted only when it looks like a

@@ -14,12 +14,15 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// The expected form or what to do.
     public var fix: String?
+    /// A warning: systemd reads it in a defined way that is rarely what was meant; not an error.
+    public var isWarning: Bool
 
-    public init(line: Int?, key: String?, message: String, fix: String?) {
+    public init(line: Int?, key: String?, message: String, fix: String?, isWarning: Bool = false) {
         self.line = line
         self.key = key
         self.message = message
         self.fix = fix
+        self.isWarning = isWarning
     }
 
     /// `line 12: RUNNER_EPHEMERAL: "yes" is not a boolean (expected: true or false)`.
@@ -27,13 +30,15 @@ public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
         (line.map { "line \($0): " } ?? "") + detail
     }
 
-    /// `site.env:12: RUNNER_EPHEMERAL: …`, the compiler-style form `config check` prints.
+    /// `site.env:12: RUNNER_EPHEMERAL: …`, the compiler-style form `config check` prints
+    /// (`site.env:3: warning: …` for a warning).
     public func located(in source: String) -> String {
         (line.map { "\(source):\($0): " } ?? "\(source): ") + detail
     }
 
     private var detail: String {
-        var text = key.map { "\($0): " } ?? ""
+        var text = isWarning ? "warning: " : ""
+        text += key.map { "\($0): " } ?? ""
         text += message
         if let fix {
             text += fix.hasPrefix("did you mean") ? " (\(fix))" : " (expected: \(fix))"
@@ -65,11 +70,18 @@ public struct RunnerConfig: Sendable, Hashable {
         public var requireCredential: Bool
         /// Require what bootstrap.sh needs (the ref; the bundle digest and a source).
         public var requireBootstrap: Bool
+        /// A site file for `runner-build userdata`: the keys it pins
+        /// (``RunnerConfig/keysPinnedByUserData(mode:)``) are not required.
+        public var pinnedByUserData: Bool
 
-        public init(secretFiles: HostLayout? = nil, requireCredential: Bool = true, requireBootstrap: Bool = false) {
+        public init(
+            secretFiles: HostLayout? = nil, requireCredential: Bool = true, requireBootstrap: Bool = false,
+            pinnedByUserData: Bool = false
+        ) {
             self.secretFiles = secretFiles
             self.requireCredential = requireCredential
             self.requireBootstrap = requireBootstrap
+            self.pinnedByUserData = pinnedByUserData
         }
 
         /// A config.env on a host: everything, secret files included.
@@ -80,6 +92,11 @@ public struct RunnerConfig: Sendable, Hashable {
         /// A site config that `runner-build userdata` renders (files live on the host, not here).
         public static let render = Options(secretFiles: nil, requireCredential: true, requireBootstrap: false)
 
+        /// A site file as `config check --site` checks it: what a host needs, except the keys
+        /// `runner-build userdata` pins and the secret files (they live on the host).
+        public static let site = Options(
+            secretFiles: nil, requireCredential: true, requireBootstrap: true, pinnedByUserData: true)
+
         /// Only the form of each value and the combinations; no credential or bootstrap needed.
         public static let syntax = Options(secretFiles: nil, requireCredential: false, requireBootstrap: false)
     }
@@ -88,6 +105,9 @@ public struct RunnerConfig: Sendable, Hashable {
     public let source: String
     /// The keys set, by name.
     public private(set) var entries: [String: Entry]
+    /// What the file says that systemd reads in a defined way but was probably not meant
+    /// (``EnvironmentFile/warnings``); a config with warnings is valid.
+    public private(set) var warnings: [ConfigProblem] = []
 
     // MARK: Loading
 
@@ -133,7 +153,10 @@ public struct RunnerConfig: Sendable, Hashable {
             }
             entries[key.name] = Entry(value: assignment.value, line: assignment.line)
         }
-        let config = RunnerConfig(source: source, entries: entries)
+        var config = RunnerConfig(source: source, entries: entries)
+        config.warnings = file.warnings.map {
+            ConfigProblem(line: $0.line, key: nil, message: $0.message, fix: $0.fix, isWarning: true)
+        }
         problems += config.problems(options: options)
         problems.sort { ($0.line ?? Int.max, $0.key ?? "") < ($1.line ?? Int.max, $1.key ?? "") }
         return (config, problems)
@@ -417,14 +440,14 @@ extension RunnerConfig {
             add(.images, "names an image twice", fix: "one entry per image name")
         }
         if options.requireBootstrap {
-            if value(.bootstrapRepoRef) == nil {
+            if value(.bootstrapRepoRef) == nil && !options.pinnedByUserData {
                 add(
                     nil, "RUNNER_BOOTSTRAP_REPO_REF is not set",
                     fix: "the release tag (runner-build userdata --ref pins it)")
             }
             switch bootstrapMode {
             case .bundle:
-                if value(.bundleSHA256) == nil {
+                if value(.bundleSHA256) == nil && !options.pinnedByUserData {
                     add(
                         nil, "RUNNER_BUNDLE_SHA256 is not set",
                         fix: "the bundle's sha256 (runner-build userdata pins it)")

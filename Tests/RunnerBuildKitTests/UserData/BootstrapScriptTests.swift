@@ -72,6 +72,20 @@ struct BootstrapScriptTests {
         }
     }
 
+    /// The installer is exec'd: its exit status is the unit's, so its configuration error (78)
+    /// stops the retries and anything else is retried.
+    @Test(arguments: [0, 1, 69, 78])
+    func theInstallersExitStatusIsTheUnits(_ status: Int32) async throws {
+        try await withFixture { f in
+            defer { f.root.remove() }
+            var environment = bundleEnvironment(f)
+            environment["STUB_AGENT_EXIT"] = String(status)
+            let result = try await f.run(environment)
+            #expect(result.status == .exited(status), "\(result.standardError)")
+            #expect(result.standardOutput.contains("stub runner-agent: install --bundle"))
+        }
+    }
+
     @Test func markerPresentIsANoOp() async throws {
         try await withFixture { f in
             defer { f.root.remove() }
@@ -172,13 +186,28 @@ struct BootstrapScriptTests {
     @Test func missingSettingsAreNamed() async throws {
         try await withFixture { f in
             defer { f.root.remove() }
+            // Configuration errors exit 78 (EX_CONFIG): runner-install.service does not retry them.
             let noRef = try await f.run(["RUNNER_BOOTSTRAP_REPO_REF": ""])
-            #expect(noRef.status == .exited(1))
+            #expect(noRef.status == .exited(78))
             #expect(noRef.standardError.contains("RUNNER_BOOTSTRAP_REPO_REF is not set"))
+            #expect(noRef.standardError.contains("a configuration error: not retried"))
+            let badRef = try await f.run(["RUNNER_BOOTSTRAP_REPO_REF": "../x"])
+            #expect(badRef.status == .exited(78))
             let noSHA = try await f.run(["RUNNER_BUNDLE_URL": f.server.baseURL + "/dl/bundle.tar.gz"])
+            #expect(noSHA.status == .exited(78))
             #expect(noSHA.standardError.contains("RUNNER_BUNDLE_SHA256 is not set"))
+            let badSHA = try await f.run([
+                "RUNNER_BUNDLE_URL": f.server.baseURL + "/dl/x", "RUNNER_BUNDLE_SHA256": "ab",
+            ])
+            #expect(badSHA.status == .exited(78))
+            let noURL = try await f.run(["RUNNER_BUNDLE_SHA256": SHA256Digest.hex(of: f.bundle)])
+            #expect(noURL.status == .exited(78))
+            #expect(noURL.standardError.contains("neither RUNNER_BUNDLE_URL nor RUNNER_BOOTSTRAP_REPO_URL"))
             let badMode = try await f.run(["RUNNER_BOOTSTRAP_MODE": "tarball"])
+            #expect(badMode.status == .exited(78))
             #expect(badMode.standardError.contains("RUNNER_BOOTSTRAP_MODE=tarball is not one of: bundle, git"))
+            let gitWithoutRepo = try await f.run(["RUNNER_BOOTSTRAP_MODE": "git"])
+            #expect(gitWithoutRepo.status == .exited(78))
             #expect(f.server.requests.isEmpty)
         }
     }
@@ -227,6 +256,22 @@ struct BootstrapScriptTests {
             #expect(lines.contains(expected), "\(expected)")
         }
         #expect(lines.contains { $0.hasPrefix("RestartSec=") && $0 != "RestartSec=0" })
+    }
+
+    /// Issue #12, defect 1: a configuration error (exit 78, EX_CONFIG) is not retried every 30 s
+    /// forever; the unit says why in a comment.
+    @Test func aConfigurationErrorIsNotRetried() throws {
+        let text = try Repo.text("cloud-init/runner-install.service")
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("RestartPreventExitStatus=") } == ["RestartPreventExitStatus=78"])
+        let service = try #require(lines.firstIndex(of: "[Service]"))
+        let prevent = try #require(lines.firstIndex(of: "RestartPreventExitStatus=78"))
+        #expect(service < prevent)
+        #expect(lines[prevent - 1].hasPrefix("#") && text.contains("# Exit 78 (EX_CONFIG) is a configuration error"))
+        // bootstrap.sh execs the installer, so the installer's 78 reaches systemd.
+        let bootstrap = try Repo.text("cloud-init/bootstrap.sh")
+        #expect(bootstrap.contains("exec \"$agent\" install --bundle \"$bundle\""))
+        #expect(bootstrap.contains("exit 78"))
     }
 
     /// `systemd-analyze verify` in a throwaway root holding the unit, bootstrap.sh and the

@@ -69,6 +69,70 @@ struct GuestBootTests {
         }
     }
 
+    /// Issue #12, defect 1, under real systemd: the installer's configuration error (exit 78)
+    /// leaves runner-install.service failed, not restarted (RestartSec shortened to 1 s so a
+    /// retry would show within the wait).
+    @Test(.timeLimit(.minutes(10)))
+    func aConfigurationErrorOfTheInstallerIsNotRetried() async throws {
+        let tree = try await GuestTree.cloudInitTest()
+        try await withTemporaryDirectory("guest78") { dir in
+            let server = try await TestHTTPServer(directory: dir.appending("server"))
+            defer { server.stop() }
+            let bundle = try await makeStubBundle(in: dir.path, exitStatus: 78)
+            try server.serve(bundle, at: "dl/bundle.tar.gz")
+            let site = """
+                RUNNER_GITHUB_URL=https://github.com/acme/widgets
+                RUNNER_REGISTRATION_TOKEN=GUEST-TEST-TOKEN
+                RUNNER_BUNDLE_URL=\(server.baseURL)/dl/bundle.tar.gz
+
+                """
+            let config = try RunnerConfig.parse(Array(site.utf8), source: "site.env", options: .render)
+            let userData = try UserData.render(
+                .init(
+                    config: config, ref: "v1.2", bundleSHA256: SHA256Digest.hex(of: bundle),
+                    unit: Repo.text("cloud-init/runner-install.service"),
+                    bootstrap: Repo.text("cloud-init/bootstrap.sh"), gzip: true))
+            let dropIn = dir.appending("dropin")
+            try AtomicFile.write("[Service]\nRestartSec=1\n", to: dropIn + "/10-test-fast-restart.conf")
+            let seed = dir.appending("seed")
+            try AtomicFile.write(userData.bytes, to: seed + "/user-data", mode: 0o600)
+            try AtomicFile.write(
+                "instance-id: runner-test-0078\nlocal-hostname: runner-test\n", to: seed + "/meta-data")
+            let guest = try await BootedGuest.boot(
+                tree,
+                binds: [
+                    "\(seed):/var/lib/cloud/seed/nocloud", "\(dropIn):/etc/systemd/system/runner-install.service.d",
+                ],
+                log: dir.appending("console.log"))
+            do {
+                // The doctor's argv (Systemctl.show), run by the guest's systemctl.
+                let show = [
+                    "systemctl", "show", "--property=ExecMainStatus", "--property=ActiveState", "--property=Result",
+                    "--property=NRestarts", "--", "runner-install.service",
+                ]
+                var state = ""
+                for _ in 0..<240 {
+                    state = try await guest.run(show).standardOutput
+                    if state.contains("ActiveState=failed") { break }
+                    try await Task.sleep(for: .milliseconds(250))
+                }
+                #expect(state.contains("ActiveState=failed"), "\(state)")
+                // Three restart intervals later: still failed, never restarted, downloaded once.
+                try await Task.sleep(for: .seconds(3))
+                state = try await guest.run(show).standardOutput
+                #expect(state.contains("ExecMainStatus=78\n"), "\(state)")
+                #expect(state.contains("ActiveState=failed\n"), "\(state)")
+                #expect(state.contains("Result=exit-code\n"), "\(state)")
+                #expect(state.contains("NRestarts=0\n"), "\(state)")
+                #expect(server.requests == ["/dl/bundle.tar.gz"])
+            } catch {
+                await guest.stop()
+                throw error
+            }
+            await guest.stop()
+        }
+    }
+
     func checkUserData(_ guest: BootedGuest, server: TestHTTPServer) async throws {
         let status = try await guest.run(["timeout", "120", "cloud-init", "status", "--wait", "--long"])
         #expect(status.standardOutput.contains("status: done"), "\(status.standardOutput)\(status.standardError)")

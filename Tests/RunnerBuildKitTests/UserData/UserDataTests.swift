@@ -252,4 +252,37 @@ import Testing
             #expect(!check.standardOutput.contains("AABBCCDDEEFF"))
         }
     }
+
+    /// Issue #12, defects 7 and 10: a site file checks clean in site mode (naming what userdata
+    /// pins), and `KEY=value # note` is a warning with exit 0.
+    @Test func configCheckSiteModeAndHashWarning() async throws {
+        let build = Repo.productsDirectory + "/runner-build"
+        let agent = Repo.productsDirectory + "/runner-agent"
+        try #require(FilePaths.exists(build) && FilePaths.exists(agent), "build the executables first")
+        try await withTemporaryDirectory("check-site") { dir in
+            let site = dir.appending("site.env")
+            try AtomicFile.write(
+                SiteConfigs.minimal + "RUNNER_WORK_DIR=/var/lib/runner/work # not a comment\n", to: site, mode: 0o600)
+            let lines = SiteConfigs.minimal.split(separator: "\n", omittingEmptySubsequences: false).count
+            for argv in [["config", "check", site], ["config", "check", "--site", site]] {
+                let tool = argv.contains("--site") ? agent : build
+                let result = try await runTool(tool, argv)
+                #expect(result.status.isSuccess, "\(argv): \(result.standardOutput)\(result.standardError)")
+                #expect(
+                    result.standardOutput.contains(
+                        "site.env:\(lines): warning: RUNNER_WORK_DIR: the unquoted value contains ' #'"))
+                #expect(
+                    result.standardOutput.contains(
+                        "RUNNER_BOOTSTRAP_REPO_REF: not needed here: pinned by `runner-build userdata --ref`"))
+                #expect(result.standardOutput.contains("RUNNER_BUNDLE_SHA256: not needed here: pinned by"))
+                #expect(result.standardOutput.hasSuffix("site.env: ok (1 warning)\n"))
+                #expect(!result.standardOutput.contains("SECRET-TOKEN"))
+            }
+            // Without --site, runner-agent checks a host's config.env: the pinned keys are required.
+            let host = try await runTool(agent, ["config", "check", site, "--root", dir.path])
+            #expect(host.status == .exited(1))
+            #expect(host.standardOutput.contains("RUNNER_BOOTSTRAP_REPO_REF is not set"))
+            #expect(host.standardOutput.contains("warning: RUNNER_WORK_DIR"))
+        }
+    }
 }
