@@ -18,7 +18,7 @@ extension GuestSuites {
     @Suite(
         .serialized,
         .enabled(
-            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared")
+            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap and the built runner-agent")
     )
     struct HookIntegrationTests {
         /// The state object from a prepare_job response.

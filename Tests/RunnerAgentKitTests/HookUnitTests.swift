@@ -9,24 +9,19 @@ import Testing
     import Glibc
 #endif
 
-/// `<repo>/../shared` (CI), or `<repo>/../../shared` (a worktree under `wt/`), or nil.
-func sharedDirectory() -> String? {
+/// `Tests/Fixtures` of this repository (see its README for where the files come from).
+let fixturesDirectory: String = {
     var path = #filePath
-    for _ in 0..<3 { path = FilePaths.parent(of: path) }
-    let parent = FilePaths.parent(of: path)
-    for shared in [parent + "/shared", FilePaths.parent(of: parent) + "/shared"]
-    where FilePaths.exists(shared + "/fixtures/hooks") {
-        return shared
-    }
-    return nil
-}
+    for _ in 0..<2 { path = FilePaths.parent(of: path) }
+    return path + "/Fixtures"
+}()
 
+/// A hook payload from `Tests/Fixtures/hooks`.
 func fixture(_ name: String) throws -> [UInt8] {
-    let shared = try #require(sharedDirectory(), "../shared is absent")
-    return try FilePaths.read(shared + "/fixtures/hooks/" + name)
+    try FilePaths.read(fixturesDirectory + "/hooks/" + name)
 }
 
-@Suite(.enabled(if: sharedDirectory() != nil, "needs ../shared/fixtures/hooks beside the repository"))
+@Suite
 struct HookDecodingTests {
     @Test func prepareJobFixture() throws {
         let input = try HookInput.decode(try fixture("runner-prepare_job.json"))

@@ -196,7 +196,7 @@ extension GuestSuites {
     @Suite(
         .serialized, .hostGuest,
         .enabled(
-            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared")
+            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap and the built runner-agent")
     )
     struct MachinedPathTests {
         static let user = "runner"

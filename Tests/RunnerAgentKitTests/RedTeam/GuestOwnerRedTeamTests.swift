@@ -158,7 +158,7 @@ extension GuestSuites {
         @Test(
             .enabled(
                 if: HookHarness.isAvailable,
-                "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared"))
+                "needs root, systemd-nspawn, mmdebstrap and the built runner-agent"))
         func aGuestHoardingInotifyDoesNotOutliveItsOwner() async throws {
             let h = try await HookHarness()
             let owner = try Posix.spawn(Command("sleep", ["600"]), stdout: .devNull, stderr: .devNull)

@@ -411,7 +411,7 @@ extension GuestSuites {
     @Suite(
         .serialized,
         .enabled(
-            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap, the built runner-agent and ../shared")
+            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap and the built runner-agent")
     )
     struct PathRedTeamGuestTests {
         func start(_ h: HookHarness, bind: String) async -> (GuestInfo?, HookHarness.Result) {
