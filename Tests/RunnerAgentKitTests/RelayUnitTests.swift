@@ -47,7 +47,8 @@ struct RelayUnitTests {
         var back: UInt8 = 0
         #expect(read(pipeFDs[0], &back, 1) == 1)
         #expect(back == 0x2a)
-        #expect(fcntl(received.descriptors[0], F_GETFD) == -1)  // closed above
+        // (No check that the closed numbers are free: other tests running in parallel may
+        // already have been given them.)
     }
 
     @Test func oversizedOrTruncatedMessagesAreRefused() throws {
