@@ -134,15 +134,28 @@ import Testing
             try AtomicFile.write("", to: v2 + "/cgroup.controllers")
             #expect(GuestCgroups(root: v2).hierarchies() == [GuestCgroups.Hierarchy(mount: v2, controllers: "")])
             #expect(throws: RunnerError.self) {
-                try GuestCgroups(root: dir.appending("none")).spawning(guest: "rg-0123456789ab") {
-                    () throws(RunnerError) in
-                    0
-                }
+                try GuestCgroups(root: dir.appending("none")).entering(guest: "rg-0123456789ab", Command("true"))
             }
             #expect(throws: RunnerError.self) {
-                try GuestCgroups(root: v2).spawning(guest: "../../x") { () throws(RunnerError) in 0 }
+                try GuestCgroups(root: v2).entering(guest: "../../x", Command("true"))
             }
         }
+    }
+
+    /// The wrapper that starts a command in a guest's cgroups: the host's shell enters each one,
+    /// then execs the command, environment kept.
+    @Test func enteringAGuestsCgroupsArgv() {
+        var nspawn = Command("systemd-nspawn", ["--boot"])
+        nspawn.environment["NOTIFY_SOCKET"] = "/run/runner/guests/rg-0123456789ab.notify"
+        let wrapped = GuestCgroups.enter(procs: ["/a/cgroup.procs", "/b/cgroup.procs"], nspawn)
+        #expect(
+            wrapped.argv == [
+                "/bin/sh", "-c",
+                "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo $$ > \"$1\" || exit 125; shift; n=$((n - 1)); done; "
+                    + "exec \"$@\"",
+                "runner-cgroup", "2", "/a/cgroup.procs", "/b/cgroup.procs", "systemd-nspawn", "--boot",
+            ])
+        #expect(wrapped.environment == nspawn.environment)
     }
 
     /// The real cgroups: a child spawned in a guest's cgroups stays there, we come back, and
@@ -152,9 +165,10 @@ import Testing
         let cgroups = GuestCgroups()
         let name = GuestPolicy.newGuestName()
         let before = GuestCgroups.currentCgroups(of: getpid())
-        let child = try cgroups.spawning(guest: name) { () throws(RunnerError) in
-            try Posix.spawn(Command("sleep", ["30"]), stdout: .devNull, stderr: .devNull)
-        }
+        let child = try Posix.spawn(
+            try cgroups.entering(guest: name, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
+        // The shell moves itself, then becomes sleep (same PID).
+        for _ in 0..<200 where Posix.comm(of: child) != "sleep" { usleep(5000) }
         defer {
             kill(child, SIGKILL)
             _ = Posix.wait(child)
@@ -183,10 +197,10 @@ import Testing
         let cgroups = GuestCgroups()
         let gone = GuestPolicy.newGuestName()
         let busy = GuestPolicy.newGuestName()
-        _ = try cgroups.spawning(guest: gone) { () throws(RunnerError) in 0 }
-        let child = try cgroups.spawning(guest: busy) { () throws(RunnerError) in
-            try Posix.spawn(Command("sleep", ["30"]), stdout: .devNull, stderr: .devNull)
-        }
+        _ = try cgroups.create(guest: gone)
+        let child = try Posix.spawn(
+            try cgroups.entering(guest: busy, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
+        for _ in 0..<200 where Posix.comm(of: child) != "sleep" { usleep(5000) }
         defer {
             kill(child, SIGKILL)
             _ = Posix.wait(child)

@@ -419,9 +419,9 @@ public struct Doctor: Sendable {
         do throws(RunnerError) {
             if direct, shifted != nil {
                 // As the helper does: the booted guest needs a cgroup nspawn can delegate.
-                result = try await cgroups.running(guest: GuestPolicy.newGuestName()) { () async throws(RunnerError) in
-                    try await commandRunner.run(command)
-                }
+                let name = GuestPolicy.newGuestName()
+                defer { cgroups.remove(guest: name) }
+                result = try await commandRunner.run(try cgroups.entering(guest: name, command))
             } else {
                 result = try await commandRunner.run(command)
             }

@@ -57,32 +57,30 @@ public struct GuestCgroups: Sendable {
         hierarchies().map { $0.mount + "/" + Self.parentName + "/" + name }
     }
 
-    /// Creates the guest's cgroups and runs `spawn` (which starts nspawn) with this process in
-    /// them, then moves this process back to where it was. The spawned child stays in them.
-    public func spawning<T>(
-        guest name: String, _ spawn: () throws(RunnerError) -> T
-    ) throws(RunnerError) -> T {
-        let origin = try enter(guest: name)
-        defer { Self.leave(origin) }
-        return try spawn()
+    /// Creates the guest's cgroups and returns `command` made to start in them: the host's
+    /// `/bin/sh` writes its own PID to each `cgroup.procs`, then execs the command (same PID, so
+    /// the caller's PID and start time are the command's). The calling process never moves, so
+    /// nothing else it starts meanwhile (other threads, other tests) lands in the guest's cgroups.
+    /// A cgroup that cannot be entered ends the shell with 125 before the command runs.
+    public func entering(guest name: String, _ command: Command) throws(RunnerError) -> Command {
+        let procs = try create(guest: name).map { $0 + "/cgroup.procs" }
+        return Self.enter(procs: procs, command)
     }
 
-    /// The same for an asynchronous `body` (the doctor's boot probe), which runs entirely in the
-    /// guest's cgroups; they are removed afterwards.
-    public func running<T>(
-        guest name: String, _ body: () async throws(RunnerError) -> T
-    ) async throws(RunnerError) -> T {
-        let origin = try enter(guest: name)
-        defer {
-            Self.leave(origin)
-            remove(guest: name)
-        }
-        return try await body()
+    /// `/bin/sh -c 'SCRIPT' runner-cgroup N PROCS… COMMAND…`: writes the shell's PID to the N
+    /// `cgroup.procs` files, then execs COMMAND (environment kept).
+    static func enter(procs: [String], _ command: Command) -> Command {
+        let script =
+            "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo $$ > \"$1\" || exit 125; shift; n=$((n - 1)); done; "
+            + "exec \"$@\""
+        var wrapped = Command("/bin/sh", ["-c", script, "runner-cgroup", "\(procs.count)"] + procs + command.argv)
+        wrapped.environment = command.environment
+        wrapped.clearsEnvironment = command.clearsEnvironment
+        return wrapped
     }
 
-    /// Creates `runner-guests/<name>` in every hierarchy and moves this process into it; returns
-    /// where it was (for ``leave(_:)``).
-    func enter(guest name: String) throws(RunnerError) -> [(mount: String, path: String)] {
+    /// Creates `runner-guests/<name>` in every hierarchy; returns the directories.
+    func create(guest name: String) throws(RunnerError) -> [String] {
         try GuestPolicy.checkGuestName(name)
         let hierarchies = hierarchies()
         guard !hierarchies.isEmpty else {
@@ -90,35 +88,16 @@ public struct GuestCgroups: Sendable {
                 .unsupported, input: root, problem: "no name=systemd or cgroup2 hierarchy is mounted",
                 fix: "mount cgroup2 at /sys/fs/cgroup (or set RUNNER_GUEST_USERNS=off)")
         }
-        let origin = Self.currentCgroups(of: getpid())
-        var moved: [(mount: String, path: String)] = []
+        var directories: [String] = []
         for hierarchy in hierarchies {
-            guard let back = origin[hierarchy.controllers] else {
-                Self.leave(moved)
-                throw RunnerError(
-                    .internal, input: "/proc/self/cgroup",
-                    problem: "names no cgroup of the hierarchy at \(hierarchy.mount)")
-            }
             let parent = hierarchy.mount + "/" + Self.parentName
             let directory = parent + "/" + name
             for path in [parent, directory] where mkdir(path, 0o755) != 0 && errno != EEXIST {
-                Self.leave(moved)
                 throw RunnerError.posix("could not create the guest's cgroup", path, fix: "run as root")
             }
-            guard Self.writeProcs(directory, pid: getpid()) else {
-                Self.leave(moved)
-                throw RunnerError.posix("could not enter the guest's cgroup", directory + "/cgroup.procs", fix: nil)
-            }
-            moved.append((hierarchy.mount, back))
+            directories.append(directory)
         }
-        return moved
-    }
-
-    /// Moves this process back to the cgroups ``enter(guest:)`` recorded.
-    static func leave(_ origin: [(mount: String, path: String)]) {
-        for (mount, path) in origin.reversed() {
-            _ = writeProcs(mount + path, pid: getpid())
-        }
+        return directories
     }
 
     /// Removes the guest's cgroups, deepest first. A cgroup that still has processes stays (the
@@ -191,14 +170,5 @@ public struct GuestCgroups: Sendable {
             map[String(fields[1])] = String(fields[2])
         }
         return map
-    }
-
-    /// Writes `pid` to `<directory>/cgroup.procs` (moves the whole process).
-    static func writeProcs(_ directory: String, pid: Int32) -> Bool {
-        let fd = open(directory + "/cgroup.procs", O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let text = Array("\(pid)\n".utf8)
-        return text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == text.count
     }
 }

@@ -287,11 +287,9 @@ public struct GuestManager: Sendable {
         var command = SystemdNspawn.boot(options)
         command.environment["NOTIFY_SOCKET"] = socket.path
         let log = layout.guestLog(name)
-        let spawn = { () throws(RunnerError) -> Int32 in
-            try Posix.spawn(command, stdin: .devNull, stdout: .file(log), stderr: .file(log), newSession: true)
-        }
         // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
-        let pid = try options.userNamespace == nil ? spawn() : policy.cgroups.spawning(guest: name, spawn)
+        if options.userNamespace != nil { command = try policy.cgroups.entering(guest: name, command) }
+        let pid = try Posix.spawn(command, stdin: .devNull, stdout: .file(log), stderr: .file(log), newSession: true)
         record.nspawnPID = pid
         record.nspawnStartTime = Posix.startTime(of: pid)
         try save(record)
