@@ -104,7 +104,7 @@ extension GuestSuites {
                 #expect(step.text.contains("env: node=development home=/github/home ga=true ci=true flavor=release"))
                 #expect(
                     step.text.contains(
-                        "path: /__w/_tool/node/20.11.1/x64/bin:/github/home/.local/bin:" + HookDefaults.path))
+                        "path: /__w/_tool/node/20.11.1/x64/bin:/github/home/.local/bin:" + GuestDefaults.path))
                 #expect(step.text.contains("cwd: /__w/octo-repo/octo-repo"))
                 #expect(step.text.contains("::error::boom from the step"))
                 #expect(step.stderr.contains("to stderr"))

@@ -620,7 +620,7 @@ public struct GuestManager: Sendable {
         let unitArgv =
             assignments.isEmpty && program.hasPrefix("/") ? command : ["/usr/bin/env", "--"] + assignments + command
         var unitEnvironment = names.compactMap { name in environment[name].map { name + "=" + $0 } }
-        if environment["PATH"] == nil { unitEnvironment.append("PATH=" + HookDefaults.path) }
+        if environment["PATH"] == nil { unitEnvironment.append("PATH=" + GuestDefaults.path) }
         return StepUnit(
             unit: unit + ".service", argv: unitArgv, environment: unitEnvironment,
             workingDirectory: workingDirectory, runtimeMax: timeout,
@@ -922,10 +922,4 @@ public struct GuestManager: Sendable {
         }
         return found
     }
-}
-
-/// Defaults shared by the hook and the helper.
-public enum HookDefaults {
-    /// The PATH for images that define none (`actions/runner#3210`).
-    public static let path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 }

@@ -97,7 +97,7 @@ public struct GuestRelay: Sendable {
     ) -> Command {
         var command = Command(executable, ["relay", name, "--uid", "\(uid)"])
         command.clearsEnvironment = true
-        var environment: [String: String?] = ["PATH": HookDefaults.path]
+        var environment: [String: String?] = ["PATH": GuestDefaults.path]
         if layoutRoot != "/" { environment["RUNNER_HOST_ROOT"] = layoutRoot }
         if let workOwner { environment["RUNNER_WORK_OWNER"] = "\(workOwner.uid):\(workOwner.gid)" }
         command.environment = environment

@@ -393,7 +393,7 @@ public struct ContainerHook: Sendable {
         }
         var environment = state.environment
         for (key, value) in input.args.environmentVariables { environment[key] = value }
-        let basePath = input.args.environmentVariables["PATH"] ?? state.environment["PATH"] ?? HookDefaults.path
+        let basePath = input.args.environmentVariables["PATH"] ?? state.environment["PATH"] ?? GuestDefaults.path
         environment["PATH"] =
             input.args.prependPath.isEmpty ? basePath : (input.args.prependPath + [basePath]).joined(separator: ":")
         let status = try await guests.exec(
