@@ -36,15 +36,43 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        // Shared leaf: errors, host layout, config.env, bundle manifest, command running, logging.
+        // Shared leaf: errors, host layout, config.env, bundle manifest, commands as values, logging.
         .target(
             name: "RunnerCore",
             dependencies: [
                 "RunnerArchive",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The OS layer: spawning and signals, /proc, sockets, descriptor-based path resolution,
+        // the real command runner.
+        .target(
+            name: "RunnerSystem",
+            dependencies: [
+                "RunnerCore",
+                "CRunnerSystem",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The local store of rootfs images guests boot from.
+        .target(
+            name: "RunnerImages",
+            dependencies: [
+                "RunnerCore", "RunnerSystem", "RunnerArchive", "CRunnerSystem",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Ephemeral systemd-nspawn guests: lifecycle, policy, the guest's D-Bus, the step relay.
+        // Used by the hook and the privileged helper; never uses the hook.
+        .target(
+            name: "RunnerGuests",
+            dependencies: [
+                "RunnerCore", "RunnerSystem", "RunnerImages", "CRunnerSystem",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Release side: user-data rendering, bundle building, rootfs baking, release.
@@ -53,16 +81,20 @@ let package = Package(
             dependencies: [
                 "RunnerCore",
                 "RunnerArchive",
+                "RunnerSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // Host side: installer, runner supervision, container hook, nspawn guests.
+        // Host side: installer, runner supervision, container hook, doctor, the agent's commands.
         .target(
             name: "RunnerAgentKit",
             dependencies: [
                 "RunnerCore",
                 "RunnerArchive",
+                "RunnerSystem",
+                "RunnerImages",
+                "RunnerGuests",
                 "CRunnerSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -82,15 +114,15 @@ let package = Package(
         // Test support: temporary roots, recording command runner, gating traits, golden files.
         .target(
             name: "RunnerTestSupport",
-            dependencies: ["RunnerCore", "RunnerArchive"],
+            dependencies: ["RunnerCore", "RunnerArchive", "RunnerSystem"],
             path: "Tests/RunnerTestSupport"
         ),
-        .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerTestSupport"]),
-        .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerTestSupport"]),
+        .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerSystem", "RunnerTestSupport"]),
+        .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerSystem", "RunnerTestSupport"]),
         .testTarget(
             name: "RunnerBuildKitTests",
             dependencies: [
-                "RunnerBuildKit", "RunnerTestSupport",
+                "RunnerBuildKit", "RunnerSystem", "RunnerTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             resources: [.copy("Golden")]
@@ -98,7 +130,7 @@ let package = Package(
         .testTarget(
             name: "RunnerAgentKitTests",
             dependencies: [
-                "RunnerAgentKit", "RunnerTestSupport",
+                "RunnerAgentKit", "RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

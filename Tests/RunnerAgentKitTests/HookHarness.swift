@@ -4,6 +4,9 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerImages
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -162,9 +165,9 @@ final class HookHarness: Sendable {
         // idmapped to these owners).
         for path in [work, layout.runnerExternalsDirectory] {
             let chown = Command("chown", ["-R", "\(Self.ownerUID):\(Self.ownerUID)", path])
-            #expect(Posix.wait(try Posix.spawn(chown)) == .exited(0))
+            #expect(Spawner.wait(try Spawner.spawn(chown)) == .exited(0))
         }
-        owner = try Posix.spawn(Command("sleep", ["3600"]), stdout: .devNull, stderr: .devNull)
+        owner = try Spawner.spawn(Command("sleep", ["3600"]), stdout: .devNull, stderr: .devNull)
     }
 
     /// Lays `base` (a tree shifted to `userNamespace`, see ``CachedTree/shiftedTree(_:)``) into
@@ -179,8 +182,8 @@ final class HookHarness: Sendable {
         let version = layout.imageDirectory(name) + "/" + digest
         try FilePaths.createDirectory(version)
         let copy = Command("cp", ["-al", base, version + "/rootfs"])
-        let pid = try Posix.spawn(copy)
-        #expect(Posix.wait(pid) == .exited(0))
+        let pid = try Spawner.spawn(copy)
+        #expect(Spawner.wait(pid) == .exited(0))
         // Files we change are replaced, never written through a shared hard link.
         try customize(version + "/rootfs")
         if let userNamespace {
@@ -196,7 +199,7 @@ final class HookHarness: Sendable {
     /// Ends the owner, sweeps whatever is left and removes the tree.
     func finish() async {
         kill(owner, SIGKILL)
-        _ = Posix.wait(owner)
+        _ = Spawner.wait(owner)
         _ = await runAgent(["guest", "gc", "--all"])
         dir.remove()
     }
@@ -222,7 +225,7 @@ final class HookHarness: Sendable {
         var command = Command(Self.agent!, ["hook"])
         command.environment = environment
         command.workingDirectory = work + "/octo-repo/octo-repo"
-        let pid = try Posix.spawn(
+        let pid = try Spawner.spawn(
             command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
             stderr: .file(out + ".stderr"))
         return (pid, out + ".stdout", out + ".stderr")
@@ -232,7 +235,7 @@ final class HookHarness: Sendable {
     /// run, the way the runner runs it on a host: unprivileged.
     func hook(_ json: String, asUser uid: UInt32) throws -> Result {
         let (pid, stdout, stderr) = try spawnHook(json, asUser: uid)
-        let status = Posix.wait(pid)
+        let status = Spawner.wait(pid)
         return Result(
             status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
             stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self), response: "")
@@ -244,14 +247,14 @@ final class HookHarness: Sendable {
         if !FilePaths.exists(agent) {
             try FilePaths.createDirectory(dir.appending("bin"), mode: 0o755)
             let copy = Command("cp", [Self.agent!, agent])
-            #expect(Posix.wait(try Posix.spawn(copy)) == .exited(0))
+            #expect(Spawner.wait(try Spawner.spawn(copy)) == .exited(0))
             chmod(dir.path, 0o755)
         }
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
         var command = Command("setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", agent, "hook"])
         command.environment = environment
         command.workingDirectory = work
-        let pid = try Posix.spawn(
+        let pid = try Spawner.spawn(
             command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
             stderr: .file(out + ".stderr"))
         return (pid, out + ".stdout", out + ".stderr")
@@ -260,7 +263,7 @@ final class HookHarness: Sendable {
     /// Runs the hook on `json` (responses go to a fresh response file, created empty as the runner does).
     func hook(_ json: String, responseFile: String? = nil) throws -> Result {
         let (pid, stdout, stderr) = try spawnHook(json)
-        let status = Posix.wait(pid)
+        let status = Spawner.wait(pid)
         return Result(
             status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
             stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self),
@@ -340,7 +343,7 @@ final class HookHarness: Sendable {
 
     /// The first line an HTTP GET to 127.0.0.1:`port` answers with, from the host.
     static func httpStatusLine(port: UInt16) -> String {
-        guard let fd = Posix.connectLoopback(port: port) else { return "" }
+        guard let fd = TCPSocket.connectLoopback(port: port) else { return "" }
         defer { close(fd) }
         let request = Array("GET / HTTP/1.0\r\n\r\n".utf8)
         _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -358,7 +361,7 @@ final class HookHarness: Sendable {
     func freePort() -> UInt16 {
         while true {
             let port = UInt16.random(in: 30000...39999)
-            if port != servicePort, Posix.tcpPortIsFree(address: nil, port: port) { return port }
+            if port != servicePort, TCPSocket.portIsFree(address: nil, port: port) { return port }
         }
     }
 
@@ -419,8 +422,8 @@ final class HookHarness: Sendable {
         }
         for file in FilePaths.entries(of: layout.guestRelayDirectory) { found.append("relay socket " + file) }
         let ourRoot = Array("RUNNER_HOST_ROOT=\(layout.root)".utf8)
-        for pid in Posix.allPIDs() {
-            let args = Posix.commandLine(of: pid)
+        for pid in ProcessTable.allPIDs() {
+            let args = ProcessTable.commandLine(of: pid)
             if args.count > 2, args[1] == "relay",
                 let environ = try? FilePaths.read("/proc/\(pid)/environ"),
                 environ.split(separator: 0).contains(where: { Array($0) == ourRoot })
@@ -428,7 +431,9 @@ final class HookHarness: Sendable {
                 found.append("relay \(pid) \(args.joined(separator: " "))")
             } else if args.contains(where: { $0.contains(layout.imagesDirectory) }) {
                 found.append("process \(pid) \(args.prefix(6).joined(separator: " "))")
-            } else if Posix.comm(of: pid) == "systemd", pid != 1, Self.rootMount(of: pid).contains(layout.root + "/") {
+            } else if ProcessTable.comm(of: pid) == "systemd", pid != 1,
+                Self.rootMount(of: pid).contains(layout.root + "/")
+            {
                 // A guest's init that outlived its nspawn: its root is an overlay of our image.
                 found.append("guest init \(pid) \(args.joined(separator: " "))")
             }
@@ -451,10 +456,10 @@ final class HookHarness: Sendable {
 
     /// Waits (bounded) until no leftovers remain; returns what is still there.
     func leftoversAfterSettling(seconds: Double = 10) -> [String] {
-        let end = Posix.now() + seconds
+        let end = MonotonicClock.now() + seconds
         var found = leftovers()
-        while !found.isEmpty && Posix.now() < end {
-            Posix.sleep(0.1)
+        while !found.isEmpty && MonotonicClock.now() < end {
+            MonotonicClock.sleep(0.1)
             found = leftovers()
         }
         return found

@@ -4,6 +4,9 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerImages
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -59,8 +62,8 @@ extension GuestSuites {
                 // Read from the host: a step's unit (docker's capabilities) may not read the
                 // environment of the service's more privileged process.
                 let server = try #require(
-                    Posix.allPIDs().first {
-                        let args = Posix.commandLine(of: $0)
+                    ProcessTable.allPIDs().first {
+                        let args = ProcessTable.commandLine(of: $0)
                         return args.contains("http.server") && args.contains("\(h.servicePort)")
                     })
                 let environ = String(
@@ -72,8 +75,8 @@ extension GuestSuites {
                     stat(envFile, &mode) == 0 && mode.st_mode & 0o777 == 0o600
                         && mode.st_uid == GuestUserNamespace.standard.base)
                 #expect(stat(h.layout.guestStateDirectory, &mode) == 0 && mode.st_mode & 0o777 == 0o700)
-                for pid in Posix.allPIDs() {
-                    #expect(!Posix.commandLine(of: pid).joined(separator: " ").contains("s3cr3t"), "pid \(pid)")
+                for pid in ProcessTable.allPIDs() {
+                    #expect(!ProcessTable.commandLine(of: pid).joined(separator: " ").contains("s3cr3t"), "pid \(pid)")
                 }
                 let guestLog = (try? FilePaths.read(h.layout.guestLog(serviceGuest))) ?? []
                 for text in [prepared.text, prepared.stderr, String(decoding: guestLog, as: UTF8.self)] {
@@ -138,7 +141,7 @@ extension GuestSuites {
                         state: state))
                 #expect(service.status == RunnerCore.ExitStatus.exited(0), "\(service.text)\(service.stderr)")
                 #expect(service.text.hasPrefix("HTTP/1.0 200"))
-                #expect(Posix.tcpAccepts(port: h.servicePort))
+                #expect(TCPSocket.accepts(port: h.servicePort))
                 // And by name on the mapped host port (the job guest shares the host's network).
                 let mapped = try h.hook(
                     try h.runScriptStep(
@@ -149,7 +152,7 @@ extension GuestSuites {
                 let cleanup = try h.hook(try h.cleanupJob(state: state))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
                 #expect(h.leftoversAfterSettling() == [])
-                #expect(!Posix.tcpAccepts(port: hostPort), "the proxy stops with the service guest")
+                #expect(!TCPSocket.accepts(port: hostPort), "the proxy stops with the service guest")
             }
         }
 
@@ -212,11 +215,11 @@ extension GuestSuites {
                 #expect(!prepared.response.contains("\"container\""))
                 #expect(prepared.response.contains("\"ports\":{\"\(h.servicePort)\":\"\(h.servicePort)\"}"))
                 // Steps run on the host: the service is reachable there.
-                #expect(Posix.tcpAccepts(port: h.servicePort))
+                #expect(TCPSocket.accepts(port: h.servicePort))
                 let cleanup = try h.hook(try h.cleanupJob(state: try state(of: prepared.response)))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
                 #expect(h.leftoversAfterSettling() == [])
-                #expect(!Posix.tcpAccepts(port: h.servicePort))
+                #expect(!TCPSocket.accepts(port: h.servicePort))
             }
         }
 
@@ -228,19 +231,19 @@ extension GuestSuites {
                 #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
                 let state = try state(of: prepared.response)
                 let (pid, stdout, _) = try h.spawnHook(try h.runScriptStep("echo started\nsleep 300\n", state: state))
-                let deadline = Posix.now() + 20
-                while Posix.now() < deadline,
+                let deadline = MonotonicClock.now() + 20
+                while MonotonicClock.now() < deadline,
                     !String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self).contains("started")
                 {
-                    Posix.sleep(0.05)
+                    MonotonicClock.sleep(0.05)
                 }
-                let sent = Posix.now()
+                let sent = MonotonicClock.now()
                 kill(pid, SIGINT)
-                let status = Posix.wait(pid)
-                #expect(Posix.now() - sent < 6, "the step should stop within seconds")
+                let status = Spawner.wait(pid)
+                #expect(MonotonicClock.now() - sent < 6, "the step should stop within seconds")
                 #expect(status != RunnerCore.ExitStatus.exited(0))
                 // The step's unit is gone from the guest: nothing runs `sleep 300` any more.
-                let sleepers = Posix.allPIDs().filter { Posix.commandLine(of: $0) == ["sleep", "300"] }
+                let sleepers = ProcessTable.allPIDs().filter { ProcessTable.commandLine(of: $0) == ["sleep", "300"] }
                 #expect(sleepers.isEmpty)
                 let cleanup = try h.hook(try h.cleanupJob(state: state))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
@@ -253,14 +256,16 @@ extension GuestSuites {
                 let responseFile = try h.newResponseFile()
                 let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
                 // Wait until a guest record exists (the service guest is booting), then kill -9.
-                let deadline = Posix.now() + 20
-                while Posix.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) { Posix.sleep(0.01) }
+                let deadline = MonotonicClock.now() + 20
+                while MonotonicClock.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
+                    MonotonicClock.sleep(0.01)
+                }
                 kill(pid, SIGKILL)
-                _ = Posix.wait(pid)
+                _ = Spawner.wait(pid)
                 #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
                 // The runner dies with it: the job's owner is gone, so gc sweeps the guest.
                 kill(h.owner, SIGKILL)
-                _ = Posix.wait(h.owner)
+                _ = Spawner.wait(h.owner)
                 let gc = await h.runAgent(["gc"], asHelper: true)
                 #expect(gc.status == RunnerCore.ExitStatus.exited(0), "\(gc.stderr)")
                 #expect(h.leftoversAfterSettling() == [])
@@ -271,12 +276,12 @@ extension GuestSuites {
             try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
                 let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
-                let deadline = Posix.now() + 20
-                while Posix.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
-                    Posix.sleep(0.01)
+                let deadline = MonotonicClock.now() + 20
+                while MonotonicClock.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
+                    MonotonicClock.sleep(0.01)
                 }
                 kill(pid, SIGKILL)
-                _ = Posix.wait(pid)
+                _ = Spawner.wait(pid)
                 #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
                 // The runner lives on and calls cleanup_job with the state it has: null.
                 let cleanup = try h.hook(try h.cleanupJob(state: "null"))
@@ -349,11 +354,11 @@ extension GuestSuites {
                 #expect(exec.status == RunnerCore.ExitStatus.exited(7))
                 #expect(exec.text == "x=1\n/__w\n")
                 // --timeout (a health check's bound): systemd stops the command.
-                let began = Posix.now()
+                let began = MonotonicClock.now()
                 let bounded = await h.runAgent(
                     ["exec", info.name, "--timeout", "1", "--", "sleep", "30"], asHelper: true)
                 #expect(bounded.status != RunnerCore.ExitStatus.exited(0))
-                #expect(Posix.now() - began < 15, "the unit's RuntimeMaxSec= ends it")
+                #expect(MonotonicClock.now() - began < 15, "the unit's RuntimeMaxSec= ends it")
                 let stop = await h.runAgent(["stop", info.name], asHelper: true)
                 #expect(stop.status == RunnerCore.ExitStatus.exited(0))
                 let again = await h.runAgent(["stop", info.name], asHelper: true)

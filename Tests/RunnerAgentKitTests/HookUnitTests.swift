@@ -4,6 +4,8 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -7,6 +7,8 @@ import Synchronization
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerImages
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -194,7 +196,7 @@ struct InstallHarness {
             if type == S_IFREG {
                 line += " " + (try SHA256Digest.hex(ofFile: path))
             } else if type == S_IFLNK {
-                line += " -> " + (HostFiles.linkTarget(path) ?? "?")
+                line += " -> " + (SymbolicLink.target(path) ?? "?")
             }
             lines.append(line)
             if type == S_IFDIR {
@@ -230,16 +232,16 @@ struct InstallTests {
                 ])
             #expect(names.allSatisfy { first[$0] == .done }, "\(lines)")
             let layout = h.layout
-            #expect(HostFiles.linkTarget(layout.currentRelease) == "releases/v1.2.0")
-            #expect(HostFiles.linkTarget(layout.guestHelper) == "/usr/local/lib/runner/current/bin/runner-agent")
+            #expect(SymbolicLink.target(layout.currentRelease) == "releases/v1.2.0")
+            #expect(SymbolicLink.target(layout.guestHelper) == "/usr/local/lib/runner/current/bin/runner-agent")
             // `sudo runner-agent doctor` (the README's command): the agent of the active release on PATH.
-            let agentOnPath = try #require(HostFiles.linkTarget(layout.path("/usr/local/bin/runner-agent")))
+            let agentOnPath = try #require(SymbolicLink.target(layout.path("/usr/local/bin/runner-agent")))
             #expect(agentOnPath == "/usr/local/lib/runner/current/bin/runner-agent")
             let doctor = try await SubprocessCommandRunner().run(Command(layout.path(agentOnPath), ["doctor"]))
             #expect(doctor.status == .exited(0), "the stand-in agent through the link: \(doctor)")
             #expect(FilePaths.exists(layout.systemdUnitDirectory + "/runner.service"))
             #expect(
-                HostFiles.linkTarget(layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service")
+                SymbolicLink.target(layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service")
                     == "/etc/systemd/system/runner.service")
             let user = try #require(PasswdFile.lookup("ci-runner", layout: layout))
             var st = stat()
@@ -256,7 +258,7 @@ struct InstallTests {
                 let text = String(decoding: try FilePaths.read(layout.systemdUnitDirectory + "/" + unit), as: UTF8.self)
                 #expect(text.contains("What=\(path)\nWhere=\(path)\nType=none\nOptions=bind,nosuid,nodev\n"))
                 #expect(
-                    HostFiles.linkTarget(layout.systemdUnitDirectory + "/multi-user.target.wants/" + unit)
+                    SymbolicLink.target(layout.systemdUnitDirectory + "/multi-user.target.wants/" + unit)
                         == "/etc/systemd/system/" + unit)
             }
             // The runner user may not leave cron or at jobs that run between jobs.
@@ -304,7 +306,7 @@ struct InstallTests {
             let runner = StepRunner(logger: Logger(label: "t")) { lines.append($0) }
             let first = try await runner.run(installer.steps, dryRun: false)
             #expect(first.values.allSatisfy { $0 == .done }, "\(lines.all)")
-            #expect(HostFiles.linkTarget(h.layout.currentRelease) == "releases/v1.3")
+            #expect(SymbolicLink.target(h.layout.currentRelease) == "releases/v1.3")
             let manifest = try BundleVerifier.checkTree(h.layout.releaseDirectory("v1.3"), bundle: "test")
             #expect(manifest.files.count == BundleLayout.files.count)
             let second = try await runner.run(installer.steps, dryRun: false)

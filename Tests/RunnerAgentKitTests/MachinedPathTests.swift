@@ -4,6 +4,9 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerImages
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -53,7 +56,7 @@ final class HostGuest: Sendable {
         let agent = try #require(HookHarness.agent)
         let agentDirectory = FilePaths.parent(of: agent)
         let name = namePrefix + String(GuestPolicy.newGuestName().dropFirst(3))
-        let socket = try RunnerAgentKit.NotifySocket(path: h.dir.appending("host.notify"))
+        let socket = try RunnerSystem.NotifySocket(path: h.dir.appending("host.notify"))
         var boot = SystemdNspawn.BootOptions(directory: hostTree, machine: name)
         boot.binds = [
             GuestBind(source: h.dir.path, target: h.dir.path),
@@ -69,11 +72,11 @@ final class HostGuest: Sendable {
         command.arguments.insert("--capability=all", at: 1)
         command.environment["NOTIFY_SOCKET"] = socket.path
         let log = h.dir.appending("host.log")
-        let pid = try Posix.spawn(command, stdout: .file(log), stderr: .file(log), newSession: true)
+        let pid = try Spawner.spawn(command, stdout: .file(log), stderr: .file(log), newSession: true)
         var leader: Int32?
         var ready = false
-        let deadline = Posix.now() + 60
-        while !ready, Posix.now() < deadline, Posix.poll(pid) == nil {
+        let deadline = MonotonicClock.now() + 60
+        while !ready, MonotonicClock.now() < deadline, Spawner.poll(pid) == nil {
             for line in socket.receive(timeout: 0.5) ?? [] {
                 if line.hasPrefix("X_NSPAWN_LEADER_PID=") { leader = Int32(line.dropFirst(20)) }
                 if line == "READY=1" { ready = true }
@@ -81,7 +84,7 @@ final class HostGuest: Sendable {
         }
         guard ready, let leader else {
             GuestManager.terminate(pid: pid, startTime: nil)
-            _ = Posix.poll(pid)
+            _ = Spawner.poll(pid)
             let text = String(decoding: (try? FilePaths.read(log)) ?? [], as: UTF8.self)
             Issue.record("the host guest did not report READY=1 within 60 s:\n\(text.suffix(2000))")
             throw RunnerError(.timeout, input: hostTree, problem: "host guest did not boot")
@@ -92,13 +95,13 @@ final class HostGuest: Sendable {
     /// The command lines of every process in the guest (seen from outside: the guest has no ps).
     func processes() -> [[String]] {
         var found: [[String]] = []
-        var queue = Posix.children(of: leader)
+        var queue = ProcessTable.children(of: leader)
         while !queue.isEmpty {
             let pid = queue.removeFirst()
-            var line = Posix.commandLine(of: pid)
+            var line = ProcessTable.commandLine(of: pid)
             while line.last == "" { line.removeLast() }
             found.append(line)
-            queue += Posix.children(of: pid)
+            queue += ProcessTable.children(of: pid)
         }
         return found
     }
@@ -106,14 +109,15 @@ final class HostGuest: Sendable {
     /// Stops the guest: an orderly halt, SIGKILL of its init and nspawn after 3 s (≤ 6 s).
     func shutdown() {
         GuestManager.terminate(pid: nspawn, startTime: nil)
-        _ = Posix.poll(nspawn)
+        _ = Spawner.poll(nspawn)
     }
 
     /// Host guests of killed test runs: their nspawn was orphaned (parent 1).
     static func sweepOrphans() {
-        for pid in Posix.allPIDs() where Posix.comm(of: pid) == "systemd-nspawn" && Posix.parent(of: pid) == 1 {
-            if Posix.commandLine(of: pid).contains(where: { $0.hasPrefix("--machine=" + namePrefix) }) {
-                GuestManager.terminate(pid: pid, startTime: Posix.startTime(of: pid))
+        for pid in ProcessTable.allPIDs()
+        where ProcessTable.comm(of: pid) == "systemd-nspawn" && ProcessTable.parent(of: pid) == 1 {
+            if ProcessTable.commandLine(of: pid).contains(where: { $0.hasPrefix("--machine=" + namePrefix) }) {
+                GuestManager.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
             }
         }
     }
@@ -257,9 +261,9 @@ extension GuestSuites {
             #expect(lines == ["/__w", "0 2147352576 65536"], "\(exec.standardOutput)")
             // The stop that hung (KillMode=control-group re-executed the guest's systemd): now
             // well under systemd's TimeoutStopSec, so it was an orderly halt, not a SIGKILL.
-            let before = Posix.now()
+            let before = MonotonicClock.now()
             let stop = try await host.run([agent, "guest", "stop", info.name], environment: environment, seconds: 60)
-            let seconds = Posix.now() - before
+            let seconds = MonotonicClock.now() - before
             #expect(stop.status == .exited(0), "\(stop.standardError)")
             #expect(seconds < Double(SystemdRun.guestStopTimeoutSeconds) / 2, "stop took \(seconds) s")
             #expect(!FilePaths.exists(h.layout.guestRecord(info.name)))
@@ -322,7 +326,7 @@ extension GuestSuites {
             let worker = ["/bin/sh", "-c", "bash -e \"$0\"; exit $?", script]
             var command = host.command(worker, user: Self.user)
             command.workingDirectory = host.harness.work + "/octo-repo/octo-repo"
-            let pid = try Posix.spawn(
+            let pid = try Spawner.spawn(
                 command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
                 stderr: .file(out + ".stderr"))
             return (pid, out + ".stdout", out + ".stderr")
@@ -330,15 +334,15 @@ extension GuestSuites {
 
         /// Waits up to `seconds` for `pid`; a hook still running then is killed and reported.
         func wait(_ pid: pid_t, seconds: Double) -> RunnerCore.ExitStatus {
-            let deadline = Posix.now() + seconds
-            while Posix.now() < deadline {
-                if let status = Posix.poll(pid) { return status }
-                Posix.sleep(0.02)
+            let deadline = MonotonicClock.now() + seconds
+            while MonotonicClock.now() < deadline {
+                if let status = Spawner.poll(pid) { return status }
+                MonotonicClock.sleep(0.02)
             }
-            for child in Posix.children(of: pid) { kill(child, SIGKILL) }
+            for child in ProcessTable.children(of: pid) { kill(child, SIGKILL) }
             kill(pid, SIGKILL)
             Issue.record("the hook did not end within \(seconds) s")
-            return Posix.wait(pid)
+            return Spawner.wait(pid)
         }
 
         func hook(_ host: HostGuest, _ json: String, responseFile: String? = nil) throws -> HookHarness.Result {
@@ -356,8 +360,8 @@ extension GuestSuites {
             var queue = [pid]
             while !queue.isEmpty {
                 let next = queue.removeFirst()
-                if Posix.comm(of: next) == "runner-agent" { return next }
-                queue += Posix.children(of: next)
+                if ProcessTable.comm(of: next) == "runner-agent" { return next }
+                queue += ProcessTable.children(of: next)
             }
             return nil
         }
@@ -433,18 +437,18 @@ extension GuestSuites {
             // SIGINT to the hook mid-step stops the step within a few seconds, no unit left.
             let (pid, stdout, _) = try spawnHook(
                 host, try h.runScriptStep("echo started\nsleep 300\necho not-reached\n", state: jobState))
-            let deadline = Posix.now() + 30
-            while Posix.now() < deadline,
+            let deadline = MonotonicClock.now() + 30
+            while MonotonicClock.now() < deadline,
                 !String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self).contains("started")
             {
-                Posix.sleep(0.05)
+                MonotonicClock.sleep(0.05)
             }
             let hookPID = try #require(hookProcess(under: pid), "the hook is not running")
             #expect(host.processes().contains(["sleep", "300"]), "the step is not running")
-            let signalled = Posix.now()
+            let signalled = MonotonicClock.now()
             kill(hookPID, SIGINT)
             let interrupted = wait(pid, seconds: 20)
-            let stopSeconds = Posix.now() - signalled
+            let stopSeconds = MonotonicClock.now() - signalled
             #expect(interrupted != .exited(0))
             #expect(stopSeconds < 6, "the step took \(stopSeconds) s to stop after SIGINT")
             #expect(!String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self).contains("not-reached"))
@@ -461,9 +465,9 @@ extension GuestSuites {
 
             // cleanup_job: everything goes, by an orderly halt (not systemd's SIGKILL after
             // TimeoutStopSec).
-            let before = Posix.now()
+            let before = MonotonicClock.now()
             let cleaned = try hook(host, try h.cleanupJob(state: jobState))
-            let cleanupSeconds = Posix.now() - before
+            let cleanupSeconds = MonotonicClock.now() - before
             #expect(cleaned.status == .exited(0), "\(cleaned.text)\(cleaned.stderr)")
             #expect(cleanupSeconds < Double(SystemdRun.guestStopTimeoutSeconds) / 2, "cleanup took \(cleanupSeconds) s")
             #expect(try await stopTimeouts(host, guest: guest) == "")

@@ -4,6 +4,7 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerSystem
 
 /// The nosuid,nodev mount units the installer writes, their names and the mountinfo check.
 struct MountUnitTests {

@@ -4,6 +4,8 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -55,8 +57,8 @@ extension GuestSuites {
                 ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"])
             start.environment = h.environment
             let out = h.dir.appending("start.out")
-            let starter = try Posix.spawn(start, stdout: .file(out))
-            #expect(Posix.wait(starter) == .exited(0))
+            let starter = try Spawner.spawn(start, stdout: .file(out))
+            #expect(Spawner.wait(starter) == .exited(0))
             let started = String(decoding: try FilePaths.read(out), as: UTF8.self)
             let name = try #require(started.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
             var st = stat()
@@ -89,8 +91,8 @@ extension GuestSuites {
             // Once serving, the relay keeps nothing it inherited beyond its standard streams:
             // every other descriptor of it is its own (close-on-exec).
             let relay = try #require(
-                Posix.allPIDs().first {
-                    Array(Posix.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name]
+                ProcessTable.allPIDs().first {
+                    Array(ProcessTable.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name]
                 })
             for entry in FilePaths.entries(of: "/proc/\(relay)/fdinfo") {
                 guard let fd = Int32(entry), fd > 2,
@@ -110,12 +112,14 @@ extension GuestSuites {
             // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
             let (pid, stdout, _) = try h.spawnHook(
                 step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name), asUser: Self.user)
-            let end = Posix.now() + 20
-            while Posix.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true { Posix.sleep(0.05) }
-            let signalled = Posix.now()
+            let end = MonotonicClock.now() + 20
+            while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
+                MonotonicClock.sleep(0.05)
+            }
+            let signalled = MonotonicClock.now()
             kill(pid, SIGINT)
-            let status = Posix.wait(pid)
-            #expect(Posix.now() - signalled < 5)
+            let status = Spawner.wait(pid)
+            #expect(MonotonicClock.now() - signalled < 5)
             #expect(status == .exited(130))
             #expect(String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self) == "started\n")
 

@@ -6,6 +6,8 @@ import Synchronization
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

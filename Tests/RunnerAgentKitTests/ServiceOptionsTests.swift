@@ -5,6 +5,8 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -93,9 +95,9 @@ import Testing
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &length) }
         }
         let port = UInt16(bigEndian: address.sin_port)
-        #expect(!Posix.tcpPortIsFree(address: nil, port: port))
-        #expect(!Posix.tcpPortIsFree(address: "127.0.0.1", port: port))
-        #expect(Posix.tcpProbe(address: nil, port: port, wait: 0.05) == .open)
+        #expect(!TCPSocket.portIsFree(address: nil, port: port))
+        #expect(!TCPSocket.portIsFree(address: "127.0.0.1", port: port))
+        #expect(TCPSocket.probe(address: nil, port: port, wait: 0.05) == .open)
         let error = #expect(throws: RunnerError.self) {
             try GuestManager.checkPorts([PortMapping(hostPort: port, containerPort: 80)], image: "svc")
         }

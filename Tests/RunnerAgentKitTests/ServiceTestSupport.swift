@@ -7,6 +7,7 @@ import Synchronization
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

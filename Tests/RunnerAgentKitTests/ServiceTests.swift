@@ -7,6 +7,7 @@ import Testing
 import _CryptoExtras
 
 @testable import RunnerAgentKit
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

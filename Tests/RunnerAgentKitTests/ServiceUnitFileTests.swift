@@ -4,6 +4,8 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -88,7 +90,7 @@ struct ServiceUnitFileTests {
                 }
                 if index == 2 {
                     record.ownerPID = getpid()
-                    record.ownerStartTime = Posix.startTime(of: getpid())
+                    record.ownerStartTime = ProcessTable.startTime(of: getpid())
                 }
                 try AtomicFile.write(
                     try JSONEncoder().encode(record), to: layout.guestRecord(name), mode: 0o600)

@@ -5,6 +5,9 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerImages
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -165,13 +168,13 @@ import Testing
         let cgroups = GuestCgroups()
         let name = GuestPolicy.newGuestName()
         let before = GuestCgroups.currentCgroups(of: getpid())
-        let child = try Posix.spawn(
+        let child = try Spawner.spawn(
             try cgroups.entering(guest: name, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
         // The shell moves itself, then becomes sleep (same PID).
-        for _ in 0..<200 where Posix.comm(of: child) != "sleep" { usleep(5000) }
+        for _ in 0..<200 where ProcessTable.comm(of: child) != "sleep" { usleep(5000) }
         defer {
             kill(child, SIGKILL)
-            _ = Posix.wait(child)
+            _ = Spawner.wait(child)
             cgroups.remove(guest: name)
         }
         #expect(GuestCgroups.currentCgroups(of: getpid()) == before)
@@ -183,7 +186,7 @@ import Testing
         #expect(cgroups.guestNames().contains(name))
         #expect(!cgroups.remove(guest: name, wait: 0))
         kill(child, SIGKILL)
-        _ = Posix.wait(child)
+        _ = Spawner.wait(child)
         #expect(cgroups.remove(guest: name))
         #expect(!cgroups.guestNames().contains(name))
     }
@@ -198,12 +201,12 @@ import Testing
         let gone = GuestPolicy.newGuestName()
         let busy = GuestPolicy.newGuestName()
         _ = try cgroups.create(guest: gone)
-        let child = try Posix.spawn(
+        let child = try Spawner.spawn(
             try cgroups.entering(guest: busy, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
-        for _ in 0..<200 where Posix.comm(of: child) != "sleep" { usleep(5000) }
+        for _ in 0..<200 where ProcessTable.comm(of: child) != "sleep" { usleep(5000) }
         defer {
             kill(child, SIGKILL)
-            _ = Posix.wait(child)
+            _ = Spawner.wait(child)
             cgroups.remove(guest: busy)
         }
         for directory in cgroups.directories(for: gone) { try FilePaths.createDirectory(directory + "/payload/x") }

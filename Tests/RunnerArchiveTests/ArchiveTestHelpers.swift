@@ -1,5 +1,6 @@
 import RunnerArchive
 import RunnerCore
+import RunnerSystem
 import RunnerTestSupport
 
 #if canImport(Glibc)

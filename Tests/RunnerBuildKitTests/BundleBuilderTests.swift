@@ -2,6 +2,7 @@ import ArgumentParser
 import RunnerArchive
 import RunnerBuildKit
 import RunnerCore
+import RunnerSystem
 import RunnerTestSupport
 import Testing
 

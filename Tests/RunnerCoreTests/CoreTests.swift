@@ -1,4 +1,5 @@
 import RunnerCore
+import RunnerSystem
 import RunnerTestSupport
 import Testing
 

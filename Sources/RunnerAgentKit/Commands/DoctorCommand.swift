@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import RunnerCore
+import RunnerSystem
 
 /// `runner-agent doctor`: what is wrong with this host, and how to fix it.
 public struct DoctorCommand: AsyncParsableCommand {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import RunnerCore
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Logging
 import RunnerCore
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -1,6 +1,9 @@
 import FoundationEssentials
 import Logging
 import RunnerCore
+import RunnerGuests
+import RunnerImages
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -182,7 +185,7 @@ public struct Doctor: Sendable {
 
     func release() -> Finding {
         let reinstall = "run runner-agent install --bundle <the release bundle> to unpack it again"
-        guard let target = HostFiles.linkTarget(layout.currentRelease) else {
+        guard let target = SymbolicLink.target(layout.currentRelease) else {
             return Finding(
                 check: "release", status: .problem, detail: "\(layout.currentRelease) is missing", fix: reinstall)
         }
@@ -213,7 +216,7 @@ public struct Doctor: Sendable {
             }
         }
         let wants = layout.systemdUnitDirectory + "/multi-user.target.wants/runner.service"
-        guard HostFiles.linkTarget(wants) == Installer.hostUnitPath else {
+        guard SymbolicLink.target(wants) == Installer.hostUnitPath else {
             return Finding(check: "units", status: .problem, detail: "runner.service is not enabled", fix: fix)
         }
         return Finding(

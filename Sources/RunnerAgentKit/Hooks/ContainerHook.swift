@@ -1,34 +1,12 @@
 import FoundationEssentials
 import Logging
 import RunnerCore
+import RunnerGuests
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
 #endif
-
-/// What the hook needs from guests: the in-process ``GuestManager`` when it runs as root, the
-/// privileged helper through sudo otherwise.
-public protocol GuestOperations: Sendable {
-    func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo
-    func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
-        async throws(RunnerError) -> ExitStatus
-    func stop(_ name: String) async throws(RunnerError)
-    /// Runs a health check in a guest: its status and output, stopped after `timeout` seconds.
-    func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult
-    /// Removes stale guests and, with `owner`, every guest of that job.
-    func sweep(owner: Int32?) async
-}
-
-extension GuestManager: GuestOperations {
-    public func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
-        async throws(RunnerError) -> ExitStatus
-    {
-        try await exec(
-            name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: nil)
-    }
-
-    public func sweep(owner: Int32?) async { await gc(all: false, owner: owner) }
-}
 
 /// The container hook: one runner call (`prepare_job`, `run_script_step`, `cleanup_job`,
 /// `run_container_step`) in, a response file and an exit code out.
@@ -106,7 +84,7 @@ public struct ContainerHook: Sendable {
             // Everything about the services is checked before the first guest boots.
             let plans = try input.args.services.map { service throws(RunnerError) in try servicePlan(service) }
             try PortMapping.checkClaims(plans.map { ($0.label, $0.ports) }) { address, port in
-                Posix.tcpPortIsFree(address: address, port: port)
+                TCPSocket.portIsFree(address: address, port: port)
             }
             let job = try input.args.container.map { container throws(RunnerError) in try jobPlan(container) }
             var serviceContexts: [[String: Any]] = []
@@ -237,7 +215,7 @@ public struct ContainerHook: Sendable {
     /// Readiness, bounded: every mapped TCP port accepts on the service's own port and, through
     /// the proxy, on the host port the workflow uses; then the health check passes.
     func waitUntilReady(_ plan: ServicePlan, guest: String) async throws(RunnerError) {
-        let deadline = Posix.now() + settings.serviceReadyTimeout
+        let deadline = MonotonicClock.now() + settings.serviceReadyTimeout
         func timedOut(_ what: String) -> RunnerError {
             RunnerError(
                 .timeout, input: "service \(plan.label)",
@@ -245,18 +223,20 @@ public struct ContainerHook: Sendable {
                 fix: "check that the image starts a service listening on that port at boot")
         }
         for port in plan.ports where !port.udp {
-            while !Posix.tcpAccepts(port: port.containerPort) {
-                if Posix.now() > deadline { throw timedOut("did not accept connections on port \(port.containerPort)") }
-                Posix.sleep(0.02)
+            while !TCPSocket.accepts(port: port.containerPort) {
+                if MonotonicClock.now() > deadline {
+                    throw timedOut("did not accept connections on port \(port.containerPort)")
+                }
+                MonotonicClock.sleep(0.02)
             }
             guard port.needsProxy else { continue }
             // The socket-activated proxy accepts at once; it closes at once while the backend
             // refuses. Open means the path the workflow uses works.
-            while Posix.tcpProbe(address: port.hostAddress, port: port.hostPort, wait: 0.25) != .open {
-                if Posix.now() > deadline {
+            while TCPSocket.probe(address: port.hostAddress, port: port.hostPort, wait: 0.25) != .open {
+                if MonotonicClock.now() > deadline {
                     throw timedOut("was not reachable on host port \(port.hostPort) (→ \(port.containerPort))")
                 }
-                Posix.sleep(0.05)
+                MonotonicClock.sleep(0.05)
             }
         }
         if let health = plan.health {
@@ -267,7 +247,7 @@ public struct ContainerHook: Sendable {
     /// docker's health check semantics, bounded: `/bin/sh -c CMD` until it exits 0; failures in
     /// the start period do not count; `retries` further failures (at `interval`) are fatal.
     func runHealthCheck(_ health: HealthCheck, plan: ServicePlan, guest: String) async throws(RunnerError) {
-        let started = Posix.now()
+        let started = MonotonicClock.now()
         var failures = 0
         var last = ""
         while true {
@@ -275,8 +255,8 @@ public struct ContainerHook: Sendable {
                 guest, command: ["/bin/sh", "-c", health.command], timeout: health.timeout)
             if result.status.isSuccess { return }
             last = (result.standardOutput + result.standardError).trimmedWhitespace
-            if Posix.now() - started >= health.startPeriod { failures += 1 }
-            if failures >= max(health.retries, 1) || Posix.now() - started > health.bound {
+            if MonotonicClock.now() - started >= health.startPeriod { failures += 1 }
+            if failures >= max(health.retries, 1) || MonotonicClock.now() - started > health.bound {
                 let tail = last.split(separator: "\n").suffix(5).joined(separator: "\n")
                 throw RunnerError(
                     .commandFailed, input: "service \(plan.label)",
@@ -285,7 +265,7 @@ public struct ContainerHook: Sendable {
                     fix: "check the service's options: --health-cmd, or give it more time with "
                         + "--health-retries/--health-interval/--health-start-period")
             }
-            Posix.sleep(health.interval)
+            MonotonicClock.sleep(health.interval)
         }
     }
 
@@ -418,41 +398,5 @@ public struct ContainerHook: Sendable {
             // this job (same owner) and whatever else is stale.
             await guests.sweep(owner: ownerPID)
         }
-    }
-}
-
-/// A small JSON writer for the response (strings, bools, arrays, objects), keys sorted.
-enum JSONText {
-    static func encode(_ value: Any) -> String {
-        switch value {
-        case let string as String: return quote(string)
-        case let bool as Bool: return bool ? "true" : "false"
-        case let int as Int: return String(int)
-        case let array as [Any]: return "[" + array.map(encode).joined(separator: ",") + "]"
-        case let object as [String: Any]:
-            return "{" + object.keys.sorted().map { quote($0) + ":" + encode(object[$0]!) }.joined(separator: ",") + "}"
-        default: return "null"
-        }
-    }
-
-    static func quote(_ string: String) -> String {
-        var out = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
 import RunnerCore
+import RunnerGuests
+import RunnerImages
 
 /// `runner-agent image`: the host's store of guest base images.
 public struct ImageCommand: AsyncParsableCommand {

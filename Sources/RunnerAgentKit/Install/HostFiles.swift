@@ -1,5 +1,6 @@
 import FoundationEssentials
 import RunnerCore
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -34,17 +35,9 @@ enum HostFiles {
         try AtomicFile.write(bytes, to: path, mode: mode)
     }
 
-    /// The target of the symlink at `path`, or nil.
-    static func linkTarget(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink(path, &buffer, buffer.count - 1)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
     /// Makes `path` a symlink to `target`, replacing whatever is there with one rename.
     static func symlink(_ path: String, to target: String) throws(RunnerError) {
-        guard linkTarget(path) != target else { return }
+        guard SymbolicLink.target(path) != target else { return }
         try FilePaths.createDirectory(FilePaths.parent(of: path))
         let temporary = FilePaths.temporarySibling(of: path)
         guard Glibc.symlink(target, temporary) == 0 else {

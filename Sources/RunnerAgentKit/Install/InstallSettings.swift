@@ -1,4 +1,6 @@
 import RunnerCore
+import RunnerGuests
+import RunnerImages
 
 #if canImport(Glibc)
     import Glibc

@@ -2,6 +2,8 @@ import FoundationEssentials
 import Logging
 import RunnerArchive
 import RunnerCore
+import RunnerImages
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -79,7 +81,7 @@ public struct Installer: Sendable {
 
     /// The version `current` points at, or nil.
     var currentVersion: String? {
-        guard let target = HostFiles.linkTarget(layout.currentRelease) else { return nil }
+        guard let target = SymbolicLink.target(layout.currentRelease) else { return nil }
         let version = FilePaths.basename(target)
         return FilePaths.exists(layout.releaseDirectory(version) + "/MANIFEST.json") ? version : nil
     }
@@ -158,8 +160,8 @@ public struct Installer: Sendable {
                         HostFiles.matches(target, bytes: bytes, mode: mode)
                     else { return false }
                 }
-                return HostFiles.linkTarget(layout.guestHelper) == Installer.agentInCurrentRelease
-                    && HostFiles.linkTarget(layout.agentCommand) == Installer.agentInCurrentRelease
+                return SymbolicLink.target(layout.guestHelper) == Installer.agentInCurrentRelease
+                    && SymbolicLink.target(layout.agentCommand) == Installer.agentInCurrentRelease
             },
             apply: { () throws(RunnerError) in
                 for directory in [
@@ -407,7 +409,7 @@ public struct Installer: Sendable {
                 for directory in nosuidDirectories { try MountUnits.check(directory) }
                 guard mountFiles.allSatisfy({ HostFiles.matches($0.path, bytes: Array($0.text.utf8), mode: 0o644) }),
                     nosuidDirectories.allSatisfy({
-                        HostFiles.linkTarget(mountWantsLink($0).link) == mountWantsLink($0).target
+                        SymbolicLink.target(mountWantsLink($0).link) == mountWantsLink($0).target
                     })
                 else { return false }
                 guard systemdRunning else { return true }
@@ -487,7 +489,7 @@ public struct Installer: Sendable {
         InstallStep(
             "systemd", systemdRunning ? "enable runner.service and reload systemd" : "enable runner.service",
             isDone: { () throws(RunnerError) in
-                guard HostFiles.linkTarget(wantsLink) == Installer.hostUnitPath else { return false }
+                guard SymbolicLink.target(wantsLink) == Installer.hostUnitPath else { return false }
                 guard systemdRunning else { return true }
                 let command = Systemctl().needsReload("runner.service")
                 return try await commandRunner.run(command).standardOutput.trimmedWhitespace == "no"

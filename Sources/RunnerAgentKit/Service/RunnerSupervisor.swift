@@ -1,6 +1,7 @@
 import FoundationEssentials
 import Logging
 import RunnerCore
+import RunnerSystem
 import Synchronization
 
 #if canImport(Glibc)

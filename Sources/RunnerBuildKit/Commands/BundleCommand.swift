@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import RunnerArchive
 import RunnerCore
+import RunnerSystem
 
 /// `runner-build bundle`: the release bundle tarball.
 public struct BundleCommand: AsyncParsableCommand {

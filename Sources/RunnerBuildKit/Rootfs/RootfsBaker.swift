@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import RunnerCore
+import RunnerSystem
 
 /// Writes a baked tree as a `.tar.zst`. The baker's default is our libarchive writer in its
 /// full-fidelity mode; the protocol keeps the pipeline independent of it.

@@ -77,11 +77,4 @@ public struct HostLayout: Sendable, Hashable {
     public var cacheDirectory: String { path("/var/cache/runner") }
     /// `/opt/actions-runner`: the GitHub runner package.
     public var runnerDirectory: String { path("/opt/actions-runner") }
-
-    // MARK: Runtime
-
-    /// `/run/runner`: runtime state, gone at reboot.
-    public var runtimeDirectory: String { path("/run/runner") }
-    /// `/run/runner/guests`: one state file per running guest.
-    public var guestStateDirectory: String { path("/run/runner/guests") }
 }

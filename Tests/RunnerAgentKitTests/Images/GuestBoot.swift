@@ -1,5 +1,6 @@
 import FoundationEssentials
 import RunnerCore
+import RunnerSystem
 import RunnerTestSupport
 
 #if canImport(Glibc)

@@ -1,6 +1,8 @@
 import FoundationEssentials
 import RunnerAgentKit
 import RunnerCore
+import RunnerImages
+import RunnerSystem
 import RunnerTestSupport
 import Testing
 

@@ -1,6 +1,9 @@
 import FoundationEssentials
 import RunnerAgentKit
 import RunnerCore
+import RunnerGuests
+import RunnerImages
+import RunnerSystem
 import RunnerTestSupport
 import Testing
 

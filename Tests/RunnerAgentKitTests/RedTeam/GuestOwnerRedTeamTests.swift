@@ -5,6 +5,8 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -23,11 +25,11 @@ extension GuestSuites {
         static func callerChain() async throws -> (shell: pid_t, child: pid_t) {
             let command = Setpriv().asUser(
                 uid: callerUID, gid: callerUID, Command("/bin/sh", ["-c", "sleep 600 & wait"]))
-            let shell = try Posix.spawn(
+            let shell = try Spawner.spawn(
                 Command(command.executable, command.arguments.map { $0 == "--init-groups" ? "--clear-groups" : $0 }),
                 stdout: .devNull, stderr: .devNull)
             for _ in 0..<200 {
-                if let child = Posix.children(of: shell).first(where: { Posix.comm(of: $0) == "sleep" }) {
+                if let child = ProcessTable.children(of: shell).first(where: { ProcessTable.comm(of: $0) == "sleep" }) {
                     return (shell, child)
                 }
                 try await Task.sleep(for: .milliseconds(10))
@@ -37,7 +39,7 @@ extension GuestSuites {
 
         static func end(_ pid: pid_t) {
             kill(pid, SIGKILL)
-            _ = Posix.wait(pid)
+            _ = Spawner.wait(pid)
         }
 
         @Test(.requiresRoot, .requires("setpriv"))
@@ -61,7 +63,7 @@ extension GuestSuites {
             #expect(throws: RunnerError.self) { try GuestOwner.resolve(requested: 999_999, caller: caller) }
             // Its own ancestor, with its start time; without one, the nearest ancestor of its own.
             let owner = try GuestOwner.resolve(requested: shell, caller: caller)
-            #expect(owner.pid == shell && owner.startTime == Posix.startTime(of: shell))
+            #expect(owner.pid == shell && owner.startTime == ProcessTable.startTime(of: shell))
             #expect(try GuestOwner.resolve(requested: nil, caller: caller).pid == child)
             // A root caller may name any live process but PID 1; without one, its parent.
             let root = GuestOwner.Caller(sudoUID: nil, parent: getpid())
@@ -92,11 +94,11 @@ extension GuestSuites {
                 policy: GuestPolicy(layout: HostLayout(root: "/nonexistent")), logger: Logger(label: "t"))
             var record = GuestRecord(
                 name: "rg-0123456789ab", image: "job", rootfs: "/x", backend: .direct, status: .running,
-                starterPID: getpid(), starterStartTime: Posix.startTime(of: getpid()), nspawnPID: getpid(),
-                nspawnStartTime: Posix.startTime(of: getpid()), binds: [], isAlpine: false)
+                starterPID: getpid(), starterStartTime: ProcessTable.startTime(of: getpid()), nspawnPID: getpid(),
+                nspawnStartTime: ProcessTable.startTime(of: getpid()), binds: [], isAlpine: false)
             #expect(manager.isStale(record))
             record.ownerPID = getpid()
-            record.ownerStartTime = Posix.startTime(of: getpid())
+            record.ownerStartTime = ProcessTable.startTime(of: getpid())
             #expect(!manager.isStale(record))
         }
 
@@ -118,25 +120,25 @@ extension GuestSuites {
                 let argv = [
                     fake, "-c", "import time; time.sleep(600)", "--machine=rg-0123456789ab", "--directory=\(store)/x",
                 ]
-                let nested = try Posix.spawn(
+                let nested = try Spawner.spawn(
                     Command("unshare", ["--pid", "--fork", "--mount-proc", "--"] + argv), stdout: .devNull,
                     stderr: .devNull)
-                let ours = try Posix.spawn(
+                let ours = try Spawner.spawn(
                     Command(argv[0], argv.dropFirst().map { $0.replacing("rg-0123456789ab", with: "rg-0123456789ac") }),
                     stdout: .devNull,
                     stderr: .devNull)
                 defer {
                     Self.end(ours)
-                    for child in Posix.children(of: nested) { kill(child, SIGKILL) }
+                    for child in ProcessTable.children(of: nested) { kill(child, SIGKILL) }
                     Self.end(nested)
                 }
                 var inner: pid_t?
                 for _ in 0..<300 where inner == nil {
-                    inner = Posix.children(of: nested).first { Posix.comm(of: $0) == "systemd-nspawn" }
+                    inner = ProcessTable.children(of: nested).first { ProcessTable.comm(of: $0) == "systemd-nspawn" }
                     if inner == nil { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 let victim = try #require(inner, "the nested fake did not start")
-                for _ in 0..<300 where Posix.comm(of: ours) != "systemd-nspawn" {
+                for _ in 0..<300 where ProcessTable.comm(of: ours) != "systemd-nspawn" {
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 let manager = GuestManager(policy: GuestPolicy(layout: layout), logger: Logger(label: "t"))
@@ -148,7 +150,7 @@ extension GuestSuites {
                     if !removed.contains("rg-0123456789ac") { try await Task.sleep(for: .milliseconds(200)) }
                 }
                 #expect(removed.contains("rg-0123456789ac"), "gc did not sweep the control: \(removed)")
-                #expect(Posix.isAlive(victim, startTime: nil), "gc killed a process of another PID namespace")
+                #expect(ProcessTable.isAlive(victim, startTime: nil), "gc killed a process of another PID namespace")
                 #expect(!removed.contains("rg-0123456789ab"))
             }
         }
@@ -161,7 +163,7 @@ extension GuestSuites {
                 "needs root, systemd-nspawn, mmdebstrap and the built runner-agent"))
         func aGuestHoardingInotifyDoesNotOutliveItsOwner() async throws {
             let h = try await HookHarness()
-            let owner = try Posix.spawn(Command("sleep", ["600"]), stdout: .devNull, stderr: .devNull)
+            let owner = try Spawner.spawn(Command("sleep", ["600"]), stdout: .devNull, stderr: .devNull)
             do {
                 let started = await h.runAgent(
                     ["start", "--image", "job", "--owner-pid", "\(owner)"], asHelper: true)

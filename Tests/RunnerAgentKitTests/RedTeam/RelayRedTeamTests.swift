@@ -5,6 +5,8 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -115,7 +117,7 @@ extension GuestSuites {
                 #expect(again.status == .exited(0) && again.text == "still\n", "\(again.stderr)")
                 // SIGTERM makes the guest's systemd re-execute: its connections close.
                 _ = try h.hook(step("kill -TERM 1; sleep 5", guest: name), asUser: Self.user)
-                Posix.sleep(1)
+                MonotonicClock.sleep(1)
                 let after = try h.hook(step("echo after", guest: name), asUser: Self.user)
                 if after.status != .exited(0) {
                     #expect(after.stderr.contains("could not connect to the guest's systemd"), "\(after.stderr)")
@@ -155,12 +157,14 @@ extension GuestSuites {
                     PY
                     """
                 let (pid, stdout, _) = try h.spawnHook(step(listen, guest: name), asUser: Self.user)
-                let end = Posix.now() + 20
-                while Posix.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true { Posix.sleep(0.05) }
+                let end = MonotonicClock.now() + 20
+                while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
+                    MonotonicClock.sleep(0.05)
+                }
                 let impostor = await h.runAgent(["guest", "exec", name, "--", "true"])
                 #expect(impostor.status != .exited(0))
                 #expect(impostor.stderr.contains("not by the guest's init"), "\(impostor.stderr)")
-                #expect(Posix.wait(pid) == .exited(0))
+                #expect(Spawner.wait(pid) == .exited(0))
                 let got = String(decoding: (try? FilePaths.read(h.work + "/octo-repo/fake-got")) ?? [], as: UTF8.self)
                 #expect(got == "0", "the guest's own listener received \(got) bytes")
                 #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
@@ -190,7 +194,9 @@ extension GuestSuites {
                 #expect(relayed.stderr.contains("cannot be run through sudo"), "\(relayed.stderr)")
                 // The relay `start` launched carries no sudo variable either.
                 let relay = try #require(
-                    Posix.allPIDs().first { Array(Posix.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name] })
+                    ProcessTable.allPIDs().first {
+                        Array(ProcessTable.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name]
+                    })
                 let environ = try FilePaths.read("/proc/\(relay)/environ").split(separator: 0)
                 #expect(!environ.contains { $0.starts(with: Array("SUDO_".utf8)) })
                 #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
@@ -287,9 +293,9 @@ extension GuestSuites {
                 let name = try await startGuest(h)
                 var slowest = 0.0
                 for index in 0..<30 {
-                    let started = Posix.now()
+                    let started = MonotonicClock.now()
                     let result = try h.hook(step("echo \(index)", guest: name), asUser: Self.user)
-                    slowest = max(slowest, Posix.now() - started)
+                    slowest = max(slowest, MonotonicClock.now() - started)
                     #expect(result.status == .exited(0) && result.text == "\(index)\n", "\(result.stderr)")
                 }
                 #expect(slowest < 1, "the slowest step took \(slowest) s")

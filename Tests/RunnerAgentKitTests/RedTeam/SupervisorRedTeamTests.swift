@@ -4,6 +4,7 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

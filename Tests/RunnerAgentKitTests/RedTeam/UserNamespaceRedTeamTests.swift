@@ -4,6 +4,7 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
 
 #if canImport(Glibc)
     import Glibc

@@ -7,6 +7,9 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerImages
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -350,8 +353,8 @@ extension GuestSuites {
         static func readReply(_ fd: Int32, seconds: Double) -> String {
             var answer: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
-            let end = Posix.now() + seconds
-            while Posix.now() < end {
+            let end = MonotonicClock.now() + seconds
+            while MonotonicClock.now() < end {
                 var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 guard poll(&pfd, 1, 100) >= 0 else { break }
                 if pfd.revents == 0 { continue }
@@ -408,15 +411,15 @@ extension GuestSuites {
                 let connection = try #require(UnixSocket.connect(path: socket))
                 var ends: [Int32] = [-1, -1]
                 try #require(pipe(&ends) == 0)
-                let began = Posix.now()
+                let began = MonotonicClock.now()
                 #expect(
                     UnixSocket.sendRaw(connection, [0xff, 0xff, 0xff, 0xff, 0x7b], descriptors: [ends[1], ends[1]]))
                 let reply = Self.readReply(connection, seconds: 10)
                 close(connection)
                 ends.forEach { close($0) }
-                #expect(Posix.now() - began < 5)
+                #expect(MonotonicClock.now() - began < 5)
                 #expect(reply.contains("step request") && reply.contains("too large"), "\(reply)")
-                #expect(Posix.isAlive(relay, startTime: nil))
+                #expect(ProcessTable.isAlive(relay, startTime: nil))
                 let peakAfter = Self.virtualPeak(relay)
                 #expect(peakAfter - peakBefore < 64 << 10, "the relay's peak grew \(peakAfter - peakBefore) KiB")
                 let again = try h.hook(step("echo still", guest: name), asUser: Self.user)
@@ -446,10 +449,10 @@ extension GuestSuites {
                 command.environment = h.environment
                 command.workingDirectory = h.work
                 let stderr = h.dir.appending("directory-as-stdout.stderr")
-                let pid = try Posix.spawn(
+                let pid = try Spawner.spawn(
                     command, stdin: .bytes(Array((step(probe, guest: name) + "\n").utf8)),
                     stdout: .descriptor(directory), stderr: .file(stderr))
-                let status = Posix.wait(pid)
+                let status = Spawner.wait(pid)
                 let said = String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self)
                 #expect(status == .exited(0), "\(said)")
                 #expect(said.hasPrefix("pipe:"), "the step's stdout: \(said)")
@@ -633,13 +636,13 @@ extension GuestSuites {
                 let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.standardOutput.utf8))
                 // The service's own process (the image's unit), read from the host.
                 var server: Int32?
-                let end = Posix.now() + 30
-                while server == nil, Posix.now() < end {
-                    server = Posix.allPIDs().first {
-                        let args = Posix.commandLine(of: $0)
+                let end = MonotonicClock.now() + 30
+                while server == nil, MonotonicClock.now() < end {
+                    server = ProcessTable.allPIDs().first {
+                        let args = ProcessTable.commandLine(of: $0)
                         return args.contains("http.server") && args.contains("\(h.servicePort)")
                     }
-                    if server == nil { Posix.sleep(0.1) }
+                    if server == nil { MonotonicClock.sleep(0.1) }
                 }
                 let pid = try #require(server, "the service did not start")
                 var environment: [String: String] = [:]
@@ -659,11 +662,11 @@ extension GuestSuites {
                 // write to /dev/console (a step's private /dev has none): it reaches no host stream
                 // (with `--console=read-only` it would land in the guest's log on the host).
                 let nspawn = try #require(
-                    Posix.allPIDs().first {
-                        let args = Posix.commandLine(of: $0)
-                        return Posix.comm(of: $0) == "systemd-nspawn" && args.contains("--machine=" + info.name)
+                    ProcessTable.allPIDs().first {
+                        let args = ProcessTable.commandLine(of: $0)
+                        return ProcessTable.comm(of: $0) == "systemd-nspawn" && args.contains("--machine=" + info.name)
                     })
-                #expect(Posix.commandLine(of: nspawn).contains("--console=passive"))
+                #expect(ProcessTable.commandLine(of: nspawn).contains("--console=passive"))
                 let marker = "WHATHELD-CONSOLE-CANARY"
                 let wrote = await h.runAgent(
                     [
@@ -671,7 +674,7 @@ extension GuestSuites {
                         "systemd-run --wait --quiet -p StandardOutput=file:/dev/console /bin/echo \(marker) && echo written",
                     ], asHelper: true)
                 #expect(wrote.status == .exited(0) && wrote.text == "written\n", "\(wrote.text)\(wrote.stderr)")
-                Posix.sleep(0.5)
+                MonotonicClock.sleep(0.5)
                 let log = String(decoding: (try? FilePaths.read(h.layout.guestLog(info.name))) ?? [], as: UTF8.self)
                 #expect(!log.contains(marker), "the guest's console reached the host: \(log)")
                 #expect(!wrote.text.contains(marker) && !wrote.stderr.contains(marker))

@@ -3,6 +3,7 @@ import RunnerCore
 import RunnerTestSupport
 
 @testable import RunnerBuildKit
+@testable import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,6 @@
 import Foundation
 import RunnerCore
+import RunnerSystem
 import RunnerTestSupport
 
 #if canImport(Glibc)

@@ -1,0 +1,83 @@
+import ArgumentParser
+import FoundationEssentials
+import Logging
+import RunnerCore
+import RunnerGuests
+import RunnerSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Guests through the privileged helper: `sudo -n ci-nspawn-run …` (requests and environments
+/// travel on stdin, never on command lines).
+struct HelperGuests: GuestOperations {
+    var helper: String
+    /// Where the guests' step relays listen.
+    var layout: HostLayout
+    var runner: any CommandRunner = SubprocessCommandRunner()
+
+    func sudo(_ arguments: [String]) -> Command {
+        Command("sudo", ["-n", "--", helper] + arguments)
+    }
+
+    /// `sudo -n ci-nspawn-run settings`: the hook's config.env keys, read by the helper.
+    func settings() async throws(RunnerError) -> HookSettings {
+        let command = sudo(["settings"])
+        let output = try await runner.output(command, fix: "check the sudoers rule for \(helper)")
+        do {
+            return try JSONDecoder().decode(HookSettings.self, from: Data(output.utf8))
+        } catch {
+            throw RunnerError(.internal, input: command.description, problem: "answered something that is not JSON")
+        }
+    }
+
+    func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        let command = sudo(["start", "--request-stdin"])
+        let input: Data
+        do { input = try JSONEncoder().encode(request) } catch {
+            throw RunnerError(.internal, input: "start", problem: "could not encode the request", underlying: error)
+        }
+        let output = try await runner.output(command, input: Array(input), fix: "check the sudoers rule for \(helper)")
+        do {
+            return try JSONDecoder().decode(GuestInfo.self, from: Data(output.utf8))
+        } catch {
+            throw RunnerError(.internal, input: command.description, problem: "answered something that is not JSON")
+        }
+    }
+
+    func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
+        async throws(RunnerError) -> ExitStatus
+    {
+        // The guest's step relay (started with it): no sudo, no second helper process.
+        if let status = try GuestRelay.exec(
+            layout: layout, name: name, command: command, environment: environment,
+            workingDirectory: workingDirectory)
+        {
+            return status
+        }
+        var arguments = ["exec", name, "--env-stdin"]
+        if let workingDirectory { arguments += ["--cwd", workingDirectory] }
+        let step = sudo(arguments + ["--"] + command)
+        let env: Data
+        do { env = try JSONEncoder().encode(environment) } catch {
+            throw RunnerError(.internal, input: name, problem: "could not encode the environment", underlying: error)
+        }
+        // sudo relays SIGINT/SIGTERM to the helper, which stops the step's unit.
+        return try GuestManager.runForwardingSignals(step, stdin: .bytes(Array(env))) { child, signal in
+            kill(child, signal)
+        }
+    }
+
+    func stop(_ name: String) async throws(RunnerError) {
+        try await runner.run(sudo(["stop", name])).checked(sudo(["stop", name]))
+    }
+
+    func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
+        try await runner.run(sudo(["exec", name, "--timeout", "\(timeout)", "--"] + command))
+    }
+
+    func sweep(owner: Int32?) async {
+        _ = try? await runner.run(sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? [])))
+    }
+}

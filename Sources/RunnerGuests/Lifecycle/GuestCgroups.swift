@@ -1,0 +1,175 @@
+import RunnerCore
+import RunnerSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Per-guest cgroups for the direct backend (no systemd as PID 1, so nobody delegates a cgroup).
+///
+/// A booted guest in a user namespace needs a cgroup subtree it may write: its systemd creates
+/// `init.scope` and friends as the guest's root, which is an unprivileged host UID. nspawn
+/// delegates (chowns to the guest's range) the `payload/` subtree it makes *under its own
+/// cgroup*; in the root cgroup that fails ("Failed to create /init.scope control group:
+/// Permission denied"). So before nspawn starts, the starting process creates
+/// `runner-guests/<guest>` in the `name=systemd` v1 hierarchy and in the cgroup2 hierarchy,
+/// moves itself there, spawns nspawn (which inherits them) and moves itself back. Teardown and
+/// gc remove the directories, children first (nspawn makes `payload/` and `supervisor/`).
+///
+/// ``root`` is the real `/sys/fs/cgroup` even in tests with a ``HostLayout`` root: a guest can
+/// only boot in real cgroups. Everything here is keyed by a generated guest name, and removal
+/// only ever `rmdir`s, which the kernel refuses for a cgroup that still has processes or
+/// children.
+public struct GuestCgroups: Sendable {
+    /// Where the cgroup hierarchies are mounted.
+    public var root: String
+    /// The directory under each hierarchy that holds one cgroup per guest.
+    public static let parentName = "runner-guests"
+
+    public init(root: String = "/sys/fs/cgroup") {
+        self.root = root
+    }
+
+    /// One hierarchy: its mount point and how `/proc/<pid>/cgroup` names it.
+    public struct Hierarchy: Sendable, Hashable {
+        /// The mount point (`/sys/fs/cgroup/systemd`, `/sys/fs/cgroup/unified` or `/sys/fs/cgroup`).
+        public var mount: String
+        /// The controller field of `/proc/<pid>/cgroup`: `name=systemd` for v1, empty for cgroup2.
+        public var controllers: String
+    }
+
+    /// The hierarchies guests need: `name=systemd` (v1, on legacy and hybrid hosts) and cgroup2
+    /// (`unified/` on hybrid hosts, the root on pure v2 hosts). Empty when neither is mounted.
+    public func hierarchies() -> [Hierarchy] {
+        var found: [Hierarchy] = []
+        if FilePaths.exists(root + "/systemd/cgroup.procs") {
+            found.append(Hierarchy(mount: root + "/systemd", controllers: "name=systemd"))
+        }
+        if FilePaths.exists(root + "/unified/cgroup.controllers") {
+            found.append(Hierarchy(mount: root + "/unified", controllers: ""))
+        } else if FilePaths.exists(root + "/cgroup.controllers") {
+            found.append(Hierarchy(mount: root, controllers: ""))
+        }
+        return found
+    }
+
+    /// `<hierarchy>/runner-guests/<name>` for every hierarchy.
+    public func directories(for name: String) -> [String] {
+        hierarchies().map { $0.mount + "/" + Self.parentName + "/" + name }
+    }
+
+    /// Creates the guest's cgroups and returns `command` made to start in them: the host's
+    /// `/bin/sh` writes its own PID to each `cgroup.procs`, then execs the command (same PID, so
+    /// the caller's PID and start time are the command's). The calling process never moves, so
+    /// nothing else it starts meanwhile (other threads, other tests) lands in the guest's cgroups.
+    /// A cgroup that cannot be entered ends the shell with 125 before the command runs.
+    public func entering(guest name: String, _ command: Command) throws(RunnerError) -> Command {
+        let procs = try create(guest: name).map { $0 + "/cgroup.procs" }
+        return Self.enter(procs: procs, command)
+    }
+
+    /// `/bin/sh -c 'SCRIPT' runner-cgroup N PROCS… COMMAND…`: writes the shell's PID to the N
+    /// `cgroup.procs` files, then execs COMMAND (environment kept).
+    static func enter(procs: [String], _ command: Command) -> Command {
+        let script =
+            "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo $$ > \"$1\" || exit 125; shift; n=$((n - 1)); done; "
+            + "exec \"$@\""
+        var wrapped = Command("/bin/sh", ["-c", script, "runner-cgroup", "\(procs.count)"] + procs + command.argv)
+        wrapped.environment = command.environment
+        wrapped.clearsEnvironment = command.clearsEnvironment
+        return wrapped
+    }
+
+    /// Creates `runner-guests/<name>` in every hierarchy; returns the directories.
+    func create(guest name: String) throws(RunnerError) -> [String] {
+        try GuestPolicy.checkGuestName(name)
+        let hierarchies = hierarchies()
+        guard !hierarchies.isEmpty else {
+            throw RunnerError(
+                .unsupported, input: root, problem: "no name=systemd or cgroup2 hierarchy is mounted",
+                fix: "mount cgroup2 at /sys/fs/cgroup (or set RUNNER_GUEST_USERNS=off)")
+        }
+        var directories: [String] = []
+        for hierarchy in hierarchies {
+            let parent = hierarchy.mount + "/" + Self.parentName
+            let directory = parent + "/" + name
+            for path in [parent, directory] where mkdir(path, 0o755) != 0 && errno != EEXIST {
+                throw RunnerError.posix("could not create the guest's cgroup", path, fix: "run as root")
+            }
+            directories.append(directory)
+        }
+        return directories
+    }
+
+    /// Removes the guest's cgroups, deepest first. A cgroup that still has processes stays (the
+    /// kernel refuses); returns whether everything is gone. Waits up to `wait` seconds for the
+    /// guest's last processes to leave.
+    @discardableResult
+    public func remove(guest name: String, wait: Double = 2) -> Bool {
+        guard (try? GuestPolicy.checkGuestName(name)) != nil else { return false }
+        let end = MonotonicClock.now() + wait
+        while true {
+            var gone = true
+            for directory in directories(for: name) where !Self.removeTree(directory) { gone = false }
+            if gone || MonotonicClock.now() >= end { return gone }
+            MonotonicClock.sleep(0.02)
+        }
+    }
+
+    /// Guest cgroups under `runner-guests/` in any hierarchy.
+    public func guestNames() -> Set<String> {
+        var names = Set<String>()
+        for hierarchy in hierarchies() {
+            for entry in FilePaths.entries(of: hierarchy.mount + "/" + Self.parentName)
+            where (try? GuestPolicy.checkGuestName(entry)) != nil {
+                names.insert(entry)
+            }
+        }
+        return names
+    }
+
+    /// Whether any cgroup of the guest (or below it) holds a process.
+    public func isPopulated(guest name: String) -> Bool {
+        directories(for: name).contains { Self.hasProcesses($0) }
+    }
+
+    /// `rmdir` of `directory`'s sub-cgroups (depth first), then of `directory`. Only directories
+    /// are touched (a cgroup file system has no symlinks); absent is success.
+    static func removeTree(_ directory: String) -> Bool {
+        var st = stat()
+        guard lstat(directory, &st) == 0 else { return errno == ENOENT }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else { return false }
+        for entry in FilePaths.entries(of: directory) {
+            let child = directory + "/" + entry
+            var cst = stat()
+            if lstat(child, &cst) == 0, (cst.st_mode & S_IFMT) == S_IFDIR { _ = removeTree(child) }
+        }
+        return rmdir(directory) == 0 || errno == ENOENT
+    }
+
+    static func hasProcesses(_ directory: String) -> Bool {
+        if let bytes = try? FilePaths.read(directory + "/cgroup.procs"),
+            bytes.contains(where: { $0 != UInt8(ascii: "\n") })
+        {
+            return true
+        }
+        for entry in FilePaths.entries(of: directory) {
+            let child = directory + "/" + entry
+            var st = stat()
+            if lstat(child, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, hasProcesses(child) { return true }
+        }
+        return false
+    }
+
+    /// `/proc/<pid>/cgroup` as controllers field → path (`"name=systemd": "/"`, `"": "/"`).
+    static func currentCgroups(of pid: Int32) -> [String: String] {
+        guard let bytes = try? FilePaths.read("/proc/\(pid)/cgroup") else { return [:] }
+        var map: [String: String] = [:]
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            map[String(fields[1])] = String(fields[2])
+        }
+        return map
+    }
+}

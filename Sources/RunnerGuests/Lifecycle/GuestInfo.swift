@@ -1,0 +1,18 @@
+import CRunnerSystem
+import Dispatch
+import FoundationEssentials
+import Logging
+import RunnerCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What `start` answers (printed as JSON by `ci-nspawn-run start`).
+public struct GuestInfo: Codable, Sendable, Hashable {
+    public var name: String
+    public var image: String
+    public var leaderPID: Int32
+    public var isAlpine: Bool
+}

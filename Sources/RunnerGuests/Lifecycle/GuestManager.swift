@@ -1,0 +1,841 @@
+import CRunnerSystem
+import Dispatch
+import FoundationEssentials
+import Logging
+import RunnerCore
+import RunnerImages
+import RunnerSystem
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Boots, enters, stops and sweeps ephemeral nspawn guests. Every input is checked against
+/// ``GuestPolicy``: this is what runs as root.
+public struct GuestManager: Sendable {
+    public var policy: GuestPolicy
+    public var runner: any CommandRunner
+    public var logger: Logger
+    /// The config.env settings the policy came from (what `ci-nspawn-run settings` prints).
+    public var settings = HookSettings()
+
+    public init(policy: GuestPolicy, runner: any CommandRunner = SubprocessCommandRunner(), logger: Logger) {
+        self.policy = policy
+        self.runner = runner
+        self.logger = logger
+    }
+
+    package var layout: HostLayout { policy.layout }
+
+    // MARK: start
+
+    /// Boots a guest for this process's caller (see ``start(_:caller:)``).
+    public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
+        try await start(request, caller: .current)
+    }
+
+    /// Boots a guest and returns once its init reported READY=1. Its owner must be one the
+    /// caller may name (see ``GuestOwner``).
+    public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller) async throws(RunnerError) -> GuestInfo {
+        try GuestOwner.checkRequested(request.ownerPID)
+        // A tree whose owners must be shifted is shifted once, unless guests still boot from it.
+        let rootfs = try policy.imageRootfs(request.image) { tree in
+            list().contains { $0.rootfs == tree && !isStale($0) }
+        }
+        let checked = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
+        for alias in request.hostAliases {
+            guard !alias.isEmpty, alias.count <= 63,
+                alias.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") })
+            else {
+                throw RunnerError(
+                    .invalidInput, input: alias, problem: "is not a valid host name for a service",
+                    fix: "use lowercase letters, digits and -")
+            }
+        }
+        try Self.checkPorts(request.ports, image: request.image)
+        let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
+        let capabilities = try policy.checkCapabilities(request.capabilities, image: request.image)
+        let environment = ServiceEnvironment.dropIn(request.environment)
+        // /run/runner is searchable (the runner user reaches its relay sockets there); the
+        // guest records under it are root's.
+        try FilePaths.createDirectory(layout.runtimeDirectory, mode: 0o755)
+        try FilePaths.createDirectory(layout.guestStateDirectory, mode: 0o700)
+        let name = GuestPolicy.newGuestName()
+        var record = GuestRecord(
+            name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
+            starterPID: getpid(), starterStartTime: ProcessTable.startTime(of: getpid()), binds: checked.map(\.bind),
+            isAlpine: Self.isAlpine(rootfs: rootfs))
+        record.userNamespace = policy.userNamespace
+        record.ownerPID = owner.pid
+        record.ownerStartTime = owner.startTime
+        if !capabilities.isEmpty { record.addedCapabilities = capabilities }
+        try save(record)
+        do {
+            var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
+            options.binds = try stage(checked, record: &record)
+            options.userNamespace = policy.userNamespace
+            if !request.hostAliases.isEmpty {
+                let hosts =
+                    "127.0.0.1\tlocalhost \(name)\n::1\tlocalhost ip6-localhost\n"
+                    + "127.0.0.1\t\(request.hostAliases.joined(separator: " "))\n"
+                try AtomicFile.write(hosts, to: layout.guestHostsFile(name))
+                try handToGuestRoot(layout.guestHostsFile(name))
+                options.binds.append(
+                    GuestBind(source: layout.guestHostsFile(name), target: "/etc/hosts", readOnly: true))
+            }
+            if !request.environment.isEmpty {
+                // Read by the guest's manager at boot; root-only on the host, gone with the guest.
+                try AtomicFile.write(environment.text, to: layout.guestEnvironmentFile(name), mode: 0o600)
+                try handToGuestRoot(layout.guestEnvironmentFile(name))
+                options.binds.append(
+                    GuestBind(
+                        source: layout.guestEnvironmentFile(name), target: Self.environmentDropIn, readOnly: true))
+            }
+            switch policy.backend {
+            case .direct:
+                try bootDirect(options, record: &record)
+            case .machined:
+                try await bootMachined(options, record: &record)
+            }
+            try await publish(request.ports, record: record)
+            record.status = .running
+            try save(record)
+            logger.debug("guest started", metadata: ["guest": "\(name)", "leader": "\(record.leaderPID ?? 0)"])
+            return GuestInfo(
+                name: name, image: request.image, leaderPID: record.leaderPID ?? 0, isAlpine: record.isAlpine)
+        } catch {
+            await teardown(record)
+            throw error
+        }
+    }
+
+    /// Gives a file the helper generated for a guest (its `/etc/hosts`, a service's environment
+    /// drop-in) to the guest's root, so the guest's systemd (host UID `base`) can read it; it is
+    /// bound read-only without an idmap. The files live in the root-only (0700) guest state
+    /// directory, so no host user but root reaches them.
+    private func handToGuestRoot(_ path: String) throws(RunnerError) {
+        guard let userNamespace = policy.userNamespace else { return }
+        guard chown(path, userNamespace.base, userNamespace.base) == 0 else {
+            throw RunnerError.posix("could not hand the file to the guest's root", path, fix: nil)
+        }
+    }
+
+    /// Mounts every checked bind source on its staging entry (``BindStaging``) and returns the
+    /// binds nspawn gets: the staging paths, never the caller's (with the mapping the policy
+    /// chose: nspawn's `rootidmap` maps the staging mount's top directory, the source itself).
+    private func stage(_ checked: [CheckedBind], record: inout GuestRecord) throws(RunnerError) -> [GuestBind] {
+        var binds: [GuestBind] = []
+        var staged: [StagedBind] = []
+        for (index, bind) in checked.enumerated() {
+            guard bind.descriptor != nil else {
+                binds.append(bind.bind)
+                continue
+            }
+            staged.append(try BindStaging.stage(bind, index: index, guest: record.name, layout: layout))
+            binds.append(
+                GuestBind(
+                    source: layout.guestBindStaging(record.name, index: index), target: bind.bind.target,
+                    readOnly: bind.bind.readOnly, ownerMapping: bind.bind.ownerMapping))
+        }
+        // (A start that fails midway leaves entries `BindStaging.remove` finds without the record.)
+        record.stagedBinds = staged
+        try save(record)
+        return binds
+    }
+
+    /// Where a service's environment drop-in is bound in its guest.
+    static let environmentDropIn = "/etc/systemd/system.conf.d/90-runner-service-env.conf"
+
+    /// Refuses duplicate host ports, UDP mappings that need a proxy, and ports something on the
+    /// host already holds (the service's own port, and the host side of a proxied one).
+    static func checkPorts(_ ports: [PortMapping], image: String) throws(RunnerError) {
+        for port in ports {
+            guard port.hostPort > 0, port.containerPort > 0, port.hostAddress.map(IPAddress.isLiteral) ?? true else {
+                throw RunnerError(
+                    .invalidInput, input: "\(image) port \(port.listenAddress):\(port.containerPort)",
+                    problem: "is not a port mapping (ports 1-65535, an IP literal as the address)")
+            }
+        }
+        // Every bound port must be free now: so a proxy's target (the service's own port) is
+        // never something that already listens on the host.
+        try PortMapping.checkClaims([(image, ports)]) { address, port in
+            TCPSocket.portIsFree(address: address, port: port)
+        }
+    }
+
+    /// Starts a socket-activated proxy in the guest for every mapped port whose host side is not
+    /// the service's own port.
+    private func publish(_ ports: [PortMapping], record: GuestRecord) async throws(RunnerError) {
+        let proxied = ports.filter { $0.needsProxy && !$0.udp }
+        guard !proxied.isEmpty else { return }
+        let candidates = ["/usr/lib/systemd/systemd-socket-proxyd", "/lib/systemd/systemd-socket-proxyd"]
+        guard let proxy = candidates.first(where: { FilePaths.exists(record.rootfs + $0) }) else {
+            throw RunnerError(
+                .unsupported, input: record.image,
+                problem: "image has no systemd-socket-proxyd, which mapping a port to another host port needs",
+                fix: "map the service's own port (ports: [\"\(proxied[0].containerPort)\"]), or add systemd's "
+                    + "socket proxy to the image")
+        }
+        let bus = try GuestBus.connect(leader: record.leaderPID ?? 0, guest: record.name)
+        for port in proxied {
+            let unit = SocketProxyUnit(
+                name: "runner-port-\(port.hostPort)", listen: port.listenAddress,
+                target: "127.0.0.1:\(port.containerPort)", proxy: proxy)
+            do {
+                try unit.start(bus: bus)
+            } catch {
+                throw RunnerError(
+                    .commandFailed, input: "\(record.image) port \(port.listenAddress)",
+                    problem: "could not listen on the host port: " + error.problem,
+                    fix: "map the service to a free host port")
+            }
+        }
+    }
+
+    private func bootDirect(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) throws(RunnerError) {
+        let name = record.name
+        let socket = try NotifySocket(path: layout.guestNotifySocket(name))
+        var command = SystemdNspawn.boot(options)
+        command.environment["NOTIFY_SOCKET"] = socket.path
+        let log = layout.guestLog(name)
+        // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
+        if options.userNamespace != nil { command = try policy.cgroups.entering(guest: name, command) }
+        let pid = try Spawner.spawn(command, stdin: .devNull, stdout: .file(log), stderr: .file(log), newSession: true)
+        record.nspawnPID = pid
+        record.nspawnStartTime = ProcessTable.startTime(of: pid)
+        try save(record)
+        let deadline = MonotonicClock.now() + policy.bootTimeout
+        while true {
+            let remaining = deadline - MonotonicClock.now()
+            if remaining <= 0 {
+                throw RunnerError(
+                    .timeout, input: record.image,
+                    problem: "guest \(name) did not report READY=1 within \(Int(policy.bootTimeout)) s" + logTail(name),
+                    fix: "check that the image boots systemd (it needs systemd and dbus)")
+            }
+            if let lines = socket.receive(timeout: min(remaining, 0.2)) {
+                for line in lines {
+                    if line.hasPrefix("X_NSPAWN_LEADER_PID="), let leader = Int32(line.dropFirst(20)) {
+                        record.leaderPID = leader
+                    }
+                }
+                if lines.contains("READY=1"), record.leaderPID != nil { return }
+            } else if let status = Spawner.poll(pid) {
+                throw RunnerError(
+                    .commandFailed, input: command.description,
+                    problem: "systemd-nspawn ended (\(status)) before the guest was ready" + logTail(name),
+                    fix: "check the image and the mounts")
+            }
+        }
+    }
+
+    private func bootMachined(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) async throws(RunnerError)
+    {
+        var nspawn = options
+        nspawn.register = true
+        let seconds = Int(policy.bootTimeout)
+        let command = Timeout.bounded(
+            seconds: seconds + 10,
+            SystemdRun.guestService(unit: record.name, nspawn: SystemdNspawn.boot(nspawn), startTimeout: seconds))
+        try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
+        let show = Timeout.bounded(seconds: 10, Machinectl.leader(machine: record.name))
+        let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
+        guard let leader else {
+            throw RunnerError(.internal, input: show.description, problem: "machined reported no leader PID")
+        }
+        record.leaderPID = leader
+    }
+
+    private func logTail(_ name: String) -> String {
+        guard let bytes = try? FilePaths.read(layout.guestLog(name)) else { return "" }
+        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(10)
+        return lines.isEmpty ? "" : ":\n" + lines.joined(separator: "\n")
+    }
+
+    static func isAlpine(rootfs: String) -> Bool {
+        for file in ["/etc/os-release", "/usr/lib/os-release"] {
+            guard let bytes = try? FilePaths.read(rootfs + file) else { continue }
+            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains {
+                $0 == "ID=alpine" || $0 == "ID=\"alpine\""
+            }
+        }
+        return false
+    }
+
+    // MARK: records
+
+    func save(_ record: GuestRecord) throws(RunnerError) {
+        let data: Data
+        do {
+            data = try JSONEncoder().encode(record)
+        } catch {
+            throw RunnerError(
+                .internal, input: record.name, problem: "could not encode the guest record", underlying: error)
+        }
+        try AtomicFile.write(data, to: layout.guestRecord(record.name), mode: 0o600)
+    }
+
+    /// The record of `name`, or nil when there is none.
+    public func record(_ name: String) throws(RunnerError) -> GuestRecord? {
+        try GuestPolicy.checkGuestName(name)
+        let path = layout.guestRecord(name)
+        guard FilePaths.exists(path) else { return nil }
+        do {
+            return try JSONDecoder().decode(GuestRecord.self, from: Data(try FilePaths.read(path)))
+        } catch {
+            throw RunnerError(
+                .invalidInput, input: path, problem: "guest record is unreadable", fix: "run `ci-nspawn-run gc`",
+                underlying: error)
+        }
+    }
+
+    /// The record of a guest that is running, or a clear error.
+    public func running(_ name: String) throws(RunnerError) -> GuestRecord {
+        guard let record = try record(name) else {
+            throw RunnerError(
+                .notFound, input: name, problem: "no such guest (it was stopped, or never started on this host)",
+                fix: "the job's guest is gone; re-run the job")
+        }
+        guard record.status == .running, let leader = record.leaderPID, ProcessTable.isAlive(leader, startTime: nil),
+            record.backend == .machined
+                || ProcessTable.isAlive(record.nspawnPID ?? 0, startTime: record.nspawnStartTime)
+        else {
+            throw RunnerError(
+                .notFound, input: name, problem: "the guest is not running any more",
+                fix: "the job's guest is gone; re-run the job (and run `ci-nspawn-run gc`)")
+        }
+        return record
+    }
+
+    /// Every record under `/run/runner/guests`.
+    public func list() -> [GuestRecord] {
+        guard let dir = opendir(layout.guestStateDirectory) else { return [] }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let file = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if file.hasSuffix(".json") { names.append(String(file.dropLast(5))) }
+        }
+        closedir(dir)
+        return names.sorted().compactMap { try? record($0) }
+    }
+
+    // MARK: exec
+
+    /// Runs `command` in the guest as a transient unit over the guest's systemd (see
+    /// ``GuestBus``), output passed through, and returns its status. SIGINT/SIGTERM stop the
+    /// unit (a second one kills it). Afterwards, what the step left under the work directory is
+    /// handed to the work directory's owner. Nothing from the guest's file system runs here.
+    public func exec(
+        _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
+        timeout: Double?
+    ) async throws(RunnerError) -> ExitStatus {
+        let step = try prepareStep(
+            name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
+        // Our stdout/stderr are the caller's (through sudo: any descriptor it chose).
+        let stdout = try StepOutput.prepare(1)
+        let stderr = try StepOutput.prepare(2)
+        defer {
+            stdout.finish()
+            stderr.finish()
+        }
+        // Signals become bytes on a pipe the unit's runner watches (the first: the signal, to
+        // stop the unit; a second one: kill).
+        var stops: [Int32] = [-1, -1]
+        guard runner_pipe_cloexec(&stops) == 0 else {
+            throw RunnerError.posix("could not create a pipe", name, fix: nil)
+        }
+        defer { stops.forEach { close($0) } }
+        let sources = StopSignals.forward(to: stops[1])
+        defer { sources.forEach { $0.cancel() } }
+        let status = try runStep(step, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: stops[0])
+        finishStep(step.record)
+        return status
+    }
+
+    /// Runs a prepared step on a fresh connection to its guest's systemd.
+    func runStep(_ step: PreparedStep, stdout: Int32, stderr: Int32, stopRequests: Int32?) throws(RunnerError)
+        -> ExitStatus
+    {
+        var bus: SystemdBus?
+        return try Self.runStep(step, bus: &bus, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
+    }
+
+    /// Runs a prepared step over `bus` (connected when nil; kept for the next step). A connection
+    /// that broke before systemd took the step is made anew once; then the step fails clearly.
+    static func runStep(
+        _ step: PreparedStep, bus: inout SystemdBus?, stdout: Int32, stderr: Int32, stopRequests: Int32?
+    ) throws(RunnerError) -> ExitStatus {
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        var attempt = 0
+        while true {
+            attempt += 1
+            let connection: SystemdBus
+            if let bus {
+                connection = bus
+            } else {
+                connection = try GuestBus.connect(leader: step.record.leaderPID ?? 0, guest: step.record.name)
+                bus = connection
+            }
+            do {
+                return try step.unit.run(
+                    bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
+            } catch {
+                bus = nil  // made anew for the next step
+                guard error.code == StepUnit.notStarted else { throw error }
+                guard attempt < 2 else {
+                    throw RunnerError(
+                        .commandFailed, input: step.record.name,
+                        problem: "the guest's systemd did not take the step: \(error.problem)",
+                        fix: "check the guest (`ci-nspawn-run list`); re-run the job")
+                }
+            }
+        }
+    }
+
+    /// A step ready to run: the guest's record and the transient unit.
+    struct PreparedStep {
+        var record: GuestRecord
+        var unit: StepUnit
+    }
+
+    /// Checks that the guest runs and builds the step's unit (``exec`` and the step relay).
+    func prepareStep(
+        _ name: String, command: [String], environment: [String: String], workingDirectory: String?,
+        timeout: Double? = nil
+    ) throws(RunnerError) -> PreparedStep {
+        let record = try running(name)
+        let unit = try stepUnit(
+            record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
+        return PreparedStep(record: record, unit: unit)
+    }
+
+    /// After a step: hands what it left in the workspace back to the work owner.
+    func finishStep(_ record: GuestRecord) {
+        // In a user namespace, guest root writes binds as their owners (rootidmap): no walk.
+        guard record.userNamespace == nil else { return }
+        let started = MonotonicClock.now()
+        let counts = fixOwnership(record)
+        logger.debug(
+            "workspace ownership",
+            metadata: [
+                "visited": "\(counts.visited)", "changed": "\(counts.changed)", "complete": "\(counts.complete)",
+                "seconds": "\(MonotonicClock.now() - started)",
+            ])
+    }
+
+    /// The most output a health check keeps (of each stream); the rest is read and dropped.
+    static let probeOutputLimit = 64 << 10
+
+    /// Runs `command` in the guest as a transient unit that systemd stops after `timeout`
+    /// seconds, and returns its status and output (a service's health check), over the guest's
+    /// systemd like a step.
+    public func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
+        let step = try prepareStep(name, command: command, environment: [:], workingDirectory: nil, timeout: timeout)
+        var out: [Int32] = [-1, -1]
+        var err: [Int32] = [-1, -1]
+        guard runner_pipe_cloexec(&out) == 0 else { throw RunnerError.posix("could not create a pipe", name, fix: nil) }
+        guard runner_pipe_cloexec(&err) == 0 else {
+            out.forEach { close($0) }
+            throw RunnerError.posix("could not create a pipe", name, fix: nil)
+        }
+        let readers = (out[0], err[0])
+        let collected = Mutex<([UInt8], [UInt8])>(([], []))
+        let ended = Mutex(false)
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            let result = Self.drain(readers.0, readers.1, limit: Self.probeOutputLimit) { ended.withLock { $0 } }
+            collected.withLock { $0 = result }
+            done.signal()
+        }
+        var outcome: Result<ExitStatus, RunnerError>
+        do {
+            outcome = .success(try runStep(step, stdout: out[1], stderr: err[1], stopRequests: nil))
+        } catch {
+            outcome = .failure(error)
+        }
+        // The unit is stopped: its processes, and with them systemd's copies of the pipes' write
+        // ends, are gone; ours go now, so the reader sees the end.
+        close(out[1])
+        close(err[1])
+        ended.withLock { $0 = true }
+        if done.wait(timeout: .now() + 5) == .success {
+            close(out[0])
+            close(err[0])
+        }  // else the reader still holds them: left to the process's exit rather than closed under it
+        let status = try outcome.get()
+        let (stdout, stderr) = collected.withLock { $0 }
+        return CommandResult(
+            status: status, standardOutput: String(decoding: stdout, as: UTF8.self),
+            standardError: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Reads two pipes to their ends (each kept up to `limit` bytes, the rest read and dropped);
+    /// once `ended` says their writers are gone, a quiet tenth of a second ends it too.
+    static func drain(_ first: Int32, _ second: Int32, limit: Int, ended: () -> Bool) -> ([UInt8], [UInt8]) {
+        var kept: [[UInt8]] = [[], []]
+        var open = [first, second]
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while open.contains(where: { $0 >= 0 }) {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), 100)
+            if ready < 0, errno == EINTR { continue }
+            if ready < 0 { break }
+            if ready == 0 {
+                if ended() { break }
+                continue
+            }
+            for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
+                if n < 0, errno == EINTR || errno == EAGAIN { continue }
+                if n <= 0 {
+                    open[index] = -1
+                    continue
+                }
+                kept[index] += buffer[0..<min(n, max(0, limit - kept[index].count))]
+            }
+        }
+        return (kept[0], kept[1])
+    }
+
+    /// The transient unit that runs a step: ExecStart wants an absolute program, so a bare name
+    /// (and variables systemd cannot carry) go through the guest's `env(1)`, run by the guest's
+    /// systemd inside the unit. The unit keeps ``UnitSandbox``'s capabilities (plus what the
+    /// guest was allowed to add) and system-call filter.
+    func stepUnit(
+        _ record: GuestRecord, command: [String], environment: [String: String], workingDirectory: String?,
+        timeout: Double?
+    ) throws(RunnerError) -> StepUnit {
+        let name = record.name
+        guard let program = command.first, !program.isEmpty else {
+            throw RunnerError(.invalidInput, input: name, problem: "no command to run", fix: "pass a command after --")
+        }
+        if let cwd = workingDirectory, !cwd.hasPrefix("/") {
+            throw RunnerError(.invalidInput, input: cwd, problem: "working directory is not absolute")
+        }
+        if let timeout, !(timeout > 0 && timeout <= 86400) {
+            throw RunnerError(.invalidInput, input: "\(timeout)", problem: "is not a timeout in seconds (0-86400]")
+        }
+        let unit = "\(name)-step-\(UInt32.random(in: 0...UInt32.max))"
+        var names: [String] = []
+        var assignments: [String] = []
+        for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
+            if Self.isValidEnvironmentName(key) {
+                names.append(key)
+            } else if !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") {
+                // systemd carries only shell-style names; others (INPUT_FETCH-DEPTH) go to env(1).
+                assignments.append(key + "=" + value)
+            }
+        }
+        let unitArgv =
+            assignments.isEmpty && program.hasPrefix("/") ? command : ["/usr/bin/env", "--"] + assignments + command
+        var unitEnvironment = names.compactMap { name in environment[name].map { name + "=" + $0 } }
+        if environment["PATH"] == nil { unitEnvironment.append("PATH=" + GuestDefaults.path) }
+        return StepUnit(
+            unit: unit + ".service", argv: unitArgv, environment: unitEnvironment,
+            workingDirectory: workingDirectory, runtimeMax: timeout,
+            sandbox: UnitSandbox(adding: record.addedCapabilities ?? []))
+    }
+
+    /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.
+    static func isValidEnvironmentName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
+        }
+    }
+
+    /// Spawns `command` in its own process group with our stdout/stderr and waits. The first
+    /// SIGINT or SIGTERM to us calls `onSignal` (which ends the step); a second one kills the child.
+    package static func runForwardingSignals(
+        _ command: Command, stdin: Spawner.Stream = .devNull, stdout: Spawner.Stream = .inherit,
+        stderr: Spawner.Stream = .inherit, onSignal: @escaping @Sendable (_ child: pid_t, _ signal: Int32) -> Void
+    ) throws(RunnerError) -> ExitStatus {
+        let received = Mutex<Int32>(0)
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let queue = DispatchQueue(label: "runner.signals")
+        let pid = try Spawner.spawn(command, stdin: stdin, stdout: stdout, stderr: stderr, newProcessGroup: true)
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                let first = received.withLock { value in
+                    defer { value = sig }
+                    return value == 0
+                }
+                if first { onSignal(pid, sig) } else { kill(pid, SIGKILL) }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        let status = Spawner.wait(pid)
+        sources.forEach { $0.cancel() }
+        let sig = received.withLock { $0 }
+        if sig != 0, status.isSuccess { return .signaled(sig) }
+        return status
+    }
+
+    /// Hands whatever is under the work directory's writable binds back to the work owner.
+    ///
+    /// Each root is walked by descriptor (``WorkspaceOwnership``): the staging mount when it
+    /// still holds the checked source (exactly what the guest could write, wherever the caller
+    /// moved it since), else the source re-resolved from the work directory's trusted
+    /// descriptor without following links (a root swapped for a link is skipped and logged).
+    func fixOwnership(_ record: GuestRecord) -> WorkspaceOwnership.Counts {
+        var total = WorkspaceOwnership.Counts()
+        let work: PathDescriptor
+        do {
+            work = try TrustedPath.openAnchor(GuestPolicy.normalized(policy.workDirectory), layout: layout)
+        } catch {
+            logger.warning("workspace ownership: no work directory", metadata: ["error": "\(error)"])
+            total.complete = false
+            return total
+        }
+        guard let owner = policy.workOwner ?? work.status().map({ ($0.st_uid, $0.st_gid) }) else { return total }
+        var roots: [StagedBind] = []
+        for bind in (record.stagedBinds ?? []).sorted(by: { ($0.workRelative ?? "") < ($1.workRelative ?? "") })
+        where !bind.readOnly && bind.isDirectory {
+            guard let relative = bind.workRelative else { continue }
+            let covered = roots.contains { root in
+                let top = root.workRelative ?? ""
+                return top.isEmpty || relative == top || relative.hasPrefix(top + "/")
+            }
+            if !covered { roots.append(bind) }
+        }
+        for root in roots {
+            let directory: PathDescriptor
+            if let staged = try? TrustedPath.openAnchor(
+                layout.guestBindStaging(record.name, index: root.index), layout: layout),
+                let st = staged.status(), UInt64(st.st_dev) == root.device, UInt64(st.st_ino) == root.inode
+            {
+                directory = staged
+            } else {
+                do {
+                    directory = try TrustedPath.resolve(root.workRelative ?? "", beneath: work, directory: true)
+                } catch {
+                    logger.warning(
+                        "workspace ownership: root skipped", metadata: ["root": "\(root.source)", "error": "\(error)"])
+                    total.complete = false
+                    continue
+                }
+            }
+            let result = WorkspaceOwnership.fix(directory, uid: owner.0, gid: owner.1, logger: logger)
+            total.add(result)
+        }
+        return total
+    }
+
+    // MARK: stop and gc
+
+    /// Stops `name` and removes everything it left; a guest that is already gone is fine.
+    public func stop(_ name: String) async throws(RunnerError) {
+        try GuestPolicy.checkGuestName(name)
+        if let record = try? record(name) {
+            await teardown(record)
+        } else {
+            await teardown(name: name, backend: policy.backend)
+        }
+    }
+
+    /// Stops and removes guests whose job is gone (owner or nspawn process dead, or a start
+    /// that was interrupted); with `all`, every guest. Returns the names removed.
+    @discardableResult
+    public func gc(all: Bool = false, owner: Int32? = nil) async -> [String] {
+        var removed: [String] = []
+        let ownerStart = owner.flatMap { ProcessTable.startTime(of: $0) }
+        for record in list() where all || isStale(record) || (owner != nil && isOwned(record, by: owner, ownerStart)) {
+            await teardown(record)
+            removed.append(record.name)
+        }
+        removeAbandonedTemporaryFiles()
+        // Guests whose record is missing: nspawn processes of our naming on our image store.
+        let store = GuestPolicy.realPath(layout.imagesDirectory) ?? layout.imagesDirectory
+        for (pid, name) in Self.nspawnProcesses() where !FilePaths.exists(layout.guestRecord(name)) {
+            let args = ProcessTable.commandLine(of: pid)
+            guard args.contains(where: { $0.hasPrefix("--directory=" + store + "/") }) else { continue }
+            Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+            cleanFiles(name)
+            removed.append(name)
+        }
+        // Staging mounts of guests whose record is gone (a helper that died mid-start).
+        for name in BindStaging.orphans(layout: layout) {
+            cleanFiles(name)
+            if !removed.contains(name) { removed.append(name) }
+        }
+        sweepCgroups()
+        return removed
+    }
+
+    /// Removes per-guest cgroups (``GuestCgroups``) left by guests that are gone: no record, no
+    /// nspawn process and no process in them (cgroups are host-wide, not under our layout).
+    func sweepCgroups() {
+        let live = Set(Self.nspawnProcesses().map(\.1))
+        for name in policy.cgroups.guestNames()
+        where !live.contains(name) && !FilePaths.exists(layout.guestRecord(name))
+            && !policy.cgroups.isPopulated(guest: name)
+        {
+            policy.cgroups.remove(guest: name, wait: 0)
+        }
+    }
+
+    /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
+    func removeAbandonedTemporaryFiles() {
+        for file in FilePaths.entries(of: layout.guestStateDirectory) {
+            guard file.hasPrefix("."), let marker = file.firstRange(of: ".tmp-") else { continue }
+            let pid = file[marker.upperBound...].prefix { $0 != "-" }
+            if let pid = Int32(pid), !ProcessTable.isAlive(pid, startTime: nil) {
+                unlink(layout.guestStateDirectory + "/" + file)
+            }
+        }
+    }
+
+    /// Whether `record` belongs to the job of `owner` (same PID and start time).
+    func isOwned(_ record: GuestRecord, by owner: Int32?, _ ownerStart: UInt64?) -> Bool {
+        guard let owner, record.ownerPID == owner else { return false }
+        return ownerStart != nil && record.ownerStartTime == ownerStart
+    }
+
+    package func isStale(_ record: GuestRecord) -> Bool {
+        switch record.status {
+        case .starting:
+            return !ProcessTable.isAlive(record.starterPID, startTime: record.starterStartTime)
+        case .running:
+            // No guest without a live owner (records of older helpers may have none).
+            guard let owner = record.ownerPID, ProcessTable.isAlive(owner, startTime: record.ownerStartTime) else {
+                return true
+            }
+            if record.backend == .direct {
+                return !ProcessTable.isAlive(record.nspawnPID ?? 0, startTime: record.nspawnStartTime)
+            }
+            return !ProcessTable.isAlive(record.leaderPID ?? 0, startTime: nil)
+        }
+    }
+
+    func teardown(_ record: GuestRecord) async {
+        switch record.backend {
+        case .direct:
+            if let pid = record.nspawnPID {
+                Self.terminate(pid: pid, startTime: record.nspawnStartTime)
+            }
+            if let leader = record.leaderPID, let nspawn = record.nspawnPID,
+                !ProcessTable.isAlive(nspawn, startTime: record.nspawnStartTime),
+                ProcessTable.isAlive(leader, startTime: nil),
+                ProcessTable.commandLine(of: leader).first.map({
+                    FilePaths.basename($0) == "systemd" || $0.hasSuffix("/init")
+                }
+                )
+                    ?? false
+            {
+                kill(leader, SIGKILL)
+            }
+            if record.nspawnPID == nil {
+                // An interrupted start: its spawn may still be between fork and exec, so the
+                // nspawn process can appear a moment after the starter died. Watch briefly.
+                let end = MonotonicClock.now() + 2
+                repeat {
+                    for (pid, name) in Self.nspawnProcesses() where name == record.name {
+                        Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+                    }
+                    MonotonicClock.sleep(0.05)
+                } while MonotonicClock.now() < end
+            }
+            cleanFiles(record.name)
+        case .machined:
+            await teardown(name: record.name, backend: .machined)
+        }
+    }
+
+    func teardown(name: String, backend: GuestBackend) async {
+        switch backend {
+        case .machined:
+            // The guest's unit has KillMode=mixed (see SystemdRun.guestService): stopping it
+            // SIGTERMs nspawn, which halts the guest (≈0.25 s); after TimeoutStopSec systemd
+            // SIGKILLs the whole unit. Our bound sits above systemd's, then the unit is killed
+            // outright, so a wedged guest can never hang cleanup.
+            let unit = name + ".service"
+            let bound = SystemdRun.guestStopTimeoutSeconds + 10
+            let stop = Timeout.bounded(seconds: bound, Systemctl.stop(unit: unit, block: true))
+            // timeout(1) exits 124 (or 137 after --kill-after) when the bound ran out; any other
+            // status is systemctl's own answer (5: the unit is already gone).
+            let status = (try? await runner.run(stop))?.status
+            if status == nil || status == .exited(124) || status == .exited(137) {
+                logger.warning("guest unit did not stop in time; killing it", metadata: ["guest": "\(name)"])
+                _ = try? await runner.run(
+                    Timeout.bounded(seconds: 10, Systemctl.kill(unit: unit, signal: "SIGKILL")))
+            }
+        case .direct:
+            for (pid, guest) in Self.nspawnProcesses() where guest == name {
+                Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+            }
+        }
+        cleanFiles(name)
+    }
+
+    private func cleanFiles(_ name: String) {
+        if let record = try? record(name), let relay = record.relayPID {
+            GuestRelay.stop(pid: relay, startTime: record.relayStartTime)
+        }
+        let left = BindStaging.remove(guest: name, layout: layout)
+        if !left.isEmpty {
+            logger.warning("guest bind staging left behind", metadata: ["guest": "\(name)", "paths": "\(left)"])
+        }
+        for path in [
+            layout.guestNotifySocket(name), layout.guestHostsFile(name), layout.guestLog(name),
+            layout.guestEnvironmentFile(name), layout.guestRelaySocket(name), layout.guestRecord(name),
+        ] {
+            unlink(path)
+        }
+        // The guest's own cgroups (direct backend, user namespace); the kernel keeps any that
+        // still hold a process.
+        policy.cgroups.remove(guest: name)
+        // nspawn leaves its propagation directory when /run is not a tmpfs: remove it when empty.
+        let propagate = layout.nspawnPropagateDirectory(name)
+        rmdir(propagate + "/incoming")
+        rmdir(propagate)
+    }
+
+    /// SIGTERM (an orderly guest shutdown), then SIGKILL after a grace period.
+    static func terminate(pid: Int32, startTime: UInt64?) {
+        guard ProcessTable.isAlive(pid, startTime: startTime) else {
+            _ = Spawner.poll(pid)
+            return
+        }
+        kill(pid, SIGTERM)
+        for (deadline, signal) in [(3.0, SIGKILL), (3.0, Int32(0))] {
+            let end = MonotonicClock.now() + deadline
+            while MonotonicClock.now() < end {
+                _ = Spawner.poll(pid)
+                if !ProcessTable.isAlive(pid, startTime: startTime) { return }
+                MonotonicClock.sleep(0.005)
+            }
+            if signal != 0 {
+                // The guest did not shut down in time. Kill its init first: that ends its whole
+                // PID namespace; a SIGKILLed nspawn alone would leave the guest's init running.
+                for child in ProcessTable.children(of: pid) { kill(child, SIGKILL) }
+                kill(pid, signal)
+            }
+        }
+    }
+
+    /// `systemd-nspawn` processes started with `--machine=rg-…` in our own PID namespace (a
+    /// nested appliance's guests, visible in /proc but in a guest's namespace, are not ours),
+    /// and their guest names.
+    static func nspawnProcesses() -> [(Int32, String)] {
+        var found: [(Int32, String)] = []
+        let ownNamespace = SymbolicLink.target("/proc/self/ns/pid")
+        for pid in ProcessTable.allPIDs() where ProcessTable.comm(of: pid) == "systemd-nspawn" {
+            guard ownNamespace != nil, SymbolicLink.target("/proc/\(pid)/ns/pid") == ownNamespace else { continue }
+            let args = ProcessTable.commandLine(of: pid)
+            guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
+            if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {
+                let name = String(machine.dropFirst(10))
+                if (try? GuestPolicy.checkGuestName(name)) != nil { found.append((pid, name)) }
+            }
+        }
+        return found
+    }
+}

@@ -1,0 +1,54 @@
+import CRunnerSystem
+import Dispatch
+import FoundationEssentials
+import Logging
+import RunnerCore
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What `start` asks for.
+public struct GuestStartRequest: Codable, Sendable, Hashable {
+    public var image: String
+    public var binds: [GuestBind]
+    /// Names that resolve to 127.0.0.1 in the guest (services share the host network).
+    public var hostAliases: [String]
+    public var ownerPID: Int32?
+    /// Variables for every unit of the guest (a service's `env:`, may hold secrets): written to
+    /// a 0600 `system.conf.d` drop-in under `/run/runner/guests`, never to a command line.
+    public var environment: [String: String]
+    /// Ports the workflow maps: checked free on the host before the boot; those whose host side
+    /// differs from the service's own port get a socket-activated proxy in the guest.
+    public var ports: [PortMapping]
+    /// Capabilities the job adds with `--cap-add` (`CAP_X`); the helper takes only those the
+    /// admin allowed (`RUNNER_GUEST_CAP_ADD`).
+    public var capabilities: [String]
+
+    public init(
+        image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
+        environment: [String: String] = [:], ports: [PortMapping] = [], capabilities: [String] = []
+    ) {
+        self.image = image
+        self.binds = binds
+        self.hostAliases = hostAliases
+        self.ownerPID = ownerPID
+        self.environment = environment
+        self.ports = ports
+        self.capabilities = capabilities
+    }
+
+    enum CodingKeys: String, CodingKey { case image, binds, hostAliases, ownerPID, environment, ports, capabilities }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        image = try c.decode(String.self, forKey: .image)
+        binds = try c.decodeIfPresent([GuestBind].self, forKey: .binds) ?? []
+        hostAliases = try c.decodeIfPresent([String].self, forKey: .hostAliases) ?? []
+        ownerPID = try c.decodeIfPresent(Int32.self, forKey: .ownerPID)
+        environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
+        ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
+        capabilities = try c.decodeIfPresent([String].self, forKey: .capabilities) ?? []
+    }
+}

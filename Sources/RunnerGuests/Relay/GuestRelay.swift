@@ -1,0 +1,267 @@
+import Dispatch
+import FoundationEssentials
+import Logging
+import RunnerCore
+import RunnerSystem
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The step relay: a small root process per guest that runs the unprivileged hook's steps.
+///
+/// It runs every step as a transient unit of the guest's systemd over one connection to its
+/// private socket (see ``GuestBus``; no guest binary runs on the host, and a bus that cannot be
+/// reached fails the step clearly).
+///
+/// `ci-nspawn-run start`, called through sudo, starts it next to the guest with a socket at
+/// `/run/runner/relay/<guest>.sock` that only the calling user (`SUDO_UID`) may connect to. A
+/// step then costs the hook one connection instead of `sudo` plus a second helper process: the
+/// hook sends the command, its environment and working directory, and passes its own stdout and
+/// stderr (`SCM_RIGHTS`; see ``StepOutput``), so the step's output streams to the runner. The
+/// relay checks the request exactly as `ci-nspawn-run exec` does (same code), runs the step,
+/// hands the workspace back to the work owner, and answers with the exit status. A byte from
+/// the hook (the signal it received) stops the step; a closed connection stops it too. The
+/// relay exits when its guest is gone, and `stop`/`gc` end it with the guest.
+public struct GuestRelay: Sendable {
+    public var manager: GuestManager
+    public var name: String
+    /// The one user (besides root) allowed to connect.
+    public var allowedUID: uid_t
+
+    public init(manager: GuestManager, name: String, allowedUID: uid_t) {
+        self.manager = manager
+        self.name = name
+        self.allowedUID = allowedUID
+    }
+
+    /// What the hook asks for.
+    struct Request: Codable {
+        var command: [String]
+        var environment: [String: String]
+        var workingDirectory: String?
+    }
+
+    /// What the relay answers: the step's status, or why it did not run.
+    struct Reply: Codable {
+        var exited: Int32?
+        var signaled: Int32?
+        var error: ErrorText?
+
+        struct ErrorText: Codable {
+            var code: String
+            var input: String
+            var problem: String
+            var fix: String?
+        }
+    }
+
+    /// The byte the hook sends for a second signal: kill the step outright.
+    static let killByte: UInt8 = 0xff
+    /// Requests are small (an environment); anything larger is refused.
+    static let requestLimit = 4 << 20
+
+    // MARK: starting and stopping
+
+    /// Opens the socket (owned by `uid`) and starts the relay process for `name`; records it.
+    package func launch(uid: uid_t, gid: gid_t) throws(RunnerError) {
+        let layout = manager.layout
+        try FilePaths.createDirectory(layout.guestRelayDirectory, mode: 0o755)
+        // An older /run/runner made by a 0700 parent creation must let the user through.
+        chmod(layout.runtimeDirectory, 0o755)
+        chmod(layout.guestRelayDirectory, 0o755)
+        let listener = try UnixSocket.listen(path: layout.guestRelaySocket(name), owner: uid, group: gid)
+        defer { close(listener) }
+        let pid = try Spawner.spawn(
+            Self.command(
+                executable: Self.executable(), name: name, uid: uid, layoutRoot: layout.root,
+                workOwner: manager.policy.workOwner),
+            stdin: .descriptor(listener), stdout: .devNull, stderr: .file(layout.guestLog(name)),
+            newSession: true)
+        guard var record = try manager.record(name) else {
+            GuestRelay.stop(pid: pid, startTime: nil)
+            throw RunnerError(.notFound, input: name, problem: "the guest vanished while its relay started")
+        }
+        record.relayPID = pid
+        record.relayStartTime = ProcessTable.startTime(of: pid)
+        try manager.save(record)
+    }
+
+    /// `runner-agent relay NAME --uid UID` with a fresh environment: no `SUDO_*` (the relay
+    /// refuses a caller that came through sudo), the starter's layout root (`RUNNER_HOST_ROOT`:
+    /// only a test layout is not `/`; through sudo it always is) and work owner
+    /// (`RUNNER_WORK_OWNER`, through sudo the caller). The relay is not a `ci-nspawn-run`
+    /// subcommand, so the sudoers rule cannot reach it.
+    static func command(
+        executable: String, name: String, uid: uid_t, layoutRoot: String, workOwner: (uid: UInt32, gid: UInt32)?
+    ) -> Command {
+        var command = Command(executable, ["relay", name, "--uid", "\(uid)"])
+        command.clearsEnvironment = true
+        var environment: [String: String?] = ["PATH": GuestDefaults.path]
+        if layoutRoot != "/" { environment["RUNNER_HOST_ROOT"] = layoutRoot }
+        if let workOwner { environment["RUNNER_WORK_OWNER"] = "\(workOwner.uid):\(workOwner.gid)" }
+        command.environment = environment
+        return command
+    }
+
+    /// Closes what the relay inherited beyond its standard streams (descriptors its starter
+    /// left without close-on-exec): a long-lived root process keeps nothing it was not given.
+    /// Our own descriptors (libdispatch's, the runtime's) are all close-on-exec and stay.
+    package static func closeInheritedDescriptors() {
+        for entry in FilePaths.entries(of: "/proc/self/fd") {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0, flags & FD_CLOEXEC == 0 { close(fd) }
+        }
+    }
+
+    /// This executable (the relay is the same binary, `runner-agent relay`).
+    static func executable() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return CommandLine.arguments.first ?? "runner-agent" }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Ends a relay process (it holds no state: SIGTERM, then SIGKILL).
+    static func stop(pid: Int32, startTime: UInt64?) {
+        guard ProcessTable.isAlive(pid, startTime: startTime) else { return }
+        kill(pid, SIGTERM)
+        let end = MonotonicClock.now() + 2
+        while MonotonicClock.now() < end {
+            _ = Spawner.poll(pid)
+            if !ProcessTable.isAlive(pid, startTime: startTime) { return }
+            MonotonicClock.sleep(0.005)
+        }
+        kill(pid, SIGKILL)
+    }
+
+    // MARK: serving
+
+    /// Serves connections on `listener` until the guest is gone.
+    public func serve(listener: Int32) {
+        signal(SIGPIPE, SIG_IGN)
+        var pfd = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+        // One connection to the guest's systemd for all its steps, made at the first step.
+        var bus: SystemdBus?
+        while true {
+            let ready = poll(&pfd, 1, 1000)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if ready == 0 {
+                if (try? manager.running(name)) == nil { break }
+                continue
+            }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { continue }
+            _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+            handle(connection, bus: &bus)
+            close(connection)
+        }
+        unlink(manager.layout.guestRelaySocket(name))
+    }
+
+    func handle(_ connection: Int32, bus: inout SystemdBus?) {
+        let reply: Reply
+        do throws(RunnerError) {
+            let status = try runStep(connection, bus: &bus)
+            switch status {
+            case .exited(let code): reply = Reply(exited: code)
+            case .signaled(let signal): reply = Reply(signaled: signal)
+            }
+        } catch {
+            reply = Reply(
+                error: .init(code: error.code.rawValue, input: error.input, problem: error.problem, fix: error.fix))
+        }
+        if let data = try? JSONEncoder().encode(reply) {
+            _ = UnixSocket.writeAll(connection, Array(data))
+        }
+    }
+
+    func runStep(_ connection: Int32, bus: inout SystemdBus?) throws(RunnerError) -> ExitStatus {
+        guard let uid = UnixSocket.peerUID(connection), uid == 0 || uid == allowedUID else {
+            throw RunnerError(
+                .permission, input: manager.layout.guestRelaySocket(name),
+                problem: "only the user who started the guest may run steps in it")
+        }
+        guard let (message, descriptors) = UnixSocket.receive(connection, limit: Self.requestLimit, maxDescriptors: 2)
+        else {
+            throw RunnerError(.invalidInput, input: "step request", problem: "is truncated or too large")
+        }
+        defer { descriptors.forEach { close($0) } }
+        guard descriptors.count == 2 else {
+            throw RunnerError(.invalidInput, input: "step request", problem: "came without stdout and stderr")
+        }
+        let request: Request
+        do {
+            request = try JSONDecoder().decode(Request.self, from: Data(message))
+        } catch {
+            throw RunnerError(.invalidInput, input: "step request", problem: "is not a step request", underlying: error)
+        }
+        let step = try manager.prepareStep(
+            name, command: request.command, environment: request.environment,
+            workingDirectory: request.workingDirectory)
+        // The caller's descriptors reach the guest only when they are pipes or sockets.
+        let stdout = try StepOutput.prepare(descriptors[0])
+        let stderr = try StepOutput.prepare(descriptors[1])
+        defer {
+            stdout.finish()
+            stderr.finish()
+        }
+        // The hook's stop requests (the signal number), or its end (EOF), arrive on the
+        // connection while the step runs. The step runs over the guest's systemd only: when it
+        // cannot be reached, the step fails (nothing from the guest runs on the host).
+        let status = try GuestManager.runStep(
+            step, bus: &bus, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: connection)
+        manager.finishStep(step.record)
+        return status
+    }
+
+    // MARK: the hook's side
+
+    /// Runs a step through the relay of guest `name` with our stdout and stderr; nil when
+    /// the guest has no relay (the caller then goes through sudo).
+    package static func exec(
+        layout: HostLayout, name: String, command: [String], environment: [String: String],
+        workingDirectory: String?
+    ) throws(RunnerError) -> ExitStatus? {
+        try GuestPolicy.checkGuestName(name)
+        guard let connection = UnixSocket.connect(path: layout.guestRelaySocket(name)) else { return nil }
+        defer { close(connection) }
+        let request = Request(command: command, environment: environment, workingDirectory: workingDirectory)
+        let data: Data
+        do { data = try JSONEncoder().encode(request) } catch {
+            throw RunnerError(.internal, input: name, problem: "could not encode the step request", underlying: error)
+        }
+        guard UnixSocket.send(connection, message: Array(data), descriptors: [1, 2]) else {
+            throw RunnerError(
+                .commandFailed, input: layout.guestRelaySocket(name), problem: "the step relay did not take the step",
+                fix: "the job's guest is gone; re-run the job")
+        }
+        // The first SIGINT/SIGTERM asks the relay to stop the step; a second one kills it.
+        let sources = StopSignals.forward(to: connection)
+        defer { sources.forEach { $0.cancel() } }
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while answer.count < 65536 {
+            let n = buffer.withUnsafeMutableBytes { read(connection, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        // A lost status is never success (actions/runner-container-hooks#396).
+        guard let reply = try? JSONDecoder().decode(Reply.self, from: Data(answer)) else {
+            throw RunnerError(
+                .commandFailed, input: name, problem: "the step relay ended without the step's exit status",
+                fix: "check `ci-nspawn-run list`; the guest may have been stopped")
+        }
+        if let error = reply.error {
+            throw RunnerError(.init(error.code), input: error.input, problem: error.problem, fix: error.fix)
+        }
+        if let signal = reply.signaled { return .signaled(signal) }
+        return .exited(reply.exited ?? 1)
+    }
+}
