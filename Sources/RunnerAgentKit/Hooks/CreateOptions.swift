@@ -88,23 +88,9 @@ public struct CreateOptions: Sendable, Hashable {
             case "--cap-add":
                 let value = try required()
                 for text in value.split(separator: ",").map(String.init) {
-                    guard let name = LinuxCapability.canonicalName(text) else {
-                        throw RunnerError(
-                            .invalidInput, input: "\(owner) options: --cap-add \(text)",
-                            problem: text.uppercased() == "ALL"
-                                ? "is refused on this runner (it is --privileged in all but name)"
-                                : "is not a Linux capability name",
-                            fix:
-                                "add single capabilities the admin allows (RUNNER_GUEST_CAP_ADD), e.g. --cap-add NET_ADMIN"
-                        )
-                    }
-                    guard allowedCapabilities.contains(name) else {
-                        throw RunnerError(
-                            .permission, input: "\(owner) options: --cap-add \(text)",
-                            problem: "is not allowed on this runner",
-                            fix: "remove it from the job's options, or have the admin add \(name.dropFirst(4)) to "
-                                + "RUNNER_GUEST_CAP_ADD in config.env")
-                    }
+                    let name = try LinuxCapability.checkAdded(
+                        text, allowed: allowedCapabilities, input: "\(owner) options: --cap-add \(text)",
+                        configFile: "config.env")
                     if !options.capabilities.contains(name) { options.capabilities.append(name) }
                 }
             case "--security-opt", "--device", "--device-cgroup-rule":

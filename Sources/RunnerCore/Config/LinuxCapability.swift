@@ -20,4 +20,28 @@ public enum LinuxCapability {
         let name = upper.hasPrefix("CAP_") ? upper : "CAP_" + upper
         return numbers[name] == nil ? nil : name
     }
+
+    /// The canonical name of one capability a job's `--cap-add` asks for, when the admin allows
+    /// it (`RUNNER_GUEST_CAP_ADD`, given as `allowed`). `input` names the request in errors
+    /// (e.g. `service redis options: --cap-add X`). The hook checks a job's options with it and
+    /// the privileged helper checks the start request again: the hook is the runner user's.
+    public static func checkAdded(_ text: String, allowed: [String], input: String, configFile: String)
+        throws(RunnerError) -> String
+    {
+        guard let name = canonicalName(text) else {
+            throw RunnerError(
+                .invalidInput, input: input,
+                problem: text.uppercased() == "ALL"
+                    ? "is refused on this runner (it is --privileged in all but name)"
+                    : "is not a Linux capability name",
+                fix: "add single capabilities the admin allows (RUNNER_GUEST_CAP_ADD), e.g. --cap-add NET_ADMIN")
+        }
+        guard allowed.contains(name) else {
+            throw RunnerError(
+                .permission, input: input, problem: "is not allowed on this runner",
+                fix: "remove it from the job's options, or have the admin add \(name.dropFirst(4)) to "
+                    + "RUNNER_GUEST_CAP_ADD in \(configFile)")
+        }
+        return name
+    }
 }

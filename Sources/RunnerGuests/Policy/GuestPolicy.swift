@@ -206,18 +206,9 @@ public struct GuestPolicy: Sendable {
     func checkCapabilities(_ requested: [String], image: String) throws(RunnerError) -> [String] {
         var added: [String] = []
         for text in requested {
-            guard let name = LinuxCapability.canonicalName(text) else {
-                throw RunnerError(
-                    .invalidInput, input: "--cap-add \(text)", problem: "is not a Linux capability name",
-                    fix: "use a name such as NET_ADMIN")
-            }
-            guard allowedCapabilities.contains(name) else {
-                throw RunnerError(
-                    .permission, input: "--cap-add \(text) (\(image))",
-                    problem: "is not allowed on this runner",
-                    fix: "remove it from the job's options, or have the admin add \(name.dropFirst(4)) to "
-                        + "RUNNER_GUEST_CAP_ADD in \(layout.configFile)")
-            }
+            let name = try LinuxCapability.checkAdded(
+                text, allowed: allowedCapabilities, input: "--cap-add \(text) (\(image))",
+                configFile: layout.configFile)
             if !added.contains(name) { added.append(name) }
         }
         return added
