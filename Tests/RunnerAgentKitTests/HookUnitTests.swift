@@ -142,10 +142,10 @@ struct HookDecodingTests {
     }
 
     @Test func guestNames() throws {
-        let name = GuestPolicy.newGuestName()
-        try GuestPolicy.checkGuestName(name)
+        let name = GuestName.generate()
+        try GuestName.check(name)
         for bad in ["rg-", "rg-../../etc", "rg-ABCDEF012345", "x-0123456789ab", "rg-0123456789abc"] {
-            #expect(throws: RunnerError.self) { try GuestPolicy.checkGuestName(bad) }
+            #expect(throws: RunnerError.self) { try GuestName.check(bad) }
         }
     }
 

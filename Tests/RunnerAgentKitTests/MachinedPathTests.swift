@@ -55,7 +55,7 @@ final class HostGuest: Sendable {
         let hostTree = try await CachedTree.host.tree()
         let agent = try #require(HookHarness.agent)
         let agentDirectory = FilePaths.parent(of: agent)
-        let name = namePrefix + String(GuestPolicy.newGuestName().dropFirst(3))
+        let name = namePrefix + String(GuestName.generate().dropFirst(3))
         let socket = try RunnerSystem.NotifySocket(path: h.dir.appending("host.notify"))
         var boot = SystemdNspawn.BootOptions(directory: hostTree, machine: name)
         boot.binds = [

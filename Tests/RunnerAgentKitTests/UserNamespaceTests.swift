@@ -166,7 +166,7 @@ import Testing
     @Test(.requiresRoot, .enabled(if: !GuestCgroups().hierarchies().isEmpty, "needs cgroups"))
     func aChildIsSpawnedInTheGuestsOwnCgroup() throws {
         let cgroups = GuestCgroups()
-        let name = GuestPolicy.newGuestName()
+        let name = GuestName.generate()
         let before = GuestCgroups.currentCgroups(of: getpid())
         let child = try Spawner.spawn(
             try cgroups.entering(guest: name, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
@@ -198,8 +198,8 @@ import Testing
         let dir = try TemporaryDirectory("gc")
         defer { dir.remove() }
         let cgroups = GuestCgroups()
-        let gone = GuestPolicy.newGuestName()
-        let busy = GuestPolicy.newGuestName()
+        let gone = GuestName.generate()
+        let busy = GuestName.generate()
         _ = try cgroups.create(guest: gone)
         let child = try Spawner.spawn(
             try cgroups.entering(guest: busy, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)

@@ -422,7 +422,7 @@ public struct Doctor: Sendable {
         do throws(RunnerError) {
             if direct, shifted != nil {
                 // As the helper does: the booted guest needs a cgroup nspawn can delegate.
-                let name = GuestPolicy.newGuestName()
+                let name = GuestName.generate()
                 defer { cgroups.remove(guest: name) }
                 result = try await commandRunner.run(try cgroups.entering(guest: name, command))
             } else {

@@ -122,7 +122,7 @@ package struct StepUnit: Sendable, Hashable {
                 let n = read(fd, &byte, 1)
                 if n < 0, errno == EINTR || errno == EAGAIN { continue }
                 if n <= 0 { watching = nil }
-                if requested == 0 && (n <= 0 || byte != GuestRelay.killByte) {
+                if requested == 0 && (n <= 0 || byte != StopSignals.killByte) {
                     requested = n == 1 ? Int32(byte) : SIGTERM
                     try bus.send(
                         path: Self.manager, interface: Self.managerInterface, member: "StopUnit", signature: "ss",

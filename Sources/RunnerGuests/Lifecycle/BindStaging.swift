@@ -7,32 +7,6 @@ import RunnerSystem
     import Glibc
 #endif
 
-/// A bind source after ``GuestPolicy/check(_:)``: the bind as recorded (the caller's path,
-/// read-only forced for externals) and the descriptor of exactly what the path reached.
-package struct CheckedBind: Sendable {
-    var bind: GuestBind
-    /// Nil for an anonymous volume.
-    var descriptor: PathDescriptor?
-    /// The source's path relative to the work directory, when it was resolved from it.
-    var workRelative: String?
-}
-
-/// What the guest record keeps about a staged bind source.
-public struct StagedBind: Codable, Sendable, Hashable {
-    /// The bind's position in the start request (its staging entry's name).
-    public var index: Int
-    /// The caller's source path (for messages and the ownership walk's fallback).
-    public var source: String
-    public var readOnly: Bool
-    public var isDirectory: Bool
-    /// The source's path relative to the work directory, when it was resolved from it: the
-    /// ownership walk hands what steps leave there to the work owner.
-    public var workRelative: String?
-    /// The staged object's device and inode (the walk checks the staging mount is still it).
-    public var device: UInt64
-    public var inode: UInt64
-}
-
 /// Bind sources mounted from the checked descriptor onto root-owned staging entries.
 ///
 /// `GuestPolicy.check` opens each source from a trusted anchor without following links; the
@@ -149,7 +123,7 @@ package enum BindStaging {
         FilePaths.entries(of: layout.guestStateDirectory).compactMap { file in
             guard file.hasSuffix(".binds") else { return nil }
             let name = String(file.dropLast(6))
-            guard (try? GuestPolicy.checkGuestName(name)) != nil, !FilePaths.exists(layout.guestRecord(name)) else {
+            guard (try? GuestName.check(name)) != nil, !FilePaths.exists(layout.guestRecord(name)) else {
                 return nil
             }
             return name

@@ -61,7 +61,7 @@ public struct GuestManager: Sendable {
         // guest records under it are root's.
         try FilePaths.createDirectory(layout.runtimeDirectory, mode: 0o755)
         try FilePaths.createDirectory(layout.guestStateDirectory, mode: 0o700)
-        let name = GuestPolicy.newGuestName()
+        let name = GuestName.generate()
         var record = GuestRecord(
             name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
             starterPID: getpid(), starterStartTime: ProcessTable.startTime(of: getpid()), binds: checked.map(\.bind),
@@ -278,7 +278,7 @@ public struct GuestManager: Sendable {
 
     /// The record of `name`, or nil when there is none.
     public func record(_ name: String) throws(RunnerError) -> GuestRecord? {
-        try GuestPolicy.checkGuestName(name)
+        try GuestName.check(name)
         let path = layout.guestRecord(name)
         guard FilePaths.exists(path) else { return nil }
         do {
@@ -523,7 +523,7 @@ public struct GuestManager: Sendable {
         var names: [String] = []
         var assignments: [String] = []
         for (key, value) in environment.sorted(by: { $0.key < $1.key }) {
-            if Self.isValidEnvironmentName(key) {
+            if EnvironmentName.isValid(key) {
                 names.append(key)
             } else if !key.isEmpty, !key.contains("="), !key.contains("\0"), !value.contains("\0") {
                 // systemd carries only shell-style names; others (INPUT_FETCH-DEPTH) go to env(1).
@@ -538,14 +538,6 @@ public struct GuestManager: Sendable {
             unit: unit + ".service", argv: unitArgv, environment: unitEnvironment,
             workingDirectory: workingDirectory, runtimeMax: timeout,
             sandbox: UnitSandbox(adding: record.addedCapabilities ?? []))
-    }
-
-    /// The names systemd (252) accepts for unit environments: shell-style `[A-Za-z_][A-Za-z0-9_]*`.
-    static func isValidEnvironmentName(_ name: String) -> Bool {
-        guard let first = name.unicodeScalars.first, !("0"..."9").contains(first) else { return false }
-        return name.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_"
-        }
     }
 
     /// Spawns `command` in its own process group with our stdout/stderr and waits. The first
@@ -633,7 +625,7 @@ public struct GuestManager: Sendable {
 
     /// Stops `name` and removes everything it left; a guest that is already gone is fine.
     public func stop(_ name: String) async throws(RunnerError) {
-        try GuestPolicy.checkGuestName(name)
+        try GuestName.check(name)
         if let record = try? record(name) {
             await teardown(record)
         } else {
@@ -833,7 +825,7 @@ public struct GuestManager: Sendable {
             guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
             if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {
                 let name = String(machine.dropFirst(10))
-                if (try? GuestPolicy.checkGuestName(name)) != nil { found.append((pid, name)) }
+                if (try? GuestName.check(name)) != nil { found.append((pid, name)) }
             }
         }
         return found

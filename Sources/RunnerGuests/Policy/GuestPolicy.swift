@@ -46,25 +46,6 @@ public struct GuestPolicy: Sendable {
         self.backend = backend
     }
 
-    /// A generated guest name: `rg-` and 12 hex digits.
-    package static func newGuestName() -> String {
-        let hex = (0..<6).map { _ in UInt8.random(in: 0...255) }.map { byte in
-            let s = String(byte, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }
-        return "rg-" + hex.joined()
-    }
-
-    /// Refuses any name we did not generate.
-    static func checkGuestName(_ name: String) throws(RunnerError) {
-        let hex = name.dropFirst(3)
-        guard name.hasPrefix("rg-"), hex.count == 12, hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
-            throw RunnerError(
-                .invalidInput, input: name, problem: "is not a guest name this helper generated",
-                fix: "pass a name printed by `ci-nspawn-run start` (rg- and 12 hex digits); see `ci-nspawn-run list`")
-        }
-    }
-
     /// The rootfs of a local image (``ImageStore/resolve(_:)``), refusing names that are not
     /// plain store names and trees that resolve outside the store. Its owners are in
     /// ``userNamespace``'s range when this returns (``ImageOwnership/ensure``): `busy` says

@@ -57,8 +57,6 @@ public struct GuestRelay: Sendable {
         }
     }
 
-    /// The byte the hook sends for a second signal: kill the step outright.
-    static let killByte: UInt8 = 0xff
     /// Requests are small (an environment); anything larger is refused.
     static let requestLimit = 4 << 20
 
@@ -228,7 +226,7 @@ public struct GuestRelay: Sendable {
         layout: HostLayout, name: String, command: [String], environment: [String: String],
         workingDirectory: String?
     ) throws(RunnerError) -> ExitStatus? {
-        try GuestPolicy.checkGuestName(name)
+        try GuestName.check(name)
         guard let connection = UnixSocket.connect(path: layout.guestRelaySocket(name)) else { return nil }
         defer { close(connection) }
         let request = Request(command: command, environment: environment, workingDirectory: workingDirectory)

@@ -326,7 +326,7 @@ import Testing
             let policy = GuestPolicy(layout: layout, workOwner: (Self.owner, Self.owner))
             let checked = try policy.check(GuestBind(source: work + "/a/b", target: "/__x"))
             let st = try #require(checked.descriptor?.status())
-            let name = GuestPolicy.newGuestName()
+            let name = GuestName.generate()
             var record = GuestRecord(
                 name: name, image: "job", rootfs: "/", backend: .direct, status: .running, starterPID: getpid(),
                 binds: [checked.bind], isAlpine: false)
@@ -368,7 +368,7 @@ import Testing
             // Swapped after the check.
             #expect(rename(work + "/r/d", work + "/r/d.orig") == 0)
             #expect(symlink(canary, work + "/r/d") == 0)
-            let name = GuestPolicy.newGuestName()
+            let name = GuestName.generate()
             let staged = try BindStaging.stage(checked, index: 0, guest: name, layout: layout)
             let path = layout.guestBindStaging(name, index: 0)
             #expect(staged.isDirectory && staged.readOnly && staged.workRelative == "r/d")

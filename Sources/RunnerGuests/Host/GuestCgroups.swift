@@ -82,7 +82,7 @@ public struct GuestCgroups: Sendable {
 
     /// Creates `runner-guests/<name>` in every hierarchy; returns the directories.
     func create(guest name: String) throws(RunnerError) -> [String] {
-        try GuestPolicy.checkGuestName(name)
+        try GuestName.check(name)
         let hierarchies = hierarchies()
         guard !hierarchies.isEmpty else {
             throw RunnerError(
@@ -106,7 +106,7 @@ public struct GuestCgroups: Sendable {
     /// guest's last processes to leave.
     @discardableResult
     public func remove(guest name: String, wait: Double = 2) -> Bool {
-        guard (try? GuestPolicy.checkGuestName(name)) != nil else { return false }
+        guard (try? GuestName.check(name)) != nil else { return false }
         let end = MonotonicClock.now() + wait
         while true {
             var gone = true
@@ -121,7 +121,7 @@ public struct GuestCgroups: Sendable {
         var names = Set<String>()
         for hierarchy in hierarchies() {
             for entry in FilePaths.entries(of: hierarchy.mount + "/" + Self.parentName)
-            where (try? GuestPolicy.checkGuestName(entry)) != nil {
+            where (try? GuestName.check(entry)) != nil {
                 names.insert(entry)
             }
         }

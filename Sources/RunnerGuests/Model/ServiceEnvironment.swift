@@ -14,7 +14,7 @@ public enum ServiceEnvironment {
         var assignments: [String] = []
         var skipped: [String] = []
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) {
-            guard GuestManager.isValidEnvironmentName(name), !value.contains("\0") else {
+            guard EnvironmentName.isValid(name), !value.contains("\0") else {
                 skipped.append(name)
                 continue
             }
