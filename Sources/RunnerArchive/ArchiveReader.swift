@@ -114,6 +114,14 @@ public final class ArchiveReader {
     public static func readMember(_ member: String, from path: String, limit: Int = 64 << 20) throws(ArchiveError)
         -> [UInt8]
     {
+        let (reader, _) = try seekRegularFile(member, in: path)
+        return try reader.readContent(limit: limit)
+    }
+
+    /// A reader positioned at the regular-file member `member` (compared in normal form), and
+    /// that member's entry; an error when the member is missing or is not a regular file.
+    static func seekRegularFile(_ member: String, in path: String) throws(ArchiveError) -> (ArchiveReader, ArchiveEntry)
+    {
         let reader = try ArchiveReader(path: path)
         let wanted = (try? ArchivePath.normalized(member)) ?? member
         while let entry = try reader.next(withExtendedAttributes: false) {
@@ -122,7 +130,7 @@ public final class ArchiveReader {
                 throw .unsupportedSource(
                     path: "\(path): \(entry.path)", problem: "is a \(entry.kind.rawValue), not a file")
             }
-            return try reader.readContent(limit: limit)
+            return (reader, entry)
         }
         throw .memberNotFound(archive: path, member: member)
     }
@@ -135,40 +143,30 @@ public final class ArchiveReader {
         to destination: String,
         limit: Int64 = 8 << 30
     ) throws(ArchiveError) {
-        let reader = try ArchiveReader(path: path)
-        let wanted = (try? ArchivePath.normalized(member)) ?? member
-        while let entry = try reader.next(withExtendedAttributes: false) {
-            guard (try? ArchivePath.normalized(entry.path)) == wanted else { continue }
-            guard entry.kind == .regularFile else {
-                throw .unsupportedSource(
-                    path: "\(path): \(entry.path)", problem: "is a \(entry.kind.rawValue), not a file")
-            }
-            guard entry.size <= limit else {
-                throw .refused(
-                    archive: path, entry: entry.path, rule: .entryTooLarge, detail: "\(entry.size) bytes > \(limit)")
-            }
-            let temporary = FileSystem.siblingName(of: destination, tag: "tmp")
-            let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw systemError("could not create", temporary) }
-            var done = false
-            defer {
-                close(fd)
-                if !done { unlink(temporary) }
-            }
-            try reader.readContent { (block, offset) throws(ArchiveError) in
-                guard pwrite(fd, block.baseAddress, block.count, off_t(offset)) == block.count else {
-                    throw systemError("could not write", temporary)
-                }
-            }
-            guard ftruncate(fd, off_t(entry.size)) == 0, fchmod(fd, mode_t(entry.permissions & 0o1777)) == 0,
-                fsync(fd) == 0
-            else { throw systemError("could not finish", temporary) }
-            guard rename(temporary, destination) == 0 else {
-                throw systemError("could not rename into place", destination)
-            }
-            done = true
-            return
+        let (reader, entry) = try seekRegularFile(member, in: path)
+        guard entry.size <= limit else {
+            throw .refused(
+                archive: path, entry: entry.path, rule: .entryTooLarge, detail: "\(entry.size) bytes > \(limit)")
         }
-        throw .memberNotFound(archive: path, member: member)
+        let temporary = FileSystem.siblingName(of: destination, tag: "tmp")
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw systemError("could not create", temporary) }
+        var done = false
+        defer {
+            close(fd)
+            if !done { unlink(temporary) }
+        }
+        try reader.readContent { (block, offset) throws(ArchiveError) in
+            guard pwrite(fd, block.baseAddress, block.count, off_t(offset)) == block.count else {
+                throw systemError("could not write", temporary)
+            }
+        }
+        guard ftruncate(fd, off_t(entry.size)) == 0, fchmod(fd, mode_t(entry.permissions & 0o1777)) == 0,
+            fsync(fd) == 0
+        else { throw systemError("could not finish", temporary) }
+        guard rename(temporary, destination) == 0 else {
+            throw systemError("could not rename into place", destination)
+        }
+        done = true
     }
 }
