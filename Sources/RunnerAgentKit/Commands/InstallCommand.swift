@@ -45,12 +45,12 @@ public struct InstallCommand: AsyncParsableCommand {
         let logger = Logger(label: "runner.install")
         let layout = HostLayout(root: root)
         do {
-            let values = try ConfigEnv.load(config, layout: layout, for: .install)
-            let settings = try InstallSettings(values: values)
+            let loaded = try ConfigEnv.load(config, layout: layout, for: .install)
+            let settings = try InstallSettings(loaded)
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
                 commandRunner: SubprocessCommandRunner(logger: logger), logger: logger,
-                unpacker: try unpacker(values))
+                unpacker: try unpacker(loaded))
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)
@@ -65,11 +65,11 @@ public struct InstallCommand: AsyncParsableCommand {
 extension InstallCommand {
     /// The bundle unpacker (pinned to RUNNER_BUNDLE_SHA256 when set), or the checkout release
     /// for `--source` (versioned from RUNNER_BOOTSTRAP_REPO_REF when it is a version).
-    func unpacker(_ values: [String: String]) throws(RunnerError) -> any ReleaseUnpacker {
+    func unpacker(_ config: RunnerConfig) throws(RunnerError) -> any ReleaseUnpacker {
         guard let source else {
-            return ManifestReleaseUnpacker(expectedSHA256: values["RUNNER_BUNDLE_SHA256"]?.lowercased())
+            return ManifestReleaseUnpacker(expectedSHA256: config.bundleSHA256)
         }
-        let ref = values["RUNNER_BOOTSTRAP_REPO_REF"] ?? ""
+        let ref = config.bootstrapRepoRef ?? ""
         let version = try BundleVersion(BundleVersion.isValid(ref) ? ref : "v0.0-git")
         return CheckoutRelease(checkout: source, version: version)
     }

@@ -53,8 +53,8 @@ public struct ServiceCommand: AsyncParsableCommand {
         timing.stopGrace = .milliseconds(Int(stopGrace * 1000))
         let exit: ServiceExit
         do {
-            let values = try ConfigEnv.load(config, layout: layout, for: .service)
-            let settings = try ServiceSettings(values: values, layout: layout)
+            let loaded = try ConfigEnv.load(config, layout: layout, for: .service)
+            let settings = try ServiceSettings(loaded, layout: layout)
             let supervisor = RunnerSupervisor(
                 settings: settings, layout: layout,
                 commandRunner: SubprocessCommandRunner(logger: logger), logger: logger, timing: timing)
