@@ -30,20 +30,18 @@ public struct InstallCommand: AsyncParsableCommand {
     @Option(help: "The config.env to read (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Option(help: ArgumentHelp("Host root (tests, image builds).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     public init() {}
 
     public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         if let bundle, bundle.isEmpty { throw ValidationError("--bundle needs a file") }
         if bundle != nil && source != nil { throw ValidationError("give --bundle or --source, not both") }
     }
 
     public func run() async throws {
         let logger = Logger(label: "runner.install")
-        let layout = HostLayout(root: root)
+        let layout = try host.layout()
         do {
             let loaded = try ConfigEnv.load(config, layout: layout, for: .install)
             let settings = try InstallSettings(loaded)

@@ -23,8 +23,7 @@ public struct ServiceCommand: AsyncParsableCommand {
     @Option(help: "The config.env to load (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Option(help: ArgumentHelp("Host root (tests).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     @Option(help: ArgumentHelp("Seconds before relaunching on exit codes 2/3/4.", visibility: .hidden))
     var relaunchDelay: Double = 5
@@ -38,7 +37,6 @@ public struct ServiceCommand: AsyncParsableCommand {
     public init() {}
 
     public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         guard relaunchDelay >= 0, jobGrace >= 0, stopGrace >= 0 else {
             throw ValidationError("time bounds must not be negative")
         }
@@ -46,7 +44,7 @@ public struct ServiceCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let logger = Logger(label: "runner.service")
-        let layout = HostLayout(root: root)
+        let layout = try host.layout()
         var timing = ServiceTiming()
         timing.relaunchDelay = .milliseconds(Int(relaunchDelay * 1000))
         timing.jobGrace = .milliseconds(Int(jobGrace * 1000))
