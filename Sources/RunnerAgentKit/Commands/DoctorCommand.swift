@@ -18,18 +18,13 @@ public struct DoctorCommand: AsyncParsableCommand {
     @Flag(help: "Skip booting the default image with systemd-nspawn.")
     var noBootCheck = false
 
-    @Option(help: ArgumentHelp("Host root (tests).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     public init() {}
 
-    public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
-    }
-
     public func run() async throws {
         let doctor = Doctor(
-            layout: HostLayout(root: root), commandRunner: SubprocessCommandRunner(), config: config,
+            layout: try host.layout(), commandRunner: SubprocessCommandRunner(), config: config,
             bootCheck: !noBootCheck)
         let findings = await doctor.run()
         for finding in findings { StandardOutput.write(finding.rendered + "\n") }

@@ -31,27 +31,25 @@ public struct InstallCommand: AsyncParsableCommand {
     @Option(help: "The config.env to read (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Option(help: ArgumentHelp("Host root (tests, image builds).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     public init() {}
 
     public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         if let bundle, bundle.isEmpty { throw ValidationError("--bundle needs a file") }
         if bundle != nil && source != nil { throw ValidationError("give --bundle or --source, not both") }
     }
 
     public func run() async throws {
         let logger = Logger(label: "runner.install")
-        let layout = HostLayout(root: root)
+        let layout = try host.layout()
         do {
-            let values = try ConfigEnv.load(config, layout: layout, for: .install)
-            let settings = try InstallSettings(values: values)
+            let loaded = try ConfigEnv.load(config, layout: layout, for: .install)
+            let settings = try InstallSettings(loaded)
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
                 commandRunner: SubprocessCommandRunner(logger: logger), logger: logger,
-                unpacker: try unpacker(values))
+                unpacker: try unpacker(loaded))
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)
@@ -66,11 +64,11 @@ public struct InstallCommand: AsyncParsableCommand {
 extension InstallCommand {
     /// The bundle unpacker (pinned to RUNNER_BUNDLE_SHA256 when set), or the checkout release
     /// for `--source` (versioned from RUNNER_BOOTSTRAP_REPO_REF when it is a version).
-    func unpacker(_ values: [String: String]) throws(RunnerError) -> any ReleaseUnpacker {
+    func unpacker(_ config: RunnerConfig) throws(RunnerError) -> any ReleaseUnpacker {
         guard let source else {
-            return ManifestReleaseUnpacker(expectedSHA256: values["RUNNER_BUNDLE_SHA256"]?.lowercased())
+            return ManifestReleaseUnpacker(expectedSHA256: config.bundleSHA256)
         }
-        let ref = values["RUNNER_BOOTSTRAP_REPO_REF"] ?? ""
+        let ref = config.bootstrapRepoRef ?? ""
         let version = try BundleVersion(BundleVersion.isValid(ref) ? ref : "v0.0-git")
         return CheckoutRelease(checkout: source, version: version)
     }

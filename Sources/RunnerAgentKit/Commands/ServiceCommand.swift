@@ -24,8 +24,7 @@ public struct ServiceCommand: AsyncParsableCommand {
     @Option(help: "The config.env to load (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Option(help: ArgumentHelp("Host root (tests).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     @Option(help: ArgumentHelp("Seconds before relaunching on exit codes 2/3/4.", visibility: .hidden))
     var relaunchDelay: Double = 5
@@ -39,7 +38,6 @@ public struct ServiceCommand: AsyncParsableCommand {
     public init() {}
 
     public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         guard relaunchDelay >= 0, jobGrace >= 0, stopGrace >= 0 else {
             throw ValidationError("time bounds must not be negative")
         }
@@ -47,15 +45,15 @@ public struct ServiceCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let logger = Logger(label: "runner.service")
-        let layout = HostLayout(root: root)
+        let layout = try host.layout()
         var timing = ServiceTiming()
         timing.relaunchDelay = .milliseconds(Int(relaunchDelay * 1000))
         timing.jobGrace = .milliseconds(Int(jobGrace * 1000))
         timing.stopGrace = .milliseconds(Int(stopGrace * 1000))
         let exit: ServiceExit
         do {
-            let values = try ConfigEnv.load(config, layout: layout, for: .service)
-            let settings = try ServiceSettings(values: values, layout: layout)
+            let loaded = try ConfigEnv.load(config, layout: layout, for: .service)
+            let settings = try ServiceSettings(loaded, layout: layout)
             let supervisor = RunnerSupervisor(
                 settings: settings, layout: layout,
                 commandRunner: SubprocessCommandRunner(logger: logger), logger: logger, timing: timing)

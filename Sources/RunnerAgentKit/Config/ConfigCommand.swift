@@ -33,24 +33,23 @@ public struct AgentConfigCommand: ParsableCommand {
                 """
         )
 
-        @Argument(help: "The file to check (default: /etc/runner/config.env).")
+        @Argument(help: "The file to check (default: /etc/runner/config.env under --root).")
         var file: String?
 
         @Flag(help: "Check a site file for `runner-build userdata` (the keys it pins are not required).")
         var site = false
 
-        @Option(help: "The host root the file's paths are relative to (tests).")
-        var root = "/"
+        /// `--root`: the host root the file and its `*_FILE` paths are relative to (tests).
+        @OptionGroup var host: HostRootOptions
 
         public init() {}
 
         public func validate() throws {
-            guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
             if site && file == nil { throw ValidationError("--site needs the site file to check") }
         }
 
         public func run() throws {
-            let layout = HostLayout(root: root)
+            let layout = try host.layout()
             let path = file ?? layout.configFile
             let bytes: [UInt8]
             do {

@@ -99,11 +99,10 @@ public struct Doctor: Sendable {
         var service: ServiceSettings?
         var userns: Bool?
         do throws(RunnerError) {
-            let config = try ConfigEnv.loadConfig(configPath, layout: layout, for: .service)
-            let values = config.entries.mapValues(\.value)
-            userns = values[ConfigKey.guestUserNamespace.name] != "off"
-            install = try InstallSettings(values: values)
-            service = try ServiceSettings(values: values, layout: layout)
+            let config = try ConfigEnv.load(configPath, layout: layout, for: .service)
+            userns = config.guestUserNamespace
+            install = try InstallSettings(config)
+            service = try ServiceSettings(config, layout: layout)
             findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
         } catch {
             findings.append(
@@ -310,7 +309,7 @@ public struct Doctor: Sendable {
             return Finding(check: "mounts", status: .skipped, detail: "checks the mounts of the host root only")
         }
         let directories = [
-            settings.workDirectory ?? HostLayout().workDirectory, HostLayout().runnerDirectory + "/externals",
+            settings.workDirectory, HostLayout().runnerDirectory + "/externals",
         ]
         let missing = directories.filter { !MountUnits.isNosuidNodev($0, mountInfo: text) }
         guard missing.isEmpty else {

@@ -38,12 +38,14 @@ public struct HookCommand: AsyncParsableCommand {
     /// directly for `runner-agent hook` (no argument parsing: the hook is on every step's path).
     public static func handle() async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        let layout = AgentHost.layout()
         let stdin = readStandardInput()
         let privileged = geteuid() == 0
-        let helper = HelperGuests(helper: layout.guestHelper, layout: layout)
+        let layout: HostLayout
+        let helper: HelperGuests
         let settings: HookSettings
         do throws(RunnerError) {
+            layout = try AgentHost.layout()
+            helper = HelperGuests(helper: layout.guestHelper, layout: layout)
             if privileged {
                 settings = try HookSettings.load(layout: layout)
             } else if (try? HookInput.decode(stdin))?.command == HookInput.Command.prepareJob.rawValue {

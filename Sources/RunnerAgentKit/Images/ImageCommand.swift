@@ -22,22 +22,16 @@ public struct ImageCommand: AsyncParsableCommand {
 
 /// Options every `image` subcommand shares.
 struct ImageStoreOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Host root the store lives under (for tests and chroots).", valueName: "dir"))
-    var root: String = "/"
-
-    func validate() throws {
-        guard root.hasPrefix("/") else {
-            throw ValidationError("--root must be an absolute path (got '\(root)')")
-        }
-    }
+    /// `--root`: the host root the store lives under (tests, chroots; default `RUNNER_HOST_ROOT`, else /).
+    @OptionGroup var host: HostRootOptions
 
     /// The store, shifting imports into the guests' UID range unless config.env says
-    /// `RUNNER_GUEST_USERNS=off` (an unreadable config: on, the default; a guest start shifts
-    /// again when the setting differs).
-    var store: ImageStore {
-        let layout = HostLayout(root: root)
-        let userns = (try? HookSettings.load(layout: layout))?.guestUserNamespace ?? true
-        return ImageStore(layout: layout, userNamespace: userns ? .standard : nil)
+    /// `RUNNER_GUEST_USERNS=off` (an unreadable config: the key's default; a guest start
+    /// shifts again when the setting differs).
+    func store() throws(RunnerError) -> ImageStore {
+        let layout = try host.layout()
+        let settings = (try? HookSettings.load(layout: layout)) ?? HookSettings()
+        return ImageStore(layout: layout, userNamespace: settings.guestUserNamespace ? .standard : nil)
     }
 }
 
@@ -71,7 +65,7 @@ public struct ImageImportCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let progress = ProgressReporter()
-        let image = try await options.store.importArchive(file, name: name, manifest: manifest, progress: progress)
+        let image = try await options.store().importArchive(file, name: name, manifest: manifest, progress: progress)
         StandardOutput.write("\(image.name) \(image.digest) \(image.rootfs)\n")
     }
 }
@@ -88,7 +82,7 @@ public struct ImageListCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        for image in try options.store.list() {
+        for image in try options.store().list() {
             let version = image.manifest?.version ?? "-"
             StandardOutput.write("\(image.name)\t\(image.digest)\t\(version)\t\(image.rootfs)\n")
         }
@@ -118,6 +112,6 @@ public struct ImageRemoveCommand: AsyncParsableCommand {
     }
 
     public func run() async throws {
-        try options.store.remove(name)
+        try options.store().remove(name)
     }
 }

@@ -325,8 +325,8 @@ public struct Installer: Sendable {
 
     // MARK: work directory
 
-    /// The runner's work directory on this host (RUNNER_WORK_DIR under the root, or the default).
-    var workDirectory: String { settings.workDirectory.map { layout.path($0) } ?? layout.workDirectory }
+    /// The runner's work directory on this host (RUNNER_WORK_DIR, or its default, under the root).
+    var workDirectory: String { layout.path(settings.workDirectory) }
 
     var workDirectoryStep: InstallStep {
         InstallStep(
@@ -382,7 +382,7 @@ public struct Installer: Sendable {
 
     /// The host paths (without a test root) of the directories mounted nosuid,nodev.
     var nosuidDirectories: [String] {
-        [settings.workDirectory ?? HostLayout().workDirectory, HostLayout().runnerDirectory + "/externals"]
+        [settings.workDirectory, HostLayout().runnerDirectory + "/externals"]
     }
 
     var mountsDropIn: String { layout.systemdUnitDirectory + "/runner.service.d/10-mounts.conf" }

@@ -7,17 +7,14 @@ import RunnerSystem
     import Glibc
 #endif
 
-/// Where the agent's host paths hang: `/`, or `RUNNER_HOST_ROOT` for tests. The privileged
-/// helper ignores the variable when it was called through sudo, so no caller can point it at
-/// its own image store.
+/// Where the hook's and the privileged helper's host paths hang: `/`, or `RUNNER_HOST_ROOT` for
+/// tests (``HostRoot``, the rule every command follows; these take no `--root`). The variable
+/// is ignored when called through sudo, so no caller can point the helper at its own image store.
 enum AgentHost {
-    static var calledThroughSudo: Bool { ProcessEnvironment.value("SUDO_UID") != nil }
+    static var calledThroughSudo: Bool { HostRoot.calledThroughSudo(environment: ProcessEnvironment.value) }
 
-    static func layout() -> HostLayout {
-        if !calledThroughSudo, let root = ProcessEnvironment.value("RUNNER_HOST_ROOT"), root.hasPrefix("/") {
-            return HostLayout(root: root)
-        }
-        return HostLayout()
+    static func layout() throws(RunnerError) -> HostLayout {
+        try HostRoot.layout(option: nil, environment: ProcessEnvironment.value)
     }
 
     /// The helper's policy: config.env, plus (tests, never through sudo) `RUNNER_WORK_OWNER=uid:gid`.
@@ -41,7 +38,7 @@ enum AgentHost {
                 fix: "run it through sudo (the runner user has a rule for it)")
         }
         signal(SIGPIPE, SIG_IGN)
-        let layout = layout()
+        let layout = try layout()
         let settings = try HookSettings.load(layout: layout)
         var manager = GuestManager(
             policy: policy(layout: layout, settings: settings), logger: Logger(label: "runner.guest"))
