@@ -4,6 +4,7 @@ import RunnerTestSupport
 import Testing
 
 @testable import RunnerAgentKit
+@testable import RunnerSystem
 
 /// `--root` and `RUNNER_HOST_ROOT`: one rule (``HostRoot``) for every command that touches host
 /// paths, with sudo's boundary (the variable is ignored when called through sudo).

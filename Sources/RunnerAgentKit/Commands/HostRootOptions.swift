@@ -1,5 +1,6 @@
 import ArgumentParser
 import RunnerCore
+import RunnerSystem
 
 /// `--root PATH`: the host root a command works under, shared by every `runner-agent` command
 /// that touches host paths (`install`, `service`, `doctor`, `image …`, `config check`).

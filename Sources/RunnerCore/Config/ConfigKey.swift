@@ -111,8 +111,9 @@ extension ConfigKey {
     /// once, here. Boolean and on/off keys need no entry: ``RunnerConfig/value(_:)`` gives
     /// ``defaultValue`` for an unset key.
     public enum Defaults {
-        /// `RUNNER_WORK_DIR`, a host path (``HostLayout/workDirectory`` is it under a layout's root).
-        public static let workDirectory = "/var/lib/runner/work"
+        /// `RUNNER_WORK_DIR`, a host path: the appliance's work directory (``HostLayout/workDirectory``
+        /// is it under a layout's root).
+        public static let workDirectory = HostLayout.defaultWorkDirectory
         /// `RUNNER_USER`.
         public static let user = "runner"
         /// `RUNNER_BOOTSTRAP_MODE`.
