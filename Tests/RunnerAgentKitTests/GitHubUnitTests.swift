@@ -34,48 +34,6 @@ struct GitHubTargetTests {
     }
 }
 
-struct CurlCommandTests {
-    @Test func requestKeepsSecretsOffArgv() {
-        let curl = Curl()
-        let request = Curl.Request(
-            method: "POST", url: "https://api.github.com/orgs/acme/actions/runners/registration-token",
-            headers: [("Authorization", Secret("Bearer ghp_SECRET\"x"))], body: #"{"a":"b\n"}"#,
-            connectTimeoutSeconds: 7, maxTimeSeconds: 21)
-        let command = curl.request(request)
-        #expect(
-            command.argv == [
-                "curl", "--silent", "--show-error", "--proto", "=https,http", "--connect-timeout", "7", "--max-time",
-                "21", "--write-out", "\\n%{http_code}", "--config", "-", "--url",
-                "https://api.github.com/orgs/acme/actions/runners/registration-token",
-            ])
-        #expect(!command.description.contains("ghp_SECRET"))
-        let config = String(decoding: curl.requestConfig(request), as: UTF8.self)
-        #expect(
-            config == """
-                request = "POST"
-                header = "Authorization: Bearer ghp_SECRET\\"x"
-                data-binary = "{\\"a\\":\\"b\\\\n\\"}"
-
-                """)
-    }
-
-    @Test func downloadIsBoundedAndFailsOnHTTPErrors() {
-        let command = Curl().download(.init(url: "https://example.com/r.tar.gz", output: "/tmp/r.tar.gz"))
-        #expect(
-            command.argv == [
-                "curl", "--fail", "--location", "--silent", "--show-error", "--proto", "=https,http", "--proto-redir",
-                "=https,http", "--connect-timeout", "15", "--max-time", "900", "--retry", "3", "--output",
-                "/tmp/r.tar.gz", "--url", "https://example.com/r.tar.gz",
-            ])
-    }
-
-    @Test func secretsNeverPrint() {
-        let secret = Secret("hunter2")
-        #expect("\(secret)" == "<redacted>")
-        #expect(String(reflecting: secret) == "<redacted>")
-    }
-}
-
 struct AppJWTTests {
     @Test func jwtIsRS256SignedAndVerifiesWithThePublicKey() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
@@ -164,68 +122,6 @@ struct GitHubAPIErrorTests {
                 using: .app(appID: "1", installationID: "2", privateKey: Secret(key.pemRepresentation), keyInput: "k"))
         }
         #expect(error?.fix?.contains("manage_runners:enterprise") == true)
-    }
-}
-
-struct RunnerPackageCommandTests {
-    let package = RunnerPackage(directory: "/opt/actions-runner")
-
-    /// The token reaches config.sh through stdin and a shell prelude that exports it and execs
-    /// the script: it is on no command line and in no environment but config.sh's own.
-    @Test func configureIsUnattendedWithUpdatesDisabledAndTheTokenOnStandardInput() throws {
-        var options = RunnerPackage.ConfigureOptions(
-            url: "https://github.com/acme", name: "r1", workDirectory: "/var/lib/runner/work")
-        options.labels = ["a", "b"]
-        options.group = "g"
-        options.ephemeral = true
-        options.noDefaultLabels = true
-        let invocation = try package.configure(options, token: Secret("AREGTOKEN"))
-        let command = invocation.command
-        #expect(
-            command.argv == [
-                "/bin/sh", "-c",
-                "IFS= read -r ACTIONS_RUNNER_INPUT_TOKEN && export ACTIONS_RUNNER_INPUT_TOKEN && exec \"$0\" \"$@\"",
-                "/opt/actions-runner/config.sh", "--unattended", "--url", "https://github.com/acme", "--name", "r1",
-                "--work", "/var/lib/runner/work", "--replace", "--disableupdate", "--labels", "a,b", "--runnergroup",
-                "g", "--ephemeral", "--no-default-labels",
-            ])
-        #expect(command.environment.isEmpty)
-        #expect(invocation.standardInput == Array("AREGTOKEN\n".utf8))
-        #expect(!command.description.contains("AREGTOKEN"))
-        #expect(command.workingDirectory == "/opt/actions-runner")
-    }
-
-    @Test func aSecretThatIsNotOneLineIsRefused() {
-        let options = RunnerPackage.ConfigureOptions(url: "https://github.com/acme", name: "r1", workDirectory: "/w")
-        for bad in ["", "A\nB", "A\rB", "A\u{0}B", "A\r\nB"] {
-            #expect(throws: RunnerError.self) { try package.configure(options, token: Secret(bad)) }
-            #expect(throws: RunnerError.self) { try package.run(jitConfig: Secret(bad)) }
-        }
-    }
-
-    @Test func removeLocalAndRun() throws {
-        #expect(package.removeLocal().argv == ["/opt/actions-runner/config.sh", "remove", "--local"])
-        let plain = try package.run(jitConfig: nil)
-        #expect(plain.command.argv == ["/opt/actions-runner/run.sh"])
-        #expect(plain.standardInput == nil)
-        let jit = try package.run(jitConfig: Secret("JITBLOB"))
-        #expect(
-            jit.command.argv == [
-                "/bin/sh", "-c",
-                "IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && exec \"$0\" \"$@\"",
-                "/opt/actions-runner/run.sh",
-            ])
-        #expect(jit.command.environment.isEmpty)
-        #expect(jit.standardInput == Array("JITBLOB\n".utf8))
-    }
-
-    @Test func setprivDropsToTheRunnerUser() throws {
-        let command = Setpriv().asUser(uid: 999, gid: 998, try package.run(jitConfig: nil).command)
-        #expect(
-            command.argv == [
-                "setpriv", "--reuid=999", "--regid=998", "--init-groups", "--", "/opt/actions-runner/run.sh",
-            ])
-        #expect(command.workingDirectory == "/opt/actions-runner")
     }
 }
 

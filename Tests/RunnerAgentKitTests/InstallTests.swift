@@ -407,25 +407,6 @@ struct InstallTests {
 }
 
 struct InstallUnitTests {
-    @Test func hostCommandsArgv() {
-        #expect(
-            Useradd().systemUser("runner", home: "/home/runner", layout: HostLayout()).argv == [
-                "useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/home/runner", "--shell",
-                "/bin/bash", "runner",
-            ])
-        #expect(
-            Useradd().systemUser("runner", home: "/home/runner", layout: HostLayout(root: "/tmp/r")).argv.prefix(3) == [
-                "useradd", "--prefix", "/tmp/r",
-            ])
-        #expect(
-            Visudo().check("/etc/sudoers.d/x").argv == ["visudo", "--check", "--quiet", "--file", "/etc/sudoers.d/x"])
-        #expect(Systemctl().daemonReload().argv == ["systemctl", "daemon-reload"])
-        #expect(
-            Systemctl().startNoBlock("runner.service").argv == ["systemctl", "start", "--no-block", "runner.service"])
-        #expect(
-            Chown().recursive(uid: 5, gid: 6, "/opt/x").argv == ["chown", "-R", "--no-dereference", "5:6", "/opt/x"])
-    }
-
     /// The settings `install` builds: the config model validates `values`, then the settings
     /// take its typed values.
     static func installSettings(_ values: [String: String]) throws -> InstallSettings {

@@ -145,11 +145,6 @@ func inputs(_ dir: TemporaryDirectory, out: String = "dist", epoch: Int64 = 1_70
         }
     }
 
-    @Test func gitCommandArgv() {
-        let command = Git().revParse(.init(repository: "/src"))
-        #expect(command.argv == ["git", "-C", "/src", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
-    }
-
     @Test func sourceCommitComesFromGit() async throws {
         let runner = RecordingCommandRunner()
         runner.answer("git", with: CommandResult(status: .exited(0), standardOutput: "abc123\n"))

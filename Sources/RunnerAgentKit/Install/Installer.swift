@@ -204,8 +204,9 @@ public struct Installer: Sendable {
                     try PasswdFile.removeEntries(of: user, layout: layout)
                 }
                 if PasswdFile.lookup(user, layout: layout) == nil {
-                    let command = Useradd().systemUser(
-                        user, home: home, layout: layout, existingGroup: PasswdFile.hasGroup(user, layout: layout))
+                    var options = Useradd.SystemUserOptions(name: user, home: home, layout: layout)
+                    options.existingGroup = PasswdFile.hasGroup(user, layout: layout)
+                    let command = Useradd().systemUser(options)
                     try await commandRunner.run(command).checked(command)
                 }
                 guard let entry = PasswdFile.lookup(user, layout: layout) else {
@@ -267,7 +268,7 @@ public struct Installer: Sendable {
                     // The externals mount sits in the tree being replaced: unmount it first (the
                     // mounts step mounts the new one).
                     let name = MountUnits.unitName(for: HostLayout().runnerDirectory + "/externals")
-                    _ = try? await commandRunner.run(Systemctl.stop(unit: name, block: true))
+                    _ = try? await commandRunner.run(Systemctl().stop(name, .init(block: true)))
                 }
                 do throws(ArchiveError) {
                     try staged.commit(replacingExisting: true)

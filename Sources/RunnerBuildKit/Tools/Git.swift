@@ -2,6 +2,7 @@ import RunnerCore
 
 /// `git`, as typed commands.
 public struct Git: Sendable, Hashable {
+    /// The program (a name on `PATH` or an absolute path).
     public var executable: String
 
     public init(executable: String = "git") {
