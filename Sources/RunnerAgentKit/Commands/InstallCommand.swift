@@ -55,7 +55,7 @@ public struct InstallCommand: AsyncParsableCommand {
             try await runner.run(installer.steps, dryRun: dryRun)
             if !dryRun { try await installer.startService() }
         } catch {
-            RunnerCore.StandardError.write("runner-agent: error: \(error)\n")
+            StandardError.write("runner-agent: error: \(error)\n")
             throw ExitCode(ServiceExit(error) == .config ? 78 : 1)
         }
     }

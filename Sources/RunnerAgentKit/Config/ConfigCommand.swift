@@ -1,10 +1,6 @@
 import ArgumentParser
 import RunnerCore
 
-#if canImport(Glibc)
-    import Glibc
-#endif
-
 /// `runner-agent config`: checks config.env on a host.
 public struct AgentConfigCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -69,21 +65,7 @@ public struct AgentConfigCommand: ParsableCommand {
         }
 
         private func printError(_ text: String) {
-            var stderr = StandardError()
-            print(text, to: &stderr)
-        }
-    }
-}
-
-/// Standard error as a `TextOutputStream` (write(2) on fd 2, no shared `FILE *`).
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        let bytes = Array(string.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in Glibc.write(2, raw.baseAddress! + offset, raw.count - offset) }
-            if n <= 0 { break }
-            offset += n
+            StandardError.write(text + "\n")
         }
     }
 }

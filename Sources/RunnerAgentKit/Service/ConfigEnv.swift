@@ -40,8 +40,7 @@ enum ConfigEnv {
         }
         let config = try RunnerConfig.load(path: file, layout: layout, options: options)
         // Valid but probably not meant (`KEY=value # note`): say so where the journal shows it.
-        var stderr = StandardError()
-        for warning in config.warnings { print(warning.located(in: file), to: &stderr) }
+        for warning in config.warnings { StandardError.write(warning.located(in: file) + "\n") }
         return config
     }
 }
