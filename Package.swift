@@ -69,11 +69,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The command-line pieces both executables share (archive list, config check output).
+        .target(
+            name: "RunnerCLI",
+            dependencies: [
+                "RunnerCore",
+                "RunnerArchive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Release side: user-data rendering, bundle building, rootfs baking, release.
         .target(
             name: "RunnerBuildKit",
             dependencies: [
                 "RunnerCore",
+                "RunnerCLI",
                 "RunnerArchive",
                 "RunnerSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -85,6 +95,7 @@ let package = Package(
             name: "RunnerAgentKit",
             dependencies: [
                 "RunnerCore",
+                "RunnerCLI",
                 "RunnerArchive",
                 "RunnerSystem",
                 "RunnerImages",

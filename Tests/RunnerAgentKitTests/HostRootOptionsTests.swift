@@ -55,7 +55,7 @@ struct HostRootOptionsTests {
         #expect(try ServiceCommand.parse(root).host.root == "/tmp/r")
         #expect(try DoctorCommand.parse(root).host.root == "/tmp/r")
         #expect(try InstallCommand.parse(root).host.root == "/tmp/r")
-        #expect(try AgentConfigCommand.Check.parse(root).host.root == "/tmp/r")
+        #expect(try AgentConfigCheckCommand.parse(root).host.root == "/tmp/r")
         #expect(try ImageImportCommand.parse(["f.tar.zst", "--name", "x"] + root).options.host.root == "/tmp/r")
         #expect(try ImageListCommand.parse(root).options.host.root == "/tmp/r")
         #expect(try ImageRemoveCommand.parse(["x"] + root).options.host.root == "/tmp/r")

@@ -1,9 +1,4 @@
 import ArgumentParser
-import FoundationEssentials
-import Logging
-import RunnerCore
-import RunnerGuests
-import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -24,47 +19,14 @@ public struct HookCommand: AsyncParsableCommand {
     public init() {}
 
     public func run() async throws {
-        let code = await Self.handle()
+        let code = await HookProcess.handle()
         if code != 0 { throw ExitCode(code) }
     }
 
     /// Handles one hook call and exits with its code from where it finished, without hopping
-    /// back to the main actor first (the hook is on every step's path).
+    /// back to the main actor first. The executable calls this directly for `runner-agent hook`
+    /// (no argument parsing: the hook is on every step's path).
     public static func handleAndExit() async -> Never {
-        Glibc.exit(await handle())
-    }
-
-    /// Handles one hook call from stdin and returns the exit code. The executable calls this
-    /// directly for `runner-agent hook` (no argument parsing: the hook is on every step's path).
-    public static func handle() async -> Int32 {
-        signal(SIGPIPE, SIG_IGN)
-        let stdin = readStandardInput()
-        let privileged = geteuid() == 0
-        let layout: HostLayout
-        let helper: HelperGuests
-        let settings: HookSettings
-        do throws(RunnerError) {
-            layout = try AgentHost.layout()
-            helper = HelperGuests(helper: layout.guestHelper, layout: layout)
-            if privileged {
-                settings = try HookSettings.load(layout: layout)
-            } else if (try? HookInput.decode(stdin))?.command == HookInput.Command.prepareJob.rawValue {
-                // config.env is root's (0600, credentials): the helper reads it for us. Only
-                // prepare_job needs the settings; the steps and cleanup go by the job's state.
-                settings = try await helper.settings()
-            } else {
-                settings = HookSettings()
-            }
-        } catch {
-            ContainerHook.reportError(error)
-            return 1
-        }
-        let logger = Logger(label: "runner.hook")
-        let policy = AgentHost.policy(layout: layout, settings: settings)
-        let guests: any GuestOperations =
-            privileged ? LocalGuests(manager: GuestManager(policy: policy, logger: logger)) : helper
-        let owner = ProcessEnvironment.value("RUNNER_HOOK_OWNER_PID").flatMap(Int32.init) ?? getppid()
-        let hook = ContainerHook(settings: settings, policy: policy, guests: guests, logger: logger, ownerPID: owner)
-        return await hook.run(stdin: stdin)
+        Glibc.exit(await HookProcess.handle())
     }
 }

@@ -5,7 +5,7 @@ import RunnerCore
 import RunnerSystem
 
 /// `runner-build bundle`: the release bundle tarball.
-public struct BundleCommand: AsyncParsableCommand {
+public struct BuildBundleCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bundle",
         abstract: "Write the reproducible release bundle (runner-bundle-<version>-linux-<arch>.tar.gz).",
