@@ -42,3 +42,11 @@ public func withTemporaryDirectory<T>(
     defer { dir.remove() }
     return try await body(dir)
 }
+
+/// Runs `body` with a temporary directory (labelled "hook") that is removed afterwards, for
+/// synchronous tests.
+public func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) throws {
+    let dir = try TemporaryDirectory("hook")
+    defer { dir.remove() }
+    try body(dir)
+}
