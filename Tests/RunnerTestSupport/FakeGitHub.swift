@@ -102,7 +102,9 @@ public enum JSONSerializationLite {
         case let int as Int: return String(int)
         case let array as [Any]: return "[" + array.map(encode).joined(separator: ",") + "]"
         case let dict as [String: Any]:
-            return "{" + dict.keys.sorted().map { encode($0) + ":" + encode(dict[$0]!) }.joined(separator: ",") + "}"
+            return "{"
+                + dict.sorted { $0.key < $1.key }.map { encode($0.key) + ":" + encode($0.value) }.joined(separator: ",")
+                + "}"
         default: return "null"
         }
     }

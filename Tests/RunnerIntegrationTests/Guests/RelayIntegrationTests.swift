@@ -53,7 +53,7 @@ extension GuestSuites {
             try #require(pipe(&leaked) == 0)
             defer { leaked.forEach { close($0) } }
             var start = Command(
-                HookHarness.agent!,
+                try #require(HookHarness.agent),
                 ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"])
             start.environment = h.environment
             let out = h.dir.appending("start.out")

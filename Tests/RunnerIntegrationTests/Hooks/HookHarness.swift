@@ -150,7 +150,7 @@ final class HookHarness: Sendable {
     /// Starts the hook with `json` on stdin; returns its pid and where its output goes.
     func spawnHook(_ json: String) throws -> (pid: pid_t, stdout: String, stderr: String) {
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
-        var command = Command(Self.agent!, ["hook"])
+        var command = Command(try #require(Self.agent), ["hook"])
         command.environment = environment
         command.workingDirectory = work + "/octo-repo/octo-repo"
         let pid = try Spawner.spawn(
@@ -174,7 +174,7 @@ final class HookHarness: Sendable {
         let agent = dir.appending("bin/runner-agent")
         if !FilePaths.exists(agent) {
             try FilePaths.createDirectory(dir.appending("bin"), mode: 0o755)
-            let copy = Command("cp", [Self.agent!, agent])
+            let copy = Command("cp", [try #require(Self.agent), agent])
             #expect(Spawner.wait(try Spawner.spawn(copy)) == .exited(0))
             chmod(dir.path, 0o755)
         }
@@ -203,7 +203,9 @@ final class HookHarness: Sendable {
     func runAgent(
         _ arguments: [String], asHelper: Bool = false, environment: [String: String?]? = nil
     ) async -> Result {
-        var executable = Self.agent!
+        guard var executable = Self.agent else {
+            return Result(status: .exited(127), stdout: [], stderr: "runner-agent is not built", response: "")
+        }
         if asHelper {
             let link = dir.appending("ci-nspawn-run")
             if !FilePaths.exists(link) { symlink(executable, link) }
