@@ -64,21 +64,7 @@ final class HookHarness: Sendable {
         let base = try await CachedTree.guest.shiftedTree(.standard)
         try Self.installImage(base, name: "job", layout: layout)
         try Self.installImage(base, name: "svc", layout: layout) { rootfs in
-            let unit = """
-                [Unit]
-                Description=test service
-                [Service]
-                ExecStart=/usr/bin/python3 -m http.server \(servicePort) --bind 127.0.0.1 --directory /srv
-                [Install]
-                WantedBy=multi-user.target
-
-                """
-            try AtomicFile.write(unit, to: rootfs + "/etc/systemd/system/test-http.service")
-            try FilePaths.createDirectory(rootfs + "/etc/systemd/system/multi-user.target.wants")
-            symlink(
-                "/etc/systemd/system/test-http.service",
-                rootfs + "/etc/systemd/system/multi-user.target.wants/test-http.service")
-            try FilePaths.createDirectory(rootfs + "/srv")
+            try Self.addTestHTTPService(rootfs: rootfs, port: servicePort)
         }
         for sub in [
             "_temp/_runner_file_commands", "_temp/_github_home", "_temp/_github_workflow", "_tool",
@@ -96,6 +82,26 @@ final class HookHarness: Sendable {
             #expect(Spawner.wait(try Spawner.spawn(chown)) == .exited(0))
         }
         owner = try Spawner.spawn(Command("sleep", ["3600"]), stdout: .devNull, stderr: .devNull)
+    }
+
+    /// Adds `test-http.service` (enabled) to `rootfs`: python3's HTTP server on 127.0.0.1:`port`
+    /// serving `/srv`, the test service image. Files are replaced, never written through a link.
+    static func addTestHTTPService(rootfs: String, port: UInt16) throws {
+        let unit = """
+            [Unit]
+            Description=test service
+            [Service]
+            ExecStart=/usr/bin/python3 -m http.server \(port) --bind 127.0.0.1 --directory /srv
+            [Install]
+            WantedBy=multi-user.target
+
+            """
+        try AtomicFile.write(unit, to: rootfs + "/etc/systemd/system/test-http.service")
+        try FilePaths.createDirectory(rootfs + "/etc/systemd/system/multi-user.target.wants")
+        symlink(
+            "/etc/systemd/system/test-http.service",
+            rootfs + "/etc/systemd/system/multi-user.target.wants/test-http.service")
+        try FilePaths.createDirectory(rootfs + "/srv")
     }
 
     /// Lays `base` (a tree shifted to `userNamespace`, see ``CachedTree/shiftedTree(_:)``) into
@@ -226,47 +232,19 @@ final class HookHarness: Sendable {
         return path
     }
 
-    /// The prepare_job fixture with its paths moved into this tree, its /srv/cache volume moved
-    /// under the work directory, and `services` replaced.
+    /// The payloads of this tree (work, externals, service port).
+    var payloads: HookPayloads { HookPayloads(work: work, externals: externals, servicePort: servicePort) }
+
+    /// The prepare_job fixture with its paths moved into this tree (``HookPayloads/prepareJob(responseFile:services:image:)``).
     func prepareJob(responseFile: String, services: String? = nil, image: String? = nil) throws -> String {
-        var text = String(decoding: try Fixtures.hook("runner-prepare_job.json"), as: UTF8.self)
-        text = text.trimmingSuffixNewline()
-        text = try replacing(
-            text,
-            "/home/runner/actions-runner/_work/_temp/_runner_hook_responses/3f2b8c1e-9d4a-4e7b-8c2f-1a6d5e9b0c47.json",
-            responseFile)
-        text = try replacing(text, "/home/runner/actions-runner/_work", work)
-        text = try replacing(text, "/home/runner/actions-runner/externals", externals)
-        text = try replacing(text, "\"sourceVolumePath\":\"/srv/cache\"", "\"sourceVolumePath\":\"\(work)/_srv_cache\"")
-        if let image {
-            text = try replacing(text, "\"image\":\"ghcr.io/octo-org/ci-image:1.4\"", "\"image\":\"\(image)\"")
-        }
-        let start = try #require(text.firstRange(of: "\"services\":["))
-        let end = try #require(text.firstRange(of: "]},\"state\":null}"))
-        let list = services ?? serviceJSON()
-        return String(text[..<start.lowerBound]) + "\"services\":[" + list + String(text[end.lowerBound...])
+        try payloads.prepareJob(responseFile: responseFile, services: services, image: image)
     }
 
-    /// One service: the `svc` image (its unit serves HTTP on ``servicePort``), by default with
-    /// that port mapped to itself.
+    /// One service (``HookPayloads/serviceJSON(image:ports:environment:options:)``).
     func serviceJSON(
         image: String = "svc:1", ports: [String]? = nil, environment: [String: String] = [:], options: String? = nil
     ) -> String {
-        struct Service: Encodable {
-            var image: String
-            var entryPointArgs: [String] = []
-            var environmentVariables: [String: String]
-            var portMappings: [String]
-            var systemMountVolumes: [String] = []
-            var userMountVolumes: [String] = []
-        }
-        let service = Service(
-            image: image, environmentVariables: environment,
-            portMappings: ports ?? ["\(servicePort):\(servicePort)"])
-        var json = TestJSON.encode(service)
-        json.removeLast()
-        return json + ",\"createOptions\":" + (options.map(TestJSON.quote) ?? "null")
-            + ",\"dockerfile\":null,\"entryPoint\":null,\"registry\":null,\"workingDirectory\":null}"
+        payloads.serviceJSON(image: image, ports: ports, environment: environment, options: options)
     }
 
     /// `prepareJob` without the job container (a services-only job).
@@ -305,44 +283,16 @@ final class HookHarness: Sendable {
     func runScriptStep(_ script: String, state: String, prependPath: String? = nil) throws -> String {
         let name = "\(UInt32.random(in: 0...UInt32.max)).sh"
         try AtomicFile.write(script, to: work + "/_temp/" + name)
-        var text = String(decoding: try Fixtures.hook("runner-run_script_step.json"), as: UTF8.self)
-            .trimmingSuffixNewline()
-        text = try replacing(text, "/__w/_temp/7c1e5a0e-3b2f-4d0e-9a51-0e6f2c8b9d41.sh", "/__w/_temp/" + name)
-        if let prependPath {
-            text = try replacing(
-                text, #""prependPath":["/__w/_tool/node/20.11.1/x64/bin","/github/home/.local/bin"]"#, prependPath)
-        }
-        let start = try #require(text.ranges(of: ",\"state\":").last)
-        return String(text[..<start.lowerBound]) + ",\"state\":" + state + "}"
+        return try payloads.runScriptStep(scriptPath: "/__w/_temp/" + name, state: state, prependPath: prependPath)
     }
 
     /// The state object from a prepare_job response.
-    static func state(of response: String) throws -> String {
-        let start = try #require(response.firstRange(of: "\"state\":{"))
-        var depth = 0
-        var index = response.index(before: start.upperBound)
-        while index < response.endIndex {
-            let c = response[index]
-            if c == "{" { depth += 1 }
-            if c == "}" {
-                depth -= 1
-                if depth == 0 { break }
-            }
-            index = response.index(after: index)
-        }
-        return String(response[response.index(before: start.upperBound)...index])
-    }
+    static func state(of response: String) throws -> String { try HookPayloads.state(of: response) }
 
-    func cleanupJob(state: String) throws -> String {
-        var text = String(decoding: try Fixtures.hook("runner-cleanup_job.json"), as: UTF8.self).trimmingSuffixNewline()
-        let start = try #require(text.ranges(of: ",\"state\":").last)
-        text = String(text[..<start.lowerBound]) + ",\"state\":" + state + "}"
-        return text
-    }
+    func cleanupJob(state: String) throws -> String { try payloads.cleanupJob(state: state) }
 
     func replacing(_ text: String, _ old: String, _ new: String) throws -> String {
-        try #require(text.contains(old), "fixture no longer contains \(old)")
-        return text.replacing(old, with: new)
+        try HookPayloads.replacing(text, old, new)
     }
 
     /// Everything our guests could leave: records, nspawn processes on this store, mounts.

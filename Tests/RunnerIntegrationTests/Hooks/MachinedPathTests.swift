@@ -51,27 +51,39 @@ final class HostGuest: Sendable {
 
     /// Boots the host guest within 60 s, or stops it and throws with its log.
     static func boot(_ h: HookHarness) async throws -> HostGuest {
-        sweepOrphans()
         let hostTree = try await CachedTree.host.tree()
         let agent = try #require(HookHarness.agent)
         let agentDirectory = FilePaths.parent(of: agent)
+        return try await boot(
+            h, tree: hostTree,
+            binds: [
+                GuestBind(source: h.dir.path, target: h.dir.path),
+                GuestBind(source: agentDirectory, target: agentDirectory, readOnly: true),
+                // The store at its production path, for the helper run through sudo (layout /).
+                GuestBind(source: h.layout.imagesDirectory, target: HostLayout().imagesDirectory, readOnly: true),
+            ], log: h.dir.appending("host.log"))
+    }
+
+    /// Boots `tree` as a host guest with `binds` (and the toolchain's runtime, read-only, which
+    /// the debug agent links) within 60 s, or stops it and throws with its log. `volatile`: under
+    /// a throwaway overlay (the tree is never changed); otherwise the guest writes to `tree`
+    /// itself, so what it did survives a reboot (booting the same tree again).
+    static func boot(
+        _ h: HookHarness, tree: String, binds: [GuestBind], volatile: Bool = true, log: String
+    ) async throws -> HostGuest {
+        sweepOrphans()
         let name = namePrefix + String(GuestName.generate().dropFirst(3))
-        let socket = try RunnerSystem.NotifySocket(path: h.dir.appending("host.notify"))
-        var boot = SystemdNspawn.BootOptions(directory: hostTree, machine: name)
-        boot.binds = [
-            GuestBind(source: h.dir.path, target: h.dir.path),
-            GuestBind(source: agentDirectory, target: agentDirectory, readOnly: true),
-            // The store at its production path, for the helper run through sudo (layout /).
-            GuestBind(source: h.layout.imagesDirectory, target: HostLayout().imagesDirectory, readOnly: true),
-        ]
+        let socket = try RunnerSystem.NotifySocket(path: h.dir.appending("host-\(name).notify"))
+        var boot = SystemdNspawn.BootOptions(directory: tree, machine: name)
+        boot.binds = binds
         // The debug agent links the toolchain's runtime; a release (static) one needs nothing.
         if FilePaths.exists("/opt/swift/usr/lib/swift/linux") {
             boot.binds.append(GuestBind(source: "/opt/swift", target: "/opt/swift", readOnly: true))
         }
         var command = SystemdNspawn().boot(boot)
         command.arguments.insert("--capability=all", at: 1)
+        if !volatile { command.arguments.removeAll { $0 == "--volatile=overlay" } }
         command.environment["NOTIFY_SOCKET"] = socket.path
-        let log = h.dir.appending("host.log")
         let pid = try Spawner.spawn(command, stdout: .file(log), stderr: .file(log), newSession: true)
         var leader: Int32?
         var ready = false
@@ -87,7 +99,7 @@ final class HostGuest: Sendable {
             _ = Spawner.poll(pid)
             let text = String(decoding: (try? FilePaths.read(log)) ?? [], as: UTF8.self)
             Issue.record("the host guest did not report READY=1 within 60 s:\n\(text.suffix(2000))")
-            throw RunnerError(.timeout, input: hostTree, problem: "host guest did not boot")
+            throw RunnerError(.timeout, input: tree, problem: "host guest did not boot")
         }
         return HostGuest(harness: h, nspawn: pid, leader: leader, name: name)
     }

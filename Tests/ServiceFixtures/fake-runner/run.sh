@@ -7,7 +7,8 @@
 # line to .fake/ready once it holds (or once its job started), for tests that signal it. An
 # executable .fake/job runs once, as the job's code would. Signals it gets are logged to
 # .fake/signals, with the time (ns since the epoch) of each SIGINT in .fake/sigint-at; a SIGINT
-# cancels a running job (as the listener does), a SIGTERM ends it at once (exit 143).
+# cancels a running job (as the listener does), a SIGTERM ends it at once (exit 143). An
+# executable .fake/listener runs instead of the script's job on every launch (see below).
 set -u
 dir=$(cd "$(dirname "$0")" && pwd)
 fake="$dir/.fake"
@@ -53,6 +54,17 @@ if [ "$mode" = ignore-int ]; then
 fi
 echo "√ Connected to GitHub"
 echo "Listening for Jobs"
+# An executable .fake/listener takes jobs on every launch (the appliance suite's fake worker):
+# run.sh waits for it, and a SIGINT or SIGTERM ends it, as the listener ends when stopped.
+if [ -x "$fake/listener" ]; then
+    "$fake/listener" &
+    listener=$!
+    trap 'echo "SIGTERM $stamp" >> "$fake/signals"; kill "$listener" 2>/dev/null; exit 143' TERM
+    while kill -0 "$listener" 2>/dev/null && [ "$interrupted" = false ]; do wait "$listener"; done
+    kill "$listener" 2>/dev/null
+    echo "Exiting..."
+    exit 0
+fi
 # A job's own code: .fake/job (made by a test) runs once, as the runner user.
 if [ -x "$fake/job" ] && mv "$fake/job" "$fake/job.ran"; then
     "$fake/job.ran"
