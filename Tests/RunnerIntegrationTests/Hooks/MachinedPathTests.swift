@@ -67,9 +67,12 @@ final class HostGuest: Sendable {
     /// Boots `tree` as a host guest with `binds` (and the toolchain's runtime, read-only, which
     /// the debug agent links) within 60 s, or stops it and throws with its log. `volatile`: under
     /// a throwaway overlay (the tree is never changed); otherwise the guest writes to `tree`
-    /// itself, so what it did survives a reboot (booting the same tree again).
+    /// itself, so what it did survives a reboot (booting the same tree again). `untilReady`: wait
+    /// for READY=1 (the default target reached); otherwise return once the guest's init runs (a
+    /// cloud VM's first boot reaches its target only after the long install units).
     static func boot(
-        _ h: HookHarness, tree: String, binds: [GuestBind], volatile: Bool = true, log: String
+        _ h: HookHarness, tree: String, binds: [GuestBind], volatile: Bool = true, untilReady: Bool = true,
+        log: String
     ) async throws -> HostGuest {
         sweepOrphans()
         let name = namePrefix + String(GuestName.generate().dropFirst(3))
@@ -93,6 +96,7 @@ final class HostGuest: Sendable {
                 if line.hasPrefix("X_NSPAWN_LEADER_PID=") { leader = Int32(line.dropFirst(20)) }
                 if line == "READY=1" { ready = true }
             }
+            if !untilReady && leader != nil { ready = true }
         }
         guard ready, let leader else {
             GuestManager.terminate(pid: pid, startTime: nil)
