@@ -102,7 +102,7 @@ public struct Doctor: Sendable {
             let config = try ConfigEnv.loadConfig(configPath, layout: layout, for: .service)
             let values = config.entries.mapValues(\.value)
             userns = values[ConfigKey.guestUserNamespace.name] != "off"
-            install = try InstallSettings(values: values)
+            install = try InstallSettings(values: values, pinned: RunnerPackagePin.ofRelease(layout.currentRelease))
             service = try ServiceSettings(values: values, layout: layout)
             findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
         } catch {

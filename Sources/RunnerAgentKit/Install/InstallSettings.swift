@@ -26,7 +26,11 @@ public struct InstallSettings: Sendable {
     /// `RUNNER_GUEST_USERNS`: the range imported images are shifted to (nil: off).
     public var guestUserNamespace: GuestUserNamespace? = .standard
 
-    public init(values: [String: String]) throws(RunnerError) {
+    /// Validates `values` (config.env). `pinned` is the GitHub runner the release pins (its
+    /// bundle's `MANIFEST.json`): used when config.env sets no `RUNNER_VERSION`, its sha256 when
+    /// config.env sets no `RUNNER_TARBALL_SHA256` either (`RUNNER_TARBALL_URL` alone names a
+    /// mirror of the pinned tarball). A version set in config.env needs its own sha256.
+    public init(values: [String: String], pinned: RunnerPackagePin? = nil) throws(RunnerError) {
         func value(_ key: String) -> String? {
             guard let raw = values[key]?.trimmedWhitespace, !raw.isEmpty else { return nil }
             return raw
@@ -40,10 +44,13 @@ public struct InstallSettings: Sendable {
                 .invalidConfig, input: "RUNNER_USER", problem: "'\(user)' is not a valid user name",
                 fix: "use lowercase letters, digits, - and _, starting with a letter")
         }
-        guard let version = value("RUNNER_VERSION") else {
+        let configured = value("RUNNER_VERSION")
+        guard let version = configured ?? pinned?.version else {
             throw RunnerError(
-                .invalidConfig, input: "RUNNER_VERSION", problem: "is not set",
-                fix: "set RUNNER_VERSION to the pinned GitHub runner version (e.g. 2.336.0)")
+                .invalidConfig, input: "RUNNER_VERSION",
+                problem: "is not set, and the release pins no GitHub runner version",
+                fix: "install a bundle built by ci/release (it pins one), or set RUNNER_VERSION (e.g. 2.336.0)"
+                    + " with RUNNER_TARBALL_SHA256")
         }
         guard version.allSatisfy({ $0.isNumber || $0 == "." }) else {
             throw RunnerError(
@@ -51,9 +58,13 @@ public struct InstallSettings: Sendable {
                 fix: "set RUNNER_VERSION without the leading v")
         }
         runnerVersion = version
-        guard let sha = value("RUNNER_TARBALL_SHA256"), SHA256Digest.isValidHex(sha) else {
+        let pinnedSHA256 = configured == nil ? pinned?.sha256 : nil
+        guard let sha = value("RUNNER_TARBALL_SHA256") ?? pinnedSHA256, SHA256Digest.isValidHex(sha) else {
             throw RunnerError(
-                .invalidConfig, input: "RUNNER_TARBALL_SHA256", problem: "is not a sha256 (64 hex digits)",
+                .invalidConfig, input: "RUNNER_TARBALL_SHA256",
+                problem: configured == nil && pinned != nil
+                    ? "is not set, and the release pins runner \(version) without a sha256"
+                    : "is not a sha256 (64 hex digits)",
                 fix: "set it to the sha256 published for the runner tarball of RUNNER_VERSION")
         }
         tarballSHA256 = sha.lowercased()
