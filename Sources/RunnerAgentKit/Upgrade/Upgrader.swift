@@ -266,8 +266,9 @@ public struct Upgrader: Sendable {
     /// Points the links at `links`, converges what names the release, starts runner.service
     /// and waits until it is up.
     func activate(_ links: ReleaseSwitch.Links) async throws(RunnerError) {
-        let installer = try installer(for: links.current)
+        // The links first: a release config.env no longer suits is still switched back to.
         try releases.point(links)
+        let installer = try installer(for: links.current)
         print(
             "switch: current → releases/\(links.current), previous → \(links.previous.map { "releases/" + $0 } ?? "none")"
         )

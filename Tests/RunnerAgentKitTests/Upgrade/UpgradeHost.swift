@@ -69,7 +69,7 @@ struct UpgradeHost {
     /// Writes a bundle of `version` as `runner-build bundle` lays it out: the repository's units
     /// and scripts (`container-hooks.sh` ending in `# release <version>`, so each release's host
     /// files differ), a stand-in agent, `MANIFEST.json` first, pinning GitHub runner `runner`.
-    func bundle(_ version: String, runner: String = "2.336.0") throws -> (path: String, sha256: String) {
+    func bundle(_ version: String, runner: String? = "2.336.0") throws -> (path: String, sha256: String) {
         var files: [BundleManifest.File] = []
         var members: [ArchiveMember] = []
         for file in BundleLayout.files {
@@ -86,7 +86,7 @@ struct UpgradeHost {
         }
         let manifest = BundleManifest(
             bundleVersion: try BundleVersion(version), arch: .host, sourceCommit: nil, files: files,
-            runner: RunnerPackagePin(version: runner, sha256: tarballs[runner]))
+            runner: runner.map { RunnerPackagePin(version: $0, sha256: tarballs[$0]) })
         members.append(
             ArchiveMember(path: BundleManifest.fileName, content: .bytes(try manifest.encoded()), permissions: 0o644))
         let path = directory.appending("runner-bundle-\(version)-linux-\(BundleArch.host.rawValue).tar.gz")
@@ -99,8 +99,8 @@ struct UpgradeHost {
     func config() throws -> [String: String] { try ConfigEnv.load(nil, layout: layout, for: .install) }
 
     /// Installs `bundle` with the installer's steps, pinned runner and all (commands not recorded).
-    func install(_ version: String) async throws {
-        let bundle = try bundle(version).path
+    func install(_ version: String, runner: String? = "2.336.0") async throws {
+        let bundle = try bundle(version, runner: runner).path
         let pinned = try RunnerPackagePin.forInstall(
             bundle: bundle, unpacker: ManifestReleaseUnpacker(), layout: layout)
         let installer = Installer(

@@ -169,6 +169,25 @@ import Testing
         #expect(host.current == "releases/v1.2.0", "the links are back even when the old release did not start")
     }
 
+    /// The old release pins no runner and config.env no longer names one: it cannot be
+    /// converged again, but the links still go back to it, and the error says what happened.
+    @Test func theLinksGoBackEvenToAReleaseConfigEnvNoLongerSuits() async throws {
+        let sha = try Self.sha("2.336.0")
+        let host = try UpgradeHost(config: "RUNNER_VERSION=2.336.0\nRUNNER_TARBALL_SHA256=\(sha)\n")
+        defer { host.finish() }
+        try await host.install("v1.2.0", runner: nil)
+        try AtomicFile.write(
+            "RUNNER_GITHUB_URL=https://github.com/acme\n", to: host.layout.configFile, mode: 0o600)
+        host.serviceComesUp(except: ["v1.3.0"])
+        let bundle = try host.bundle("v1.3.0")
+        let error = await #expect(throws: RunnerError.self) {
+            _ = try await host.upgrader().upgrade(bundle: bundle.path, sha256: bundle.sha256)
+        }
+        #expect(error?.problem.contains("returning to v1.2.0 failed too: RUNNER_VERSION: is not set") == true)
+        #expect(host.current == "releases/v1.2.0")
+        #expect(host.previous == nil)
+    }
+
     @Test func rollbackReturnsToThePreviousReleaseAndKeepsTheOneItLeft() async throws {
         let host = try UpgradeHost()
         defer { host.finish() }
