@@ -28,14 +28,9 @@ let package = Package(
         // Linux system calls Swift's Glibc module lacks: openat2, open_tree, move_mount, and the
         // fork-and-enter helpers that must run without the Swift runtime (see the headers).
         .target(name: "CRunnerSystem"),
-        // Swift wrapper over libarchive: reproducible writer, streaming reader, safe extraction.
-        .target(
-            name: "RunnerArchive",
-            dependencies: [
-                "CLibArchive",
-                .product(name: "SystemPackage", package: "swift-system"),
-            ]
-        ),
+        // Swift wrapper over libarchive: reproducible writer, streaming reader, safe extraction,
+        // deterministic gzip.
+        .target(name: "RunnerArchive", dependencies: ["CLibArchive"]),
         // Shared leaf: errors, host layout, config.env, bundle manifest, commands as values, logging.
         .target(
             name: "RunnerCore",
@@ -43,7 +38,6 @@ let package = Package(
                 "RunnerArchive",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         // The OS layer: spawning and signals, /proc, sockets, descriptor-based path resolution,
@@ -75,11 +69,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The command-line pieces both executables share (archive list, config check output).
+        .target(
+            name: "RunnerCLI",
+            dependencies: [
+                "RunnerCore",
+                "RunnerArchive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         // Release side: user-data rendering, bundle building, rootfs baking, release.
         .target(
             name: "RunnerBuildKit",
             dependencies: [
                 "RunnerCore",
+                "RunnerCLI",
                 "RunnerArchive",
                 "RunnerSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -91,6 +95,7 @@ let package = Package(
             name: "RunnerAgentKit",
             dependencies: [
                 "RunnerCore",
+                "RunnerCLI",
                 "RunnerArchive",
                 "RunnerSystem",
                 "RunnerImages",

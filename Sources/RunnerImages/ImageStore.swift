@@ -150,6 +150,7 @@ public struct ImageStore: Sendable {
         let imageDirectory = layout.imageDirectory(name)
         let versionDirectory = imageDirectory + "/" + digest
         try FilePaths.createDirectory(imageDirectory)
+        Self.removeAbandoned(in: imageDirectory)
         let previous = try? resolve(name)
         if previous?.digest == digest {
             progress.finish("image \(name) is already at \(digest.prefix(12)); nothing to do")
@@ -188,6 +189,24 @@ public struct ImageStore: Sendable {
         progress.finish("imported \(name) \(digest.prefix(12)) at \(installed.rootfs)")
         logger.info("imported image", metadata: ["name": "\(name)", "digest": "\(digest)"])
         return installed
+    }
+
+    /// Removes what an import killed mid-way left in `imageDirectory`: the `current` link's
+    /// temporary (`.current.tmp-PID-N`) and unpacking staging (`.incoming-DIGEST-PID`) of
+    /// writers that are gone, so a re-run converges on the same tree. A live writer's are kept.
+    static func removeAbandoned(in imageDirectory: String) {
+        for entry in FilePaths.entries(of: imageDirectory) {
+            let writer: Substring
+            if entry.hasPrefix(".current.tmp-") {
+                writer = entry.dropFirst(".current.tmp-".count).prefix { $0 != "-" }
+            } else if entry.hasPrefix(".incoming-") {
+                writer = entry.split(separator: "-").last ?? ""
+            } else {
+                continue
+            }
+            guard let pid = Int32(writer), !ProcessTable.isAlive(pid, startTime: nil) else { continue }
+            try? FilePaths.remove(imageDirectory + "/" + entry)
+        }
     }
 
     /// Removes image `name` and all its versions. `current` goes first, so the hook stops
@@ -240,7 +259,8 @@ public struct ImageStore: Sendable {
             throw RunnerError(.io, input: imageDirectory, problem: "could not list", underlying: error)
         }
         for entry in entries where entry != "current" && !keeping.contains(entry) {
-            if SHA256Digest.isValidHex(entry) || entry.hasPrefix(".incoming-") {
+            // Staging of other imports is theirs while they live (``removeAbandoned(in:)``).
+            if SHA256Digest.isValidHex(entry) {
                 logger.info("removing old image version", metadata: ["name": "\(name)", "version": "\(entry)"])
                 try FilePaths.remove(imageDirectory + "/" + entry)
             }

@@ -267,8 +267,8 @@ struct BundleFixture {
         }
         #expect(throws: (any Error).self) { try RunnerAgentCommand.parseAsRoot(["bundle", "unpack", "b.tar.gz"]) }
         let unpack = try RunnerAgentCommand.parseAsRoot(["bundle", "unpack", "b.tar.gz", "--into", "/x", "--force"])
-        #expect(unpack is BundleCommand.Unpack)
-        #expect(BundleCommand.Verify.helpMessage().contains("--sha256"))
+        #expect(unpack is AgentBundleUnpackCommand)
+        #expect(AgentBundleVerifyCommand.helpMessage().contains("--sha256"))
     }
 }
 

@@ -166,17 +166,6 @@ struct DoctorTests {
         #expect(Doctor.tail("") == "")
     }
 
-    @Test func nspawnProbeArgv() {
-        #expect(
-            DoctorNspawn().probe(rootfs: "/var/lib/runner/images/x/current/rootfs").argv == [
-                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--volatile=overlay",
-                "--directory=/var/lib/runner/images/x/current/rootfs", "--boot", "--", "--unit=poweroff.target",
-            ])
-        #expect(
-            SudoList().may("runner", run: "/usr/local/bin/ci-nspawn-run").argv == [
-                "sudo", "--non-interactive", "--list", "--other-user", "runner", "/usr/local/bin/ci-nspawn-run",
-            ])
-    }
 }
 
 /// Issue #12, defect 1: an install that stopped on a configuration error (runner-install.service

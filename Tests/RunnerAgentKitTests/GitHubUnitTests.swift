@@ -34,48 +34,6 @@ struct GitHubTargetTests {
     }
 }
 
-struct CurlCommandTests {
-    @Test func requestKeepsSecretsOffArgv() {
-        let curl = Curl()
-        let request = Curl.Request(
-            method: "POST", url: "https://api.github.com/orgs/acme/actions/runners/registration-token",
-            headers: [("Authorization", Secret("Bearer ghp_SECRET\"x"))], body: #"{"a":"b\n"}"#,
-            connectTimeoutSeconds: 7, maxTimeSeconds: 21)
-        let command = curl.request(request)
-        #expect(
-            command.argv == [
-                "curl", "--silent", "--show-error", "--proto", "=https,http", "--connect-timeout", "7", "--max-time",
-                "21", "--write-out", "\\n%{http_code}", "--config", "-", "--url",
-                "https://api.github.com/orgs/acme/actions/runners/registration-token",
-            ])
-        #expect(!command.description.contains("ghp_SECRET"))
-        let config = String(decoding: curl.requestConfig(request), as: UTF8.self)
-        #expect(
-            config == """
-                request = "POST"
-                header = "Authorization: Bearer ghp_SECRET\\"x"
-                data-binary = "{\\"a\\":\\"b\\\\n\\"}"
-
-                """)
-    }
-
-    @Test func downloadIsBoundedAndFailsOnHTTPErrors() {
-        let command = Curl().download(.init(url: "https://example.com/r.tar.gz", output: "/tmp/r.tar.gz"))
-        #expect(
-            command.argv == [
-                "curl", "--fail", "--location", "--silent", "--show-error", "--proto", "=https,http", "--proto-redir",
-                "=https,http", "--connect-timeout", "15", "--max-time", "900", "--retry", "3", "--output",
-                "/tmp/r.tar.gz", "--url", "https://example.com/r.tar.gz",
-            ])
-    }
-
-    @Test func secretsNeverPrint() {
-        let secret = Secret("hunter2")
-        #expect("\(secret)" == "<redacted>")
-        #expect(String(reflecting: secret) == "<redacted>")
-    }
-}
-
 struct AppJWTTests {
     @Test func jwtIsRS256SignedAndVerifiesWithThePublicKey() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
@@ -167,80 +125,26 @@ struct GitHubAPIErrorTests {
     }
 }
 
-struct RunnerPackageCommandTests {
-    let package = RunnerPackage(directory: "/opt/actions-runner")
-
-    /// The token reaches config.sh through stdin and a shell prelude that exports it and execs
-    /// the script: it is on no command line and in no environment but config.sh's own.
-    @Test func configureIsUnattendedWithUpdatesDisabledAndTheTokenOnStandardInput() throws {
-        var options = RunnerPackage.ConfigureOptions(
-            url: "https://github.com/acme", name: "r1", workDirectory: "/var/lib/runner/work")
-        options.labels = ["a", "b"]
-        options.group = "g"
-        options.ephemeral = true
-        options.noDefaultLabels = true
-        let invocation = try package.configure(options, token: Secret("AREGTOKEN"))
-        let command = invocation.command
-        #expect(
-            command.argv == [
-                "/bin/sh", "-c",
-                "IFS= read -r ACTIONS_RUNNER_INPUT_TOKEN && export ACTIONS_RUNNER_INPUT_TOKEN && exec \"$0\" \"$@\"",
-                "/opt/actions-runner/config.sh", "--unattended", "--url", "https://github.com/acme", "--name", "r1",
-                "--work", "/var/lib/runner/work", "--replace", "--disableupdate", "--labels", "a,b", "--runnergroup",
-                "g", "--ephemeral", "--no-default-labels",
-            ])
-        #expect(command.environment.isEmpty)
-        #expect(invocation.standardInput == Array("AREGTOKEN\n".utf8))
-        #expect(!command.description.contains("AREGTOKEN"))
-        #expect(command.workingDirectory == "/opt/actions-runner")
-    }
-
-    @Test func aSecretThatIsNotOneLineIsRefused() {
-        let options = RunnerPackage.ConfigureOptions(url: "https://github.com/acme", name: "r1", workDirectory: "/w")
-        for bad in ["", "A\nB", "A\rB", "A\u{0}B", "A\r\nB"] {
-            #expect(throws: RunnerError.self) { try package.configure(options, token: Secret(bad)) }
-            #expect(throws: RunnerError.self) { try package.run(jitConfig: Secret(bad)) }
-        }
-    }
-
-    @Test func removeLocalAndRun() throws {
-        #expect(package.removeLocal().argv == ["/opt/actions-runner/config.sh", "remove", "--local"])
-        let plain = try package.run(jitConfig: nil)
-        #expect(plain.command.argv == ["/opt/actions-runner/run.sh"])
-        #expect(plain.standardInput == nil)
-        let jit = try package.run(jitConfig: Secret("JITBLOB"))
-        #expect(
-            jit.command.argv == [
-                "/bin/sh", "-c",
-                "IFS= read -r ACTIONS_RUNNER_INPUT_JITCONFIG && export ACTIONS_RUNNER_INPUT_JITCONFIG && exec \"$0\" \"$@\"",
-                "/opt/actions-runner/run.sh",
-            ])
-        #expect(jit.command.environment.isEmpty)
-        #expect(jit.standardInput == Array("JITBLOB\n".utf8))
-    }
-
-    @Test func setprivDropsToTheRunnerUser() throws {
-        let command = Setpriv().asUser(uid: 999, gid: 998, try package.run(jitConfig: nil).command)
-        #expect(
-            command.argv == [
-                "setpriv", "--reuid=999", "--regid=998", "--init-groups", "--", "/opt/actions-runner/run.sh",
-            ])
-        #expect(command.workingDirectory == "/opt/actions-runner")
-    }
-}
-
 struct ServiceSettingsTests {
     let layout = HostLayout(root: "/nonexistent-root")
     let base = ["RUNNER_GITHUB_URL": "https://github.com/acme"]
 
-    func settings(_ extra: [String: String]) throws -> ServiceSettings {
-        try ServiceSettings(values: base.merging(extra) { $1 }, layout: layout)
+    /// The settings `service` builds: the config model validates `values`, then the settings
+    /// take its typed values.
+    func settings(_ extra: [String: String], layout: HostLayout? = nil) throws -> ServiceSettings {
+        let layout = layout ?? self.layout
+        let config = try RunnerConfig(source: "config.env", values: base.merging(extra) { $1 })
+            .validated(options: .init(secretFiles: layout, requireCredential: true))
+        return try ServiceSettings(config, layout: layout)
     }
 
     @Test func defaults() throws {
-        let s = try settings(["RUNNER_REGISTRATION_TOKEN": "T", "RUNNER_LABELS": " a, b ,,"])
+        let s = try settings(["RUNNER_REGISTRATION_TOKEN": "T", "RUNNER_LABELS": " a, b "])
         #expect(s.user == "runner")
+        #expect(s.user == ConfigKey.Defaults.user)
         #expect(s.workDirectory == layout.workDirectory)
+        #expect(s.workDirectory == layout.path(ConfigKey.Defaults.workDirectory))
+        #expect(s.requireJobContainer == false && s.group == nil && s.proxies.isEmpty)
         #expect(s.labels == ["a", "b"])
         #expect(!s.ephemeral)
         guard case .token(let token) = s.registration else {
@@ -263,7 +167,57 @@ struct ServiceSettingsTests {
     }
 
     @Test func missingURL() {
-        #expect(throws: RunnerError.self) { try ServiceSettings(values: ["RUNNER_PAT": "p"], layout: layout) }
+        let config = RunnerConfig(source: "config.env", values: ["RUNNER_PAT": "p"])
+        #expect(throws: RunnerError.self) { try ServiceSettings(config, layout: layout) }
+    }
+
+    /// What the config model checked is not checked again: the settings take its values as
+    /// typed (a work directory under the layout, the proxies, the App's three keys).
+    @Test func valuesComeFromTheTypedConfig() throws {
+        let s = try settings([
+            "RUNNER_PAT": "p", "RUNNER_WORK_DIR": "/srv/work", "RUNNER_GROUP": "appliances",
+            "RUNNER_EPHEMERAL": "true", "HTTPS_PROXY": "http://proxy:3128", "RUNNER_REQUIRE_JOB_CONTAINER": "true",
+        ])
+        #expect(s.workDirectory == layout.path("/srv/work"))
+        #expect(s.group == "appliances" && s.ephemeral && s.requireJobContainer)
+        #expect(s.proxies == ["HTTPS_PROXY": "http://proxy:3128"])
+        guard case .api(.pat(let pat)) = s.registration else {
+            Issue.record("expected a PAT")
+            return
+        }
+        #expect(pat.value == "p")
+    }
+
+    /// Plain http passes the config model (GHES may use it) but the service refuses it but
+    /// for a loopback test server: tokens would travel in clear.
+    @Test func plainHTTPOnlyToLoopback() throws {
+        let error = #expect(throws: RunnerError.self) {
+            try settings(["RUNNER_GITHUB_URL": "http://ghes.internal/acme", "RUNNER_PAT": "p"])
+        }
+        #expect(error?.problem.contains("plain http") == true)
+        #expect(
+            try settings(["RUNNER_GITHUB_URL": "http://127.0.0.1:8080/acme", "RUNNER_PAT": "p"]).target.scheme == "http"
+        )
+    }
+
+    /// Secret files are read by the config model's ``SecretSource``: surrounding whitespace
+    /// goes, an empty file is a configuration error naming it.
+    @Test func secretFilesAreReadByTheConfigModel() throws {
+        try withTemporaryDirectoryHelper { dir in
+            let layout = dir.layout
+            try AtomicFile.write("  ghp_x \n\n", to: layout.path("/etc/runner/pat"), mode: 0o600)
+            let s = try settings(["RUNNER_PAT_FILE": "/etc/runner/pat"], layout: layout)
+            guard case .api(.pat(let pat)) = s.registration else {
+                Issue.record("expected a PAT")
+                return
+            }
+            #expect(pat.value == "ghp_x")
+            try AtomicFile.write(" \n", to: layout.path("/etc/runner/pat"), mode: 0o600)
+            let error = #expect(throws: RunnerError.self) {
+                try settings(["RUNNER_PAT_FILE": "/etc/runner/pat"], layout: layout)
+            }
+            #expect(error?.code == .invalidConfig && error?.input == "/etc/runner/pat" && error?.problem == "is empty")
+        }
     }
 
     @Test func configIsLoadedThroughTheConfigModel() throws {
@@ -281,9 +235,9 @@ struct ServiceSettingsTests {
         let error = #expect(throws: RunnerError.self) { try ConfigEnv.load(nil, layout: layout, for: .service) }
         #expect(error?.description.contains("0600") == true || error?.description.contains("600") == true)
         try AtomicFile.write("ghp_x\n", to: layout.path("/etc/runner/pat"), mode: 0o600)
-        let values = try ConfigEnv.load(nil, layout: layout, for: .service)
-        #expect(values["RUNNER_NAME"] == "my-runner")
-        let settings = try ServiceSettings(values: values, layout: layout)
+        let config = try ConfigEnv.load(nil, layout: layout, for: .service)
+        #expect(config.runnerName == "my-runner")
+        let settings = try ServiceSettings(config, layout: layout)
         guard case .api(.pat(let pat)) = settings.registration else {
             Issue.record("expected a PAT")
             return

@@ -322,14 +322,20 @@ final class HookHarness: Sendable {
     func serviceJSON(
         image: String = "svc:1", ports: [String]? = nil, environment: [String: String] = [:], options: String? = nil
     ) -> String {
-        let object: [String: Any] = [
-            "image": image, "entryPointArgs": [String](), "environmentVariables": environment,
-            "portMappings": ports ?? ["\(servicePort):\(servicePort)"], "systemMountVolumes": [Any](),
-            "userMountVolumes": [Any](),
-        ]
-        var json = JSONText.encode(object)
+        struct Service: Encodable {
+            var image: String
+            var entryPointArgs: [String] = []
+            var environmentVariables: [String: String]
+            var portMappings: [String]
+            var systemMountVolumes: [String] = []
+            var userMountVolumes: [String] = []
+        }
+        let service = Service(
+            image: image, environmentVariables: environment,
+            portMappings: ports ?? ["\(servicePort):\(servicePort)"])
+        var json = TestJSON.encode(service)
         json.removeLast()
-        return json + ",\"createOptions\":" + (options.map(JSONText.quote) ?? "null")
+        return json + ",\"createOptions\":" + (options.map(TestJSON.quote) ?? "null")
             + ",\"dockerfile\":null,\"entryPoint\":null,\"registry\":null,\"workingDirectory\":null}"
     }
 

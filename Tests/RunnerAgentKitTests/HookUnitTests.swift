@@ -120,9 +120,49 @@ struct HookDecodingTests {
         #expect(ContainerHook.serviceAlias(image) == alias)
     }
 
-    @Test func responseJSONIsEscaped() {
-        let text = JSONText.encode(["a": "x\"\n\u{1}", "b": [true, false], "c": ["k": "v"]] as [String: Any])
-        #expect(text == #"{"a":"x\"\n\u0001","b":[true,false],"c":{"k":"v"}}"#)
+    /// The prepare_job response, byte for byte as the runner has always read it: compact, keys
+    /// sorted, `/` unescaped, every service with `ports`.
+    @Test func prepareJobResponseBytes() throws {
+        let response = HookResponse(
+            state: HookState(
+                guest: "rg-000000000001", services: ["rg-000000000002", "rg-000000000003"],
+                environment: ["HOME": "/github/home", "GITHUB_ACTIONS": "true", "CI": "true"]),
+            isAlpine: false,
+            context: .init(
+                container: .init(id: "rg-000000000001", network: "host"),
+                services: [
+                    .init(id: "rg-000000000002", network: "host", ports: ["80": "8080", "6379": "6379"]),
+                    .init(id: "rg-000000000003", network: "host"),
+                ]))
+        let text = String(decoding: try response.encoded(), as: UTF8.self)
+        #expect(
+            text
+                == #"{"context":{"container":{"id":"rg-000000000001","network":"host"},"services":[{"id":"rg-000000000002","network":"host","ports":{"6379":"6379","80":"8080"}},{"id":"rg-000000000003","network":"host","ports":{}}]},"isAlpine":false,"state":{"environment":{"CI":"true","GITHUB_ACTIONS":"true","HOME":"/github/home"},"guest":"rg-000000000001","services":["rg-000000000002","rg-000000000003"]}}"#
+        )
+        #expect(try JSONDecoder().decode(HookResponse.self, from: Data(text.utf8)) == response)
+    }
+
+    /// A services-only job: no `context.container` (the runner would write into a job container
+    /// that does not exist), no `guest` in the state.
+    @Test func servicesOnlyResponseHasNoContainer() throws {
+        let response = HookResponse(
+            state: HookState(services: ["rg-000000000002"]), isAlpine: false,
+            context: .init(services: [.init(id: "rg-000000000002", network: "host")]))
+        #expect(
+            String(decoding: try response.encoded(), as: UTF8.self)
+                == #"{"context":{"services":[{"id":"rg-000000000002","network":"host","ports":{}}]},"isAlpine":false,"state":{"environment":{},"services":["rg-000000000002"]}}"#
+        )
+        #expect(String(decoding: try HookResponse().encoded(), as: UTF8.self) == "{}")
+    }
+
+    /// Values from the workflow are escaped as JSON wants (quotes, backslashes, control
+    /// characters), `/` and non-ASCII are written as they are, and they read back unchanged.
+    @Test func responseValuesAreEscaped() throws {
+        let value = "x\"\\\n\r\t\u{1}/é😀"
+        let response = HookResponse(state: HookState(environment: ["A/B": value]))
+        let text = String(decoding: try response.encoded(), as: UTF8.self)
+        #expect(text == #"{"state":{"environment":{"A/B":"x\"\\\n\r\t\u0001/é😀"},"services":[]}}"#)
+        #expect(try JSONDecoder().decode(HookResponse.self, from: Data(text.utf8)).state?.environment["A/B"] == value)
     }
 
     @Test func settingsParse() throws {
@@ -203,64 +243,6 @@ func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) t
 }
 
 @Suite struct GuestCommandLineTests {
-    @Test func bootWithoutMachined() {
-        var options = SystemdNspawn.BootOptions(directory: "/img/rootfs", machine: "rg-0123456789ab")
-        options.binds = [
-            GuestBind(source: "/w/_temp", target: "/__w/_temp"),
-            GuestBind(source: "/w", target: "/__w"),
-            GuestBind(source: "/e", target: "/__e", readOnly: true),
-            GuestBind(source: nil, target: "/anon"),
-            GuestBind(source: "/odd:path", target: "/t"),
-        ]
-        options.setenv = ["container_ttys": "0"]
-        #expect(
-            SystemdNspawn.boot(options).argv == [
-                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--directory=/img/rootfs",
-                "--machine=rg-0123456789ab", "--boot", "--volatile=overlay", "--notify-ready=yes",
-                "--console=passive", "--setenv=container_ttys=0", "--bind=/w:/__w", "--bind-ro=/e:/__e",
-                "--bind=:/anon", "--bind=/odd\\:path:/t", "--bind=/w/_temp:/__w/_temp",
-            ])
-    }
-
-    @Test func bootWithMachinedAsAService() {
-        var options = SystemdNspawn.BootOptions(directory: "/r", machine: "rg-0123456789ab")
-        options.register = true
-        let command = SystemdRun.guestService(unit: "rg-0123456789ab", nspawn: SystemdNspawn.boot(options))
-        #expect(
-            command.argv == [
-                "systemd-run", "--unit=rg-0123456789ab", "--quiet", "--collect", "-p", "Delegate=yes", "-p",
-                "Type=notify", "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=60", "-p",
-                "TimeoutStopSec=10", "--", "systemd-nspawn", "--quiet", "--keep-unit",
-                "--directory=/r", "--machine=rg-0123456789ab", "--boot", "--volatile=overlay",
-                "--notify-ready=yes", "--console=passive",
-            ])
-    }
-
-    @Test func nsenterEntersEveryNamespace() {
-        var inner = Command("/bin/true", [])
-        inner.environment = ["K": "v"]
-        let command = Nsenter.enter(leader: 42, inner)
-        #expect(command.argv == ["nsenter", "--target=42", "--all", "--", "/bin/true"])
-        #expect(command.environment["K"] == "v")
-    }
-
-    @Test func machinectlAndSystemctl() {
-        #expect(
-            Machinectl.leader(machine: "g").argv == ["machinectl", "show", "g", "--property=Leader", "--value"])
-        #expect(Machinectl.list().argv == ["machinectl", "list", "--no-legend", "--no-pager"])
-        #expect(Systemctl.stop(unit: "u.service").argv == ["systemctl", "stop", "--no-block", "--", "u.service"])
-        #expect(Systemctl.stop(unit: "u", block: true).argv == ["systemctl", "stop", "--", "u"])
-        #expect(
-            Systemctl.kill(unit: "u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
-    }
-
-    @Test func timeoutBoundsACommand() {
-        #expect(
-            Timeout.bounded(seconds: 20, Systemctl.stop(unit: "u.service", block: true)).argv == [
-                "timeout", "--kill-after=5", "20", "systemctl", "stop", "--", "u.service",
-            ])
-    }
-
     @Test func backendDetection() throws {
         try withTemporaryDirectoryHelper { dir in
             let layout = dir.layout

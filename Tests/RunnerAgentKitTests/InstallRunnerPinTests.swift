@@ -16,8 +16,12 @@ import Testing
     static let ownSHA = String(repeating: "b", count: 64)
     static let pin = RunnerPackagePin(version: "2.336.0", sha256: pinSHA)
 
+    static func config(_ values: [String: String]) -> RunnerConfig {
+        RunnerConfig(source: "config.env", values: values)
+    }
+
     @Test func withoutRunnerVersionTheReleasesPinIsUsed() throws {
-        let settings = try InstallSettings(values: [:], pinned: Self.pin)
+        let settings = try InstallSettings(Self.config([:]), pinned: Self.pin)
         #expect(settings.runnerVersion == "2.336.0")
         #expect(settings.tarballSHA256 == Self.pinSHA)
         #expect(
@@ -28,7 +32,7 @@ import Testing
 
     @Test func aMirrorURLAloneDownloadsThePinnedTarball() throws {
         let settings = try InstallSettings(
-            values: ["RUNNER_TARBALL_URL": "https://mirror.internal/runner.tar.gz"], pinned: Self.pin)
+            Self.config(["RUNNER_TARBALL_URL": "https://mirror.internal/runner.tar.gz"]), pinned: Self.pin)
         #expect(settings.tarballURL == "https://mirror.internal/runner.tar.gz")
         #expect(settings.runnerVersion == "2.336.0")
         #expect(settings.tarballSHA256 == Self.pinSHA)
@@ -36,7 +40,8 @@ import Testing
 
     @Test func configEnvOverridesThePin() throws {
         let settings = try InstallSettings(
-            values: ["RUNNER_VERSION": "2.337.0", "RUNNER_TARBALL_SHA256": Self.ownSHA.uppercased()], pinned: Self.pin)
+            Self.config(["RUNNER_VERSION": "2.337.0", "RUNNER_TARBALL_SHA256": Self.ownSHA.uppercased()]),
+            pinned: Self.pin)
         #expect(settings.runnerVersion == "2.337.0")
         #expect(settings.tarballSHA256 == Self.ownSHA)
         #expect(settings.tarballURL.contains("/v2.337.0/"))
@@ -44,19 +49,19 @@ import Testing
 
     @Test func aVersionOfOnesOwnNeedsItsOwnDigest() {
         let error = #expect(throws: RunnerError.self) {
-            try InstallSettings(values: ["RUNNER_VERSION": "2.337.0"], pinned: Self.pin)
+            try InstallSettings(Self.config(["RUNNER_VERSION": "2.337.0"]), pinned: Self.pin)
         }
         #expect(error?.input == "RUNNER_TARBALL_SHA256")
         #expect(error?.code == .invalidConfig)
     }
 
     @Test func nothingPinnedIsAConfigurationErrorThatSaysWhatToDo() {
-        let error = #expect(throws: RunnerError.self) { try InstallSettings(values: [:], pinned: nil) }
+        let error = #expect(throws: RunnerError.self) { try InstallSettings(Self.config([:]), pinned: nil) }
         #expect(error?.code == .invalidConfig)
         #expect(error?.problem == "is not set, and the release pins no GitHub runner version")
         #expect(error?.fix?.contains("ci/release") == true)
         let noDigest = #expect(throws: RunnerError.self) {
-            try InstallSettings(values: [:], pinned: RunnerPackagePin(version: "2.336.0", sha256: nil))
+            try InstallSettings(Self.config([:]), pinned: RunnerPackagePin(version: "2.336.0", sha256: nil))
         }
         #expect(noDigest?.problem == "is not set, and the release pins runner 2.336.0 without a sha256")
     }

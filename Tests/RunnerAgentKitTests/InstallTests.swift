@@ -100,9 +100,9 @@ struct InstallHarness {
     }
 
     func installer(bundle: Bool = true) throws -> Installer {
-        let values = try ConfigEnv.load(nil, layout: layout, for: .install)
+        let config = try ConfigEnv.load(nil, layout: layout, for: .install)
         return Installer(
-            layout: layout, settings: try InstallSettings(values: values), bundle: bundle ? artefacts.bundle : nil,
+            layout: layout, settings: try InstallSettings(config), bundle: bundle ? artefacts.bundle : nil,
             commandRunner: SubprocessCommandRunner(), logger: Logger(label: "test"))
     }
 
@@ -407,33 +407,25 @@ struct InstallTests {
 }
 
 struct InstallUnitTests {
-    @Test func hostCommandsArgv() {
-        #expect(
-            Useradd().systemUser("runner", home: "/home/runner", layout: HostLayout()).argv == [
-                "useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/home/runner", "--shell",
-                "/bin/bash", "runner",
-            ])
-        #expect(
-            Useradd().systemUser("runner", home: "/home/runner", layout: HostLayout(root: "/tmp/r")).argv.prefix(3) == [
-                "useradd", "--prefix", "/tmp/r",
-            ])
-        #expect(
-            Visudo().check("/etc/sudoers.d/x").argv == ["visudo", "--check", "--quiet", "--file", "/etc/sudoers.d/x"])
-        #expect(Systemctl().daemonReload().argv == ["systemctl", "daemon-reload"])
-        #expect(
-            Systemctl().startNoBlock("runner.service").argv == ["systemctl", "start", "--no-block", "runner.service"])
-        #expect(
-            Chown().recursive(uid: 5, gid: 6, "/opt/x").argv == ["chown", "-R", "--no-dereference", "5:6", "/opt/x"])
+    /// The settings `install` builds: the config model validates `values`, then the settings
+    /// take its typed values.
+    static func installSettings(_ values: [String: String]) throws -> InstallSettings {
+        var all = values
+        if all["RUNNER_GITHUB_URL"] == nil { all["RUNNER_GITHUB_URL"] = "https://github.com/acme" }
+        return try InstallSettings(RunnerConfig(source: "config.env", values: all).validated(options: .syntax))
     }
 
     @Test func settingsParseImagesAndDefaultTheTarballURL() throws {
         let sha = String(repeating: "a", count: 64)
-        let settings = try InstallSettings(values: [
+        let settings = try Self.installSettings([
             "RUNNER_VERSION": "2.336.0", "RUNNER_TARBALL_SHA256": sha,
             "RUNNER_IMAGES":
                 "debian-bookworm=https://x/r.tar.zst@sha256:\(sha)  ubuntu=https://y/u.tar.zst@sha256:\(sha)",
         ])
-        #expect(settings.user == "runner")
+        #expect(settings.user == ConfigKey.Defaults.user)
+        #expect(settings.defaultImage == ConfigKey.Defaults.defaultImage)
+        #expect(settings.workDirectory == ConfigKey.Defaults.workDirectory)
+        #expect(settings.guestUserNamespace == .standard)
         #expect(settings.images.map(\.name) == ["debian-bookworm", "ubuntu"])
         #expect(settings.images.first?.url == "https://x/r.tar.zst")
         #expect(
@@ -459,7 +451,25 @@ struct InstallUnitTests {
         ],
     ])
     func badSettings(values: [String: String]) {
-        let error = #expect(throws: RunnerError.self) { try InstallSettings(values: values) }
+        let error = #expect(throws: RunnerError.self) { try Self.installSettings(values) }
         #expect(error?.code == .invalidConfig)
+    }
+    @Test func settingsTakeTheTypedConfig() throws {
+        let sha = String(repeating: "b", count: 64)
+        let settings = try Self.installSettings([
+            "RUNNER_VERSION": "2.336.0", "RUNNER_TARBALL_SHA256": sha.uppercased(),
+            "RUNNER_TARBALL_URL": "https://mirror.internal/r.tar.gz", "RUNNER_WORK_DIR": "/srv/work",
+            "RUNNER_GUEST_USERNS": "off", "RUNNER_DEFAULT_IMAGE": "tiny", "RUNNER_USER": "ci",
+        ])
+        #expect(settings.tarballSHA256 == sha)
+        #expect(settings.tarballURL == "https://mirror.internal/r.tar.gz")
+        #expect(settings.workDirectory == "/srv/work")
+        #expect(settings.guestUserNamespace == nil)
+        #expect(settings.defaultImage == "tiny" && settings.user == "ci")
+        let installer = Installer(
+            layout: HostLayout(root: "/tmp/r"), settings: settings, bundle: nil,
+            commandRunner: RecordingCommandRunner(), logger: Logger(label: "test"))
+        #expect(installer.workDirectory == "/tmp/r/srv/work")
+        #expect(installer.nosuidDirectories.first == "/srv/work")
     }
 }

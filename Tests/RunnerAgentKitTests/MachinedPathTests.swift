@@ -68,7 +68,7 @@ final class HostGuest: Sendable {
         if FilePaths.exists("/opt/swift/usr/lib/swift/linux") {
             boot.binds.append(GuestBind(source: "/opt/swift", target: "/opt/swift", readOnly: true))
         }
-        var command = SystemdNspawn.boot(boot)
+        var command = SystemdNspawn().boot(boot)
         command.arguments.insert("--capability=all", at: 1)
         command.environment["NOTIFY_SOCKET"] = socket.path
         let log = h.dir.appending("host.log")
@@ -134,7 +134,7 @@ final class HostGuest: Sendable {
         } else {
             inner += ["HOME=/root"]
         }
-        return Nsenter.enter(leader: leader, Command(inner[0], Array(inner.dropFirst()) + argv))
+        return Nsenter().enter(leader: leader, Command(inner[0], Array(inner.dropFirst()) + argv))
     }
 
     /// Runs `argv` in the guest; `timeout(1)` ends it after `seconds`.
@@ -142,7 +142,7 @@ final class HostGuest: Sendable {
         _ argv: [String], user: String? = nil, environment: [String: String] = [:], input: [UInt8]? = nil,
         seconds: Int = 60
     ) async throws -> CommandResult {
-        let bounded = Timeout.bounded(seconds: seconds, command(argv, user: user, environment: environment))
+        let bounded = Timeout().bounded(.init(seconds: seconds), command(argv, user: user, environment: environment))
         let result = try await SubprocessCommandRunner().run(bounded, input: input, output: .captured)
         if result.status == .exited(124) || result.status == .exited(137) {
             Issue.record("`\(argv.joined(separator: " "))` in the host guest did not end within \(seconds) s")
@@ -244,7 +244,7 @@ extension GuestSuites {
                     GuestRecord.self, from: Data(try FilePaths.read(h.layout.guestRecord(info.name)))))
             #expect(record.backend == .machined)
             #expect(record.userNamespace == .standard, "guests are user-namespaced by default")
-            let machines = try await host.run(Machinectl.list().argv, seconds: 30)
+            let machines = try await host.run(Machinectl().list().argv, seconds: 30)
             #expect(machines.standardOutput.contains(info.name))
             let unit = try await host.run(["systemctl", "show", "-p", "KillMode", "--value", info.name + ".service"])
             #expect(unit.standardOutput == "mixed\n")
@@ -278,7 +278,7 @@ extension GuestSuites {
             let h = host.harness
             let agent = try #require(HookHarness.agent)
             let production = HostLayout()
-            let useradd = Useradd().systemUser(Self.user, home: "/home/" + Self.user, layout: production)
+            let useradd = Useradd().systemUser(.init(name: Self.user, home: "/home/" + Self.user, layout: production))
             let added = try await host.run(useradd.argv)
             try #require(added.status == .exited(0), "\(added.standardError)")
             let files = h.dir.appending("install")

@@ -21,9 +21,9 @@ extension GuestSuites {
         static let user = HookHarness.ownerUID
 
         func step(_ entryPoint: String, _ args: [String], guest: String, prependPath: [String] = []) -> String {
-            let quoted = { (items: [String]) in "[" + items.map { JSONText.quote($0) }.joined(separator: ",") + "]" }
+            let quoted = { (items: [String]) in "[" + items.map { TestJSON.quote($0) }.joined(separator: ",") + "]" }
             return """
-                {"command":"run_script_step","responseFile":null,"args":{"entryPoint":\(JSONText.quote(entryPoint)),\
+                {"command":"run_script_step","responseFile":null,"args":{"entryPoint":\(TestJSON.quote(entryPoint)),\
                 "entryPointArgs":\(quoted(args)),"environmentVariables":{"FROM_STEP":"s"},\
                 "prependPath":\(quoted(prependPath)),"workingDirectory":"/__w/octo-repo/octo-repo"},\
                 "state":{"guest":"\(guest)","services":[],"environment":{"FROM_STATE":"yes"}}}

@@ -34,13 +34,15 @@ struct ServiceHarness {
         package = try FakeRunnerPackage(layout: layout, apiURL: github.baseURL, script: script)
     }
 
+    /// The settings of a config.env holding `values` (not validated: the tests run the runner
+    /// as the current user, which may be root, and the config model refuses RUNNER_USER=root).
     func settings(_ values: [String: String]) throws -> ServiceSettings {
         var all = [
             "RUNNER_GITHUB_URL": github.baseURL + "/acme/widgets", "RUNNER_NAME": "appliance-1",
             "RUNNER_USER": currentUserName, "RUNNER_LABELS": "nspawn,linux",
         ]
         for (key, value) in values { all[key] = value }
-        return try ServiceSettings(values: all, layout: layout)
+        return try ServiceSettings(RunnerConfig(source: layout.configFile, values: all), layout: layout)
     }
 
     func supervisor(_ settings: ServiceSettings, timing: ServiceTiming = .fast) -> RunnerSupervisor {
@@ -154,8 +156,20 @@ struct ServiceRegistrationTests {
         defer { h.finish() }
         let keyFile = "/etc/runner/app.pem"
         try AtomicFile.write(app.privateKeyPEM, to: h.layout.path(keyFile), mode: 0o600)
-        let supervisor = h.supervisor(
-            try h.settings(["RUNNER_APP_ID": "31337", "RUNNER_APP_PRIVATE_KEY_FILE": keyFile]))
+        var settings = try h.settings([
+            "RUNNER_APP_ID": "31337", "RUNNER_APP_INSTALLATION_ID": "77", "RUNNER_APP_PRIVATE_KEY_FILE": keyFile,
+        ])
+        // config.env always names the installation (the config model requires it); the API
+        // client can also look it up, which this covers.
+        guard case .api(.app(let appID, let installation, let privateKey, let keyInput)) = settings.registration,
+            installation == "77"
+        else {
+            Issue.record("expected the App credential from config.env")
+            return
+        }
+        settings.registration = .api(
+            .app(appID: appID, installationID: nil, privateKey: privateKey, keyInput: keyInput))
+        let supervisor = h.supervisor(settings)
         let exit = try await h.run(supervisor, secrets: ["ghs_fakeinstallation", "AFAKEREGTOKEN", "BEGIN RSA"])
         #expect(exit == .stopped)
         let stats = try await h.github.stats()

@@ -19,31 +19,6 @@ import Testing
 @Suite(.serialized) struct UserNamespaceTests {
     static let range = GuestUserNamespace.standard
 
-    @Test func bootArgvHasThePrivateUsersRangeAndIdmappedBinds() {
-        var options = SystemdNspawn.BootOptions(directory: "/img/rootfs", machine: "rg-0123456789ab")
-        options.userNamespace = Self.range
-        options.binds = [
-            GuestBind(source: "/w", target: "/__w", ownerMapping: .rootIDMap),
-            GuestBind(source: "/e", target: "/__e", readOnly: true, ownerMapping: .rootIDMap),
-            GuestBind(source: "/run/runner/guests/rg-0123456789ab.hosts", target: "/etc/hosts", readOnly: true),
-            GuestBind(source: nil, target: "/anon", ownerMapping: .rootIDMap),
-        ]
-        #expect(
-            SystemdNspawn.boot(options).argv == [
-                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--directory=/img/rootfs",
-                "--machine=rg-0123456789ab", "--boot", "--volatile=overlay", "--notify-ready=yes",
-                "--console=passive", "--private-users=2147352576:65536", "--private-users-ownership=off",
-                "--bind=/w:/__w:rootidmap", "--bind-ro=/e:/__e:rootidmap",
-                "--bind=:/anon", "--bind-ro=/run/runner/guests/rg-0123456789ab.hosts:/etc/hosts",
-            ])
-        #expect(
-            DoctorNspawn().probe(rootfs: "/r", userNamespace: Self.range).argv == [
-                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=/r",
-                "--boot", "--private-users=2147352576:65536", "--private-users-ownership=off", "--",
-                "--unit=poweroff.target",
-            ])
-    }
-
     @Test func thePolicyNotTheCallerChoosesTheMapping() throws {
         try withTemporaryDirectoryHelper { dir in
             var policy = GuestPolicy(layout: dir.layout)

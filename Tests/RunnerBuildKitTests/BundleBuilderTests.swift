@@ -138,16 +138,11 @@ func inputs(_ dir: TemporaryDirectory, out: String = "dist", epoch: Int64 = 1_70
             try RunnerBuildCommand.parseAsRoot(["bundle", "--version", "v1.2.3.4", "--agent", "/bin/true"])
         }
         let parsed = try RunnerBuildCommand.parseAsRoot(["bundle", "--version", "v1.2", "--agent", "/bin/true"])
-        #expect(parsed is BundleCommand)
-        #expect(BundleCommand.helpMessage().contains("--version"))
+        #expect(parsed is BuildBundleCommand)
+        #expect(BuildBundleCommand.helpMessage().contains("--version"))
         #expect(throws: (any Error).self) {
             try RunnerBuildCommand.parseAsRoot(["archive", "create", "--from", ".", "--out", "x.zip"])
         }
-    }
-
-    @Test func gitCommandArgv() {
-        let command = Git().revParse(.init(repository: "/src"))
-        #expect(command.argv == ["git", "-C", "/src", "rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
     }
 
     @Test func sourceCommitComesFromGit() async throws {

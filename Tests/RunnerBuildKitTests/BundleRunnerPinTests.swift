@@ -28,14 +28,14 @@ import Testing
         let hex = String(repeating: "a", count: 64)
         let base = ["--version", "v1.2", "--agent", "a"]
         #expect(throws: Never.self) {
-            try BundleCommand.parse(base + ["--runner-version", "2.336.0", "--runner-sha256", hex])
+            try BuildBundleCommand.parse(base + ["--runner-version", "2.336.0", "--runner-sha256", hex])
         }
-        #expect(throws: Never.self) { try BundleCommand.parse(base + ["--runner-version", "2.336.0"]) }
+        #expect(throws: Never.self) { try BuildBundleCommand.parse(base + ["--runner-version", "2.336.0"]) }
         for bad in [
             ["--runner-sha256", hex], ["--runner-version", "v2.336.0"],
             ["--runner-version", "2.336.0", "--runner-sha256", "abc"],
         ] {
-            #expect(throws: (any Error).self, "\(bad)") { try BundleCommand.parse(base + bad) }
+            #expect(throws: (any Error).self, "\(bad)") { try BuildBundleCommand.parse(base + bad) }
         }
     }
 }

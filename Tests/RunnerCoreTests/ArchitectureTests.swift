@@ -119,4 +119,29 @@ import Testing
             )
         }
     }
+
+    /// Every command (`ParsableCommand`) sits in `Commands/<Noun>/` of its module, one per file
+    /// named after it, its name unique across the package; only the two roots sit in `Commands/`.
+    @Test func everyCommandLivesInCommandsNoun() throws {
+        let command = #/(?m)^(?:public |package )?struct (\w+): [^{]*ParsableCommand\b/#
+        let roots: Set<Substring> = ["RunnerAgentCommand", "RunnerBuildCommand"]
+        var seen: [Substring: String] = [:]
+        for module in Self.modules {
+            for file in Self.swiftFiles(in: Self.sources + "/" + module) {
+                let relative = String(file.dropFirst(Self.sources.count + 1))
+                let names = try Self.code(file).matches(of: command).map(\.1)
+                guard let name = names.first else { continue }
+                #expect(names.count == 1, "\(relative) holds \(names.count) commands: \(names)")
+                let parts = relative.split(separator: "/")
+                let inNoun = parts.count == 4 && parts[1] == "Commands"
+                let isRoot = parts.count == 3 && parts[1] == "Commands" && roots.contains(name)
+                #expect(inNoun || isRoot, "\(relative): a command belongs in Sources/<Module>/Commands/<Noun>/")
+                #expect(parts.last == "\(name).swift", "\(relative) holds \(name)")
+                if let other = seen.updateValue(relative, forKey: name) {
+                    Issue.record("\(name) is declared twice: \(other) and \(relative)")
+                }
+            }
+        }
+        #expect(seen.count >= 30, "found \(seen.count) commands: is the pattern still right?")
+    }
 }

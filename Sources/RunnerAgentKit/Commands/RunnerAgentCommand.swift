@@ -15,10 +15,10 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
             HookCommand.self,
             GuestCommand.self,
             ImageCommand.self,
-            BundleCommand.self,
+            AgentBundleCommand.self,
             AgentConfigCommand.self,
             DoctorCommand.self,
-            ArchiveCommand.self,
+            AgentArchiveCommand.self,
             RelayCommand.self,
         ]
     )

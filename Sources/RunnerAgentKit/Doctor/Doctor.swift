@@ -9,47 +9,6 @@ import RunnerSystem
     import Glibc
 #endif
 
-/// `systemd-nspawn`, as the doctor uses it: boot the default image once and power it off.
-public struct DoctorNspawn: Sendable {
-    public var executable = "systemd-nspawn"
-    public init() {}
-
-    /// `systemd-nspawn --quiet --register=no --keep-unit --volatile=overlay --directory=ROOTFS
-    /// --boot [--private-users=BASE:SIZE --private-users-ownership=off] -- --unit=poweroff.target`:
-    /// systemd boots as PID 1 (the base tree stays untouched under the overlay) straight to
-    /// poweroff; exit 0 means the image boots. `userNamespace`: the range the image is shifted to.
-    public func probe(rootfs: String, userNamespace: GuestUserNamespace? = nil) -> Command {
-        var args = ["--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=\(rootfs)", "--boot"]
-        if let userNamespace {
-            args += ["--private-users=\(userNamespace.base):\(userNamespace.size)", "--private-users-ownership=off"]
-        }
-        return Command(executable, args + ["--", "--unit=poweroff.target"])
-    }
-}
-
-/// `sudo --list`, asking what a user may run (on the real host only).
-public struct SudoList: Sendable {
-    public var executable = "sudo"
-    public init() {}
-
-    /// `sudo --non-interactive --list --other-user USER COMMAND`: exits 0 when USER may run it.
-    public func may(_ user: String, run command: String) -> Command {
-        Command(executable, ["--non-interactive", "--list", "--other-user", user, command])
-    }
-}
-
-/// `journalctl`, reading the end of a unit's log (the doctor quotes a failed install's error).
-public struct Journalctl: Sendable {
-    public var executable = "journalctl"
-    public init() {}
-
-    /// `journalctl --no-pager --quiet --output=cat --lines=N --unit=UNIT`: the unit's last N
-    /// messages, without metadata.
-    public func lastLines(unit: String, count: Int) -> Command {
-        Command(executable, ["--no-pager", "--quiet", "--output=cat", "--lines=\(count)", "--unit=\(unit)"])
-    }
-}
-
 /// `runner-agent doctor`: one line per check (ok / problem), with how to fix each problem.
 public struct Doctor: Sendable {
     /// One finding.
@@ -99,11 +58,10 @@ public struct Doctor: Sendable {
         var service: ServiceSettings?
         var userns: Bool?
         do throws(RunnerError) {
-            let config = try ConfigEnv.loadConfig(configPath, layout: layout, for: .service)
-            let values = config.entries.mapValues(\.value)
-            userns = values[ConfigKey.guestUserNamespace.name] != "off"
-            install = try InstallSettings(values: values, pinned: RunnerPackagePin.ofRelease(layout.currentRelease))
-            service = try ServiceSettings(values: values, layout: layout)
+            let config = try ConfigEnv.load(configPath, layout: layout, for: .service)
+            userns = config.guestUserNamespace
+            install = try InstallSettings(config, pinned: RunnerPackagePin.ofRelease(layout.currentRelease))
+            service = try ServiceSettings(config, layout: layout)
             findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
         } catch {
             findings.append(
@@ -310,7 +268,7 @@ public struct Doctor: Sendable {
             return Finding(check: "mounts", status: .skipped, detail: "checks the mounts of the host root only")
         }
         let directories = [
-            settings.workDirectory ?? HostLayout().workDirectory, HostLayout().runnerDirectory + "/externals",
+            settings.workDirectory, HostLayout().runnerDirectory + "/externals",
         ]
         let missing = directories.filter { !MountUnits.isNosuidNodev($0, mountInfo: text) }
         guard missing.isEmpty else {
@@ -346,7 +304,7 @@ public struct Doctor: Sendable {
                 check: "ci-nspawn-run", status: .problem, detail: "\(layout.sudoersRule) does not parse", fix: fix)
         }
         if layout.root == "/" {
-            let list = SudoList().may(user, run: Installer.hostGuestHelper)
+            let list = Sudo().may(user, run: Installer.hostGuestHelper)
             if let result = try? await commandRunner.run(list), !result.status.isSuccess {
                 return Finding(
                     check: "ci-nspawn-run", status: .problem,
@@ -354,7 +312,7 @@ public struct Doctor: Sendable {
                     fix: "check that /etc/sudoers includes /etc/sudoers.d (@includedir)")
             }
             // The helper is the whole of the runner user's root: any other rule is a hole.
-            let other = SudoList().may(user, run: "/bin/sh")
+            let other = Sudo().may(user, run: "/bin/sh")
             if let result = try? await commandRunner.run(other), result.status.isSuccess {
                 return Finding(
                     check: "ci-nspawn-run", status: .problem,
@@ -416,7 +374,7 @@ public struct Doctor: Sendable {
         }
         let store = ImageStore(layout: layout)
         let shifted = try? ImageOwnership.marker(version: store.versionDirectory(image))
-        let command = DoctorNspawn().probe(rootfs: image.rootfs, userNamespace: shifted ?? nil)
+        let command = SystemdNspawn().probe(.init(directory: image.rootfs, userNamespace: shifted ?? nil))
         let direct = !(systemdIsPID1 ?? FilePaths.exists(layout.path("/run/systemd/system")))
         let result: CommandResult
         do throws(RunnerError) {

@@ -16,12 +16,19 @@ extension GitHubURL {
                 .invalidConfig, input: key,
                 problem: "'\(raw)' names neither a repository, an organization nor an enterprise", fix: fix)
         }
-        if parsed.scheme == "http" && !Self.isLoopback(parsed.host) {
+        try parsed.checkTransport(key: key)
+        self = parsed
+    }
+
+    /// Refuses plain http to anything but a loopback test server (tokens would travel in
+    /// clear): the agent's rule on top of the config model's, which accepts http for GHES.
+    public func checkTransport(key: String = "RUNNER_GITHUB_URL") throws(RunnerError) {
+        if scheme == "http" && !Self.isLoopback(host) {
             throw RunnerError(
-                .invalidConfig, input: key, problem: "'\(raw)' uses plain http, which would send tokens in clear",
+                .invalidConfig, input: key,
+                problem: "'\(description)' uses plain http, which would send tokens in clear",
                 fix: "use https")
         }
-        self = parsed
     }
 
     /// The URL as `config.sh --url` takes it, without a trailing slash.

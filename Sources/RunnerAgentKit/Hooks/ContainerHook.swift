@@ -62,7 +62,7 @@ public struct ContainerHook: Sendable {
     static func reportError(_ error: RunnerError) {
         let text = "\(error)"
         StandardOutput.write("::error::\(escapeWorkflowCommand(text))\n")
-        RunnerCore.StandardError.write("runner-agent hook: error: \(text)\n")
+        StandardError.write("runner-agent hook: error: \(text)\n")
     }
 
     /// A workflow command's message, one line: `%`, CR and LF escaped.
@@ -87,7 +87,7 @@ public struct ContainerHook: Sendable {
                 TCPSocket.portIsFree(address: address, port: port)
             }
             let job = try input.args.container.map { container throws(RunnerError) in try jobPlan(container) }
-            var serviceContexts: [[String: Any]] = []
+            var serviceContexts: [HookResponse.Service] = []
             var aliases: [String] = []
             for plan in plans {
                 let binds = try self.binds(plan.service.userMountVolumes)
@@ -99,12 +99,11 @@ public struct ContainerHook: Sendable {
                 try await waitUntilReady(plan, guest: info.name)
                 var portMap: [String: String] = [:]
                 for port in plan.ports { portMap[String(port.containerPort)] = String(port.hostPort) }
-                serviceContexts.append(["id": info.name, "network": "host", "ports": portMap])
+                serviceContexts.append(HookResponse.Service(id: info.name, network: "host", ports: portMap))
                 let alias = Self.serviceAlias(plan.label)
                 if !alias.isEmpty, !aliases.contains(alias) { aliases.append(alias) }
             }
-            var response: [String: Any] = [:]
-            var context: [String: Any] = ["services": serviceContexts]
+            var response = HookResponse(isAlpine: false, context: HookResponse.Context(services: serviceContexts))
             if let job {
                 state.environment = job.environment
                 let info = try await guests.start(
@@ -112,15 +111,10 @@ public struct ContainerHook: Sendable {
                         image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID,
                         capabilities: job.capabilities))
                 state.guest = info.name
-                response["isAlpine"] = info.isAlpine
-                context["container"] = ["id": info.name, "network": "host"]
-            } else {
-                response["isAlpine"] = false
+                response.isAlpine = info.isAlpine
+                response.context?.container = HookResponse.Container(id: info.name, network: "host")
             }
-            var stateObject: [String: Any] = ["services": state.services, "environment": state.environment]
-            if let guest = state.guest { stateObject["guest"] = guest }
-            response["state"] = stateObject
-            response["context"] = context
+            response.state = state
             try writeResponse(response, to: responseFile)
         } catch {
             // Nothing half-prepared stays behind.
@@ -353,10 +347,10 @@ public struct ContainerHook: Sendable {
         return String(mapped.prefix(63))
     }
 
-    func writeResponse(_ object: [String: Any], to path: String) throws(RunnerError) {
+    func writeResponse(_ response: HookResponse, to path: String) throws(RunnerError) {
         // 0600: the state holds the job container's env, which may carry secrets. The hook runs
         // as the runner user, who reads the file.
-        try AtomicFile.write(Array(JSONText.encode(object).utf8), to: path, mode: 0o600, createDirectories: false)
+        try AtomicFile.write(try response.encoded(), to: path, mode: 0o600, createDirectories: false)
     }
 
     // MARK: run_script_step

@@ -18,7 +18,7 @@ struct HelperGuests: GuestOperations {
     var runner: any CommandRunner = SubprocessCommandRunner()
 
     func sudo(_ arguments: [String]) -> Command {
-        Command("sudo", ["-n", "--", helper] + arguments)
+        Sudo().nonInteractive(Command(helper, arguments))
     }
 
     /// `sudo -n ci-nspawn-run settings`: the hook's config.env keys, read by the helper.

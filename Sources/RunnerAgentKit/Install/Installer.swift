@@ -204,8 +204,9 @@ public struct Installer: Sendable {
                     try PasswdFile.removeEntries(of: user, layout: layout)
                 }
                 if PasswdFile.lookup(user, layout: layout) == nil {
-                    let command = Useradd().systemUser(
-                        user, home: home, layout: layout, existingGroup: PasswdFile.hasGroup(user, layout: layout))
+                    var options = Useradd.SystemUserOptions(name: user, home: home, layout: layout)
+                    options.existingGroup = PasswdFile.hasGroup(user, layout: layout)
+                    let command = Useradd().systemUser(options)
                     try await commandRunner.run(command).checked(command)
                 }
                 guard let entry = PasswdFile.lookup(user, layout: layout) else {
@@ -267,7 +268,7 @@ public struct Installer: Sendable {
                     // The externals mount sits in the tree being replaced: unmount it first (the
                     // mounts step mounts the new one).
                     let name = MountUnits.unitName(for: HostLayout().runnerDirectory + "/externals")
-                    _ = try? await commandRunner.run(Systemctl.stop(unit: name, block: true))
+                    _ = try? await commandRunner.run(Systemctl().stop(name, .init(block: true)))
                 }
                 do throws(ArchiveError) {
                     try staged.commit(replacingExisting: true)
@@ -312,8 +313,8 @@ public struct Installer: Sendable {
 
     // MARK: work directory
 
-    /// The runner's work directory on this host (RUNNER_WORK_DIR under the root, or the default).
-    var workDirectory: String { settings.workDirectory.map { layout.path($0) } ?? layout.workDirectory }
+    /// The runner's work directory on this host (RUNNER_WORK_DIR, or its default, under the root).
+    var workDirectory: String { layout.path(settings.workDirectory) }
 
     var workDirectoryStep: InstallStep {
         InstallStep(
@@ -369,7 +370,7 @@ public struct Installer: Sendable {
 
     /// The host paths (without a test root) of the directories mounted nosuid,nodev.
     var nosuidDirectories: [String] {
-        [settings.workDirectory ?? HostLayout().workDirectory, HostLayout().runnerDirectory + "/externals"]
+        [settings.workDirectory, HostLayout().runnerDirectory + "/externals"]
     }
 
     var mountsDropIn: String { layout.systemdUnitDirectory + "/runner.service.d/10-mounts.conf" }

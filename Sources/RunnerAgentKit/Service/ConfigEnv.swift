@@ -5,8 +5,10 @@ import RunnerCore
 #endif
 
 /// Loads `/etc/runner/config.env` through the config model (``RunnerConfig``: systemd's
-/// `EnvironmentFile=` syntax, known keys only, every value's form, secret files 0600) and
-/// hands the validated values to the settings of one command.
+/// `EnvironmentFile=` syntax, known keys only, every value's form and default, secret files
+/// 0600) for one command. The settings types (``ServiceSettings``, ``InstallSettings``,
+/// ``HookSettings``) are built from the validated config's typed accessors and do not check
+/// again what it checked.
 enum ConfigEnv {
     /// What each command needs checked.
     enum Purpose {
@@ -16,15 +18,9 @@ enum ConfigEnv {
         case install
     }
 
-    static func load(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError) -> [String: String]
-    {
-        try loadConfig(path, layout: layout, for: purpose).entries.mapValues(\.value)
-    }
-
-    /// The validated config; its ``RunnerConfig/warnings`` go to stderr (the journal).
-    static func loadConfig(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError)
-        -> RunnerConfig
-    {
+    /// The validated config at `path` (default: ``HostLayout/configFile``); its
+    /// ``RunnerConfig/warnings`` go to stderr (the journal).
+    static func load(_ path: String?, layout: HostLayout, for purpose: Purpose) throws(RunnerError) -> RunnerConfig {
         let options: RunnerConfig.Options
         switch purpose {
         case .service:
@@ -44,8 +40,7 @@ enum ConfigEnv {
         }
         let config = try RunnerConfig.load(path: file, layout: layout, options: options)
         // Valid but probably not meant (`KEY=value # note`): say so where the journal shows it.
-        var stderr = StandardError()
-        for warning in config.warnings { print(warning.located(in: file), to: &stderr) }
+        for warning in config.warnings { StandardError.write(warning.located(in: file) + "\n") }
         return config
     }
 }

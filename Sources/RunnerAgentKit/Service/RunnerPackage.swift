@@ -1,17 +1,5 @@
 import RunnerCore
-
-/// A command and the bytes its standard input carries: how a secret reaches `config.sh` and
-/// `run.sh` without being on a command line or in any other process's environment.
-public struct RunnerInvocation: Sendable, Hashable {
-    public var command: Command
-    /// One line holding the secret, or nil when the command takes none.
-    public var standardInput: [UInt8]?
-
-    public init(command: Command, standardInput: [UInt8]? = nil) {
-        self.command = command
-        self.standardInput = standardInput
-    }
-}
+import RunnerSystem
 
 /// The GitHub runner package (`/opt/actions-runner`) and the commands the supervisor runs in
 /// it. Every secret travels as an `ACTIONS_RUNNER_INPUT_*` variable, which the runner reads,
@@ -104,25 +92,7 @@ public struct RunnerPackage: Sendable, Hashable {
                 .invalidConfig, input: variable, problem: "is empty or has a line break or NUL",
                 fix: "give the registration token or JIT configuration as GitHub issued it (one line)")
         }
-        let wrapped = Command(
-            "/bin/sh", ["-c", secretPrelude(variable)] + command.argv, environment: command.environment,
-            clearsEnvironment: command.clearsEnvironment, workingDirectory: command.workingDirectory)
+        let wrapped = Shell().wrapping(secretPrelude(variable), command)
         return RunnerInvocation(command: wrapped, standardInput: Array((secret.value + "\n").utf8))
-    }
-}
-
-/// `setpriv`, which runs a command as the unprivileged runner user.
-public struct Setpriv: Sendable {
-    public var executable = "setpriv"
-    public init() {}
-
-    /// `setpriv --reuid=UID --regid=GID --init-groups -- COMMAND…`, keeping the command's
-    /// environment and working directory. Numeric ids: a user's primary group need not share
-    /// its name.
-    public func asUser(uid: UInt32, gid: UInt32, _ command: Command) -> Command {
-        Command(
-            executable, ["--reuid=\(uid)", "--regid=\(gid)", "--init-groups", "--"] + command.argv,
-            environment: command.environment, clearsEnvironment: command.clearsEnvironment,
-            workingDirectory: command.workingDirectory)
     }
 }

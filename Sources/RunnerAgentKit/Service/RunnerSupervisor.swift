@@ -80,7 +80,7 @@ public final class RunnerSupervisor: Sendable {
         logger: Logger,
         timing: ServiceTiming = ServiceTiming(),
         curl: Curl = Curl(),
-        output: @escaping @Sendable (String) -> Void = { RunnerCore.StandardError.write($0) }
+        output: @escaping @Sendable (String) -> Void = { StandardError.write($0) }
     ) {
         self.settings = settings
         self.layout = layout

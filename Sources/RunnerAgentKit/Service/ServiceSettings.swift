@@ -23,6 +23,7 @@ public struct ServiceSettings: Sendable {
     public var group: String?
     public var ephemeral: Bool
     public var noDefaultLabels: Bool
+    /// `RUNNER_WORK_DIR` (or its default) under the layout's root.
     public var workDirectory: String
     public var user: String
     public var registration: Registration
@@ -30,110 +31,50 @@ public struct ServiceSettings: Sendable {
     /// `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` when set.
     public var proxies: [String: String]
 
-    /// Validates `values` (config.env's keys). `_FILE` variants are read from disk.
-    public init(values: [String: String], layout: HostLayout) throws(RunnerError) {
-        func value(_ key: String) -> String? {
-            guard let raw = values[key]?.trimmedWhitespace, !raw.isEmpty else { return nil }
-            return raw
-        }
-        func bool(_ key: String) throws(RunnerError) -> Bool {
-            switch value(key) {
-            case nil, "false": return false
-            case "true": return true
-            case let other?:
-                throw RunnerError(
-                    .invalidConfig, input: key, problem: "'\(other)' is not a boolean",
-                    fix: "set \(key)=true or \(key)=false")
-            }
-        }
-        func secret(_ key: String) throws(RunnerError) -> Secret? {
-            let fileKey = key + "_FILE"
-            if value(key) != nil && value(fileKey) != nil {
-                throw RunnerError(
-                    .invalidConfig, input: key, problem: "both \(key) and \(fileKey) are set", fix: "keep one of them")
-            }
-            if let direct = value(key) { return Secret(direct) }
-            guard let path = value(fileKey) else { return nil }
-            let text = try ServiceSettings.readSecretFile(layout.path(path), key: fileKey)
-            return Secret(text)
-        }
-
-        guard let url = value("RUNNER_GITHUB_URL") else {
+    /// The settings a config gives, from its typed accessors. `config` comes validated from
+    /// ``ConfigEnv/load(_:layout:for:)`` (every value's form, the combinations, exactly one
+    /// credential, `*_FILE` secrets 0600), which is not checked again here; what is added is the
+    /// agent's own rule on the URL (no plain http but to loopback) and reading the secret files
+    /// (``SecretSource/read(layout:)``). Host paths are joined onto `layout`.
+    public init(_ config: RunnerConfig, layout: HostLayout) throws(RunnerError) {
+        guard let url = config.githubURL else {
             throw RunnerError(
-                .invalidConfig, input: "RUNNER_GITHUB_URL", problem: "is not set",
+                .invalidConfig, input: ConfigKey.githubURL.name, problem: "is not set",
                 fix: "set RUNNER_GITHUB_URL in \(layout.configFile) to the repository, organization or enterprise URL")
         }
-        target = try GitHubTarget(url: url)
-        name = value("RUNNER_NAME") ?? ServiceSettings.hostname()
-        labels = (value("RUNNER_LABELS") ?? "").split(separator: ",").map { $0.trimmedWhitespace }.filter {
-            !$0.isEmpty
-        }
-        group = value("RUNNER_GROUP")
-        ephemeral = try bool("RUNNER_EPHEMERAL")
-        noDefaultLabels = try bool("RUNNER_NO_DEFAULT_LABELS")
-        if noDefaultLabels && labels.isEmpty {
-            throw RunnerError(
-                .invalidConfig, input: "RUNNER_NO_DEFAULT_LABELS", problem: "is true but RUNNER_LABELS is empty",
-                fix: "set RUNNER_LABELS, or RUNNER_NO_DEFAULT_LABELS=false")
-        }
-        workDirectory = value("RUNNER_WORK_DIR") ?? layout.workDirectory
-        user = value("RUNNER_USER") ?? "runner"
-        requireJobContainer = try bool("RUNNER_REQUIRE_JOB_CONTAINER")
+        try url.checkTransport(key: ConfigKey.githubURL.name)
+        target = url
+        name = config.runnerName ?? ServiceSettings.hostname()
+        labels = config.labels
+        group = config.group
+        ephemeral = config.ephemeral
+        noDefaultLabels = config.noDefaultLabels
+        workDirectory = layout.path(config.workDirectory)
+        user = config.user
+        requireJobContainer = config.requireJobContainer
         var proxies: [String: String] = [:]
-        for key in ["HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"] { proxies[key] = value(key) }
+        for key in [ConfigKey.httpProxy, .httpsProxy, .noProxy] { proxies[key.name] = config.value(key) }
         self.proxies = proxies
-
-        let token = try secret("RUNNER_REGISTRATION_TOKEN")
-        let jit = try secret("RUNNER_JIT_CONFIG")
-        let pat = try secret("RUNNER_PAT")
-        let appID = value("RUNNER_APP_ID")
-        var given: [String] = []
-        if token != nil { given.append("RUNNER_REGISTRATION_TOKEN") }
-        if jit != nil { given.append("RUNNER_JIT_CONFIG") }
-        if pat != nil { given.append("RUNNER_PAT") }
-        if appID != nil { given.append("RUNNER_APP_ID") }
-        guard given.count == 1 else {
-            throw RunnerError(
-                .invalidConfig, input: layout.configFile,
-                problem: given.isEmpty
-                    ? "no credential is set" : "more than one credential is set (\(given.joined(separator: ", ")))",
-                fix: "set exactly one of RUNNER_REGISTRATION_TOKEN[_FILE], RUNNER_JIT_CONFIG[_FILE], "
-                    + "RUNNER_PAT[_FILE] or RUNNER_APP_ID with RUNNER_APP_PRIVATE_KEY_FILE")
-        }
-        if let token {
-            registration = .token(token)
-        } else if let jit {
-            registration = .jitConfig(jit)
-        } else if let pat {
-            registration = .api(.pat(pat))
-        } else {
-            guard let keyPath = value("RUNNER_APP_PRIVATE_KEY_FILE") else {
-                throw RunnerError(
-                    .invalidConfig, input: "RUNNER_APP_PRIVATE_KEY_FILE", problem: "is not set but RUNNER_APP_ID is",
-                    fix: "point RUNNER_APP_PRIVATE_KEY_FILE at the App's PEM private key (0600, root)")
-            }
-            let key = try ServiceSettings.readSecretFile(layout.path(keyPath), key: "RUNNER_APP_PRIVATE_KEY_FILE")
+        switch config.credential {
+        case .registrationToken(let source):
+            registration = .token(Secret(try source.read(layout: layout)))
+        case .jitConfig(let source):
+            registration = .jitConfig(Secret(try source.read(layout: layout)))
+        case .pat(let source):
+            registration = .api(.pat(Secret(try source.read(layout: layout))))
+        case .app(let appID, let installationID, let privateKeyFile):
+            let key = try SecretSource.file(privateKeyFile).read(layout: layout)
             registration = .api(
                 .app(
-                    appID: appID ?? "", installationID: value("RUNNER_APP_INSTALLATION_ID"), privateKey: Secret(key),
-                    keyInput: "RUNNER_APP_PRIVATE_KEY_FILE"))
-        }
-    }
-
-    static func readSecretFile(_ path: String, key: String) throws(RunnerError) -> String {
-        let bytes: [UInt8]
-        do {
-            bytes = try FilePaths.read(path)
-        } catch {
+                    appID: appID, installationID: installationID, privateKey: Secret(key),
+                    keyInput: ConfigKey.appPrivateKeyFile.name))
+        case nil:
             throw RunnerError(
-                .invalidConfig, input: key, problem: "cannot read \(path)",
-                fix: "create the file (0600, root) or fix \(key)")
+                .invalidConfig, input: layout.configFile, problem: "no credential is set",
+                fix: "set exactly one of RUNNER_REGISTRATION_TOKEN[_FILE], RUNNER_JIT_CONFIG[_FILE], "
+                    + "RUNNER_PAT[_FILE] or RUNNER_APP_ID with RUNNER_APP_INSTALLATION_ID and RUNNER_APP_PRIVATE_KEY_FILE"
+            )
         }
-        let text = String(decoding: bytes, as: UTF8.self).trimmedWhitespace
-        guard !text.isEmpty else {
-            throw RunnerError(.invalidConfig, input: key, problem: "\(path) is empty", fix: "put the secret in \(path)")
-        }
-        return text
     }
 
     static func hostname() -> String {

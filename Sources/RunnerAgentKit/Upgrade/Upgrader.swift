@@ -53,17 +53,19 @@ public struct Upgrader: Sendable {
     static let unit = "runner.service"
 
     public var layout: HostLayout
-    /// The validated `config.env` values.
-    public var config: [String: String]
+    /// The validated `config.env`.
+    public var config: RunnerConfig
     public var commandRunner: any CommandRunner
     public var logger: Logger
     public var curl: Curl
+    /// The `systemctl` that stops and starts runner.service.
+    public var systemctl = Systemctl()
     public var timing: Timing
     /// Where progress lines go (stdout).
     public var print: @Sendable (String) -> Void
 
     public init(
-        layout: HostLayout, config: [String: String], commandRunner: any CommandRunner, logger: Logger,
+        layout: HostLayout, config: RunnerConfig, commandRunner: any CommandRunner, logger: Logger,
         curl: Curl = Curl(), timing: Timing = Timing(), print: @escaping @Sendable (String) -> Void
     ) {
         self.layout = layout
@@ -195,7 +197,7 @@ public struct Upgrader: Sendable {
     /// The installer for the release `version`: config.env with the runner that release pins.
     func installer(for version: String) throws(RunnerError) -> Installer {
         let pinned = RunnerPackagePin.ofRelease(layout.releaseDirectory(version))
-        let settings = try InstallSettings(values: config, pinned: pinned)
+        let settings = try InstallSettings(config, pinned: pinned)
         return Installer(
             layout: layout, settings: settings, bundle: nil, commandRunner: commandRunner, logger: logger, curl: curl)
     }
@@ -231,12 +233,12 @@ public struct Upgrader: Sendable {
         print(
             "drain: stopping \(Self.unit); a running job may finish first (up to \(ServiceTiming().jobGrace),"
                 + " then the runner is interrupted)")
-        let stop = Systemctl.stop(unit: Self.unit, block: true)
+        let stop = systemctl.stop(Self.unit, .init(block: true))
         do throws(RunnerError) {
             try await commandRunner.run(stop).checked(stop)
         } catch {
             // The old release is still current: make sure it runs again.
-            _ = try? await commandRunner.run(Systemctl().start(Self.unit))
+            _ = try? await commandRunner.run(systemctl.start(Self.unit))
             throw error
         }
         do throws(RunnerError) {
@@ -245,7 +247,6 @@ public struct Upgrader: Sendable {
             print("failed: \(error.input): \(error.problem)")
             print("returning to \(before.current)")
             do throws(RunnerError) {
-                let stop = Systemctl.stop(unit: Self.unit, block: true)
                 _ = try await commandRunner.run(stop)
                 try await activate(before)
             } catch let rollbackError {
@@ -276,9 +277,9 @@ public struct Upgrader: Sendable {
         if try await !installer.packageStep.isDone() { steps += [installer.packageStep, installer.mountsStep] }
         steps.append(installer.markerStep)
         try await StepRunner(logger: logger, print: print).run(steps, dryRun: false)
-        let reload = Systemctl().daemonReload()
+        let reload = systemctl.daemonReload()
         try await commandRunner.run(reload).checked(reload)
-        let start = Systemctl().start(Self.unit)
+        let start = systemctl.start(Self.unit)
         try await commandRunner.run(start).checked(
             start, fix: "see `journalctl -u runner.service` for why \(links.current) did not start")
         try await waitUntilUp(links.current)
@@ -326,7 +327,7 @@ public struct Upgrader: Sendable {
 
     /// `ActiveState`, `SubState` and `NRestarts` of runner.service.
     func serviceState() async throws(RunnerError) -> [String: String] {
-        let show = Systemctl().show(Self.unit, properties: ["ActiveState", "SubState", "NRestarts"])
+        let show = systemctl.show(Self.unit, properties: ["ActiveState", "SubState", "NRestarts"])
         let output = try await commandRunner.output(show)
         var state: [String: String] = [:]
         for line in output.split(separator: "\n") {

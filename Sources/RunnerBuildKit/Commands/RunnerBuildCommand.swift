@@ -12,11 +12,11 @@ public struct RunnerBuildCommand: AsyncParsableCommand {
             """,
         version: RunnerVersion.current,
         subcommands: [
-            BundleCommand.self,
+            BuildBundleCommand.self,
             RootfsCommand.self,
             UserDataCommand.self,
             BuildConfigCommand.self,
-            ArchiveCommand.self,
+            BuildArchiveCommand.self,
         ]
     )
 

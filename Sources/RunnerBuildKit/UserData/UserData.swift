@@ -1,4 +1,5 @@
 import Foundation
+import RunnerArchive
 import RunnerCore
 
 /// Renders the `#cloud-config` user-data that turns a fresh VM into a runner host.
@@ -107,7 +108,11 @@ public enum UserData {
                 ["systemctl", "enable", "--now", "--no-block", unitName],
             ])
         let plain = Array(text.utf8)
-        let bytes = input.gzip ? try DeterministicGzip.compress(plain) : plain
+        let bytes =
+            input.gzip
+            ? try withArchiveErrors { () throws(ArchiveError) in
+                try DeterministicGzip.compress(plain, level: 9, name: "user-data")
+            } : plain
         guard bytes.count <= input.budget else {
             let what = input.gzip ? "gzip'd user-data" : "user-data"
             throw RunnerError(

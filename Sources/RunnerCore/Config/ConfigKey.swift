@@ -81,7 +81,9 @@ public struct ConfigKey: Sendable, Hashable {
     public let name: String
     /// The form its value must have.
     public let kind: ConfigValueKind
-    /// The value when unset, or nil when there is none.
+    /// The value when unset, or nil when there is none. This is the key's only default:
+    /// ``RunnerConfig``'s accessors and every settings type read it from here (the ones that
+    /// need it typed through ``Defaults``).
     public let defaultValue: String?
     /// Whether the value is a secret (never logged, redacted in ``RunnerConfig/redacted``).
     public let isSecret: Bool
@@ -104,6 +106,24 @@ public struct ConfigKey: Sendable, Hashable {
 }
 
 extension ConfigKey {
+    /// The defaults of the keys whose ``RunnerConfig`` accessors never give nil, typed. Each is
+    /// its key's ``defaultValue`` (the keys below are declared with these), so it is declared
+    /// once, here. Boolean and on/off keys need no entry: ``RunnerConfig/value(_:)`` gives
+    /// ``defaultValue`` for an unset key.
+    public enum Defaults {
+        /// `RUNNER_WORK_DIR`, a host path: the appliance's work directory (``HostLayout/workDirectory``
+        /// is it under a layout's root).
+        public static let workDirectory = HostLayout.defaultWorkDirectory
+        /// `RUNNER_USER`.
+        public static let user = "runner"
+        /// `RUNNER_BOOTSTRAP_MODE`.
+        public static let bootstrapMode = RunnerConfig.BootstrapMode.bundle
+        /// `RUNNER_DEFAULT_IMAGE`.
+        public static let defaultImage = "debian-bookworm"
+    }
+}
+
+extension ConfigKey {
     public static let githubURL = ConfigKey(
         "RUNNER_GITHUB_URL", .githubURL, "Where the runner registers: a repository, organization or enterprise URL.",
         example: "https://github.com/acme/widgets")
@@ -120,10 +140,11 @@ extension ConfigKey {
         "RUNNER_NO_DEFAULT_LABELS", .boolean, default: "false",
         "Do not add self-hosted, Linux, X64 (needs RUNNER_LABELS).", example: "false")
     public static let workDirectory = ConfigKey(
-        "RUNNER_WORK_DIR", .absolutePath, default: "/var/lib/runner/work", "The runner's work directory.",
+        "RUNNER_WORK_DIR", .absolutePath, default: Defaults.workDirectory, "The runner's work directory.",
         example: "/var/lib/runner/work")
     public static let user = ConfigKey(
-        "RUNNER_USER", .userName, default: "runner", "The unprivileged user the runner runs as.", example: "runner")
+        "RUNNER_USER", .userName, default: Defaults.user, "The unprivileged user the runner runs as.", example: "runner"
+    )
     public static let registrationToken = ConfigKey(
         "RUNNER_REGISTRATION_TOKEN", .secret, secret: true, "A registration token (valid for one hour).",
         example: "AABBCCDDEEFF")
@@ -167,7 +188,7 @@ extension ConfigKey {
         "RUNNER_BUNDLE_SHA256", .sha256, "sha256 of the bundle (runner-build userdata pins it).",
         example: String(repeating: "0", count: 64))
     public static let bootstrapMode = ConfigKey(
-        "RUNNER_BOOTSTRAP_MODE", .bootstrapMode, default: "bundle",
+        "RUNNER_BOOTSTRAP_MODE", .bootstrapMode, default: Defaults.bootstrapMode.rawValue,
         "bundle: download the pinned bundle; git: clone the repository at the ref.", example: "bundle")
     public static let bootstrapRepoURL = ConfigKey(
         "RUNNER_BOOTSTRAP_REPO_URL", .url, "The runner appliance's repository (release assets, git mode).",
@@ -180,7 +201,7 @@ extension ConfigKey {
         example: "debian-bookworm=https://example.com/rootfs-debian-bookworm-v1.2.tar.zst@sha256:"
             + String(repeating: "0", count: 64))
     public static let defaultImage = ConfigKey(
-        "RUNNER_DEFAULT_IMAGE", .imageName, default: "debian-bookworm",
+        "RUNNER_DEFAULT_IMAGE", .imageName, default: Defaults.defaultImage,
         "The guest image for job containers whose image has no alias.", example: "debian-bookworm")
     public static let imageAliases = ConfigKey(
         "RUNNER_IMAGE_ALIASES", .imageAliases, "Map job container images to guest images, each ALIAS=NAME.",

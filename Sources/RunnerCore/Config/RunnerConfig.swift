@@ -213,6 +213,9 @@ public struct RunnerConfig: Sendable, Hashable {
 
     // MARK: Values
 
+    /// A config with no key set: every accessor gives its key's default (``ConfigKey/defaultValue``).
+    public static let empty = RunnerConfig(source: "(defaults)", values: [:])
+
     /// Whether `key` is set in the file.
     public func isSet(_ key: ConfigKey) -> Bool { entries[key.name] != nil }
 
@@ -239,8 +242,9 @@ public struct RunnerConfig: Sendable, Hashable {
     public var ephemeral: Bool { bool(.ephemeral) }
     public var noDefaultLabels: Bool { bool(.noDefaultLabels) }
     /// `RUNNER_WORK_DIR` (a host path; join it with `HostLayout.path` in tests).
-    public var workDirectory: String { value(.workDirectory) ?? "/var/lib/runner/work" }
-    public var user: String { value(.user) ?? "runner" }
+    public var workDirectory: String { value(.workDirectory) ?? ConfigKey.Defaults.workDirectory }
+    /// `RUNNER_USER`: the unprivileged user the runner runs as.
+    public var user: String { value(.user) ?? ConfigKey.Defaults.user }
     public var runnerVersion: String? { value(.runnerVersion) }
     public var tarballURL: String? { value(.tarballURL) }
     public var tarballSHA256: String? { value(.tarballSHA256)?.lowercased() }
@@ -256,12 +260,15 @@ public struct RunnerConfig: Sendable, Hashable {
     public var bundleSHA256: String? { value(.bundleSHA256)?.lowercased() }
     /// How bootstrap.sh fetches the release.
     public enum BootstrapMode: String, Sendable { case bundle, git }
-    public var bootstrapMode: BootstrapMode { BootstrapMode(rawValue: value(.bootstrapMode) ?? "bundle") ?? .bundle }
+    public var bootstrapMode: BootstrapMode {
+        value(.bootstrapMode).flatMap(BootstrapMode.init(rawValue:)) ?? ConfigKey.Defaults.bootstrapMode
+    }
     public var bootstrapRepoURL: String? { value(.bootstrapRepoURL) }
     public var bootstrapRepoRef: String? { value(.bootstrapRepoRef) }
     /// `RUNNER_IMAGES`, parsed (invalid entries are refused by validation).
     public var images: [ImageSpec] { RunnerConfig.words(value(.images)).compactMap(ImageSpec.init) }
-    public var defaultImage: String { value(.defaultImage) ?? "debian-bookworm" }
+    /// `RUNNER_DEFAULT_IMAGE`: the guest image for job containers without an alias.
+    public var defaultImage: String { value(.defaultImage) ?? ConfigKey.Defaults.defaultImage }
     /// `RUNNER_IMAGE_ALIASES`, parsed.
     public var imageAliases: [ImageAlias] { RunnerConfig.words(value(.imageAliases)).compactMap(ImageAlias.init) }
     public var requireJobContainer: Bool { bool(.requireJobContainer) }
@@ -269,7 +276,7 @@ public struct RunnerConfig: Sendable, Hashable {
     /// `RUNNER_GUEST_MOUNT_ALLOW`: extra allowed mount-source roots.
     public var guestMountAllow: [String] { RunnerConfig.words(value(.guestMountAllow)) }
     /// `RUNNER_GUEST_USERNS`: guests run in a user namespace (default on).
-    public var guestUserNamespace: Bool { (value(.guestUserNamespace) ?? "on") != "off" }
+    public var guestUserNamespace: Bool { value(.guestUserNamespace) != "off" }
     /// `RUNNER_GUEST_CAP_ADD`: capabilities (`CAP_X`) jobs may add with `--cap-add`.
     public var guestCapAdd: [String] {
         RunnerConfig.words(value(.guestCapAdd)).compactMap(LinuxCapability.canonicalName)

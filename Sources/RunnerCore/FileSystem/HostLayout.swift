@@ -71,8 +71,11 @@ public struct HostLayout: Sendable, Hashable {
     public func currentImage(_ name: String) -> String { imageDirectory(name) + "/current" }
     /// `/var/lib/runner/images/<name>/current/rootfs`: the tree a guest of `name` boots from.
     public func imageRootfs(_ name: String) -> String { currentImage(name) + "/rootfs" }
-    /// `/var/lib/runner/work`: the GitHub runner's work directory (jobs' workspaces).
-    public var workDirectory: String { path("/var/lib/runner/work") }
+    /// `/var/lib/runner/work`: the GitHub runner's work directory (jobs' workspaces) when
+    /// `RUNNER_WORK_DIR` does not name another (``ConfigKey/Defaults`` takes its default from here).
+    public static let defaultWorkDirectory = "/var/lib/runner/work"
+    /// ``defaultWorkDirectory`` under ``root``.
+    public var workDirectory: String { path(Self.defaultWorkDirectory) }
     /// `/var/cache/runner`: downloads (bundles, runner tarballs).
     public var cacheDirectory: String { path("/var/cache/runner") }
     /// `/opt/actions-runner`: the GitHub runner package.

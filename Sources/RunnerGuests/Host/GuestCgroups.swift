@@ -74,10 +74,7 @@ public struct GuestCgroups: Sendable {
         let script =
             "n=$1; shift; while [ \"$n\" -gt 0 ]; do echo $$ > \"$1\" || exit 125; shift; n=$((n - 1)); done; "
             + "exec \"$@\""
-        var wrapped = Command("/bin/sh", ["-c", script, "runner-cgroup", "\(procs.count)"] + procs + command.argv)
-        wrapped.environment = command.environment
-        wrapped.clearsEnvironment = command.clearsEnvironment
-        return wrapped
+        return Shell().wrapping(script, operands: ["runner-cgroup", "\(procs.count)"] + procs, command)
     }
 
     /// Creates `runner-guests/<name>` in every hierarchy; returns the directories.

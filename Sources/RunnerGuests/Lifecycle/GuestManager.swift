@@ -196,7 +196,7 @@ public struct GuestManager: Sendable {
     private func bootDirect(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) throws(RunnerError) {
         let name = record.name
         let socket = try NotifySocket(path: layout.guestNotifySocket(name))
-        var command = SystemdNspawn.boot(options)
+        var command = SystemdNspawn().boot(options)
         command.environment["NOTIFY_SOCKET"] = socket.path
         let log = layout.guestLog(name)
         // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
@@ -235,11 +235,12 @@ public struct GuestManager: Sendable {
         var nspawn = options
         nspawn.register = true
         let seconds = Int(policy.bootTimeout)
-        let command = Timeout.bounded(
-            seconds: seconds + 10,
-            SystemdRun.guestService(unit: record.name, nspawn: SystemdNspawn.boot(nspawn), startTimeout: seconds))
+        let command = Timeout().bounded(
+            .init(seconds: seconds + 10),
+            SystemdRun().guestService(
+                .init(unit: record.name, startTimeoutSeconds: seconds), nspawn: SystemdNspawn().boot(nspawn)))
         try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
-        let show = Timeout.bounded(seconds: 10, Machinectl.leader(machine: record.name))
+        let show = Timeout().bounded(.init(seconds: 10), Machinectl().leader(machine: record.name))
         let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
         guard let leader else {
             throw RunnerError(.internal, input: show.description, problem: "machined reported no leader PID")
@@ -744,20 +745,20 @@ public struct GuestManager: Sendable {
     func teardown(name: String, backend: GuestBackend) async {
         switch backend {
         case .machined:
-            // The guest's unit has KillMode=mixed (see SystemdRun.guestService): stopping it
+            // The guest's unit has KillMode=mixed (see SystemdRun.guestService(_:nspawn:)): stopping it
             // SIGTERMs nspawn, which halts the guest (≈0.25 s); after TimeoutStopSec systemd
             // SIGKILLs the whole unit. Our bound sits above systemd's, then the unit is killed
             // outright, so a wedged guest can never hang cleanup.
             let unit = name + ".service"
             let bound = SystemdRun.guestStopTimeoutSeconds + 10
-            let stop = Timeout.bounded(seconds: bound, Systemctl.stop(unit: unit, block: true))
+            let stop = Timeout().bounded(.init(seconds: bound), Systemctl().stop(unit, .init(block: true)))
             // timeout(1) exits 124 (or 137 after --kill-after) when the bound ran out; any other
             // status is systemctl's own answer (5: the unit is already gone).
             let status = (try? await runner.run(stop))?.status
             if status == nil || status == .exited(124) || status == .exited(137) {
                 logger.warning("guest unit did not stop in time; killing it", metadata: ["guest": "\(name)"])
                 _ = try? await runner.run(
-                    Timeout.bounded(seconds: 10, Systemctl.kill(unit: unit, signal: "SIGKILL")))
+                    Timeout().bounded(.init(seconds: 10), Systemctl().kill(unit, signal: "SIGKILL")))
             }
         case .direct:
             for (pid, guest) in Self.nspawnProcesses() where guest == name {

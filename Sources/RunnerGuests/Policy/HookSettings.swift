@@ -9,9 +9,9 @@ public struct HookSettings: Sendable, Hashable, Codable {
     /// `RUNNER_IMAGE_ALIASES`: `ubuntu:22.04=debian-bookworm` pairs.
     public var imageAliases: [String: String] = [:]
     /// `RUNNER_DEFAULT_IMAGE`.
-    public var defaultImage: String = "debian-bookworm"
+    public var defaultImage: String = RunnerConfig.empty.defaultImage
     /// `RUNNER_ALLOW_DOCKER_SOCK`: bind `/var/run/docker.sock` when it exists.
-    public var allowDockerSock: Bool = false
+    public var allowDockerSock: Bool = RunnerConfig.empty.allowDockerSock
     /// `RUNNER_GUEST_MOUNT_ALLOW`: extra allowed mount-source roots.
     public var mountAllow: [String] = []
     /// `RUNNER_WORK_DIR`, when set.
@@ -19,10 +19,11 @@ public struct HookSettings: Sendable, Hashable, Codable {
     /// How long services may take to accept connections on their ports.
     public var serviceReadyTimeout: Double = 60
     /// `RUNNER_GUEST_USERNS=on` (the default): guests run in ``GuestUserNamespace/standard``.
-    public var guestUserNamespace: Bool = true
+    public var guestUserNamespace: Bool = RunnerConfig.empty.guestUserNamespace
     /// `RUNNER_GUEST_CAP_ADD`: capabilities (`CAP_X`) a job's `--cap-add` may add.
     public var capAdd: [String] = []
 
+    /// The settings of a config.env that sets nothing: every key's default (``ConfigKey``).
     public init() {}
 
     /// The keys the hook reads; problems with other keys are the installer's and service's business.
@@ -37,15 +38,17 @@ public struct HookSettings: Sendable, Hashable, Codable {
     }
 
     public init(from decoder: any Decoder) throws {
+        // A key missing from the JSON keeps its default.
         let c = try decoder.container(keyedBy: CodingKeys.self)
-        imageAliases = try c.decodeIfPresent([String: String].self, forKey: .imageAliases) ?? [:]
+        imageAliases = try c.decodeIfPresent([String: String].self, forKey: .imageAliases) ?? imageAliases
         defaultImage = try c.decodeIfPresent(String.self, forKey: .defaultImage) ?? defaultImage
-        allowDockerSock = try c.decodeIfPresent(Bool.self, forKey: .allowDockerSock) ?? false
-        mountAllow = try c.decodeIfPresent([String].self, forKey: .mountAllow) ?? []
+        allowDockerSock = try c.decodeIfPresent(Bool.self, forKey: .allowDockerSock) ?? allowDockerSock
+        mountAllow = try c.decodeIfPresent([String].self, forKey: .mountAllow) ?? mountAllow
         workDirectory = try c.decodeIfPresent(String.self, forKey: .workDirectory)
-        serviceReadyTimeout = try c.decodeIfPresent(Double.self, forKey: .serviceReadyTimeout) ?? 60
-        guestUserNamespace = try c.decodeIfPresent(Bool.self, forKey: .guestUserNamespace) ?? true
-        capAdd = try c.decodeIfPresent([String].self, forKey: .capAdd) ?? []
+        serviceReadyTimeout =
+            try c.decodeIfPresent(Double.self, forKey: .serviceReadyTimeout) ?? serviceReadyTimeout
+        guestUserNamespace = try c.decodeIfPresent(Bool.self, forKey: .guestUserNamespace) ?? guestUserNamespace
+        capAdd = try c.decodeIfPresent([String].self, forKey: .capAdd) ?? capAdd
     }
 
     /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with

@@ -97,7 +97,7 @@ public struct GuestRelay: Sendable {
         var command = Command(executable, ["relay", name, "--uid", "\(uid)"])
         command.clearsEnvironment = true
         var environment: [String: String?] = ["PATH": GuestDefaults.path]
-        if layoutRoot != "/" { environment["RUNNER_HOST_ROOT"] = layoutRoot }
+        if layoutRoot != "/" { environment[HostRoot.variable] = layoutRoot }
         if let workOwner { environment["RUNNER_WORK_OWNER"] = "\(workOwner.uid):\(workOwner.gid)" }
         command.environment = environment
         return command

@@ -1,21 +1,31 @@
 import RunnerCore
 import RunnerImages
 
-/// `systemd-nspawn`: the guest itself.
-public enum SystemdNspawn {
-    /// Options for booting an ephemeral guest.
+/// `systemd-nspawn`: the guest itself, and the doctor's one-off boot of an image.
+public struct SystemdNspawn: Sendable, Hashable {
+    /// The program (a name on `PATH` or an absolute path).
+    public var executable: String
+
+    public init(executable: String = "systemd-nspawn") {
+        self.executable = executable
+    }
+
+    /// Options of ``boot(_:)``: an ephemeral guest that runs until it is stopped.
     public struct BootOptions: Sendable, Hashable {
+        /// The image's root file system (read-only under the overlay).
         public var directory: String
+        /// The guest's name (`--machine=`).
         public var machine: String
+        /// The guest's binds, in any order (``boot(_:)`` orders parents first).
         public var binds: [GuestBind] = []
         /// Variables for the guest's PID 1 (`--setenv=`); never secrets.
         public var setenv: [String: String] = [:]
-        /// Without machined: `--register=no --keep-unit` (run in the caller's cgroup).
+        /// With machined: registered (`--keep-unit`); without it `--register=no --keep-unit` (run
+        /// in the caller's cgroup).
         public var register: Bool = false
         /// The guest's user namespace: `--private-users=BASE:SIZE --private-users-ownership=off`
         /// (the tree's owners are already shifted by BASE; nspawn never chowns). nil: none.
         public var userNamespace: GuestUserNamespace?
-        public var executable: String = "systemd-nspawn"
 
         public init(directory: String, machine: String) {
             self.directory = directory
@@ -23,10 +33,10 @@ public enum SystemdNspawn {
         }
     }
 
-    /// `systemd-nspawn --quiet -D DIR --machine=NAME -b --volatile=overlay --notify-ready=yes
-    /// --console=passive [--private-users=BASE:SIZE --private-users-ownership=off]
-    /// [--register=no --keep-unit] [--setenv=…] [--bind=…]`.
-    public static func boot(_ options: BootOptions) -> Command {
+    /// `systemd-nspawn --quiet [--register=no] --keep-unit --directory=DIR --machine=NAME --boot
+    /// --volatile=overlay --notify-ready=yes --console=passive [--private-users=BASE:SIZE
+    /// --private-users-ownership=off] [--setenv=K=V]… [--bind=…]…`, binds parents before children.
+    public func boot(_ options: BootOptions) -> Command {
         var args = ["--quiet"]
         if options.register {
             args.append("--keep-unit")
@@ -42,12 +52,10 @@ public enum SystemdNspawn {
             "--console=passive",
         ]
         if let userNamespace = options.userNamespace {
-            args += [
-                "--private-users=\(userNamespace.base):\(userNamespace.size)", "--private-users-ownership=off",
-            ]
+            args += Self.privateUsers(userNamespace)
         }
-        for key in options.setenv.keys.sorted() {
-            args.append("--setenv=\(key)=\(options.setenv[key]!)")
+        for (key, value) in options.setenv.sorted(by: { $0.key < $1.key }) {
+            args.append("--setenv=\(key)=\(value)")
         }
         // Parents before children: nspawn mounts in the order given.
         let ordered = options.binds.enumerated().sorted { a, b in
@@ -56,6 +64,39 @@ public enum SystemdNspawn {
             return da == db ? a.offset < b.offset : da < db
         }
         args += ordered.map(\.element.nspawnArgument)
-        return Command(options.executable, args)
+        return Command(executable, args)
+    }
+
+    /// Options of ``probe(_:)``: boot an image once, straight to poweroff.
+    public struct ProbeOptions: Sendable, Hashable {
+        /// The image's root file system (untouched: the boot runs on an overlay).
+        public var directory: String
+        /// The range the image's owners are shifted to; nil: no user namespace.
+        public var userNamespace: GuestUserNamespace?
+
+        public init(directory: String, userNamespace: GuestUserNamespace? = nil) {
+            self.directory = directory
+            self.userNamespace = userNamespace
+        }
+    }
+
+    /// `systemd-nspawn --quiet --register=no --keep-unit --volatile=overlay --directory=ROOTFS
+    /// --boot [--private-users=BASE:SIZE --private-users-ownership=off] -- --unit=poweroff.target`:
+    /// systemd boots as PID 1 (the base tree stays untouched under the overlay) straight to
+    /// poweroff; exit 0 means the image boots.
+    public func probe(_ options: ProbeOptions) -> Command {
+        var args = [
+            "--quiet", "--register=no", "--keep-unit", "--volatile=overlay", "--directory=\(options.directory)",
+            "--boot",
+        ]
+        if let userNamespace = options.userNamespace {
+            args += Self.privateUsers(userNamespace)
+        }
+        return Command(executable, args + ["--", "--unit=poweroff.target"])
+    }
+
+    /// `--private-users=BASE:SIZE --private-users-ownership=off`.
+    static func privateUsers(_ userNamespace: GuestUserNamespace) -> [String] {
+        ["--private-users=\(userNamespace.base):\(userNamespace.size)", "--private-users-ownership=off"]
     }
 }

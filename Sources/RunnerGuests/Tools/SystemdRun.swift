@@ -2,13 +2,34 @@ import RunnerCore
 
 /// `systemd-run` on the host (machined backend): a guest as its own service. Steps, probes and
 /// port proxies in a guest are units of the guest's systemd, started over its bus (``GuestBus``).
-public enum SystemdRun {
+public struct SystemdRun: Sendable, Hashable {
     /// How long systemd waits for a stopping guest before it SIGKILLs what is left of its unit.
     public static let guestStopTimeoutSeconds = 10
 
-    /// `systemd-run --unit=NAME -p Delegate=yes -p Type=notify -p KillMode=mixed
-    /// -p TimeoutStopSec=10 -- systemd-nspawn …`: a guest as its own service on a host with
-    /// machined; returns once the guest is ready.
+    /// The program (a name on `PATH` or an absolute path).
+    public var executable: String
+
+    public init(executable: String = "systemd-run") {
+        self.executable = executable
+    }
+
+    /// Options of ``guestService(_:nspawn:)``.
+    public struct GuestServiceOptions: Sendable, Hashable {
+        /// The unit's name (`--unit=`): the guest's name.
+        public var unit: String
+        /// Bounds the boot (`TimeoutStartSec`): a guest not ready by then is killed and
+        /// `systemd-run` fails.
+        public var startTimeoutSeconds: Int = 60
+
+        public init(unit: String, startTimeoutSeconds: Int = 60) {
+            self.unit = unit
+            self.startTimeoutSeconds = startTimeoutSeconds
+        }
+    }
+
+    /// `systemd-run --unit=NAME --quiet --collect -p Delegate=yes -p Type=notify -p NotifyAccess=all
+    /// -p KillMode=mixed -p TimeoutStartSec=N -p TimeoutStopSec=10 -- systemd-nspawn …`: a guest as
+    /// its own service on a host with machined; returns once the guest is ready.
     ///
     /// `KillMode=mixed` (as systemd's own `systemd-nspawn@.service`): stopping the unit sends
     /// SIGTERM to nspawn alone, which halts the guest (SIGRTMIN+3 to its init). With the default
@@ -16,15 +37,14 @@ public enum SystemdRun {
     /// systemd takes SIGTERM as "re-execute": it re-executes (`--deserialize`) while nspawn's halt
     /// request arrives and the halt is lost; the guest then runs on and the stop hangs until
     /// `TimeoutStopSec`. Then SIGKILL goes to the whole unit, guest included.
-    /// `startTimeout` bounds the boot (`TimeoutStartSec`): a guest not ready by then is killed and
-    /// `systemd-run` fails.
-    public static func guestService(unit: String, nspawn: Command, startTimeout: Int = 60) -> Command {
+    public func guestService(_ options: GuestServiceOptions, nspawn: Command) -> Command {
         Command(
-            "systemd-run",
+            executable,
             [
-                "--unit=" + unit, "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify",
-                "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=\(startTimeout)",
-                "-p", "TimeoutStopSec=\(guestStopTimeoutSeconds)", "--",
+                "--unit=" + options.unit, "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify",
+                "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p",
+                "TimeoutStartSec=\(options.startTimeoutSeconds)",
+                "-p", "TimeoutStopSec=\(Self.guestStopTimeoutSeconds)", "--",
             ] + nspawn.argv)
     }
 }

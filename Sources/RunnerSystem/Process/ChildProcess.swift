@@ -29,7 +29,7 @@ package final class ChildProcess: Sendable {
     {
         var command = command
         if let directory = command.workingDirectory {
-            command = Command("/usr/bin/env", ["--chdir=\(directory)", "--"] + command.argv)
+            command = Env().changingDirectory(directory, command)
         }
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else {

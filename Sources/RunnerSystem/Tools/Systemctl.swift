@@ -1,19 +1,28 @@
 import RunnerCore
 
 /// `systemctl`, on a host where systemd runs (never a guest's: units in a guest are started and
-/// stopped over its bus, see ``GuestBus``).
-public struct Systemctl: Sendable {
-    public var executable = "systemctl"
-    public init() {}
+/// stopped over its bus, see `GuestBus`).
+public struct Systemctl: Sendable, Hashable {
+    /// The program (a name on `PATH` or an absolute path).
+    public var executable: String
 
+    public init(executable: String = "systemctl") {
+        self.executable = executable
+    }
+
+    /// `systemctl daemon-reload`.
     public func daemonReload() -> Command { Command(executable, ["daemon-reload"]) }
-    /// `systemctl start UNIT` (waits for the unit to be active).
+
+    /// `systemctl start -- UNIT` (waits for the unit to be active).
     public func start(_ unit: String) -> Command { Command(executable, ["start", "--", unit]) }
-    /// `systemctl start --no-block UNIT`.
+
+    /// `systemctl start --no-block UNIT` (queues the start job and returns).
     public func startNoBlock(_ unit: String) -> Command { Command(executable, ["start", "--no-block", unit]) }
-    /// `systemctl is-enabled UNIT`.
+
+    /// `systemctl is-enabled --quiet UNIT`: exit 0 when enabled.
     public func isEnabled(_ unit: String) -> Command { Command(executable, ["is-enabled", "--quiet", unit]) }
-    /// `systemctl show --property=NeedDaemonReload --value UNIT`.
+
+    /// `systemctl show --property=NeedDaemonReload --value UNIT`: `yes` or `no`.
     public func needsReload(_ unit: String) -> Command {
         Command(executable, ["show", "--property=NeedDaemonReload", "--value", unit])
     }
@@ -23,13 +32,23 @@ public struct Systemctl: Sendable {
         Command(executable, ["show"] + properties.map { "--property=" + $0 } + ["--", unit])
     }
 
-    /// `systemctl stop [--no-block] -- UNIT`.
-    public static func stop(unit: String, block: Bool = false) -> Command {
-        Command("systemctl", ["stop"] + (block ? [] : ["--no-block"]) + ["--", unit])
+    /// Options of ``stop(_:_:)``.
+    public struct StopOptions: Sendable, Hashable {
+        /// Wait until the unit is stopped; otherwise `--no-block` (queue the stop and return).
+        public var block: Bool = false
+
+        public init(block: Bool = false) {
+            self.block = block
+        }
     }
 
-    /// `systemctl kill --signal=SIG -- UNIT`.
-    public static func kill(unit: String, signal: String) -> Command {
-        Command("systemctl", ["kill", "--signal=" + signal, "--", unit])
+    /// `systemctl stop [--no-block] -- UNIT`.
+    public func stop(_ unit: String, _ options: StopOptions = StopOptions()) -> Command {
+        Command(executable, ["stop"] + (options.block ? [] : ["--no-block"]) + ["--", unit])
+    }
+
+    /// `systemctl kill --signal=SIG -- UNIT`: the signal to every process of the unit.
+    public func kill(_ unit: String, signal: String) -> Command {
+        Command(executable, ["kill", "--signal=" + signal, "--", unit])
     }
 }

@@ -88,6 +88,31 @@ struct ImageStoreTests {
         }
     }
 
+    /// A kill between the `current` link's temporary and its rename, or during unpacking, leaves
+    /// `.current.tmp-PID-N` and `.incoming-DIGEST-PID`; the next import removes a dead writer's
+    /// (so the installer converges on the same tree) and leaves a live writer's alone.
+    @Test func anImportRemovesWhatAKilledImportLeft() async throws {
+        try await withTemporaryDirectory("store") { dir in
+            let store = ImageStore(layout: HostLayout(root: dir.appending("host")))
+            let one = try await makeArchive(dir, label: "one")
+            let imageDirectory = store.layout.imageDirectory("demo")
+            try FilePaths.createDirectory(imageDirectory)
+            // A PID that is gone: a child that has exited and been reaped.
+            let child = try Spawner.spawn(Command("true"))
+            _ = Spawner.wait(child)
+            let dead = [".current.tmp-\(child)-12345", ".incoming-0123456789ab-\(child)"]
+            let live = [".current.tmp-\(getpid())-1", ".incoming-0123456789ab-\(getpid())"]
+            for name in dead + live {
+                #expect(symlink("nowhere", imageDirectory + "/" + name) == 0)
+            }
+            try FilePaths.createDirectory(imageDirectory + "/.incoming-ba9876543210-\(child)/rootfs")
+
+            _ = try await store.importArchive(one.archive, name: "demo")
+            let left = Set(FilePaths.entries(of: imageDirectory).filter { $0.hasPrefix(".") })
+            #expect(left == Set(live))
+        }
+    }
+
     @Test func manifestMismatchIsRefusedAndCurrentStays() async throws {
         try await withTemporaryDirectory("store-mismatch") { dir in
             let store = ImageStore(layout: HostLayout(root: dir.appending("host")))

@@ -27,7 +27,7 @@ extension GuestSuites {
         func step(_ script: String, guest: String) -> String {
             """
             {"command":"run_script_step","responseFile":null,"args":{"entryPoint":"bash",\
-            "entryPointArgs":["-c",\(JSONText.quote(script))],"environmentVariables":{},\
+            "entryPointArgs":["-c",\(TestJSON.quote(script))],"environmentVariables":{},\
             "prependPath":[],"workingDirectory":"/__w/octo-repo/octo-repo"},\
             "state":{"guest":"\(guest)","services":[],"environment":{}}}
             """

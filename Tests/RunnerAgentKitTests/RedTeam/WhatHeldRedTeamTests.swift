@@ -339,11 +339,11 @@ extension GuestSuites {
 
         /// A run_script_step for the hook running `script` with bash, with `environment`.
         func step(_ script: String, guest: String, environment: [String: String] = [:]) -> String {
-            var variables = JSONText.encode(environment.mapValues { $0 as Any })
+            var variables = TestJSON.encode(environment)
             if environment.isEmpty { variables = "{}" }
             return """
                 {"command":"run_script_step","responseFile":null,"args":{"entryPoint":"bash",\
-                "entryPointArgs":["-c",\(JSONText.quote(script))],"environmentVariables":\(variables),\
+                "entryPointArgs":["-c",\(TestJSON.quote(script))],"environmentVariables":\(variables),\
                 "prependPath":[],"workingDirectory":"/__w/octo-repo/octo-repo"},\
                 "state":{"guest":"\(guest)","services":[],"environment":{}}}
                 """

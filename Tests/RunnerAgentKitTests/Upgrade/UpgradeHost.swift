@@ -95,8 +95,8 @@ struct UpgradeHost {
         return (path, try SHA256Digest.hex(ofFile: path))
     }
 
-    /// config.env's values, validated as the commands load them.
-    func config() throws -> [String: String] { try ConfigEnv.load(nil, layout: layout, for: .install) }
+    /// config.env, validated as the commands load it.
+    func config() throws -> RunnerConfig { try ConfigEnv.load(nil, layout: layout, for: .install) }
 
     /// Installs `bundle` with the installer's steps, pinned runner and all (commands not recorded).
     func install(_ version: String, runner: String? = "2.336.0") async throws {
@@ -104,7 +104,7 @@ struct UpgradeHost {
         let pinned = try RunnerPackagePin.forInstall(
             bundle: bundle, unpacker: ManifestReleaseUnpacker(), layout: layout)
         let installer = Installer(
-            layout: layout, settings: try InstallSettings(values: try config(), pinned: pinned), bundle: bundle,
+            layout: layout, settings: try InstallSettings(try config(), pinned: pinned), bundle: bundle,
             commandRunner: RecordingCommandRunner(), logger: Logger(label: "test"))
         let steps = [installer.releaseStep, installer.hostFilesStep, installer.packageStep, installer.markerStep]
         try await StepRunner(logger: Logger(label: "test")) { _ in }.run(steps, dryRun: false)

@@ -337,13 +337,6 @@ import Testing
         #expect(Upgrader.cacheName(for: url) == name)
     }
 
-    @Test func agentBinaryArgv() {
-        #expect(
-            AgentBinary(path: "/usr/local/lib/runner/releases/v1.3/bin/runner-agent").version().argv == [
-                "/usr/local/lib/runner/releases/v1.3/bin/runner-agent", "--version",
-            ])
-    }
-
     @Test func theCommandsParseTheirOptions() throws {
         let hex = String(repeating: "a", count: 64)
         let upgrade = try #require(

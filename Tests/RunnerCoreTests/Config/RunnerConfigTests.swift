@@ -54,6 +54,49 @@ import Testing
         #expect(problems(example).isEmpty, "\(problems(example))")
     }
 
+    /// Each key has one default, its ``ConfigKey/defaultValue``: the typed accessors of a config
+    /// that sets nothing give exactly those, and ``ConfigKey/Defaults`` are the same values.
+    @Test func accessorsGiveTheDefaultsDeclaredInConfigKey() {
+        let empty = RunnerConfig.empty
+        for key in ConfigKey.all { #expect(empty.value(key) == key.defaultValue, "\(key.name)") }
+        #expect(empty.workDirectory == ConfigKey.workDirectory.defaultValue)
+        #expect(empty.user == ConfigKey.user.defaultValue)
+        #expect(empty.defaultImage == ConfigKey.defaultImage.defaultValue)
+        #expect(empty.bootstrapMode.rawValue == ConfigKey.bootstrapMode.defaultValue)
+        #expect(empty.guestUserNamespace == (ConfigKey.guestUserNamespace.defaultValue == "on"))
+        #expect(ConfigKey.Defaults.workDirectory == ConfigKey.workDirectory.defaultValue)
+        #expect(ConfigKey.Defaults.user == ConfigKey.user.defaultValue)
+        #expect(ConfigKey.Defaults.defaultImage == ConfigKey.defaultImage.defaultValue)
+        #expect(ConfigKey.Defaults.bootstrapMode.rawValue == ConfigKey.bootstrapMode.defaultValue)
+        for key in [ConfigKey.ephemeral, .noDefaultLabels, .requireJobContainer, .allowDockerSock] {
+            #expect(empty.bool(key) == (key.defaultValue == "true"), "\(key.name)")
+        }
+        // An empty value is unset: the default again.
+        let blank = RunnerConfig(source: "c", values: ["RUNNER_WORK_DIR": "", "RUNNER_USER": ""])
+        #expect(blank.workDirectory == ConfigKey.Defaults.workDirectory && blank.user == ConfigKey.Defaults.user)
+        #expect(HostLayout(root: "/tmp/t").workDirectory == "/tmp/t" + ConfigKey.Defaults.workDirectory)
+    }
+
+    /// A `*_FILE` secret is read without surrounding whitespace; an unreadable or empty file is a
+    /// configuration error naming it.
+    @Test func secretFilesAreReadTrimmed() async throws {
+        try await withTemporaryDirectory("secret") { dir in
+            let layout = dir.layout
+            try AtomicFile.write("\n  tok\t\r\n", to: layout.path("/etc/runner/token"), mode: 0o600)
+            #expect(try SecretSource.file("/etc/runner/token").read(layout: layout) == "tok")
+            try AtomicFile.write(" \r\n", to: layout.path("/etc/runner/token"), mode: 0o600)
+            let empty = #expect(throws: RunnerError.self) {
+                try SecretSource.file("/etc/runner/token").read(layout: layout)
+            }
+            #expect(
+                empty?.code == .invalidConfig && empty?.input == "/etc/runner/token" && empty?.problem == "is empty")
+            let missing = #expect(throws: RunnerError.self) {
+                try SecretSource.file("/etc/runner/x").read(layout: layout)
+            }
+            #expect(missing?.code == .invalidConfig && missing?.problem == "cannot be read")
+        }
+    }
+
     @Test func minimalConfigHasDefaults() throws {
         let config = try RunnerConfig.parse(Array(Self.minimal.utf8), source: "site.env", options: .render)
         #expect(config.user == "runner")

@@ -21,20 +21,18 @@ public struct RollbackCommand: AsyncParsableCommand {
     @Option(help: "The config.env to read (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Option(help: ArgumentHelp("Host root (tests).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     public init() {}
 
     public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         guard startTimeout > 0 else { throw ValidationError("--start-timeout must be positive") }
     }
 
     public func run() async throws {
         let logger = Logger(label: "runner.rollback")
         do {
-            var upgrader = try Upgrader.forCommand(root: root, config: config, logger: logger)
+            var upgrader = try Upgrader.forCommand(layout: try host.layout(), config: config, logger: logger)
             upgrader.timing.startTimeout = .seconds(startTimeout)
             _ = try await upgrader.rollback()
         } catch {

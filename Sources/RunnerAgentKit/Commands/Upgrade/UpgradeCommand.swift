@@ -37,13 +37,11 @@ public struct UpgradeCommand: AsyncParsableCommand {
     @Option(help: "The config.env to read (default: /etc/runner/config.env under --root).")
     var config: String?
 
-    @Option(help: ArgumentHelp("Host root (tests).", visibility: .hidden))
-    var root: String = "/"
+    @OptionGroup var host: HostRootOptions
 
     public init() {}
 
     public func validate() throws {
-        guard root.hasPrefix("/") else { throw ValidationError("--root must be an absolute path") }
         guard !bundle.isEmpty else { throw ValidationError("--bundle needs a file or a URL") }
         guard SHA256Digest.isValidHex(sha256) else { throw ValidationError("--sha256 must be 64 hex digits") }
         guard startTimeout > 0 else { throw ValidationError("--start-timeout must be positive") }
@@ -52,7 +50,7 @@ public struct UpgradeCommand: AsyncParsableCommand {
     public func run() async throws {
         let logger = Logger(label: "runner.upgrade")
         do {
-            var upgrader = try Upgrader.forCommand(root: root, config: config, logger: logger)
+            var upgrader = try Upgrader.forCommand(layout: try host.layout(), config: config, logger: logger)
             upgrader.timing.startTimeout = .seconds(startTimeout)
             _ = try await upgrader.upgrade(bundle: bundle, sha256: sha256)
         } catch {
@@ -63,18 +61,17 @@ public struct UpgradeCommand: AsyncParsableCommand {
 }
 
 extension Upgrader {
-    /// The upgrader of `runner-agent upgrade` and `rollback`: the host at `root`, its config.env,
+    /// The upgrader of `runner-agent upgrade` and `rollback`: the host of `layout`, its config.env,
     /// the real command runner, progress on stdout. Refuses to run unprivileged on a real host.
-    static func forCommand(root: String, config: String?, logger: Logger) throws(RunnerError) -> Upgrader {
-        let layout = HostLayout(root: root)
-        if root == "/" && geteuid() != 0 {
+    static func forCommand(layout: HostLayout, config: String?, logger: Logger) throws(RunnerError) -> Upgrader {
+        if layout.root == "/" && geteuid() != 0 {
             throw RunnerError(
                 .permission, input: "runner-agent", problem: "moves the host between releases only as root",
                 fix: "run it with sudo")
         }
-        let values = try ConfigEnv.load(config, layout: layout, for: .install)
+        let loaded = try ConfigEnv.load(config, layout: layout, for: .install)
         return Upgrader(
-            layout: layout, config: values, commandRunner: SubprocessCommandRunner(logger: logger), logger: logger
+            layout: layout, config: loaded, commandRunner: SubprocessCommandRunner(logger: logger), logger: logger
         ) { StandardOutput.write($0 + "\n") }
     }
 }

@@ -1,0 +1,31 @@
+import RunnerCore
+import Testing
+
+@testable import RunnerGuests
+
+@Suite struct SystemdRunTests {
+    @Test func guestServiceWrapsTheRegisteredBoot() {
+        var boot = SystemdNspawn.BootOptions(directory: "/r", machine: "rg-0123456789ab")
+        boot.register = true
+        let command = SystemdRun().guestService(.init(unit: "rg-0123456789ab"), nspawn: SystemdNspawn().boot(boot))
+        #expect(
+            command.argv == [
+                "systemd-run", "--unit=rg-0123456789ab", "--quiet", "--collect", "-p", "Delegate=yes", "-p",
+                "Type=notify", "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=60", "-p",
+                "TimeoutStopSec=10", "--", "systemd-nspawn", "--quiet", "--keep-unit",
+                "--directory=/r", "--machine=rg-0123456789ab", "--boot", "--volatile=overlay",
+                "--notify-ready=yes", "--console=passive",
+            ])
+    }
+
+    @Test func startTimeoutIsTheBootBound() {
+        let command = SystemdRun().guestService(
+            .init(unit: "g", startTimeoutSeconds: 90), nspawn: Command("systemd-nspawn", ["--boot"]))
+        #expect(
+            command.argv == [
+                "systemd-run", "--unit=g", "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify", "-p",
+                "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=90", "-p", "TimeoutStopSec=10", "--",
+                "systemd-nspawn", "--boot",
+            ])
+    }
+}
