@@ -116,14 +116,34 @@ let package = Package(
             dependencies: ["RunnerAgentKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
-        // Test support: temporary roots, recording command runner, gating traits, golden files.
+        // Test support: temporary roots, recording command runner, gating traits, fixtures, the
+        // fakes (GitHub API, runner package, HTTP server) and harnesses more than one test target uses.
         .target(
             name: "RunnerTestSupport",
-            dependencies: ["RunnerCore", "RunnerArchive", "RunnerSystem"],
+            dependencies: [
+                "RunnerCore", "RunnerArchive", "RunnerSystem", "RunnerAgentKit",
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tests/RunnerTestSupport"
         ),
-        .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerSystem", "RunnerTestSupport"]),
-        .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerSystem", "RunnerTestSupport"]),
+        // Unit tests, one target per module: no root, no guests.
+        .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerCore", "RunnerTestSupport"]),
+        .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerTestSupport"]),
+        .testTarget(name: "RunnerSystemTests", dependencies: ["RunnerSystem", "RunnerCore", "RunnerTestSupport"]),
+        .testTarget(name: "RunnerImagesTests", dependencies: ["RunnerImages", "RunnerCore", "RunnerTestSupport"]),
+        .testTarget(
+            name: "RunnerGuestsTests",
+            dependencies: ["RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerCore", "RunnerTestSupport"]
+        ),
+        .testTarget(
+            name: "RunnerAgentKitTests",
+            dependencies: [
+                "RunnerAgentKit", "RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "RunnerBuildKitTests",
             dependencies: [
@@ -132,11 +152,14 @@ let package = Package(
             ],
             resources: [.copy("Golden")]
         ),
+        // Integration tests: root, systemd-nspawn guests, namespaces, mmdebstrap, real users.
+        // Each suite skips with its reason where the machine does not allow it.
         .testTarget(
-            name: "RunnerAgentKitTests",
+            name: "RunnerIntegrationTests",
             dependencies: [
-                "RunnerAgentKit", "RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerTestSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "RunnerAgentKit", "RunnerBuildKit", "RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerArchive",
+                "RunnerCore", "CRunnerSystem", "RunnerTestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
     ]

@@ -1,6 +1,9 @@
 import RunnerArchive
 import Testing
 
-@Test func linksTheSystemLibarchive() {
-    #expect(libarchiveVersion.hasPrefix("libarchive 3."))
+/// The wrapper links the system libarchive.
+@Suite struct LibArchiveLinkTests {
+    @Test func linksTheSystemLibarchive() {
+        #expect(libarchiveVersion.hasPrefix("libarchive 3."))
+    }
 }

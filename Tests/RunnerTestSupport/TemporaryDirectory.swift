@@ -14,7 +14,7 @@ public struct TemporaryDirectory: Sendable {
     public init(_ label: String = "t") throws {
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         var template = Array("\(base)/runner-test-\(label)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
         guard let made else {
             throw RunnerError.posix("mkdtemp failed", base, fix: nil)
         }
@@ -41,4 +41,12 @@ public func withTemporaryDirectory<T>(
     let dir = try TemporaryDirectory(label)
     defer { dir.remove() }
     return try await body(dir)
+}
+
+/// Runs `body` with a temporary directory (labelled "hook") that is removed afterwards, for
+/// synchronous tests.
+public func withTemporaryDirectoryHelper(_ body: (TemporaryDirectory) throws -> Void) throws {
+    let dir = try TemporaryDirectory("hook")
+    defer { dir.remove() }
+    try body(dir)
 }

@@ -20,7 +20,7 @@ swift build -c release --static-swift-stdlib --product runner-agent >/dev/null
 agent="$RUNNER_BIN/runner-agent"
 runs=${HOOK_BENCH_RUNS:-9}
 
-# The same image the hook tests boot (see Tests/RunnerAgentKitTests/HookHarness.swift).
+# The same image the hook tests boot (see Tests/RunnerIntegrationTests/Hooks/CachedTree.swift).
 key=$(printf 'bookworm minbase systemd,dbus,bash,coreutils,python3 v1' | sha256sum | cut -c1-16)
 base=/var/cache/runner-tests/rootfs-$key
 if [ ! -x "$base/usr/lib/systemd/systemd" ]; then

@@ -114,8 +114,7 @@ import Testing
     }
 
     @Test func shippedDebianBookwormRecipeParses() throws {
-        let root = try #require(RepositoryRoot.path, "the tests run from the repository checkout")
-        let recipe = try Recipe.load(directory: root + "/images/debian-bookworm")
+        let recipe = try Recipe.load(directory: Repo.root + "/images/debian-bookworm")
         #expect(recipe.name == "debian-bookworm")
         #expect(recipe.variant == "minbase")
         for package in [
@@ -125,17 +124,5 @@ import Testing
             #expect(recipe.packages.contains(package), "debian-bookworm installs \(package)")
         }
         #expect(recipe.overlay == "overlay")
-    }
-}
-
-/// The repository checkout the tests were built from (found from this source file).
-enum RepositoryRoot {
-    static var path: String? {
-        var directory = FilePaths.parent(of: #filePath)
-        while directory != "/" {
-            if FilePaths.exists(directory + "/Package.swift") { return directory }
-            directory = FilePaths.parent(of: directory)
-        }
-        return nil
     }
 }

@@ -61,7 +61,7 @@ import Testing
 
     /// The default works from any directory: no cloud-init/ there, the embedded files are used.
     @Test func userdataRendersFromAnyDirectory() async throws {
-        let tool = Repo.productsDirectory + "/runner-build"
+        let tool = BuiltProducts.directory + "/runner-build"
         try #require(FilePaths.exists(tool), "build runner-build first (swift build --build-tests)")
         try await withTemporaryDirectory("anydir") { dir in
             try AtomicFile.write(SiteConfigs.minimal, to: dir.appending("site.env"), mode: 0o600)

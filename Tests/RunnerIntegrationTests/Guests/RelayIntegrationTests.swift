@@ -1,0 +1,143 @@
+import FoundationEssentials
+import RunnerCore
+import RunnerTestSupport
+import Testing
+
+@testable import RunnerAgentKit
+@testable import RunnerGuests
+@testable import RunnerSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension GuestSuites {
+    /// The hook as the runner user runs it on a host: unprivileged, its steps going through the
+    /// guest's step relay (started by `ci-nspawn-run start` for that user) instead of sudo.
+    @Suite(
+        .serialized,
+        .guestsAndSetpriv)
+    struct RelayIntegrationTests {
+        static let user = HookHarness.ownerUID
+
+        func step(_ entryPoint: String, _ args: [String], guest: String, prependPath: [String] = []) -> String {
+            let quoted = { (items: [String]) in "[" + items.map { TestJSON.quote($0) }.joined(separator: ",") + "]" }
+            return """
+                {"command":"run_script_step","responseFile":null,"args":{"entryPoint":\(TestJSON.quote(entryPoint)),\
+                "entryPointArgs":\(quoted(args)),"environmentVariables":{"FROM_STEP":"s"},\
+                "prependPath":\(quoted(prependPath)),"workingDirectory":"/__w/octo-repo/octo-repo"},\
+                "state":{"guest":"\(guest)","services":[],"environment":{"FROM_STATE":"yes"}}}
+                """
+        }
+
+        @Test func unprivilegedStepsGoThroughTheRelayAndEndWithTheGuest() async throws {
+            let h = try await HookHarness()
+            do {
+                try await exercise(h)
+            } catch {
+                await h.finish()
+                throw error
+            }
+            await h.finish()
+        }
+
+        /// A step's script that prints `$FROM_STATE` and its own unit's `RemainAfterExit`: `yes`
+        /// for the unit the relay starts over the guest's systemd socket.
+        static let showOwnUnit =
+            #"u=$(grep -o '[^/]*\.service' /proc/self/cgroup | head -n1); echo "$FROM_STATE $(systemctl show -p RemainAfterExit --value "$u")""#
+
+        func exercise(_ h: HookHarness) async throws {
+            // Started by a process that leaves a descriptor open across exec (as a careless
+            // parent would): the relay must not keep it.
+            var leaked: [Int32] = [-1, -1]
+            try #require(pipe(&leaked) == 0)
+            defer { leaked.forEach { close($0) } }
+            var start = Command(
+                try #require(HookHarness.agent),
+                ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"])
+            start.environment = h.environment
+            let out = h.dir.appending("start.out")
+            let starter = try Spawner.spawn(start, stdout: .file(out))
+            #expect(Spawner.wait(starter) == .exited(0))
+            let started = String(decoding: try FilePaths.read(out), as: UTF8.self)
+            let name = try #require(started.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
+            var st = stat()
+            #expect(stat(h.layout.guestRelaySocket(name), &st) == 0)
+            #expect(st.st_uid == Self.user && st.st_mode & 0o777 == 0o600)
+
+            // A bare program name found on prependPath, the state's and the step's environment,
+            // the working directory, the exit code, and what the step made handed to the user.
+            try AtomicFile.write(
+                "#!/bin/sh\necho \"relayed $FROM_STATE $FROM_STEP $(pwd) $(id -u)\"\necho err >&2\n"
+                    + "touch /__w/octo-repo/relay-made\nexit 3\n",
+                to: h.work + "/bin/hello-relay", mode: 0o755)
+            let first = try h.hook(step("hello-relay", [], guest: name, prependPath: ["/__w/bin"]), asUser: Self.user)
+            #expect(first.status == .exited(3), "\(first.text)\(first.stderr)")
+            #expect(first.text == "relayed yes s /__w/octo-repo/octo-repo 0\n")
+            #expect(first.stderr == "err\n")
+            #expect(lstat(h.work + "/octo-repo/relay-made", &st) == 0)
+            #expect(st.st_uid == Self.user)
+
+            // The hook's stdout and stderr are files here: the guest gets pipes, never the
+            // files themselves (their /proc/self/fd links would reopen host files as root).
+            let fds = try h.hook(
+                step("bash", ["-c", "readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2"], guest: name),
+                asUser: Self.user)
+            #expect(fds.status == .exited(0), "\(fds.stderr)")
+            let links = fds.text.split(separator: "\n")
+            #expect(links.count == 3 && links[0] == "/dev/null", "\(fds.text)")
+            #expect(links.dropFirst().allSatisfy { $0.hasPrefix("pipe:") }, "\(fds.text)")
+
+            // Once serving, the relay keeps nothing it inherited beyond its standard streams:
+            // every other descriptor of it is its own (close-on-exec).
+            let relay = try #require(
+                ProcessTable.allPIDs().first {
+                    Array(ProcessTable.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name]
+                })
+            for entry in FilePaths.entries(of: "/proc/\(relay)/fdinfo") {
+                guard let fd = Int32(entry), fd > 2,
+                    let info = try? FilePaths.read("/proc/\(relay)/fdinfo/\(entry)"),
+                    let flags = String(decoding: info, as: UTF8.self).split(separator: "\n")
+                        .first(where: { $0.hasPrefix("flags:") })?.split(separator: "\t").last,
+                    let value = Int(flags, radix: 8)
+                else { continue }
+                #expect(value & 0o2000000 != 0, "relay descriptor \(fd) was inherited")
+            }
+
+            // The steps went over the guest's systemd socket (our unit, RemainAfterExit=yes).
+            let own = try h.hook(step("bash", ["-c", Self.showOwnUnit], guest: name), asUser: Self.user)
+            #expect(own.status == .exited(0), "\(own.stderr)")
+            #expect(own.text == "yes yes\n")
+
+            // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
+            let (pid, stdout, _) = try h.spawnHook(
+                step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name), asUser: Self.user)
+            let end = MonotonicClock.now() + 20
+            while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
+                MonotonicClock.sleep(0.05)
+            }
+            let signalled = MonotonicClock.now()
+            kill(pid, SIGINT)
+            let status = Spawner.wait(pid)
+            #expect(MonotonicClock.now() - signalled < 5)
+            #expect(status == .exited(130))
+            #expect(String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self) == "started\n")
+
+            // Another user cannot use the relay (the socket is the user's, and the relay checks
+            // the peer); without a sudo rule it gets nowhere.
+            let other = try h.hook(
+                step("touch", ["/__w/octo-repo/other-made"], guest: name), asUser: Self.user + 1)
+            #expect(other.status != .exited(0))
+            #expect(!FilePaths.exists(h.work + "/octo-repo/other-made"))
+
+            // The relay ends with its guest: no process, no socket.
+            let stopped = await h.runAgent(["guest", "stop", name])
+            #expect(stopped.status == .exited(0), "\(stopped.stderr)")
+            #expect(h.leftoversAfterSettling() == [])
+
+            // A step for a guest that is gone fails clearly (no relay, no sudo rule here).
+            let gone = try h.hook(step("true", [], guest: name), asUser: Self.user)
+            #expect(gone.status != .exited(0))
+        }
+    }
+}
