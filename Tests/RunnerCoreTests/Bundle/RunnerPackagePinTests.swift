@@ -6,15 +6,9 @@ import Testing
 /// The GitHub runner a release pins: the pin file, its place in `MANIFEST.json`, and what
 /// `config check` asks of config.env now that the bundle pins the runner.
 @Suite struct RunnerPackagePinTests {
-    static let repositoryRoot: String = {
-        var path = #filePath
-        for _ in 0..<4 { path = FilePaths.parent(of: path) }
-        return path
-    }()
-
     @Test(arguments: BundleArch.allCases)
     func theRepositoryPinsARunnerForEveryArchitecture(arch: BundleArch) throws {
-        let path = Self.repositoryRoot + "/" + RunnerPackagePin.pinFile
+        let path = Repo.root + "/" + RunnerPackagePin.pinFile
         let pin = try RunnerPackagePin.parse(try FilePaths.read(path), arch: arch, source: path)
         #expect(pin.problem == nil)
         #expect(pin.version.split(separator: ".").count == 3)

@@ -29,7 +29,7 @@ struct UpgradeInstalledHostTests {
             InstallHarness.runnerBuildBinary,
             [
                 "bundle", "--version", version, "--agent", artefacts.directory + "/runner-agent", "--out", out,
-                "--source", Fixtures.repositoryRoot, "--runner-version", "2.336.0", "--runner-sha256",
+                "--source", Repo.root, "--runner-version", "2.336.0", "--runner-sha256",
                 artefacts.tarballSHA256,
             ])
         let printed = try await SubprocessCommandRunner().output(build)
@@ -77,7 +77,10 @@ struct UpgradeInstalledHostTests {
             _ = try await h.install()
             let bundle = try await Self.pinnedBundle("v1.3.0", artefacts: artefacts)
             let commands = RecordingCommandRunner()
-            commands.answer(when: { $0.arguments.first == "show" }, with: UpgradeHost.active)
+            commands.answer(
+                when: { $0.arguments.first == "show" },
+                with: CommandResult(
+                    status: .exited(0), standardOutput: "ActiveState=active\nSubState=running\nNRestarts=0\n"))
             let lines = LogCapture()
             var timing = Upgrader.Timing()
             timing.settle = .zero
