@@ -63,7 +63,7 @@ struct InstallHarness {
                 "bundle", "--version", "v1.2.0", "--agent", agent, "--out", directory, "--source",
                 Fixtures.repositoryRoot,
             ])
-        try await SubprocessCommandRunner().run(build).checked(build)
+        try await SystemCommandRunner().run(build).checked(build)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         let bundle = directory + "/" + (try #require(names.first { $0.hasPrefix("runner-bundle-v1.2.0-linux-") }))
         let github = try await FakeGitHub(directory: directory, downloads: downloads)
@@ -103,7 +103,7 @@ struct InstallHarness {
         let values = try ConfigEnv.load(nil, layout: layout, for: .install)
         return Installer(
             layout: layout, settings: try InstallSettings(values: values), bundle: bundle ? artefacts.bundle : nil,
-            commandRunner: SubprocessCommandRunner(), logger: Logger(label: "test"))
+            commandRunner: SystemCommandRunner(), logger: Logger(label: "test"))
     }
 
     /// Runs the installer in this process; returns each step's outcome and the printed lines.
@@ -120,14 +120,14 @@ struct InstallHarness {
     {
         var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin:/usr/sbin:/sbin"]
         if let killAfterStep { environment["RUNNER_INSTALL_KILL_AFTER"] = killAfterStep }
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command(InstallHarness.agentBinary, ["install", "--root", root, "--bundle", artefacts.bundle]),
             environment: environment)
         let start = ContinuousClock.now
         var output: [UInt8] = []
         while true {
-            output += child.readAvailable()
-            if let status = child.reap() { return status }
+            output += child.readAvailableOutput()
+            if let status = child.poll() { return status }
             if let delay, ContinuousClock.now - start >= delay {
                 // What systemd's cgroup kill does: the installer and every process it started.
                 killTree(child.pid)
@@ -237,7 +237,7 @@ struct InstallTests {
             // `sudo runner-agent doctor` (the README's command): the agent of the active release on PATH.
             let agentOnPath = try #require(SymbolicLink.target(layout.path("/usr/local/bin/runner-agent")))
             #expect(agentOnPath == "/usr/local/lib/runner/current/bin/runner-agent")
-            let doctor = try await SubprocessCommandRunner().run(Command(layout.path(agentOnPath), ["doctor"]))
+            let doctor = try await SystemCommandRunner().run(Command(layout.path(agentOnPath), ["doctor"]))
             #expect(doctor.status == .exited(0), "the stand-in agent through the link: \(doctor)")
             #expect(FilePaths.exists(layout.systemdUnitDirectory + "/runner.service"))
             #expect(

@@ -50,18 +50,18 @@ final class FakeGitHub: Sendable {
         if let downloads { config["downloads"] = downloads }
         if jitUnsupported { config["jit_unsupported"] = 1 }
         try AtomicFile.write(Array(JSONSerializationLite.encode(config).utf8), to: stateDirectory + "/config.json")
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command("python3", [Fixtures.fakeGitHub, stateDirectory]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
         pid = child.pid
         let portFile = stateDirectory + "/port"
         var waited = 0
         while !FilePaths.exists(portFile) {
-            if let status = child.reap() {
+            if let status = child.poll() {
                 throw RunnerError(
                     .internal, input: "fake_github.py",
                     problem: "exited (\(status)): "
-                        + String(decoding: child.readAvailable(), as: UTF8.self))
+                        + String(decoding: child.readAvailableOutput(), as: UTF8.self))
             }
             try await Task.sleep(for: .milliseconds(20))
             waited += 1
@@ -76,23 +76,22 @@ final class FakeGitHub: Sendable {
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
     func stop() {
-        kill(pid, SIGKILL)
         keepAlive.withLock { child in
-            _ = child?.reap()
+            child?.signal(SIGKILL)
+            // Killed: it ends at once.
+            _ = child?.waitBlocking()
             child = nil
         }
-        var status: Int32 = 0
-        waitpid(pid, &status, 0)
     }
 
     /// The fake's call counters.
     func stats() async throws -> [String: Int] {
-        let text = try await SubprocessCommandRunner().output(Command("curl", ["-s", baseURL + "/_fake/stats"]))
+        let text = try await SystemCommandRunner().output(Command("curl", ["-s", baseURL + "/_fake/stats"]))
         return JSONSerializationLite.decodeCounts(text)
     }
 
     func deleteRegistrations() async throws {
-        try await SubprocessCommandRunner().output(
+        try await SystemCommandRunner().output(
             Command("curl", ["-s", "-X", "POST", baseURL + "/_fake/delete-registrations"]))
     }
 }
@@ -129,15 +128,10 @@ struct FakeRunnerPackage {
         try FilePaths.createDirectory(fake)
         // Copied by a separate process: a file this (multithreaded) test process wrote could still
         // be open in a child another test is forking, and exec would then fail with ETXTBSY.
-        let copy = try ChildProcess.spawn(
+        let copy = try TestProcess.start(
             Command("cp", [Fixtures.fakeRunner + "/config.sh", Fixtures.fakeRunner + "/run.sh", directory + "/"]),
             environment: ["PATH": "/usr/bin:/bin"])
-        var status: RunnerCore.ExitStatus?
-        while status == nil {
-            status = copy.reap()
-            usleep(1000)
-        }
-        guard status == .exited(0) else {
+        guard copy.waitBlocking() == .exited(0) else {
             throw RunnerError(.io, input: directory, problem: "could not copy the fake runner scripts")
         }
         try AtomicFile.write(apiURL, to: fake + "/api")

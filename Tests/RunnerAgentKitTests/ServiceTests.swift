@@ -45,7 +45,7 @@ struct ServiceHarness {
 
     func supervisor(_ settings: ServiceSettings, timing: ServiceTiming = .fast) -> RunnerSupervisor {
         RunnerSupervisor(
-            settings: settings, layout: layout, commandRunner: SubprocessCommandRunner(), logger: logs.logger(),
+            settings: settings, layout: layout, commandRunner: SystemCommandRunner(), logger: logs.logger(),
             timing: timing, output: { [output] in output.append($0) })
     }
 
@@ -386,7 +386,7 @@ struct ServiceStopTests {
             RUNNER_REGISTRATION_TOKEN='\(token)'
 
             """, to: config, mode: 0o600)
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command(binary, ["service", "--root", h.directory.path, "--stop-grace", "2"]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
         try await waitForRun(h.package)
@@ -394,10 +394,10 @@ struct ServiceStopTests {
         kill(child.pid, SIGTERM)
         var status: RunnerCore.ExitStatus?
         while status == nil && ContinuousClock.now - start < .seconds(10) {
-            status = child.reap()
+            status = child.poll()
             try await Task.sleep(for: .milliseconds(20))
         }
-        let output = String(decoding: child.readAvailable(), as: UTF8.self)
+        let output = String(decoding: child.readAvailableOutput(), as: UTF8.self)
         #expect(status == .exited(0), "\(output)")
         #expect(ContinuousClock.now - start < .seconds(6), "stop grace is 2 s; slack for a loaded machine")
         #expect(h.package.signals.contains("SIGINT"))
@@ -429,7 +429,7 @@ extension ServiceStopTests {
 
             """, to: h.layout.configFile, mode: 0o600)
         let grace = 3
-        let agent = try ChildProcess.spawn(
+        let agent = try TestProcess.start(
             Command(
                 binary, ["service", "--root", h.directory.path, "--job-grace", "\(grace)", "--stop-grace", "10"]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
@@ -438,7 +438,7 @@ extension ServiceStopTests {
         defer { if status == nil { kill(agent.pid, SIGKILL) } }
         // The job runs once the agent has forwarded the runner's "Running job" line.
         for _ in 0..<1500 where !output.contains("Running job:") {
-            output += String(decoding: agent.readAvailable(), as: UTF8.self)
+            output += String(decoding: agent.readAvailableOutput(), as: UTF8.self)
             try await Task.sleep(for: .milliseconds(10))
         }
         try #require(output.contains("Running job:"), "\(output)")
@@ -447,11 +447,11 @@ extension ServiceStopTests {
         for pid in signalled { kill(pid, SIGTERM) }
         let start = ContinuousClock.now
         while status == nil && ContinuousClock.now - start < .seconds(20) {
-            output += String(decoding: agent.readAvailable(), as: UTF8.self)
-            status = agent.reap()
+            output += String(decoding: agent.readAvailableOutput(), as: UTF8.self)
+            status = agent.poll()
             try await Task.sleep(for: .milliseconds(20))
         }
-        output += String(decoding: agent.readAvailable(), as: UTF8.self)
+        output += String(decoding: agent.readAvailableOutput(), as: UTF8.self)
         #expect(status == .exited(0), "\(output)")
         #expect(!h.package.signals.contains("SIGTERM"), "the runner got SIGTERM (KillMode=\(killMode))")
         let interrupts = String(decoding: (try? FilePaths.read(h.package.fake + "/sigint-at")) ?? [], as: UTF8.self)

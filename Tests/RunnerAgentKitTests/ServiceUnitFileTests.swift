@@ -102,7 +102,7 @@ struct ServiceUnitFileTests {
             argv[0] = helper
             var command = Command(argv[0], Array(argv.dropFirst()))
             command.environment = ["RUNNER_HOST_ROOT": layout.root]
-            let result = try await SubprocessCommandRunner().run(command)
+            let result = try await SystemCommandRunner().run(command)
             #expect(result.status.isSuccess, "\(result.standardError)")
             #expect(result.standardOutput == names.sorted().map { "removed \($0)\n" }.joined())
             #expect(FilePaths.entries(of: layout.guestStateDirectory) == [])
@@ -122,7 +122,7 @@ struct ServiceUnitFileTests {
             let unit = dir.appending("runner.service")
             try AtomicFile.write(text, to: unit)
             let command = Command("systemd-analyze", ["verify", "--man=no", unit])
-            let result = try await SubprocessCommandRunner().run(command)
+            let result = try await SystemCommandRunner().run(command)
             #expect(result.status.isSuccess, "\(result.standardError)")
             #expect(!result.standardError.contains("runner.service"), "\(result.standardError)")
         }

@@ -59,5 +59,5 @@ func lstatOf(_ path: String) -> stat? {
 /// Runs a command and returns its stdout; fails the test on a non-zero exit.
 func output(_ executable: String, _ arguments: [String], environment: [String: String?] = [:]) async throws -> String {
     let command = Command(executable, arguments, environment: environment)
-    return try await SubprocessCommandRunner().output(command)
+    return try await SystemCommandRunner().output(command)
 }

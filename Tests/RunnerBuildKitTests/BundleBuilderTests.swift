@@ -196,7 +196,7 @@ func inputs(_ dir: TemporaryDirectory, out: String = "dist", epoch: Int64 = 1_70
 
     static func run(_ executable: String, _ arguments: [String]) async throws -> [String] {
         let command = Command(executable, arguments, environment: ["LC_ALL": "C", "TZ": "UTC"])
-        let text = try await SubprocessCommandRunner().output(command)
+        let text = try await SystemCommandRunner().output(command)
         return text.split(separator: "\n").map(String.init)
     }
 

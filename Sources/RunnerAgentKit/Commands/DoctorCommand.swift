@@ -29,7 +29,7 @@ public struct DoctorCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let doctor = Doctor(
-            layout: HostLayout(root: root), commandRunner: SubprocessCommandRunner(), config: config,
+            layout: HostLayout(root: root), commandRunner: SystemCommandRunner(), config: config,
             bootCheck: !noBootCheck)
         let findings = await doctor.run()
         for finding in findings { StandardOutput.write(finding.rendered + "\n") }

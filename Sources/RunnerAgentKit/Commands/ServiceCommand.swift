@@ -58,7 +58,7 @@ public struct ServiceCommand: AsyncParsableCommand {
             let settings = try ServiceSettings(values: values, layout: layout)
             let supervisor = RunnerSupervisor(
                 settings: settings, layout: layout,
-                commandRunner: SubprocessCommandRunner(logger: logger), logger: logger, timing: timing)
+                commandRunner: SystemCommandRunner(logger: logger), logger: logger, timing: timing)
             let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
                 logger.notice("received signal \(signal); stopping the runner")
                 supervisor.requestStop()

@@ -20,7 +20,7 @@ struct ImageStoreTests {
         try AtomicFile.write("ID=\(label)\n", to: tree + "/etc/os-release")
         try FilePaths.createDirectory(tree + "/usr/bin")
         let archive = dir.appending("rootfs-\(label).tar.zst")
-        try await SubprocessCommandRunner().output(
+        try await SystemCommandRunner().output(
             Command("tar", ["--zstd", "--numeric-owner", "-C", tree, "-cf", archive, "."]))
         let sha = try SHA256Digest.hex(ofFile: archive)
         let manifest = RootfsManifest(
@@ -124,7 +124,7 @@ struct ImageStoreTests {
             let first = try await store.importArchive(one.archive, name: "demo")
             try AtomicFile.write("x\n", to: dir.appending("evil/f"))
             let evil = dir.appending("evil.tar.zst")
-            try await SubprocessCommandRunner().output(
+            try await SystemCommandRunner().output(
                 Command(
                     "tar",
                     ["--zstd", "-cf", evil, "-C", dir.appending("evil"), "--transform", "s,^\\./f,../escape,", "./f"]))
