@@ -130,14 +130,14 @@ struct InstallHarness {
             if let status = child.poll() { return status }
             if let delay, ContinuousClock.now - start >= delay {
                 // What systemd's cgroup kill does: the installer and every process it started.
-                killTree(child.pid)
+                await killTree(child.pid)
             }
             try await Task.sleep(for: .milliseconds(2))
         }
     }
 
     /// SIGKILLs `pid` and all its descendants (found through /proc/<pid>/stat's ppid field).
-    func killTree(_ pid: pid_t) {
+    func killTree(_ pid: pid_t) async {
         // Stopped first, the installer cannot start another child while we look.
         kill(pid, SIGSTOP)
         var all: [pid_t: pid_t] = [:]
@@ -168,7 +168,7 @@ struct InstallHarness {
                 return state != "Z" && state != "X"
             }
             if !dying { return }
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

@@ -11,10 +11,11 @@ import Synchronization
 /// further one kills it. The one place that forwards signals (the hook's step through the
 /// relay or sudo, the helper's step over a guest's bus).
 ///
-/// Creating one sets the signals to ignored for the whole process and watches them on a queue
-/// of its own (a dispatch signal source: nothing runs in a signal handler). ``cancel()`` stops
-/// the watching; the signals stay ignored, so one arriving as the step's status is reported
-/// cannot end the process halfway.
+/// Creating one takes the signals from their default action for the whole process and watches
+/// them on a queue of its own (a dispatch signal source: libdispatch's handler only hands them
+/// to its signalfd; the handler here runs on the queue). ``cancel()`` stops the watching; the
+/// signals stay caught and go nowhere, so one arriving as the step's status is reported cannot
+/// end the process halfway.
 package final class SignalForwarder: Sendable {
     /// The signals a step's runner stops on.
     package static let stopSignals: [Int32] = [SIGINT, SIGTERM]
@@ -33,7 +34,9 @@ package final class SignalForwarder: Sendable {
         signals: [Int32] = SignalForwarder.stopSignals,
         _ handler: @escaping @Sendable (_ signal: Int32, _ first: Bool) -> Void
     ) {
-        for sig in signals { Glibc.signal(sig, SIG_IGN) }
+        // Ignored until libdispatch has registered the source, which installs a handler of its
+        // own (once per signal and process: a later forwarder finds it and leaves it).
+        for sig in signals where Self.handler(of: sig) == 0 { Glibc.signal(sig, SIG_IGN) }
         let queue = DispatchQueue(label: "runner.signals")
         let received = receivedSignals
         var sources: [any DispatchSourceSignal] = []
@@ -52,6 +55,17 @@ package final class SignalForwarder: Sendable {
         self.sources = sources
     }
 
+    /// The disposition of `signal` as a number: 0 its default action, 1 ignored, else the
+    /// address of a handler.
+    static func handler(of signal: Int32) -> Int {
+        var action = sigaction()
+        sigaction(signal, nil, &action)
+        return unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self)
+    }
+
+    /// Whether a handler catches `signal` (libdispatch's, once a forwarder watches it).
+    package static func isCaught(_ signal: Int32) -> Bool { handler(of: signal) > 1 }
+
     /// The first signal received, or nil.
     package var firstSignal: Int32? { receivedSignals.signals.withLock { $0.first } }
 
@@ -66,8 +80,10 @@ package final class SignalForwarder: Sendable {
     /// A forwarder that writes one byte per signal to `descriptor`: the first signal's number,
     /// then `repeated` for any further one. The process must ignore SIGPIPE (the reader may be
     /// gone).
-    package static func writingBytes(to descriptor: Int32, repeated: UInt8) -> SignalForwarder {
-        SignalForwarder { signal, first in
+    package static func writingBytes(
+        to descriptor: Int32, repeated: UInt8, signals: [Int32] = SignalForwarder.stopSignals
+    ) -> SignalForwarder {
+        SignalForwarder(signals: signals) { signal, first in
             var byte = first ? UInt8(truncatingIfNeeded: signal) : repeated
             _ = write(descriptor, &byte, 1)
         }
@@ -101,11 +117,15 @@ package final class SignalForwarder: Sendable {
         }
     }
 
-    /// A forwarder to a child attached to the returned target later: the first signal goes to
-    /// it as it is, any further one as SIGKILL.
-    package static func toChild() -> (forwarder: SignalForwarder, target: ChildTarget) {
+    /// A forwarder of `signals` to a child attached to the returned target later: the first
+    /// signal goes to it as it is, any further one as SIGKILL.
+    package static func toChild(signals: [Int32] = SignalForwarder.stopSignals) -> (
+        forwarder: SignalForwarder, target: ChildTarget
+    ) {
         let target = ChildTarget()
-        let forwarder = SignalForwarder { signal, first in target.send(first ? signal : SIGKILL) }
+        let forwarder = SignalForwarder(signals: signals) { signal, first in
+            target.send(first ? signal : SIGKILL)
+        }
         return (forwarder, target)
     }
 }

@@ -414,7 +414,7 @@ extension GuestSuites {
                 let began = MonotonicClock.now()
                 #expect(
                     UnixSocket.sendRaw(connection, [0xff, 0xff, 0xff, 0xff, 0x7b], descriptors: [ends[1], ends[1]]))
-                let reply = Self.readReply(connection, seconds: 10)
+                let reply = await DedicatedThread.run { Self.readReply(connection, seconds: 10) }
                 close(connection)
                 ends.forEach { close($0) }
                 #expect(MonotonicClock.now() - began < 5)
