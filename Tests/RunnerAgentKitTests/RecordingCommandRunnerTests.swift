@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import RunnerCore
 import RunnerTestSupport
 import Testing
@@ -72,5 +73,65 @@ import Testing
             #expect(started.options.grouping == .newProcessGroup)
             #expect(started.options.input == .bytes(Array(#"{"CI":"true"}"#.utf8)))
         }
+    }
+
+    /// A supervisor on a recording runner: the GitHub runner is started, not spawned.
+    static func supervisor(_ runner: RecordingCommandRunner, in dir: TemporaryDirectory) throws -> RunnerSupervisor {
+        let layout = dir.layout
+        for script in ["run.sh", "config.sh"] {
+            try AtomicFile.write("#!/bin/sh\n", to: layout.runnerDirectory + "/" + script, mode: 0o755)
+        }
+        let settings = try ServiceSettings(
+            values: [
+                "RUNNER_GITHUB_URL": "https://github.example/acme/widgets", "RUNNER_NAME": "appliance-1",
+                "RUNNER_USER": currentUserName, "RUNNER_JIT_CONFIG": "JITCONFIGVALUE",
+            ], layout: layout)
+        var timing = ServiceTiming()
+        timing.stopGrace = .seconds(2)
+        return RunnerSupervisor(
+            settings: settings, layout: layout, commandRunner: runner, logger: Logger(label: "test"), timing: timing,
+            output: { _ in })
+    }
+
+    /// The supervisor's GitHub runner: `run.sh` behind the JIT prelude, the configuration on
+    /// stdin, its output on one pipe, its own process group, an environment of its own.
+    @Test func theSupervisorStartsTheRunnerThroughTheRunner() async throws {
+        let dir = try TemporaryDirectory("recording-supervisor")
+        defer { dir.remove() }
+        let runner = RecordingCommandRunner()
+        runner.answerStart(when: { $0.argv.contains { $0.hasSuffix("/run.sh") } }) {
+            ScriptedProcess(output: Array("√ Connected to GitHub\n".utf8), status: .exited(0))
+        }
+        let supervisor = try Self.supervisor(runner, in: dir)
+        #expect(try await supervisor.run() == .stopped)
+        let started = try #require(runner.started.first)
+        #expect(runner.started.count == 1, "a given JIT configuration runs one job")
+        #expect(started.command.executable == "/bin/sh")
+        #expect(started.command.argv.last == dir.layout.runnerDirectory + "/run.sh")
+        #expect(started.options.input == .bytes(Array("JITCONFIGVALUE\n".utf8)))
+        #expect(started.options.output == .pipe)
+        #expect(started.options.grouping == .newProcessGroup)
+        #expect(started.command.clearsEnvironment)
+        #expect(started.command.environment["LANG"] == "C.UTF-8")
+        #expect(started.command.environment["RUNNER_JIT_CONFIG"] == nil)
+    }
+
+    /// A stop request while the runner idles: SIGINT to its group, and SIGKILL for what the
+    /// group still holds once it ended.
+    @Test func aStopReachesTheRunnersGroup() async throws {
+        let dir = try TemporaryDirectory("recording-stop")
+        defer { dir.remove() }
+        let runner = RecordingCommandRunner()
+        runner.answerStart(when: { $0.argv.contains { $0.hasSuffix("/run.sh") } }) {
+            ScriptedProcess(pid: 4242, ending: .onSignal([SIGINT]))
+        }
+        let supervisor = try Self.supervisor(runner, in: dir)
+        let run = Task { try await supervisor.run() }
+        for _ in 0..<500 where runner.started.isEmpty { try await Task.sleep(for: .milliseconds(5)) }
+        supervisor.requestStop()
+        #expect(try await run.value == .stopped)
+        let process = try #require(runner.started.first?.process)
+        #expect(process.groupSignals == [SIGINT, SIGKILL])
+        #expect(process.poll() == .signaled(SIGINT))
     }
 }
