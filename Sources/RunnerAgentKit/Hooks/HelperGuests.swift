@@ -71,7 +71,8 @@ struct HelperGuests: GuestOperations {
             step, options: StartOptions(input: .bytes(Array(env)), output: .inherit, grouping: .newProcessGroup))
         target.attach(child)
         let status = await child.wait()
-        if let signal = forwarder.firstSignal, status.isSuccess { return .signaled(signal) }
+        // A step that ended well after a signal still reports it (the last one received).
+        if let signal = forwarder.received.last, status.isSuccess { return .signaled(signal) }
         return status
     }
 

@@ -8,8 +8,9 @@ import Synchronization
 
 /// The stop signals a process of ours receives (SIGINT, SIGTERM), taken from their default
 /// action and handed to whoever runs a child for us: the first one asks the child to stop, any
-/// further one kills it. The one place that forwards signals (the hook's step through the
-/// relay or sudo, the helper's step over a guest's bus).
+/// further one kills it. The one place that catches them: the hook's step through the relay or
+/// sudo, the helper's step over a guest's bus, and the service, which turns them into a stop
+/// request for the supervisor.
 ///
 /// Creating one takes the signals from their default action for the whole process and watches
 /// them on a queue of its own (a dispatch signal source: libdispatch's handler only hands them
