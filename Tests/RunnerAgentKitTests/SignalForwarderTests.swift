@@ -15,7 +15,7 @@ import Testing
 @Suite(.serialized) struct SignalForwarderTests {
     /// Waits (bounded) until `condition` holds.
     static func eventually(_ condition: () -> Bool) async throws {
-        for _ in 0..<500 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<2000 where !condition() { try await Task.sleep(for: .milliseconds(5)) }
     }
 
     /// Waits until libdispatch watches `signal` (it registers a source asynchronously; a
@@ -51,7 +51,9 @@ import Testing
         defer { ends.forEach { close($0) } }
         let forwarder = SignalForwarder.writingBytes(to: ends[1], repeated: 0xff, signals: [SIGUSR2])
         try await Self.watching(SIGUSR2)
+        // One at a time: a signal sent while the same one is pending is merged into it.
         kill(getpid(), SIGUSR2)
+        try await Self.eventually { forwarder.received.count == 1 }
         kill(getpid(), SIGUSR2)
         try await Self.eventually { forwarder.received.count == 2 }
         forwarder.cancel()

@@ -196,10 +196,13 @@ import Testing
         #expect(!child.signal(SIGKILL), "a reaped child is gone")
     }
 
-    /// Awaiting children holds no thread of the cooperative pool: more of them than there are
-    /// cores finish together, and a task that ticks meanwhile is never held up.
+    /// Awaiting children holds no thread of the cooperative pool: while more of them than there
+    /// are cores are awaited for a second, a task that ticks every 20 ms is never held up (with
+    /// blocking waits, the pool's threads would be stuck until the children end).
     @Test func waitingForChildrenLeavesTheCooperativePoolFree() async throws {
         let clock = ContinuousClock()
+        let spawning = clock.now
+        let children = try (0..<8).map { _ in try Spawner.spawn(Command("sleep", ["1"])) }
         let started = clock.now
         let slowest = Mutex(Duration.zero)
         let ticking = Task {
@@ -210,15 +213,13 @@ import Testing
                 slowest.withLock { $0 = max($0, late) }
             }
         }
-        try await withThrowingTaskGroup(of: RunnerCore.ExitStatus.self) { group in
-            for _ in 0..<8 {
-                let child = try Spawner.spawn(Command("sleep", ["1"]))
-                group.addTask { await child.wait() }
-            }
-            for try await status in group { #expect(status == .exited(0)) }
+        await withTaskGroup(of: RunnerCore.ExitStatus.self) { group in
+            for child in children { group.addTask { await child.wait() } }
+            for await status in group { #expect(status == .exited(0)) }
         }
         ticking.cancel()
-        #expect(clock.now - started < .seconds(4), "8 × 1 s children took \(clock.now - started)")
+        let waited = clock.now - started
+        #expect(waited < .seconds(6), "8 × 1 s children took \(waited) (spawning them: \(started - spawning))")
         #expect(slowest.withLock { $0 } < .milliseconds(750), "a 20 ms sleep took \(slowest.withLock { $0 })")
     }
 
