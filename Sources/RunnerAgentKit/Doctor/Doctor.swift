@@ -381,8 +381,13 @@ public struct Doctor: Sendable {
             if direct, shifted != nil {
                 // As the helper does: the booted guest needs a cgroup nspawn can delegate.
                 let name = GuestName.generate()
-                defer { cgroups.remove(guest: name) }
-                result = try await commandRunner.run(try cgroups.entering(guest: name, command))
+                do {
+                    result = try await commandRunner.run(try cgroups.entering(guest: name, command))
+                } catch {
+                    await cgroups.remove(guest: name)
+                    throw error
+                }
+                await cgroups.remove(guest: name)
             } else {
                 result = try await commandRunner.run(command)
             }

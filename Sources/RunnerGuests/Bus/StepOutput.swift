@@ -1,5 +1,6 @@
 import Dispatch
 import RunnerCore
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -51,7 +52,8 @@ package final class StepOutput: Sendable {
         }
         let done = DispatchSemaphore(value: 0)
         let source = ends[0]
-        DispatchQueue.global().async {
+        // On a thread of its own: it blocks in read until the step ends.
+        DedicatedThread.start {
             copy(from: source, to: target)
             close(source)
             close(target)

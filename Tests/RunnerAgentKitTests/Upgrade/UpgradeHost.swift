@@ -197,6 +197,10 @@ final class DownloadingCommandRunner: CommandRunner {
         self.files = files
     }
 
+    func start(_ command: Command, options: StartOptions) throws(RunnerError) -> any ProcessHandle {
+        try recording.start(command, options: options)
+    }
+
     func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult {
         let result = try await recording.run(command, input: input, output: output)
         guard command.executable == "curl", let o = command.arguments.firstIndex(of: "--output"),

@@ -32,7 +32,7 @@ struct UpgradeInstalledHostTests {
                 "--source", Repo.root, "--runner-version", "2.336.0", "--runner-sha256",
                 artefacts.tarballSHA256,
             ])
-        let printed = try await SubprocessCommandRunner().output(build)
+        let printed = try await SystemCommandRunner().output(build)
         let words = printed.split(whereSeparator: \.isWhitespace).map(String.init)
         try #require(words.count == 2, "\(printed)")
         return (words[1], words[0])
@@ -54,7 +54,7 @@ struct UpgradeInstalledHostTests {
             try AtomicFile.write(config + "\n", to: h.layout.configFile, mode: 0o600)
             let bundle = try await Self.pinnedBundle("v1.2.0", artefacts: artefacts)
             let install = Command(InstallHarness.agentBinary, ["install", "--root", h.root, "--bundle", bundle.path])
-            let result = try await SubprocessCommandRunner().run(install)
+            let result = try await SystemCommandRunner().run(install)
             #expect(result.status == .exited(0), "\(result.standardOutput)\n\(result.standardError)")
             #expect(result.standardOutput.contains("runner-package: done (GitHub runner 2.336.0 in"))
             let marker = String(decoding: try FilePaths.read(h.layout.installedMarker), as: UTF8.self)
@@ -62,7 +62,7 @@ struct UpgradeInstalledHostTests {
             // Without the pin, the same config.env is refused with a configuration error (exit 78).
             let unpinned = Command(
                 InstallHarness.agentBinary, ["install", "--root", h.root, "--bundle", artefacts.bundle, "--dry-run"])
-            let refused = try await SubprocessCommandRunner().run(unpinned)
+            let refused = try await SystemCommandRunner().run(unpinned)
             #expect(refused.status == .exited(78))
             #expect(refused.standardError.contains("RUNNER_VERSION: is not set, and the release pins no GitHub runner"))
         }

@@ -50,7 +50,7 @@ public struct InstallCommand: AsyncParsableCommand {
             let settings = try InstallSettings(loaded, pinned: pinned)
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
-                commandRunner: SubprocessCommandRunner(logger: logger), logger: logger, unpacker: unpacker)
+                commandRunner: SystemCommandRunner(logger: logger), logger: logger, unpacker: unpacker)
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)

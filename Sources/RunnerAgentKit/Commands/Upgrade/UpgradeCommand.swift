@@ -71,7 +71,7 @@ extension Upgrader {
         }
         let loaded = try ConfigEnv.load(config, layout: layout, for: .install)
         return Upgrader(
-            layout: layout, config: loaded, commandRunner: SubprocessCommandRunner(logger: logger), logger: logger
+            layout: layout, config: loaded, commandRunner: SystemCommandRunner(logger: logger), logger: logger
         ) { StandardOutput.write($0 + "\n") }
     }
 }

@@ -55,7 +55,7 @@ public struct BuildBundleCommand: AsyncParsableCommand {
     public func run() async throws {
         let logger = Logger(label: "runner.bundle")
         let epoch = try withArchiveErrors { () throws(ArchiveError) in try SourceDateEpoch.fromEnvironment() }
-        let commit = await BundleBuilder.sourceCommit(of: source, runner: SubprocessCommandRunner(logger: logger))
+        let commit = await BundleBuilder.sourceCommit(of: source, runner: SystemCommandRunner(logger: logger))
         let inputs = BundleBuilder.Inputs(
             version: try BundleVersion(version), agent: agent, sourceDirectory: source, outputDirectory: out,
             sourceCommit: commit, modificationTime: epoch, force: force, runner: try runnerPin())
