@@ -79,7 +79,7 @@ package final class StepOutput: Sendable {
             if n <= 0 { return }
             var offset = 0
             while offset < n {
-                let written = buffer.withUnsafeBytes { write(target, $0.baseAddress! + offset, n - offset) }
+                let written = buffer.withUnsafeBytes { write(target, $0.baseAddress?.advanced(by: offset), n - offset) }
                 if written < 0 && errno == EINTR { continue }
                 // The reader is gone: keep draining so the step never blocks on a full pipe.
                 if written <= 0 { break }
