@@ -424,7 +424,7 @@ public struct Installer: Sendable {
                     let reload = Systemctl().daemonReload()
                     try await commandRunner.run(reload).checked(reload)
                     for directory in nosuidDirectories {
-                        let start = Systemctl().start(MountUnits.unitName(for: directory))
+                        let start = Systemctl().startIgnoringOrder(MountUnits.unitName(for: directory))
                         try await commandRunner.run(start).checked(
                             start, fix: "check `journalctl -u \(start.arguments.last ?? "")`")
                     }
