@@ -16,7 +16,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2"),
     ],
     targets: [
         // libarchive from the system (Debian: libarchive-dev), found through pkg-config.
@@ -40,15 +39,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The OS layer: spawning and signals, /proc, sockets, descriptor-based path resolution,
-        // the real command runner.
+        // The OS layer: the one spawner (posix_spawn) and the real command runner on it, signal
+        // forwarding, /proc, sockets, descriptor-based path resolution.
         .target(
             name: "RunnerSystem",
             dependencies: [
                 "RunnerCore",
                 "CRunnerSystem",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -129,7 +127,9 @@ let package = Package(
         // Unit tests, one target per module: no root, no guests.
         .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerCore", "RunnerTestSupport"]),
         .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerTestSupport"]),
-        .testTarget(name: "RunnerSystemTests", dependencies: ["RunnerSystem", "RunnerCore", "RunnerTestSupport"]),
+        .testTarget(
+            name: "RunnerSystemTests",
+            dependencies: ["RunnerSystem", "RunnerCore", "CRunnerSystem", "RunnerTestSupport"]),
         .testTarget(name: "RunnerImagesTests", dependencies: ["RunnerImages", "RunnerCore", "RunnerTestSupport"]),
         .testTarget(
             name: "RunnerGuestsTests",

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "runner_process.h"
 
+#include <spawn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -11,8 +12,14 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
+_Static_assert(RUNNER_POSIX_SPAWN_SETSID == POSIX_SPAWN_SETSID, "POSIX_SPAWN_SETSID differs from glibc's");
+
 int runner_pidfd_open(int pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 int runner_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, (void *)0, 0);
+}
+
+int runner_spawn_file_actions_addchdir(void *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
 }

@@ -55,7 +55,7 @@ public enum ArchiveExtractor {
         let parent = FileSystem.parentDirectory(target)
         try FileSystem.createDirectories(parent)
         var template = Array("\(parent)/.\(FileSystem.lastComponent(target)).extract-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        let made = template.withUnsafeMutableBufferPointer { buffer in buffer.baseAddress.flatMap { mkdtemp($0) } }
         guard let made else { throw systemError("could not create a staging directory", parent) }
         let staging = String(cString: made)
         do throws(ArchiveError) {
@@ -365,7 +365,8 @@ struct Extraction {
             }
             var done = 0
             while done < block.count {
-                let n = pwrite(fd, block.baseAddress! + done, block.count - done, off_t(offset) + off_t(done))
+                let n = pwrite(
+                    fd, block.baseAddress?.advanced(by: done), block.count - done, off_t(offset) + off_t(done))
                 if n < 0 {
                     if errno == EINTR { continue }
                     throw systemError("could not write", shown)

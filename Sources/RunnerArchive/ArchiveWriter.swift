@@ -118,7 +118,7 @@ public final class ArchiveWriter {
     public func writeContent(_ bytes: UnsafeRawBufferPointer, entry path: String) throws(ArchiveError) {
         var offset = 0
         while offset < bytes.count {
-            let n = archive_write_data(archive, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = archive_write_data(archive, bytes.baseAddress?.advanced(by: offset), bytes.count - offset)
             let written = try checkCount(n, archive, "write data", ArchiveContext(archive: name, entry: path))
             if written == 0 { break }
             offset += written

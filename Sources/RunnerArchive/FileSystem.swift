@@ -24,7 +24,7 @@ enum FileSystem {
                 break
             }
             let name: String? = withUnsafeBytes(of: &entry.pointee.d_name) { raw in
-                String(validatingCString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+                raw.baseAddress.flatMap { String(validatingCString: $0.assumingMemoryBound(to: CChar.self)) }
             }
             guard let name else {
                 throw .unsupportedSource(path: path, problem: "holds a file name that is not valid UTF-8")
@@ -111,7 +111,7 @@ enum FileSystem {
     static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(ArchiveError) {
         var offset = 0
         while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            let n = write(fd, bytes.baseAddress?.advanced(by: offset), bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
                 throw systemError("could not write", path)

@@ -236,7 +236,9 @@ public enum TreeArchiver {
         var size = 256
         while true {
             var buffer = [CChar](repeating: 0, count: size)
-            let n = buffer.withUnsafeMutableBufferPointer { readlinkat(rootFD, path, $0.baseAddress!, $0.count) }
+            let n = buffer.withUnsafeMutableBufferPointer { raw in
+                raw.baseAddress.map { readlinkat(rootFD, path, $0, raw.count) } ?? -1
+            }
             if n < 0 { throw systemError("could not read the symlink", display) }
             if n < size {
                 let bytes = buffer[0..<n].map { UInt8(bitPattern: $0) }

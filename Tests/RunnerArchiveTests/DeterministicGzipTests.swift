@@ -29,7 +29,7 @@ import Testing
     @Test(arguments: [1, 6, 9])
     func gunzipGivesTheInputBack(level: Int) async throws {
         let compressed = try DeterministicGzip.compress(Self.input, level: level)
-        let result = try await SubprocessCommandRunner().run(
+        let result = try await SystemCommandRunner().run(
             Command("gzip", ["-dc"]), input: compressed, output: .captured)
         #expect(result.status.isSuccess)
         #expect(Array(result.standardOutput.utf8) == Self.input)

@@ -60,5 +60,5 @@ public func output(_ executable: String, _ arguments: [String], environment: [St
     -> String
 {
     let command = Command(executable, arguments, environment: environment)
-    return try await SubprocessCommandRunner().output(command)
+    return try await SystemCommandRunner().output(command)
 }

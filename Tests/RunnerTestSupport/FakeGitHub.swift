@@ -45,17 +45,17 @@ public final class FakeGitHub: Sendable {
         if let downloads { config["downloads"] = downloads }
         if jitUnsupported { config["jit_unsupported"] = 1 }
         try AtomicFile.write(Array(JSONSerializationLite.encode(config).utf8), to: stateDirectory + "/config.json")
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command("python3", [Fixtures.fakeGitHub, stateDirectory]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
         let portFile = stateDirectory + "/port"
         var waited = 0
         while !FilePaths.exists(portFile) {
-            if let status = child.reap() {
+            if let status = child.poll() {
                 throw RunnerError(
                     .internal, input: "fake_github.py",
                     problem: "exited (\(status)): "
-                        + String(decoding: child.readAvailable(), as: UTF8.self))
+                        + String(decoding: child.readAvailableOutput(), as: UTF8.self))
             }
             try await Task.sleep(for: .milliseconds(20))
             waited += 1
@@ -74,19 +74,19 @@ public final class FakeGitHub: Sendable {
         keepAlive.withLock { child in
             guard let process = child else { return }
             process.signalGroup(SIGKILL)
-            while process.reap() == nil { usleep(1000) }
+            _ = process.waitBlocking()
             child = nil
         }
     }
 
     /// The fake's call counters.
     public func stats() async throws -> [String: Int] {
-        let text = try await SubprocessCommandRunner().output(Command("curl", ["-s", baseURL + "/_fake/stats"]))
+        let text = try await SystemCommandRunner().output(Command("curl", ["-s", baseURL + "/_fake/stats"]))
         return JSONSerializationLite.decodeCounts(text)
     }
 
     public func deleteRegistrations() async throws {
-        try await SubprocessCommandRunner().output(
+        try await SystemCommandRunner().output(
             Command("curl", ["-s", "-X", "POST", baseURL + "/_fake/delete-registrations"]))
     }
 }

@@ -17,15 +17,10 @@ public struct FakeRunnerPackage {
         try FilePaths.createDirectory(fake)
         // Copied by a separate process: a file this (multithreaded) test process wrote could still
         // be open in a child another test is forking, and exec would then fail with ETXTBSY.
-        let copy = try ChildProcess.spawn(
+        let copy = try TestProcess.start(
             Command("cp", [Fixtures.fakeRunner + "/config.sh", Fixtures.fakeRunner + "/run.sh", directory + "/"]),
             environment: ["PATH": "/usr/bin:/bin"])
-        var status: RunnerCore.ExitStatus?
-        while status == nil {
-            status = copy.reap()
-            usleep(1000)
-        }
-        guard status == .exited(0) else {
+        guard copy.waitBlocking() == .exited(0) else {
             throw RunnerError(.io, input: directory, problem: "could not copy the fake runner scripts")
         }
         try AtomicFile.write(apiURL, to: fake + "/api")

@@ -60,6 +60,6 @@ public enum BuiltProducts {
 public func runTool(
     _ executable: String, _ arguments: [String], environment: [String: String?] = [:], input: [UInt8]? = nil
 ) async throws -> CommandResult {
-    try await SubprocessCommandRunner().run(
+    try await SystemCommandRunner().run(
         Command(executable, arguments, environment: environment), input: input, output: .captured)
 }

@@ -33,7 +33,7 @@ public enum RootfsBakes {
     public static func bake(recipe: String, out: String, force: Bool = false) async throws -> CommandResult {
         let command = try command(
             ["rootfs", recipe, "--version", version, "--out", out] + (force ? ["--force"] : []))
-        return try await SubprocessCommandRunner().run(command)
+        return try await SystemCommandRunner().run(command)
     }
 
     /// The shared bake of images/debian-bookworm: (archive, manifest).

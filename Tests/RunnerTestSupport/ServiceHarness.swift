@@ -43,7 +43,7 @@ public struct ServiceHarness {
 
     public func supervisor(_ settings: ServiceSettings, timing: ServiceTiming = .fast) -> RunnerSupervisor {
         RunnerSupervisor(
-            settings: settings, layout: layout, commandRunner: SubprocessCommandRunner(), logger: logs.logger(),
+            settings: settings, layout: layout, commandRunner: SystemCommandRunner(), logger: logs.logger(),
             timing: timing, output: { [output] in output.append($0) })
     }
 

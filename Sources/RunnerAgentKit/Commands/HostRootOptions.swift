@@ -3,7 +3,7 @@ import RunnerCore
 import RunnerSystem
 
 /// `--root PATH`: the host root a command works under, shared by every `runner-agent` command
-/// that touches host paths (`install`, `service`, `doctor`, `image …`, `config check`).
+/// that touches host paths (`install`, `upgrade`, `rollback`, `service`, `doctor`, `image …`, `config check`).
 ///
 /// Default: `RUNNER_HOST_ROOT` (ignored when called through sudo), else `/`; the rule is
 /// ``HostRoot``'s, which the hook and the privileged helper use too (they take no `--root`:

@@ -9,6 +9,8 @@ public struct RunnerAgentCommand: AsyncParsableCommand {
         version: RunnerVersion.current,
         subcommands: [
             InstallCommand.self,
+            UpgradeCommand.self,
+            RollbackCommand.self,
             ServiceCommand.self,
             HookCommand.self,
             GuestCommand.self,

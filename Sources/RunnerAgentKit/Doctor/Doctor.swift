@@ -60,7 +60,7 @@ public struct Doctor: Sendable {
         do throws(RunnerError) {
             let config = try ConfigEnv.load(configPath, layout: layout, for: .service)
             userns = config.guestUserNamespace
-            install = try InstallSettings(config)
+            install = try InstallSettings(config, pinned: RunnerPackagePin.ofRelease(layout.currentRelease))
             service = try ServiceSettings(config, layout: layout)
             findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
         } catch {
@@ -381,8 +381,13 @@ public struct Doctor: Sendable {
             if direct, shifted != nil {
                 // As the helper does: the booted guest needs a cgroup nspawn can delegate.
                 let name = GuestName.generate()
-                defer { cgroups.remove(guest: name) }
-                result = try await commandRunner.run(try cgroups.entering(guest: name, command))
+                do {
+                    result = try await commandRunner.run(try cgroups.entering(guest: name, command))
+                } catch {
+                    await cgroups.remove(guest: name)
+                    throw error
+                }
+                await cgroups.remove(guest: name)
             } else {
                 result = try await commandRunner.run(command)
             }

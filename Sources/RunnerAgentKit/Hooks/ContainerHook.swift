@@ -221,16 +221,19 @@ public struct ContainerHook: Sendable {
                 if MonotonicClock.now() > deadline {
                     throw timedOut("did not accept connections on port \(port.containerPort)")
                 }
-                MonotonicClock.sleep(0.02)
+                await MonotonicClock.pause(.milliseconds(20))
             }
             guard port.needsProxy else { continue }
             // The socket-activated proxy accepts at once; it closes at once while the backend
-            // refuses. Open means the path the workflow uses works.
-            while TCPSocket.probe(address: port.hostAddress, port: port.hostPort, wait: 0.25) != .open {
+            // refuses. Open means the path the workflow uses works. (The probe watches the
+            // connection with a blocking poll: on a thread of its own.)
+            while await DedicatedThread.run({
+                TCPSocket.probe(address: port.hostAddress, port: port.hostPort, wait: 0.25)
+            }) != .open {
                 if MonotonicClock.now() > deadline {
                     throw timedOut("was not reachable on host port \(port.hostPort) (→ \(port.containerPort))")
                 }
-                MonotonicClock.sleep(0.05)
+                await MonotonicClock.pause(.milliseconds(50))
             }
         }
         if let health = plan.health {
@@ -259,7 +262,7 @@ public struct ContainerHook: Sendable {
                     fix: "check the service's options: --health-cmd, or give it more time with "
                         + "--health-retries/--health-interval/--health-start-period")
             }
-            MonotonicClock.sleep(health.interval)
+            await MonotonicClock.pause(seconds: health.interval)
         }
     }
 

@@ -15,7 +15,7 @@ struct HelperGuests: GuestOperations {
     var helper: String
     /// Where the guests' step relays listen.
     var layout: HostLayout
-    var runner: any CommandRunner = SubprocessCommandRunner()
+    var runner: any CommandRunner = SystemCommandRunner()
 
     func sudo(_ arguments: [String]) -> Command {
         Sudo().nonInteractive(Command(helper, arguments))
@@ -50,7 +50,7 @@ struct HelperGuests: GuestOperations {
         async throws(RunnerError) -> ExitStatus
     {
         // The guest's step relay (started with it): no sudo, no second helper process.
-        if let status = try GuestRelay.exec(
+        if let status = try await GuestRelay.exec(
             layout: layout, name: name, command: command, environment: environment,
             workingDirectory: workingDirectory)
         {
@@ -63,10 +63,17 @@ struct HelperGuests: GuestOperations {
         do { env = try JSONEncoder().encode(environment) } catch {
             throw RunnerError(.internal, input: name, problem: "could not encode the environment", underlying: error)
         }
-        // sudo relays SIGINT/SIGTERM to the helper, which stops the step's unit.
-        return try GuestManager.runForwardingSignals(step, stdin: .bytes(Array(env))) { child, signal in
-            kill(child, signal)
-        }
+        // sudo relays SIGINT/SIGTERM to the helper, which stops the step's unit: sudo runs in a
+        // process group of its own and gets the first signal from us, a second one kills it.
+        let (forwarder, target) = SignalForwarder.toChild()
+        defer { forwarder.cancel() }
+        let child = try runner.start(
+            step, options: StartOptions(input: .bytes(Array(env)), output: .inherit, grouping: .newProcessGroup))
+        target.attach(child)
+        let status = await child.wait()
+        // A step that ended well after a signal still reports it (the last one received).
+        if let signal = forwarder.received.last, status.isSuccess { return .signaled(signal) }
+        return status
     }
 
     func stop(_ name: String) async throws(RunnerError) {

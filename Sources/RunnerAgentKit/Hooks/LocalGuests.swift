@@ -16,7 +16,7 @@ struct LocalGuests: GuestOperations {
     func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
         let info = try await manager.start(request)
         do {
-            try GuestRelay(manager: manager, name: info.name, allowedUID: 0).launch(uid: 0, gid: 0)
+            try await GuestRelay(manager: manager, name: info.name, allowedUID: 0).launch(uid: 0, gid: 0)
         } catch {
             try? await manager.stop(info.name)
             throw error
@@ -27,7 +27,7 @@ struct LocalGuests: GuestOperations {
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
         async throws(RunnerError) -> ExitStatus
     {
-        if let status = try GuestRelay.exec(
+        if let status = try await GuestRelay.exec(
             layout: manager.layout, name: name, command: command, environment: environment,
             workingDirectory: workingDirectory)
         {

@@ -33,22 +33,31 @@ public struct InstallSettings: Sendable {
     public var guestUserNamespace: GuestUserNamespace? = .standard
 
     /// The settings a config gives, from its typed accessors. `config` comes validated from
-    /// ``ConfigEnv/load(_:layout:for:)`` (every value's form is not checked again here); what
-    /// the installer adds is that the runner download is pinned: `RUNNER_VERSION` and
-    /// `RUNNER_TARBALL_SHA256` must be set.
-    public init(_ config: RunnerConfig) throws(RunnerError) {
+    /// ``ConfigEnv/load(_:layout:for:)`` (every value's form is not checked again here). `pinned`
+    /// is the GitHub runner the release pins (its bundle's `MANIFEST.json`): used when config.env
+    /// sets no `RUNNER_VERSION`, its sha256 when config.env sets no `RUNNER_TARBALL_SHA256` either
+    /// (`RUNNER_TARBALL_URL` alone names a mirror of the pinned tarball). A version set in
+    /// config.env needs its own sha256.
+    public init(_ config: RunnerConfig, pinned: RunnerPackagePin? = nil) throws(RunnerError) {
         user = config.user
-        guard let version = config.runnerVersion, let url = config.runnerTarballURL(architecture: Self.runnerArch)
-        else {
+        let configured = config.runnerVersion
+        guard let version = configured ?? pinned?.version else {
             throw RunnerError(
-                .invalidConfig, input: ConfigKey.runnerVersion.name, problem: "is not set",
-                fix: "set RUNNER_VERSION to the pinned GitHub runner version (e.g. 2.336.0)")
+                .invalidConfig, input: ConfigKey.runnerVersion.name,
+                problem: "is not set, and the release pins no GitHub runner version",
+                fix: "install a bundle built by ci/release (it pins one), or set RUNNER_VERSION (e.g. 2.336.0)"
+                    + " with RUNNER_TARBALL_SHA256")
         }
         runnerVersion = version
-        tarballURL = url
-        guard let sha = config.tarballSHA256 else {
+        tarballURL =
+            config.tarballURL
+            ?? "https://github.com/actions/runner/releases/download/v\(version)/actions-runner-linux-\(Self.runnerArch)-\(version).tar.gz"
+        let pinnedSHA256 = configured == nil ? pinned?.sha256 : nil
+        guard let sha = config.tarballSHA256 ?? pinnedSHA256 else {
             throw RunnerError(
-                .invalidConfig, input: ConfigKey.tarballSHA256.name, problem: "is not set",
+                .invalidConfig, input: ConfigKey.tarballSHA256.name,
+                problem: configured == nil && pinned != nil
+                    ? "is not set, and the release pins runner \(version) without a sha256" : "is not set",
                 fix: "set it to the sha256 published for the runner tarball of RUNNER_VERSION")
         }
         tarballSHA256 = sha

@@ -307,21 +307,8 @@ public struct Installer: Sendable {
 
     /// Downloads `url` to `path` unless `path` already has `sha256`; checks the digest.
     func download(_ url: String, to path: String, sha256: String) async throws(RunnerError) {
-        try FilePaths.createDirectory(layout.cacheDirectory)
-        HostFiles.sweepLeftovers(in: layout.cacheDirectory)
-        if FilePaths.exists(path), (try? SHA256Digest.hex(ofFile: path)) == sha256 { return }
-        let temporary = FilePaths.temporarySibling(of: path)
-        defer { try? FilePaths.remove(temporary) }
-        let command = curl.download(.init(url: url, output: temporary))
-        logger.info("downloading", metadata: ["url": "\(url)"])
-        try await commandRunner.run(command).checked(command, fix: "check the URL and the host's network and proxy")
-        let digest = try SHA256Digest.hex(ofFile: temporary)
-        guard digest == sha256 else {
-            throw RunnerError(
-                .integrity, input: url, problem: "sha256 \(digest) does not match the pinned \(sha256)",
-                fix: "check the URL, or pin the sha256 of the file it serves")
-        }
-        guard rename(temporary, path) == 0 else { throw RunnerError.posix("could not move into place", path, fix: nil) }
+        let download = CachedDownload(layout: layout, curl: curl, commandRunner: commandRunner, logger: logger)
+        try await download.fetch(url, to: path, sha256: sha256)
     }
 
     // MARK: work directory
@@ -437,7 +424,7 @@ public struct Installer: Sendable {
                     let reload = Systemctl().daemonReload()
                     try await commandRunner.run(reload).checked(reload)
                     for directory in nosuidDirectories {
-                        let start = Systemctl().start(MountUnits.unitName(for: directory))
+                        let start = Systemctl().startIgnoringOrder(MountUnits.unitName(for: directory))
                         try await commandRunner.run(start).checked(
                             start, fix: "check `journalctl -u \(start.arguments.last ?? "")`")
                     }

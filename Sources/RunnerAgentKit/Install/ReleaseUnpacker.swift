@@ -57,7 +57,15 @@ public struct CheckoutRelease: ReleaseUnpacker {
                     path: file.path, size: Int64(st.st_size), mode: file.mode,
                     sha256: try SHA256Digest.hex(ofFile: path)))
         }
-        return BundleManifest(bundleVersion: version, arch: .host, sourceCommit: nil, files: files)
+        return BundleManifest(
+            bundleVersion: version, arch: .host, sourceCommit: nil, files: files, runner: try runnerPin())
+    }
+
+    /// The GitHub runner the checkout pins (``RunnerPackagePin/pinFile``), or nil without the file.
+    func runnerPin() throws(RunnerError) -> RunnerPackagePin? {
+        let path = checkout + "/" + RunnerPackagePin.pinFile
+        guard FilePaths.exists(path) else { return nil }
+        return try RunnerPackagePin.parse(try FilePaths.read(path), arch: .host, source: path)
     }
 
     func sourcePath(_ file: BundleLayout.File) -> String {

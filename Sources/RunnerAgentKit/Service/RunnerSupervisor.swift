@@ -279,18 +279,26 @@ public final class RunnerSupervisor: Sendable {
         try await killRunnerUserProcesses(before: "starting the runner")
         state.withLock { $0.runsStarted += 1 }
         logger.info("starting the runner", metadata: ["command": "\(command)"])
-        let child = try ChildProcess.spawn(command, environment: environment, input: invocation.standardInput)
+        // Its own process group (signalled as a whole), stdout and stderr on one pipe we read.
+        var started = command
+        started.environment = environment.mapValues { Optional($0) }
+        started.clearsEnvironment = true
+        let child = try commandRunner.start(
+            started,
+            options: StartOptions(
+                input: invocation.standardInput.map { .bytes($0) } ?? .none, output: .pipe,
+                grouping: .newProcessGroup))
         var scanner = OutputScanner()
         var stopPhase = StopPhase.running
         let clock = ContinuousClock()
         var deadline = clock.now
         while true {
-            let bytes = child.readAvailable()
+            let bytes = child.readAvailableOutput()
             if !bytes.isEmpty {
                 for line in scanner.feed(bytes) { output(line + "\n") }
             }
-            if let status = child.reap() {
-                for line in scanner.finish(child.readAvailable()) { output(line + "\n") }
+            if let status = child.poll() {
+                for line in scanner.finish(child.readAvailableOutput()) { output(line + "\n") }
                 // The group may hold stragglers (job processes); they go with their leader.
                 child.signalGroup(SIGKILL)
                 return Outcome(

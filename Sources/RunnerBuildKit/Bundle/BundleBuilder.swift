@@ -28,6 +28,8 @@ public struct BundleBuilder: Sendable {
         public var force: Bool
         /// The bundled files; ``BundleLayout/files`` unless a test says otherwise.
         public var files: [BundleLayout.File]
+        /// The GitHub runner the release pins, recorded in the manifest (nil: none).
+        public var runner: RunnerPackagePin?
 
         public init(
             version: BundleVersion,
@@ -38,7 +40,8 @@ public struct BundleBuilder: Sendable {
             sourceCommit: String? = nil,
             modificationTime: Int64 = SourceDateEpoch.defaultValue,
             force: Bool = false,
-            files: [BundleLayout.File] = BundleLayout.files
+            files: [BundleLayout.File] = BundleLayout.files,
+            runner: RunnerPackagePin? = nil
         ) {
             self.version = version
             self.agent = agent
@@ -49,6 +52,7 @@ public struct BundleBuilder: Sendable {
             self.modificationTime = modificationTime
             self.force = force
             self.files = files
+            self.runner = runner
         }
     }
 
@@ -91,7 +95,8 @@ public struct BundleBuilder: Sendable {
             members.append(ArchiveMember(path: file.path, content: .file(source), permissions: file.mode))
         }
         let manifest = BundleManifest(
-            bundleVersion: inputs.version, arch: inputs.arch, sourceCommit: inputs.sourceCommit, files: manifestFiles)
+            bundleVersion: inputs.version, arch: inputs.arch, sourceCommit: inputs.sourceCommit, files: manifestFiles,
+            runner: inputs.runner)
         members.append(
             ArchiveMember(path: BundleManifest.fileName, content: .bytes(try manifest.encoded()), permissions: 0o644))
         try FilePaths.createDirectory(inputs.outputDirectory)

@@ -141,6 +141,14 @@ public struct Recipe: Sendable, Hashable {
             }
             return value
         }
+        /// A key ``requiredKeys`` names (checked present above), with its value checked.
+        func required(_ key: String, _ check: (String) -> String?) throws(RunnerError) -> String {
+            guard let value = try scalar(key, check) else {
+                throw RunnerError(
+                    .invalidConfig, input: "\(file): key '\(key)'", problem: "is missing (required)", fix: nil)
+            }
+            return value
+        }
         func words(_ key: String, _ check: (String) -> String?) throws(RunnerError) -> [String] {
             var result: [String] = []
             for (value, line) in lists[key] ?? [] {
@@ -154,31 +162,32 @@ public struct Recipe: Sendable, Hashable {
             return result
         }
 
-        let suite = try scalar("suite") { v in
+        let suite = try required("suite") { v in
             v.wholeMatch(of: /[a-z][a-z0-9.-]*/) == nil ? "'\(v)' is not a suite name (like bookworm)" : nil
-        }!
-        let architecture = try scalar("architecture") { v in
+        }
+        let architecture = try required("architecture") { v in
             architectures.contains(v)
                 ? nil : "'\(v)' is not a Debian architecture (one of: \(architectures.joined(separator: ", ")))"
-        }!
-        let variant = try scalar("variant") { v in
+        }
+        let variant = try required("variant") { v in
             variants.contains(v)
                 ? nil : "'\(v)' is not an mmdebstrap variant (one of: \(variants.joined(separator: ", ")))"
-        }!
-        let mirror = try scalar("mirror") { v in
+        }
+        let mirror = try required("mirror") { v in
             let schemes = ["http://", "https://", "file:///"]
             guard schemes.contains(where: { v.hasPrefix($0) }), !v.contains(where: { $0 == " " || $0 == "\t" }) else {
                 return "'\(v)' is not an http://, https:// or file:/// URL without spaces"
             }
             return nil
-        }!
+        }
         let snapshot = try scalar("snapshot") { v in
             v.wholeMatch(of: /[0-9]{8}T[0-9]{6}Z/) == nil
                 ? "'\(v)' is not a snapshot timestamp like 20250520T000000Z" : nil
         }
         if snapshot != nil, !mirror.contains("snapshot.debian.org/archive/") {
             throw fail(
-                scalars["snapshot"]!.line, "snapshot", "needs a snapshot.debian.org mirror (mirror is '\(mirror)')",
+                scalars["snapshot"]?.line ?? 0, "snapshot",
+                "needs a snapshot.debian.org mirror (mirror is '\(mirror)')",
                 "set mirror = http://snapshot.debian.org/archive/debian")
         }
         let overlay = try scalar("overlay") { v in

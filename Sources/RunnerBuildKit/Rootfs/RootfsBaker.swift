@@ -51,7 +51,7 @@ public struct RootfsBaker: Sendable {
     public var effectiveUserID: UInt32
 
     public init(
-        runner: any CommandRunner = SubprocessCommandRunner(),
+        runner: any CommandRunner = SystemCommandRunner(),
         writer: any RootfsArchiveWriter = LibArchiveRootfsWriter(),
         mmdebstrap: Mmdebstrap = Mmdebstrap(),
         logger: Logger = Logger(label: "runner.rootfs"),

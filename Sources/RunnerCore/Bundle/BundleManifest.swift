@@ -45,12 +45,16 @@ public struct BundleManifest: Sendable, Hashable, Codable {
     public var sourceCommit: String?
     /// The files, sorted bytewise by path.
     public var files: [File]
+    /// The GitHub runner the release pins (`runner` in the JSON; absent in bundles built
+    /// without one, which older agents read as before).
+    public var runner: RunnerPackagePin?
 
     public init(
         bundleVersion: BundleVersion,
         arch: BundleArch,
         sourceCommit: String?,
         files: [File],
+        runner: RunnerPackagePin? = nil,
         formatVersion: Int = BundleManifest.currentFormatVersion
     ) {
         self.formatVersion = formatVersion
@@ -58,6 +62,7 @@ public struct BundleManifest: Sendable, Hashable, Codable {
         self.arch = arch
         self.sourceCommit = sourceCommit
         self.files = files.sorted { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        self.runner = runner
     }
 
     package static func octal(_ mode: UInt32) -> String {
@@ -92,6 +97,11 @@ public struct BundleManifest: Sendable, Hashable, Codable {
                 .unsupported, input: input,
                 problem: "has format version \(manifest.formatVersion); this agent reads \(currentFormatVersion)",
                 fix: "use a runner-agent from the same release as the bundle")
+        }
+        if let problem = manifest.runner?.problem {
+            throw RunnerError(
+                .integrity, input: "\(input): runner", problem: problem,
+                fix: "rebuild the bundle with runner-build bundle")
         }
         var seen = Set<String>()
         for file in manifest.files {

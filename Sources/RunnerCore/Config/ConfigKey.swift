@@ -174,10 +174,12 @@ extension ConfigKey {
         "RUNNER_VERSION", .version, "Pin the GitHub runner version (default: the one the bundle pins).",
         example: "2.336.0")
     public static let tarballURL = ConfigKey(
-        "RUNNER_TARBALL_URL", .url, "Where to download the GitHub runner (default: its GitHub release).",
+        "RUNNER_TARBALL_URL", .url,
+        "Where to download the GitHub runner (default: its GitHub release; alone: a mirror of the one the bundle pins).",
         example: "https://github.com/actions/runner/releases/download/v2.336.0/actions-runner-linux-x64-2.336.0.tar.gz")
     public static let tarballSHA256 = ConfigKey(
-        "RUNNER_TARBALL_SHA256", .sha256, "sha256 of that tarball (required with RUNNER_VERSION or the URL).",
+        "RUNNER_TARBALL_SHA256", .sha256,
+        "sha256 of that tarball (required with RUNNER_VERSION; default: the one the bundle pins).",
         example: String(repeating: "0", count: 64))
     public static let bundleURL = ConfigKey(
         "RUNNER_BUNDLE_URL", .url, "Where bootstrap.sh downloads the bundle (default: the release asset of the ref).",

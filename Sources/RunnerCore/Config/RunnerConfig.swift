@@ -434,10 +434,12 @@ extension RunnerConfig {
         if noDefaultLabels && labels.isEmpty {
             add(.noDefaultLabels, "needs RUNNER_LABELS: a runner without labels gets no jobs", fix: "set RUNNER_LABELS")
         }
-        if (value(.runnerVersion) != nil || value(.tarballURL) != nil) && value(.tarballSHA256) == nil {
+        // Without RUNNER_VERSION the release's bundle pins the runner (version and sha256), and
+        // RUNNER_TARBALL_URL alone is a mirror of that tarball; a version of one's own needs its sha256.
+        if value(.runnerVersion) != nil && value(.tarballSHA256) == nil {
             add(
-                isSet(.tarballURL) ? .tarballURL : .runnerVersion, "the runner download is not pinned",
-                fix: "RUNNER_TARBALL_SHA256 with the tarball's sha256")
+                .runnerVersion, "the runner download is not pinned",
+                fix: "RUNNER_TARBALL_SHA256 with the tarball's sha256 (without RUNNER_VERSION the bundle pins both)")
         }
         if value(.tarballSHA256) != nil && value(.runnerVersion) == nil && value(.tarballURL) == nil {
             add(.tarballSHA256, "pins nothing", fix: "RUNNER_VERSION or RUNNER_TARBALL_URL with it")

@@ -34,7 +34,7 @@ public enum AtomicFile {
         var written = 0
         while written < array.count {
             let n = array.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress! + written, raw.count - written)
+                Glibc.write(fd, raw.baseAddress?.advanced(by: written), raw.count - written)
             }
             if n < 0 {
                 if errno == EINTR { continue }

@@ -81,8 +81,14 @@ public enum OutputMode: Sendable, Hashable {
 public protocol CommandRunner: Sendable {
     /// Runs `command` to completion. A non-zero exit is a normal result; use
     /// ``CommandResult/checked(_:fix:)`` to require success. Throws only when the program
-    /// cannot be started (``RunnerError/Code/commandFailed``).
+    /// cannot be started (``RunnerError/Code/commandFailed``). Cancelling the calling task
+    /// tears the command down.
     func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult
+
+    /// Starts `command` and returns at once with a handle to wait for it, signal it and read its
+    /// output: a long-lived child (the GitHub runner under the supervisor, a guest's nspawn).
+    /// Nothing ends it when the handle goes away. Throws only when the program cannot be started.
+    func start(_ command: Command, options: StartOptions) throws(RunnerError) -> any ProcessHandle
 }
 
 extension CommandRunner {

@@ -21,7 +21,10 @@ package struct DBusReader {
         return bytes[offset..<(offset + count)]
     }
 
-    mutating func byte() throws(Truncated) -> UInt8 { try take(1).first! }
+    mutating func byte() throws(Truncated) -> UInt8 {
+        guard let byte = try take(1).first else { throw Truncated() }
+        return byte
+    }
 
     mutating func uint32() throws(Truncated) -> UInt32 {
         align(4)

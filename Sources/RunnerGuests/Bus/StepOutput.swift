@@ -1,5 +1,6 @@
 import Dispatch
 import RunnerCore
+import RunnerSystem
 
 #if canImport(Glibc)
     import Glibc
@@ -51,7 +52,8 @@ package final class StepOutput: Sendable {
         }
         let done = DispatchSemaphore(value: 0)
         let source = ends[0]
-        DispatchQueue.global().async {
+        // On a thread of its own: it blocks in read until the step ends.
+        DedicatedThread.start {
             copy(from: source, to: target)
             close(source)
             close(target)
@@ -77,7 +79,7 @@ package final class StepOutput: Sendable {
             if n <= 0 { return }
             var offset = 0
             while offset < n {
-                let written = buffer.withUnsafeBytes { write(target, $0.baseAddress! + offset, n - offset) }
+                let written = buffer.withUnsafeBytes { write(target, $0.baseAddress?.advanced(by: offset), n - offset) }
                 if written < 0 && errno == EINTR { continue }
                 // The reader is gone: keep draining so the step never blocks on a full pipe.
                 if written <= 0 { break }

@@ -102,15 +102,23 @@ public struct GuestCgroups: Sendable {
     /// kernel refuses); returns whether everything is gone. Waits up to `wait` seconds for the
     /// guest's last processes to leave.
     @discardableResult
-    public func remove(guest name: String, wait: Double = 2) -> Bool {
-        guard (try? GuestName.check(name)) != nil else { return false }
+    public func remove(guest name: String, wait: Double = 2) async -> Bool {
         let end = MonotonicClock.now() + wait
         while true {
-            var gone = true
-            for directory in directories(for: name) where !Self.removeTree(directory) { gone = false }
+            let gone = removeNow(guest: name)
             if gone || MonotonicClock.now() >= end { return gone }
-            MonotonicClock.sleep(0.02)
+            await MonotonicClock.pause(.milliseconds(20))
         }
+    }
+
+    /// Removes the guest's cgroups, deepest first, without waiting: those that still hold a
+    /// process stay. Returns whether everything is gone.
+    @discardableResult
+    public func removeNow(guest name: String) -> Bool {
+        guard (try? GuestName.check(name)) != nil else { return false }
+        var gone = true
+        for directory in directories(for: name) where !Self.removeTree(directory) { gone = false }
+        return gone
     }
 
     /// Guest cgroups under `runner-guests/` in any hierarchy.

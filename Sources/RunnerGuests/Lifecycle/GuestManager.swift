@@ -20,7 +20,7 @@ public struct GuestManager: Sendable {
     /// The config.env settings the policy came from (what `ci-nspawn-run settings` prints).
     public var settings = HookSettings()
 
-    public init(policy: GuestPolicy, runner: any CommandRunner = SubprocessCommandRunner(), logger: Logger) {
+    public init(policy: GuestPolicy, runner: any CommandRunner = SystemCommandRunner(), logger: Logger) {
         self.policy = policy
         self.runner = runner
         self.logger = logger
@@ -94,7 +94,7 @@ public struct GuestManager: Sendable {
             }
             switch policy.backend {
             case .direct:
-                try bootDirect(options, record: &record)
+                try await bootDirect(options, record: &record)
             case .machined:
                 try await bootMachined(options, record: &record)
             }
@@ -177,23 +177,26 @@ public struct GuestManager: Sendable {
                 fix: "map the service's own port (ports: [\"\(proxied[0].containerPort)\"]), or add systemd's "
                     + "socket proxy to the image")
         }
-        let bus = try GuestBus.connect(leader: record.leaderPID ?? 0, guest: record.name)
-        for port in proxied {
-            let unit = SocketProxyUnit(
-                name: "runner-port-\(port.hostPort)", listen: port.listenAddress,
-                target: "127.0.0.1:\(port.containerPort)", proxy: proxy)
-            do {
-                try unit.start(bus: bus)
-            } catch {
-                throw RunnerError(
-                    .commandFailed, input: "\(record.image) port \(port.listenAddress)",
-                    problem: "could not listen on the host port: " + error.problem,
-                    fix: "map the service to a free host port")
+        // Over the guest's bus, which blocks: on a thread of its own.
+        try await DedicatedThread.run { () throws(RunnerError) in
+            let bus = try GuestBus.connect(leader: record.leaderPID ?? 0, guest: record.name)
+            for port in proxied {
+                let unit = SocketProxyUnit(
+                    name: "runner-port-\(port.hostPort)", listen: port.listenAddress,
+                    target: "127.0.0.1:\(port.containerPort)", proxy: proxy)
+                do throws(RunnerError) {
+                    try unit.start(bus: bus)
+                } catch {
+                    throw RunnerError(
+                        .commandFailed, input: "\(record.image) port \(port.listenAddress)",
+                        problem: "could not listen on the host port: " + error.problem,
+                        fix: "map the service to a free host port")
+                }
             }
         }
     }
 
-    private func bootDirect(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) throws(RunnerError) {
+    private func bootDirect(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) async throws(RunnerError) {
         let name = record.name
         let socket = try NotifySocket(path: layout.guestNotifySocket(name))
         var command = SystemdNspawn().boot(options)
@@ -201,31 +204,41 @@ public struct GuestManager: Sendable {
         let log = layout.guestLog(name)
         // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
         if options.userNamespace != nil { command = try policy.cgroups.entering(guest: name, command) }
-        let pid = try Spawner.spawn(command, stdin: .devNull, stdout: .file(log), stderr: .file(log), newSession: true)
-        record.nspawnPID = pid
-        record.nspawnStartTime = ProcessTable.startTime(of: pid)
+        // A daemon in a session of its own: it outlives this helper.
+        let nspawn = try runner.start(command, options: StartOptions(output: .file(log), grouping: .newSession))
+        record.nspawnPID = nspawn.pid
+        record.nspawnStartTime = ProcessTable.startTime(of: nspawn.pid)
         try save(record)
-        let deadline = MonotonicClock.now() + policy.bootTimeout
-        while true {
-            let remaining = deadline - MonotonicClock.now()
-            if remaining <= 0 {
-                throw RunnerError(
-                    .timeout, input: record.image,
-                    problem: "guest \(name) did not report READY=1 within \(Int(policy.bootTimeout)) s" + logTail(name),
-                    fix: "check that the image boots systemd (it needs systemd and dbus)")
-            }
-            if let lines = socket.receive(timeout: min(remaining, 0.2)) {
-                for line in lines {
-                    if line.hasPrefix("X_NSPAWN_LEADER_PID="), let leader = Int32(line.dropFirst(20)) {
-                        record.leaderPID = leader
-                    }
+        let image = record.image
+        let started = command
+        // The leader as soon as nspawn names it (teardown kills it, should the boot fail).
+        let leader = Mutex<Int32?>(nil)
+        defer { record.leaderPID = leader.withLock { $0 } ?? record.leaderPID }
+        // The notify socket is read with a blocking poll: on a thread of its own.
+        try await DedicatedThread.run { () throws(RunnerError) in
+            let deadline = MonotonicClock.now() + policy.bootTimeout
+            while true {
+                let remaining = deadline - MonotonicClock.now()
+                if remaining <= 0 {
+                    throw RunnerError(
+                        .timeout, input: image,
+                        problem: "guest \(name) did not report READY=1 within \(Int(policy.bootTimeout)) s"
+                            + logTail(name),
+                        fix: "check that the image boots systemd (it needs systemd and dbus)")
                 }
-                if lines.contains("READY=1"), record.leaderPID != nil { return }
-            } else if let status = Spawner.poll(pid) {
-                throw RunnerError(
-                    .commandFailed, input: command.description,
-                    problem: "systemd-nspawn ended (\(status)) before the guest was ready" + logTail(name),
-                    fix: "check the image and the mounts")
+                if let lines = socket.receive(timeout: min(remaining, 0.2)) {
+                    for line in lines {
+                        if line.hasPrefix("X_NSPAWN_LEADER_PID="), let pid = Int32(line.dropFirst(20)) {
+                            leader.withLock { $0 = pid }
+                        }
+                    }
+                    if lines.contains("READY=1"), leader.withLock({ $0 }) != nil { return }
+                } else if let status = nspawn.poll() {
+                    throw RunnerError(
+                        .commandFailed, input: started.description,
+                        problem: "systemd-nspawn ended (\(status)) before the guest was ready" + logTail(name),
+                        fix: "check the image and the mounts")
+                }
             }
         }
     }
@@ -335,25 +348,29 @@ public struct GuestManager: Sendable {
     ) async throws(RunnerError) -> ExitStatus {
         let step = try prepareStep(
             name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
-        // Our stdout/stderr are the caller's (through sudo: any descriptor it chose).
-        let stdout = try StepOutput.prepare(1)
-        let stderr = try StepOutput.prepare(2)
-        defer {
-            stdout.finish()
-            stderr.finish()
+        // The step runs over the guest's bus, which blocks until it ends: on a thread of its own.
+        return try await DedicatedThread.run { () throws(RunnerError) -> ExitStatus in
+            // Our stdout/stderr are the caller's (through sudo: any descriptor it chose).
+            let stdout = try StepOutput.prepare(1)
+            let stderr = try StepOutput.prepare(2)
+            defer {
+                stdout.finish()
+                stderr.finish()
+            }
+            // Signals become bytes on a pipe the unit's runner watches (the first: the signal, to
+            // stop the unit; a second one: kill).
+            var stops: [Int32] = [-1, -1]
+            guard runner_pipe_cloexec(&stops) == 0 else {
+                throw RunnerError.posix("could not create a pipe", name, fix: nil)
+            }
+            defer { stops.forEach { close($0) } }
+            let forwarder = StopSignals.forward(to: stops[1])
+            defer { forwarder.cancel() }
+            let status = try runStep(
+                step, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: stops[0])
+            finishStep(step.record)
+            return status
         }
-        // Signals become bytes on a pipe the unit's runner watches (the first: the signal, to
-        // stop the unit; a second one: kill).
-        var stops: [Int32] = [-1, -1]
-        guard runner_pipe_cloexec(&stops) == 0 else {
-            throw RunnerError.posix("could not create a pipe", name, fix: nil)
-        }
-        defer { stops.forEach { close($0) } }
-        let sources = StopSignals.forward(to: stops[1])
-        defer { sources.forEach { $0.cancel() } }
-        let status = try runStep(step, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: stops[0])
-        finishStep(step.record)
-        return status
     }
 
     /// Runs a prepared step on a fresh connection to its guest's systemd.
@@ -436,6 +453,14 @@ public struct GuestManager: Sendable {
     /// systemd like a step.
     public func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
         let step = try prepareStep(name, command: command, environment: [:], workingDirectory: nil, timeout: timeout)
+        // The step runs over the guest's bus, which blocks until it ends: on a thread of its own.
+        return try await DedicatedThread.run { () throws(RunnerError) -> CommandResult in
+            try runProbe(step, name: name)
+        }
+    }
+
+    /// Runs a prepared health check on this thread; its output is read on a second one.
+    private func runProbe(_ step: PreparedStep, name: String) throws(RunnerError) -> CommandResult {
         var out: [Int32] = [-1, -1]
         var err: [Int32] = [-1, -1]
         guard runner_pipe_cloexec(&out) == 0 else { throw RunnerError.posix("could not create a pipe", name, fix: nil) }
@@ -447,7 +472,7 @@ public struct GuestManager: Sendable {
         let collected = Mutex<([UInt8], [UInt8])>(([], []))
         let ended = Mutex(false)
         let done = DispatchSemaphore(value: 0)
-        DispatchQueue.global().async {
+        DedicatedThread.start {
             let result = Self.drain(readers.0, readers.1, limit: Self.probeOutputLimit) { ended.withLock { $0 } }
             collected.withLock { $0 = result }
             done.signal()
@@ -541,37 +566,6 @@ public struct GuestManager: Sendable {
             sandbox: UnitSandbox(adding: record.addedCapabilities ?? []))
     }
 
-    /// Spawns `command` in its own process group with our stdout/stderr and waits. The first
-    /// SIGINT or SIGTERM to us calls `onSignal` (which ends the step); a second one kills the child.
-    package static func runForwardingSignals(
-        _ command: Command, stdin: Spawner.Stream = .devNull, stdout: Spawner.Stream = .inherit,
-        stderr: Spawner.Stream = .inherit, onSignal: @escaping @Sendable (_ child: pid_t, _ signal: Int32) -> Void
-    ) throws(RunnerError) -> ExitStatus {
-        let received = Mutex<Int32>(0)
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let queue = DispatchQueue(label: "runner.signals")
-        let pid = try Spawner.spawn(command, stdin: stdin, stdout: stdout, stderr: stderr, newProcessGroup: true)
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
-                let first = received.withLock { value in
-                    defer { value = sig }
-                    return value == 0
-                }
-                if first { onSignal(pid, sig) } else { kill(pid, SIGKILL) }
-            }
-            source.resume()
-            sources.append(source)
-        }
-        let status = Spawner.wait(pid)
-        sources.forEach { $0.cancel() }
-        let sig = received.withLock { $0 }
-        if sig != 0, status.isSuccess { return .signaled(sig) }
-        return status
-    }
-
     /// Hands whatever is under the work directory's writable binds back to the work owner.
     ///
     /// Each root is walked by descriptor (``WorkspaceOwnership``): the staging mount when it
@@ -650,13 +644,13 @@ public struct GuestManager: Sendable {
         for (pid, name) in Self.nspawnProcesses() where !FilePaths.exists(layout.guestRecord(name)) {
             let args = ProcessTable.commandLine(of: pid)
             guard args.contains(where: { $0.hasPrefix("--directory=" + store + "/") }) else { continue }
-            Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
-            cleanFiles(name)
+            await Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+            await cleanFiles(name)
             removed.append(name)
         }
         // Staging mounts of guests whose record is gone (a helper that died mid-start).
         for name in BindStaging.orphans(layout: layout) {
-            cleanFiles(name)
+            await cleanFiles(name)
             if !removed.contains(name) { removed.append(name) }
         }
         sweepCgroups()
@@ -671,7 +665,7 @@ public struct GuestManager: Sendable {
         where !live.contains(name) && !FilePaths.exists(layout.guestRecord(name))
             && !policy.cgroups.isPopulated(guest: name)
         {
-            policy.cgroups.remove(guest: name, wait: 0)
+            policy.cgroups.removeNow(guest: name)
         }
     }
 
@@ -712,7 +706,7 @@ public struct GuestManager: Sendable {
         switch record.backend {
         case .direct:
             if let pid = record.nspawnPID {
-                Self.terminate(pid: pid, startTime: record.nspawnStartTime)
+                await Self.terminate(pid: pid, startTime: record.nspawnStartTime)
             }
             if let leader = record.leaderPID, let nspawn = record.nspawnPID,
                 !ProcessTable.isAlive(nspawn, startTime: record.nspawnStartTime),
@@ -731,12 +725,12 @@ public struct GuestManager: Sendable {
                 let end = MonotonicClock.now() + 2
                 repeat {
                     for (pid, name) in Self.nspawnProcesses() where name == record.name {
-                        Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+                        await Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
                     }
-                    MonotonicClock.sleep(0.05)
+                    await MonotonicClock.pause(.milliseconds(50))
                 } while MonotonicClock.now() < end
             }
-            cleanFiles(record.name)
+            await cleanFiles(record.name)
         case .machined:
             await teardown(name: record.name, backend: .machined)
         }
@@ -762,15 +756,15 @@ public struct GuestManager: Sendable {
             }
         case .direct:
             for (pid, guest) in Self.nspawnProcesses() where guest == name {
-                Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+                await Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
             }
         }
-        cleanFiles(name)
+        await cleanFiles(name)
     }
 
-    private func cleanFiles(_ name: String) {
+    private func cleanFiles(_ name: String) async {
         if let record = try? record(name), let relay = record.relayPID {
-            GuestRelay.stop(pid: relay, startTime: record.relayStartTime)
+            await ProcessTermination.terminate(pid: relay, startTime: record.relayStartTime)
         }
         let left = BindStaging.remove(guest: name, layout: layout)
         if !left.isEmpty {
@@ -784,7 +778,7 @@ public struct GuestManager: Sendable {
         }
         // The guest's own cgroups (direct backend, user namespace); the kernel keeps any that
         // still hold a process.
-        policy.cgroups.remove(guest: name)
+        await policy.cgroups.remove(guest: name)
         // nspawn leaves its propagation directory when /run is not a tmpfs: remove it when empty.
         let propagate = layout.nspawnPropagateDirectory(name)
         rmdir(propagate + "/incoming")
@@ -792,18 +786,18 @@ public struct GuestManager: Sendable {
     }
 
     /// SIGTERM (an orderly guest shutdown), then SIGKILL after a grace period.
-    static func terminate(pid: Int32, startTime: UInt64?) {
+    static func terminate(pid: Int32, startTime: UInt64?) async {
         guard ProcessTable.isAlive(pid, startTime: startTime) else {
-            _ = Spawner.poll(pid)
+            _ = ChildProcess.reap(pid)
             return
         }
         kill(pid, SIGTERM)
         for (deadline, signal) in [(3.0, SIGKILL), (3.0, Int32(0))] {
             let end = MonotonicClock.now() + deadline
             while MonotonicClock.now() < end {
-                _ = Spawner.poll(pid)
+                _ = ChildProcess.reap(pid)
                 if !ProcessTable.isAlive(pid, startTime: startTime) { return }
-                MonotonicClock.sleep(0.005)
+                await MonotonicClock.pause(.milliseconds(5))
             }
             if signal != 0 {
                 // The guest did not shut down in time. Kill its init first: that ends its whole

@@ -63,7 +63,7 @@ public struct GuestRelay: Sendable {
     // MARK: starting and stopping
 
     /// Opens the socket (owned by `uid`) and starts the relay process for `name`; records it.
-    package func launch(uid: uid_t, gid: gid_t) throws(RunnerError) {
+    package func launch(uid: uid_t, gid: gid_t) async throws(RunnerError) {
         let layout = manager.layout
         try FilePaths.createDirectory(layout.guestRelayDirectory, mode: 0o755)
         // An older /run/runner made by a 0700 parent creation must let the user through.
@@ -71,14 +71,17 @@ public struct GuestRelay: Sendable {
         chmod(layout.guestRelayDirectory, 0o755)
         let listener = try UnixSocket.listen(path: layout.guestRelaySocket(name), owner: uid, group: gid)
         defer { close(listener) }
-        let pid = try Spawner.spawn(
+        // A daemon in a session of its own (it outlives its starter), the socket as its stdin.
+        let relay = try Spawner.spawn(
             Self.command(
                 executable: Self.executable(), name: name, uid: uid, layoutRoot: layout.root,
                 workOwner: manager.policy.workOwner),
-            stdin: .descriptor(listener), stdout: .devNull, stderr: .file(layout.guestLog(name)),
-            newSession: true)
+            options: SpawnOptions(
+                standardInput: .descriptor(listener), standardOutput: .devNull,
+                standardError: .file(layout.guestLog(name)), grouping: .newSession))
+        let pid = relay.pid
         guard var record = try manager.record(name) else {
-            GuestRelay.stop(pid: pid, startTime: nil)
+            await ProcessTermination.terminate(pid: pid, startTime: nil)
             throw RunnerError(.notFound, input: name, problem: "the guest vanished while its relay started")
         }
         record.relayPID = pid
@@ -120,19 +123,6 @@ public struct GuestRelay: Sendable {
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         guard n > 0 else { return CommandLine.arguments.first ?? "runner-agent" }
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Ends a relay process (it holds no state: SIGTERM, then SIGKILL).
-    static func stop(pid: Int32, startTime: UInt64?) {
-        guard ProcessTable.isAlive(pid, startTime: startTime) else { return }
-        kill(pid, SIGTERM)
-        let end = MonotonicClock.now() + 2
-        while MonotonicClock.now() < end {
-            _ = Spawner.poll(pid)
-            if !ProcessTable.isAlive(pid, startTime: startTime) { return }
-            MonotonicClock.sleep(0.005)
-        }
-        kill(pid, SIGKILL)
     }
 
     // MARK: serving
@@ -221,8 +211,21 @@ public struct GuestRelay: Sendable {
     // MARK: the hook's side
 
     /// Runs a step through the relay of guest `name` with our stdout and stderr; nil when
-    /// the guest has no relay (the caller then goes through sudo).
+    /// the guest has no relay (the caller then goes through sudo). The wait for the step's
+    /// status runs on a thread of its own.
     package static func exec(
+        layout: HostLayout, name: String, command: [String], environment: [String: String],
+        workingDirectory: String?
+    ) async throws(RunnerError) -> ExitStatus? {
+        try await DedicatedThread.run { () throws(RunnerError) -> ExitStatus? in
+            try execBlocking(
+                layout: layout, name: name, command: command, environment: environment,
+                workingDirectory: workingDirectory)
+        }
+    }
+
+    /// ``exec(layout:name:command:environment:workingDirectory:)`` on this thread.
+    static func execBlocking(
         layout: HostLayout, name: String, command: [String], environment: [String: String],
         workingDirectory: String?
     ) throws(RunnerError) -> ExitStatus? {
@@ -240,8 +243,8 @@ public struct GuestRelay: Sendable {
                 fix: "the job's guest is gone; re-run the job")
         }
         // The first SIGINT/SIGTERM asks the relay to stop the step; a second one kills it.
-        let sources = StopSignals.forward(to: connection)
-        defer { sources.forEach { $0.cancel() } }
+        let forwarder = StopSignals.forward(to: connection)
+        defer { forwarder.cancel() }
         var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while answer.count < 65536 {

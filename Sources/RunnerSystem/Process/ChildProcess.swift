@@ -1,122 +1,132 @@
+import CRunnerSystem
 import RunnerCore
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// A child the supervisor must be able to signal while it runs (the GitHub runner): spawned
-/// with `posix_spawn` in its own process group, default signal dispositions, and its stdout
-/// and stderr on one pipe the supervisor reads and forwards.
-package final class ChildProcess: Sendable {
-    /// The child's pid, which is also its process group id.
-    let pid: pid_t
-    private let outputFD: Int32
+/// A child ``Spawner`` started: its PID, a process descriptor when the kernel has them, the read
+/// ends of its output pipes, and its exit status once reaped.
+///
+/// Reaping happens in one place under a lock (``poll()``), so a non-blocking poll, a blocking
+/// wait on a thread of its own and an `async` wait may run side by side and all see the status.
+/// The blocking waits use `waitid(…, WNOWAIT)`, which waits without reaping. Nothing ends the
+/// child when the handle goes away (a guest's nspawn outlives its starter); its descriptors
+/// are closed then.
+package final class ChildProcess: ProcessHandle {
+    /// The child's PID; with a new process group or session also the group's ID.
+    package let pid: Int32
+    /// A process descriptor for the child (close-on-exec), or -1 when the kernel has none.
+    package let pidfd: Int32
+    /// The read end (non-blocking) of the stdout pipe, with ``SpawnOptions/Stream/pipe``.
+    package let output: Int32?
+    /// The read end (non-blocking) of the stderr pipe, with ``SpawnOptions/Stream/pipe``.
+    package let errorOutput: Int32?
+    /// The group or session it started in.
+    package let grouping: ProcessGrouping
+    /// The exit status, once reaped.
+    private let status = Mutex<ExitStatus?>(nil)
 
-    private init(pid: pid_t, outputFD: Int32) {
+    init(pid: Int32, pidfd: Int32, output: Int32?, errorOutput: Int32?, grouping: ProcessGrouping) {
         self.pid = pid
-        self.outputFD = outputFD
+        self.pidfd = pidfd
+        self.output = output
+        self.errorOutput = errorOutput
+        self.grouping = grouping
     }
 
-    deinit { close(outputFD) }
-
-    /// Starts `command` with exactly `environment` (nothing inherited). A working directory is
-    /// entered through `env --chdir` (posix_spawn's chdir action is not in Glibc's Swift view).
-    /// `input`: bytes on a pipe as the child's stdin (then closed; at most a pipe's capacity,
-    /// 64 KiB, so writing never waits for the child), else `/dev/null`.
-    package static func spawn(_ command: Command, environment: [String: String], input: [UInt8]? = nil)
-        throws(RunnerError)
-        -> ChildProcess
-    {
-        var command = command
-        if let directory = command.workingDirectory {
-            command = Env().changingDirectory(directory, command)
+    deinit {
+        for fd in [output, errorOutput, pidfd >= 0 ? pidfd : nil] {
+            if let fd { close(fd) }
         }
-        var fds: [Int32] = [0, 0]
-        guard pipe(&fds) == 0 else {
-            throw RunnerError.posix("could not create a pipe for", command.executable, fix: nil)
-        }
-        let (readEnd, writeEnd) = (fds[0], fds[1])
-        _ = fcntl(readEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)
-        _ = fcntl(readEnd, F_SETFL, fcntl(readEnd, F_GETFL) | O_NONBLOCK)
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        var inputFDs: [Int32] = [-1, -1]
-        if let input {
-            guard input.count <= 65536, pipe(&inputFDs) == 0 else {
-                close(readEnd)
-                close(writeEnd)
-                throw RunnerError.posix("could not create an input pipe for", command.executable, fix: nil)
-            }
-            _ = fcntl(inputFDs[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(inputFDs[1], F_SETFD, FD_CLOEXEC)
-            let written = input.withUnsafeBytes { write(inputFDs[1], $0.baseAddress, $0.count) }
-            close(inputFDs[1])
-            guard written == input.count else {
-                close(inputFDs[0])
-                close(readEnd)
-                close(writeEnd)
-                throw RunnerError.posix("could not fill the input pipe of", command.executable, fix: nil)
-            }
-            posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
-        } else {
-            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        }
-        defer { if inputFDs[0] >= 0 { close(inputFDs[0]) } }
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 1)
-        posix_spawn_file_actions_adddup2(&actions, writeEnd, 2)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(
-            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        let argv = command.argv.map { strdup($0) } + [nil]
-        let envp = environment.sorted(by: { $0.key < $1.key }).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            argv.forEach { free($0) }
-            envp.forEach { free($0) }
-        }
-        var pid: pid_t = 0
-        let rc: Int32
-        if command.executable.contains("/") {
-            rc = posix_spawn(&pid, command.executable, &actions, &attributes, argv, envp)
-        } else {
-            rc = posix_spawnp(&pid, command.executable, &actions, &attributes, argv, envp)
-        }
-        close(writeEnd)
-        guard rc == 0 else {
-            close(readEnd)
-            throw RunnerError(
-                .commandFailed, input: command.description,
-                problem: "could not start \(command.executable): \(String(cString: strerror(rc)))",
-                fix: "check that \(command.executable) exists and is executable")
-        }
-        return ChildProcess(pid: pid, outputFD: readEnd)
     }
 
-    /// Sends `signal` to the child's whole process group.
+    // MARK: signals
+
+    /// Sends `signal` to the child alone, through its process descriptor when there is one (so
+    /// never to a process that took over its PID); false when it is gone.
+    @discardableResult
+    package func signal(_ signal: Int32) -> Bool {
+        if pidfd >= 0 { return runner_pidfd_send_signal(pidfd, signal) == 0 }
+        return status.withLock { $0 == nil && kill(pid, signal) == 0 }
+    }
+
+    /// Sends `signal` to the process group the child leads (its stragglers too, after it ended).
+    /// Does nothing for a child in our own group: that would signal us.
     package func signalGroup(_ signal: Int32) {
+        guard grouping != .sameGroup else { return }
         kill(-pid, signal)
     }
 
-    /// Whatever output is available now (empty when none), without blocking.
-    package func readAvailable() -> [UInt8] {
+    /// Sends `signal` to the child's group (or to the child, in our group) while it has not been
+    /// reaped, so its PID, and with it the group's ID, is still the child's.
+    package func signalWhileUnreaped(_ signal: Int32) {
+        status.withLock { status in
+            guard status == nil else { return }
+            kill(grouping == .sameGroup ? pid : -pid, signal)
+        }
+    }
+
+    // MARK: waiting
+
+    /// The exit status once the child has ended, without waiting; nil while it runs. This is
+    /// where the child is reaped.
+    package func poll() -> ExitStatus? {
+        status.withLock { status in
+            if let status { return status }
+            var raw: Int32 = 0
+            let rc = waitpid(pid, &raw, WNOHANG)
+            if rc == pid {
+                status = Spawner.decode(raw)
+            } else if rc < 0 && errno == ECHILD {
+                // Reaped by someone else (a `waitpid(-1)` elsewhere): the status is lost.
+                status = .exited(127)
+            }
+            return status
+        }
+    }
+
+    /// Waits on this thread until the child ends, and returns its status. For synchronous code
+    /// only (the relay, a test's helper thread): async code uses ``wait()``.
+    package func waitBlocking() -> ExitStatus {
+        while true {
+            if let status = poll() { return status }
+            var info = siginfo_t()
+            let rc = waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT)
+            if rc < 0 && errno == EINTR { continue }
+            // Ended (reaped by the next poll), or no longer ours to wait for (poll says so).
+            if rc < 0 && errno != ECHILD { return poll() ?? .exited(127) }
+        }
+    }
+
+    /// Waits until the child ends, on a thread of its own (never one of the cooperative pool's),
+    /// and returns its status.
+    package func wait() async -> ExitStatus {
+        if let status = poll() { return status }
+        return await DedicatedThread.run { self.waitBlocking() }
+    }
+
+    /// The status of `pid`, a child of ours known only by its PID (from a record), without
+    /// waiting: reaps it when it has ended; `.exited(127)` when it is not our child (or was
+    /// reaped); nil while it runs.
+    package static func reap(_ pid: Int32) -> ExitStatus? {
+        var raw: Int32 = 0
+        let rc = waitpid(pid, &raw, WNOHANG)
+        if rc == pid { return Spawner.decode(raw) }
+        if rc < 0 && errno == ECHILD { return .exited(127) }
+        return nil
+    }
+
+    // MARK: output
+
+    /// What the stdout pipe holds now (empty when nothing, or no pipe), without waiting.
+    package func readAvailableOutput() -> [UInt8] {
+        guard let output else { return [] }
         var collected: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(outputFD, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { read(output, $0.baseAddress, $0.count) }
             if n > 0 {
                 collected.append(contentsOf: buffer[0..<n])
                 continue
@@ -126,13 +136,32 @@ package final class ChildProcess: Sendable {
         }
     }
 
-    /// The exit status once the child has ended, without blocking; nil while it runs.
-    package func reap() -> ExitStatus? {
-        var status: Int32 = 0
-        let rc = waitpid(pid, &status, WNOHANG)
-        guard rc == pid else { return nil }
-        let signal = status & 0x7f
-        if signal == 0 { return .exited((status >> 8) & 0xff) }
-        return .signaled(signal)
+    /// Reads the stdout and stderr pipes on this thread until both end (the child and whatever
+    /// it left holding them are gone), keeping the last `limit` bytes of each: never fails on
+    /// volume. Then waits for the child. For a thread of its own (see ``SystemCommandRunner``).
+    package func collectBlocking(limit: Int) -> (status: ExitStatus, output: [UInt8], errorOutput: [UInt8]) {
+        var kept: [[UInt8]] = [[], []]
+        var open = [output ?? -1, errorOutput ?? -1]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while open.contains(where: { $0 >= 0 }) {
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = Glibc.poll(&fds, nfds_t(fds.count), -1)
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 { break }
+            for index in 0..<2 where fds[index].fd >= 0 && fds[index].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(fds[index].fd, $0.baseAddress, $0.count) }
+                if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+                if n <= 0 {
+                    open[index] = -1
+                    continue
+                }
+                kept[index] += buffer[0..<n]
+                if kept[index].count > 2 * limit { kept[index].removeFirst(kept[index].count - limit) }
+            }
+        }
+        for index in 0..<2 where kept[index].count > limit {
+            kept[index].removeFirst(kept[index].count - limit)
+        }
+        return (waitBlocking(), kept[0], kept[1])
     }
 }

@@ -13,10 +13,20 @@ package enum MonotonicClock {
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 
-    /// Sleeps for `seconds`.
-    package static func sleep(_ seconds: Double) {
-        var ts = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
-        var remaining = timespec()
-        while nanosleep(&ts, &remaining) != 0 && errno == EINTR { ts = remaining }
+    /// Sleeps for `duration` without holding a thread, and for the whole duration even when the
+    /// calling task is cancelled: the pace of a bounded wait loop (a teardown, a readiness
+    /// check), which ends by its own deadline.
+    package static func pause(_ duration: Duration) async {
+        if Task.isCancelled {
+            // A task of its own: not cancelled, so its sleep lasts.
+            await Task { try? await Task.sleep(for: duration) }.value
+        } else {
+            try? await Task.sleep(for: duration)
+        }
+    }
+
+    /// ``pause(_:)`` for `seconds`.
+    package static func pause(seconds: Double) async {
+        await pause(.nanoseconds(Int64(max(0, seconds) * 1e9)))
     }
 }

@@ -30,7 +30,7 @@ package enum ProcessTable {
         var buffer = [UInt8](repeating: 0, count: limit)
         var count = 0
         while count < limit {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, limit - count) }
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress?.advanced(by: count), limit - count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             count += n

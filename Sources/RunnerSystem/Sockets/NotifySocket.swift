@@ -5,7 +5,7 @@ import RunnerCore
 #endif
 
 /// A datagram socket that receives `sd_notify` messages (`NOTIFY_SOCKET`).
-package final class NotifySocket {
+package final class NotifySocket: Sendable {
     package let path: String
     private let fd: Int32
 

@@ -89,7 +89,7 @@ package enum TCPSocket {
     }
 
     /// What a TCP connection to a port finds.
-    package enum Probe: Equatable {
+    package enum Probe: Equatable, Sendable {
         /// Nothing listens.
         case refused
         /// Something accepted and closed at once (a socket-activated proxy whose backend is not up).

@@ -16,6 +16,14 @@ public struct Systemctl: Sendable, Hashable {
     /// `systemctl start -- UNIT` (waits for the unit to be active).
     public func start(_ unit: String) -> Command { Command(executable, ["start", "--", unit]) }
 
+    /// `systemctl start --job-mode=ignore-dependencies UNIT`: starts `unit` now, whatever it is
+    /// ordered after. The installer starts its mount units so from inside
+    /// `runner-install.service`, which they are ordered after (for later boots): a plain start
+    /// would wait for the very service that waits for it.
+    public func startIgnoringOrder(_ unit: String) -> Command {
+        Command(executable, ["start", "--job-mode=ignore-dependencies", "--", unit])
+    }
+
     /// `systemctl start --no-block UNIT` (queues the start job and returns).
     public func startNoBlock(_ unit: String) -> Command { Command(executable, ["start", "--no-block", unit]) }
 

@@ -8,7 +8,7 @@ import Testing
 /// every path stays, and each one parses.
 @Suite struct AgentCommandTreeTests {
     static let paths: [[String]] = [
-        ["install"], ["service"], ["hook"],
+        ["install"], ["upgrade"], ["rollback"], ["service"], ["hook"],
         ["guest"], ["guest", "start"], ["guest", "exec"], ["guest", "stop"], ["guest", "list"], ["guest", "gc"],
         ["guest", "settings"],
         ["image"], ["image", "import"], ["image", "list"], ["image", "remove"],

@@ -73,4 +73,34 @@ struct InstallUnitTests {
         #expect(installer.workDirectory == "/tmp/r/srv/work")
         #expect(installer.nosuidDirectories.first == "/srv/work")
     }
+
+    /// The mount units are ordered after `runner-install.service` (for later boots), and the
+    /// installer starts them from inside it: a plain `systemctl start` would wait for the
+    /// service that waits for it (first boot hung at the mounts step). They are started
+    /// ignoring that order.
+    @Test func mountUnitsAreStartedIgnoringTheirOrderAfterTheInstaller() async throws {
+        try await withTemporaryDirectory("mounts") { dir in
+            let settings = try Self.installSettings([
+                "RUNNER_VERSION": "2.336.0", "RUNNER_TARBALL_SHA256": String(repeating: "a", count: 64),
+            ])
+            let runner = RecordingCommandRunner()
+            var installer = Installer(
+                layout: dir.layout, settings: settings, bundle: nil, commandRunner: runner,
+                logger: Logger(label: "test"))
+            installer.systemdRunning = true
+            try FilePaths.createDirectory(installer.workDirectory)
+            let mounts = try #require(installer.steps.first { $0.name == "mounts" })
+            try await mounts.apply()
+            let starts = runner.commands.filter { $0.arguments.first == "start" }.map(\.argv)
+            #expect(!starts.isEmpty)
+            for argv in starts {
+                #expect(argv.prefix(4) == ["systemctl", "start", "--job-mode=ignore-dependencies", "--"])
+            }
+            let unit = try #require(
+                MountUnits.unitText(for: "/var/lib/runner/work").split(separator: "\n").first {
+                    $0.hasPrefix("After=")
+                })
+            #expect(unit == "After=runner-install.service")
+        }
+    }
 }

@@ -29,7 +29,7 @@ struct MountUnitTests {
     @Test(.requires("systemd-escape"), arguments: paths)
     func escapingAgreesWithTheRealTool(path: String) async throws {
         let command = Command("systemd-escape", ["--path", "--", path])
-        let expected = try await SubprocessCommandRunner().output(command).trimmedWhitespace
+        let expected = try await SystemCommandRunner().output(command).trimmedWhitespace
         #expect(MountUnits.escapePath(path) == expected)
     }
 
@@ -60,7 +60,7 @@ struct MountUnitTests {
             try FilePaths.createDirectory(target)
             let unit = dir.appending(MountUnits.unitName(for: target))
             try AtomicFile.write(MountUnits.unitText(for: target), to: unit)
-            let result = try await SubprocessCommandRunner().run(
+            let result = try await SystemCommandRunner().run(
                 Command("systemd-analyze", ["verify", "--man=no", unit]))
             let complaints = result.standardError.split(separator: "\n").filter {
                 $0.contains(FilePaths.basename(unit)) && !$0.contains("runner-install.service")

@@ -66,7 +66,7 @@ struct ServiceUnitFileTests {
             let unit = dir.appending("runner.service")
             try AtomicFile.write(text, to: unit)
             let command = Command("systemd-analyze", ["verify", "--man=no", unit])
-            let result = try await SubprocessCommandRunner().run(command)
+            let result = try await SystemCommandRunner().run(command)
             #expect(result.status.isSuccess, "\(result.standardError)")
             #expect(!result.standardError.contains("runner.service"), "\(result.standardError)")
         }

@@ -26,7 +26,7 @@ import Testing
 
     static func run(_ executable: String, _ arguments: [String]) async throws -> [String] {
         let command = Command(executable, arguments, environment: ["LC_ALL": "C", "TZ": "UTC"])
-        let text = try await SubprocessCommandRunner().output(command)
+        let text = try await SystemCommandRunner().output(command)
         return text.split(separator: "\n").map(String.init)
     }
 

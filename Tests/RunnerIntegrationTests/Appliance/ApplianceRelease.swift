@@ -96,6 +96,6 @@ enum ApplianceRelease {
     }
 
     static func run(_ command: Command) async throws {
-        try await SubprocessCommandRunner().run(command).checked(command)
+        try await SystemCommandRunner().run(command).checked(command)
     }
 }

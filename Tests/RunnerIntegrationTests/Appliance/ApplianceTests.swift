@@ -187,17 +187,17 @@ extension GuestSuites {
                     try await checkFirstJob(host, root: root, queue: queue, github: github, booted: booted)
                 } catch {
                     // The console of a failed run, kept for the reader (the test's directory goes).
-                    _ = try? await SubprocessCommandRunner().run(
+                    _ = try? await SystemCommandRunner().run(
                         Command("cp", [h.dir.appending("vm.log"), "/tmp/appliance-e2e-console.log"]))
                     watcher.stop()
                     await watching.value
-                    host.shutdown()
+                    await host.shutdown()
                     throw error
                 }
                 watcher.stop()
                 await watching.value
                 #expect(watcher.leaks.isEmpty, "the registration token on a command line: \(watcher.leaks)")
-                host.shutdown()
+                await host.shutdown()
             }
         }
 

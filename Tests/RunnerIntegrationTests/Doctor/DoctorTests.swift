@@ -15,7 +15,7 @@ import Testing
 /// Real commands, except systemd-nspawn, whose answer the test scripts (the tiny test image
 /// cannot run /bin/true; booting real images is the hook's integration suite's job).
 struct ScriptedNspawnRunner: CommandRunner {
-    let real = SubprocessCommandRunner()
+    let real = SystemCommandRunner()
     let nspawnSucceeds: Bool
 
     func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult {
@@ -25,6 +25,10 @@ struct ScriptedNspawnRunner: CommandRunner {
             return CommandResult(status: .exited(nspawnSucceeds ? 0 : 1), standardError: "nspawn: scripted failure")
         }
         return try await real.run(command, input: input, output: output)
+    }
+
+    func start(_ command: Command, options: StartOptions) throws(RunnerError) -> any ProcessHandle {
+        try real.start(command, options: options)
     }
 }
 
@@ -129,7 +133,7 @@ struct DoctorTests {
     @Test(.requires("systemd-nspawn"))
     func realNspawnReportsAnImageThatCannotBoot() async throws {
         try await installed { h in
-            let findings = await Doctor(layout: h.layout, commandRunner: SubprocessCommandRunner()).run()
+            let findings = await Doctor(layout: h.layout, commandRunner: SystemCommandRunner()).run()
             let nspawn = try #require(findings.first { $0.check == "nspawn" })
             #expect(nspawn.status == .problem)
             #expect(nspawn.fix?.contains("systemd-nspawn") == true)

@@ -17,18 +17,20 @@ import Testing
     /// The real cgroups: a child spawned in a guest's cgroups stays there, we come back, and
     /// removal waits for the child to be gone.
     @Test(.requiresRoot, .enabled(if: !GuestCgroups().hierarchies().isEmpty, "needs cgroups"))
-    func aChildIsSpawnedInTheGuestsOwnCgroup() throws {
+    func aChildIsSpawnedInTheGuestsOwnCgroup() async throws {
         let cgroups = GuestCgroups()
         let name = GuestName.generate()
         let before = GuestCgroups.currentCgroups(of: getpid())
-        let child = try Spawner.spawn(
-            try cgroups.entering(guest: name, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
+        let sleeper = try Spawner.spawn(
+            try cgroups.entering(guest: name, Command("sleep", ["30"])),
+            options: SpawnOptions(standardOutput: .devNull, standardError: .devNull))
+        let child = sleeper.pid
         // The shell moves itself, then becomes sleep (same PID).
-        for _ in 0..<200 where ProcessTable.comm(of: child) != "sleep" { usleep(5000) }
+        for _ in 0..<200 where ProcessTable.comm(of: child) != "sleep" { try await Task.sleep(for: .milliseconds(5)) }
         defer {
-            kill(child, SIGKILL)
-            _ = Spawner.wait(child)
-            cgroups.remove(guest: name)
+            sleeper.signal(SIGKILL)
+            _ = sleeper.waitBlocking()
+            cgroups.removeNow(guest: name)
         }
         #expect(GuestCgroups.currentCgroups(of: getpid()) == before)
         let inside = GuestCgroups.currentCgroups(of: child)
@@ -37,10 +39,10 @@ import Testing
         }
         #expect(cgroups.isPopulated(guest: name))
         #expect(cgroups.guestNames().contains(name))
-        #expect(!cgroups.remove(guest: name, wait: 0))
-        kill(child, SIGKILL)
-        _ = Spawner.wait(child)
-        #expect(cgroups.remove(guest: name))
+        #expect(!(await cgroups.remove(guest: name, wait: 0)))
+        sleeper.signal(SIGKILL)
+        _ = await sleeper.wait()
+        #expect(await cgroups.remove(guest: name))
         #expect(!cgroups.guestNames().contains(name))
     }
 
@@ -54,13 +56,16 @@ import Testing
         let gone = GuestName.generate()
         let busy = GuestName.generate()
         _ = try cgroups.create(guest: gone)
-        let child = try Spawner.spawn(
-            try cgroups.entering(guest: busy, Command("sleep", ["30"])), stdout: .devNull, stderr: .devNull)
-        for _ in 0..<200 where ProcessTable.comm(of: child) != "sleep" { usleep(5000) }
+        let sleeper = try Spawner.spawn(
+            try cgroups.entering(guest: busy, Command("sleep", ["30"])),
+            options: SpawnOptions(standardOutput: .devNull, standardError: .devNull))
+        for _ in 0..<200 where ProcessTable.comm(of: sleeper.pid) != "sleep" {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         defer {
-            kill(child, SIGKILL)
-            _ = Spawner.wait(child)
-            cgroups.remove(guest: busy)
+            sleeper.signal(SIGKILL)
+            _ = sleeper.waitBlocking()
+            cgroups.removeNow(guest: busy)
         }
         for directory in cgroups.directories(for: gone) { try FilePaths.createDirectory(directory + "/payload/x") }
         let manager = GuestManager(policy: GuestPolicy(layout: dir.layout), logger: Logger(label: "test"))

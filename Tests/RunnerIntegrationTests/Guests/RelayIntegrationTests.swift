@@ -57,8 +57,8 @@ extension GuestSuites {
                 ["guest", "start", "--image", "job", "--bind", h.work + ":/__w", "--relay-uid", "\(Self.user)"])
             start.environment = h.environment
             let out = h.dir.appending("start.out")
-            let starter = try Spawner.spawn(start, stdout: .file(out))
-            #expect(Spawner.wait(starter) == .exited(0))
+            let starter = try Spawner.spawn(start, options: SpawnOptions(standardOutput: .file(out)))
+            #expect(await starter.wait() == .exited(0))
             let started = String(decoding: try FilePaths.read(out), as: UTF8.self)
             let name = try #require(started.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
             var st = stat()
@@ -71,7 +71,8 @@ extension GuestSuites {
                 "#!/bin/sh\necho \"relayed $FROM_STATE $FROM_STEP $(pwd) $(id -u)\"\necho err >&2\n"
                     + "touch /__w/octo-repo/relay-made\nexit 3\n",
                 to: h.work + "/bin/hello-relay", mode: 0o755)
-            let first = try h.hook(step("hello-relay", [], guest: name, prependPath: ["/__w/bin"]), asUser: Self.user)
+            let first = try await h.hook(
+                step("hello-relay", [], guest: name, prependPath: ["/__w/bin"]), asUser: Self.user)
             #expect(first.status == .exited(3), "\(first.text)\(first.stderr)")
             #expect(first.text == "relayed yes s /__w/octo-repo/octo-repo 0\n")
             #expect(first.stderr == "err\n")
@@ -80,7 +81,7 @@ extension GuestSuites {
 
             // The hook's stdout and stderr are files here: the guest gets pipes, never the
             // files themselves (their /proc/self/fd links would reopen host files as root).
-            let fds = try h.hook(
+            let fds = try await h.hook(
                 step("bash", ["-c", "readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2"], guest: name),
                 asUser: Self.user)
             #expect(fds.status == .exited(0), "\(fds.stderr)")
@@ -105,27 +106,27 @@ extension GuestSuites {
             }
 
             // The steps went over the guest's systemd socket (our unit, RemainAfterExit=yes).
-            let own = try h.hook(step("bash", ["-c", Self.showOwnUnit], guest: name), asUser: Self.user)
+            let own = try await h.hook(step("bash", ["-c", Self.showOwnUnit], guest: name), asUser: Self.user)
             #expect(own.status == .exited(0), "\(own.stderr)")
             #expect(own.text == "yes yes\n")
 
             // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
-            let (pid, stdout, _) = try h.spawnHook(
+            let (hook, stdout, _) = try await h.spawnHook(
                 step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name), asUser: Self.user)
             let end = MonotonicClock.now() + 20
             while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
-                MonotonicClock.sleep(0.05)
+                await MonotonicClock.pause(seconds: 0.05)
             }
             let signalled = MonotonicClock.now()
-            kill(pid, SIGINT)
-            let status = Spawner.wait(pid)
+            hook.signal(SIGINT)
+            let status = await hook.wait()
             #expect(MonotonicClock.now() - signalled < 5)
             #expect(status == .exited(130))
             #expect(String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self) == "started\n")
 
             // Another user cannot use the relay (the socket is the user's, and the relay checks
             // the peer); without a sudo rule it gets nowhere.
-            let other = try h.hook(
+            let other = try await h.hook(
                 step("touch", ["/__w/octo-repo/other-made"], guest: name), asUser: Self.user + 1)
             #expect(other.status != .exited(0))
             #expect(!FilePaths.exists(h.work + "/octo-repo/other-made"))
@@ -133,10 +134,10 @@ extension GuestSuites {
             // The relay ends with its guest: no process, no socket.
             let stopped = await h.runAgent(["guest", "stop", name])
             #expect(stopped.status == .exited(0), "\(stopped.stderr)")
-            #expect(h.leftoversAfterSettling() == [])
+            #expect(await h.leftoversAfterSettling() == [])
 
             // A step for a guest that is gone fails clearly (no relay, no sudo rule here).
-            let gone = try h.hook(step("true", [], guest: name), asUser: Self.user)
+            let gone = try await h.hook(step("true", [], guest: name), asUser: Self.user)
             #expect(gone.status != .exited(0))
         }
     }

@@ -50,7 +50,7 @@ struct CachedTree {
         let temporary = FilePaths.temporarySibling(of: path)
         try FilePaths.createDirectory(FilePaths.parent(of: path))
         let command = mmdebstrap(target: temporary)
-        try await SubprocessCommandRunner().run(command).checked(command)
+        try await SystemCommandRunner().run(command).checked(command)
         guard rename(temporary, path) == 0 else { throw RunnerError.posix("rename", path, fix: nil) }
         return path
     }
@@ -64,7 +64,7 @@ struct CachedTree {
         if FilePaths.exists(path + marker) { return path }
         let temporary = FilePaths.temporarySibling(of: path)
         let copy = Command("cp", ["-a", base, temporary])
-        try await SubprocessCommandRunner().run(copy).checked(copy)
+        try await SystemCommandRunner().run(copy).checked(copy)
         try ImageOwnership.shift(root: temporary, from: GuestUserNamespace(base: 0, size: range.size), to: range)
         if rename(temporary, path) != 0 {
             // Another test process made it first.

@@ -40,7 +40,9 @@ final class HookHarness: Sendable {
     let dir: TemporaryDirectory
     let layout: HostLayout
     let servicePort: UInt16
-    let owner: pid_t
+    /// The job's stand-in: the process guests belong to.
+    let ownerProcess: ChildProcess
+    var owner: pid_t { ownerProcess.pid }
     static let ownerUID: UInt32 = 4242
 
     /// The built `runner-agent` beside the test binary, or nil.
@@ -79,9 +81,10 @@ final class HookHarness: Sendable {
         // idmapped to these owners).
         for path in [work, layout.runnerExternalsDirectory] {
             let chown = Command("chown", ["-R", "\(Self.ownerUID):\(Self.ownerUID)", path])
-            #expect(Spawner.wait(try Spawner.spawn(chown)) == .exited(0))
+            #expect(try await Spawner.spawn(chown).wait() == .exited(0))
         }
-        owner = try Spawner.spawn(Command("sleep", ["3600"]), stdout: .devNull, stderr: .devNull)
+        ownerProcess = try Spawner.spawn(
+            Command("sleep", ["3600"]), options: SpawnOptions(standardOutput: .devNull, standardError: .devNull))
     }
 
     /// Adds `test-http.service` (enabled) to `rootfs`: python3's HTTP server on 127.0.0.1:`port`
@@ -116,8 +119,7 @@ final class HookHarness: Sendable {
         let version = layout.imageDirectory(name) + "/" + digest
         try FilePaths.createDirectory(version)
         let copy = Command("cp", ["-al", base, version + "/rootfs"])
-        let pid = try Spawner.spawn(copy)
-        #expect(Spawner.wait(pid) == .exited(0))
+        #expect(try Spawner.spawn(copy).waitBlocking() == .exited(0))
         // Files we change are replaced, never written through a shared hard link.
         try customize(version + "/rootfs")
         if let userNamespace {
@@ -132,8 +134,8 @@ final class HookHarness: Sendable {
 
     /// Ends the owner, sweeps whatever is left and removes the tree.
     func finish() async {
-        kill(owner, SIGKILL)
-        _ = Spawner.wait(owner)
+        ownerProcess.signal(SIGKILL)
+        _ = await ownerProcess.wait()
         _ = await runAgent(["guest", "gc", "--all"])
         dir.remove()
     }
@@ -153,51 +155,57 @@ final class HookHarness: Sendable {
         ]
     }
 
-    /// Starts the hook with `json` on stdin; returns its pid and where its output goes.
-    func spawnHook(_ json: String) throws -> (pid: pid_t, stdout: String, stderr: String) {
+    /// Starts the hook with `json` on stdin; returns it and where its output goes.
+    func spawnHook(_ json: String) throws -> (process: ChildProcess, stdout: String, stderr: String) {
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
         var command = Command(try #require(Self.agent), ["hook"])
         command.environment = environment
         command.workingDirectory = work + "/octo-repo/octo-repo"
-        let pid = try Spawner.spawn(
-            command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
-            stderr: .file(out + ".stderr"))
-        return (pid, out + ".stdout", out + ".stderr")
+        let process = try Spawner.spawn(
+            command,
+            options: SpawnOptions(
+                standardInput: .bytes(Array((json + "\n").utf8)), standardOutput: .file(out + ".stdout"),
+                standardError: .file(out + ".stderr")))
+        return (process, out + ".stdout", out + ".stderr")
     }
 
     /// Runs the hook as user `uid` (no passwd entry needed) from a copy of the agent anyone may
     /// run, the way the runner runs it on a host: unprivileged.
-    func hook(_ json: String, asUser uid: UInt32) throws -> Result {
-        let (pid, stdout, stderr) = try spawnHook(json, asUser: uid)
-        let status = Spawner.wait(pid)
+    func hook(_ json: String, asUser uid: UInt32) async throws -> Result {
+        let (process, stdout, stderr) = try await spawnHook(json, asUser: uid)
+        let status = await process.wait()
         return Result(
             status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
             stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self), response: "")
     }
 
     /// Starts the hook as user `uid` (see ``hook(_:asUser:)``).
-    func spawnHook(_ json: String, asUser uid: UInt32) throws -> (pid: pid_t, stdout: String, stderr: String) {
+    func spawnHook(_ json: String, asUser uid: UInt32) async throws -> (
+        process: ChildProcess, stdout: String, stderr: String
+    ) {
         let agent = dir.appending("bin/runner-agent")
         if !FilePaths.exists(agent) {
             try FilePaths.createDirectory(dir.appending("bin"), mode: 0o755)
             let copy = Command("cp", [try #require(Self.agent), agent])
-            #expect(Spawner.wait(try Spawner.spawn(copy)) == .exited(0))
+            #expect(try await Spawner.spawn(copy).wait() == .exited(0))
             chmod(dir.path, 0o755)
         }
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
         var command = Command("setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", agent, "hook"])
         command.environment = environment
         command.workingDirectory = work
-        let pid = try Spawner.spawn(
-            command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
-            stderr: .file(out + ".stderr"))
-        return (pid, out + ".stdout", out + ".stderr")
+        let process = try Spawner.spawn(
+            command,
+            options: SpawnOptions(
+                standardInput: .bytes(Array((json + "\n").utf8)), standardOutput: .file(out + ".stdout"),
+                standardError: .file(out + ".stderr")))
+        return (process, out + ".stdout", out + ".stderr")
     }
 
     /// Runs the hook on `json` (responses go to a fresh response file, created empty as the runner does).
-    func hook(_ json: String, responseFile: String? = nil) throws -> Result {
-        let (pid, stdout, stderr) = try spawnHook(json)
-        let status = Spawner.wait(pid)
+    func hook(_ json: String, responseFile: String? = nil) async throws -> Result {
+        let (process, stdout, stderr) = try spawnHook(json)
+        let status = await process.wait()
         return Result(
             status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
             stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self),
@@ -219,7 +227,7 @@ final class HookHarness: Sendable {
         }
         var command = Command(executable, arguments)
         command.environment = environment ?? self.environment
-        let result = try? await SubprocessCommandRunner().run(command)
+        let result = try? await SystemCommandRunner().run(command)
         return Result(
             status: result?.status ?? .exited(127), stdout: Array((result?.standardOutput ?? "").utf8),
             stderr: result?.standardError ?? "", response: "")
@@ -342,11 +350,11 @@ final class HookHarness: Sendable {
     }
 
     /// Waits (bounded) until no leftovers remain; returns what is still there.
-    func leftoversAfterSettling(seconds: Double = 10) -> [String] {
+    func leftoversAfterSettling(seconds: Double = 10) async -> [String] {
         let end = MonotonicClock.now() + seconds
         var found = leftovers()
         while !found.isEmpty && MonotonicClock.now() < end {
-            MonotonicClock.sleep(0.1)
+            try? await Task.sleep(for: .milliseconds(100))
             found = leftovers()
         }
         return found

@@ -36,7 +36,7 @@ extension GuestSuites {
                 let serviceJSON = h.serviceJSON(
                     ports: ["\(hostPort):\(h.servicePort)"], environment: ["SVC_SECRET": Self.secret],
                     options: #"--health-cmd "systemctl is-active test-http.service" --health-interval 1s --cpus 1"#)
-                let prepared = try h.hook(
+                let prepared = try await h.hook(
                     try h.prepareJob(responseFile: responseFile, services: serviceJSON), responseFile: responseFile)
                 #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
                 let response = prepared.response
@@ -99,7 +99,7 @@ extension GuestSuites {
                     echo "to stderr" >&2
 
                     """
-                let step = try h.hook(try h.runScriptStep(script, state: state))
+                let step = try await h.hook(try h.runScriptStep(script, state: state))
                 #expect(step.status == RunnerCore.ExitStatus.exited(0), "\(step.text)\(step.stderr)")
                 #expect(step.text.contains("env: node=development home=/github/home ga=true ci=true flavor=release"))
                 #expect(
@@ -116,12 +116,12 @@ extension GuestSuites {
                 #expect(st.st_uid == HookHarness.ownerUID)
 
                 // prependPath as the old single string, and the exit code passed through.
-                let exit3 = try h.hook(
+                let exit3 = try await h.hook(
                     try h.runScriptStep("exit 3\n", state: state, prependPath: #""prependPath":"/opt/x""#))
                 #expect(exit3.status == RunnerCore.ExitStatus.exited(3))
 
                 // 10 MB of output, intact.
-                let big = try h.hook(
+                let big = try await h.hook(
                     try h.runScriptStep(
                         "python3 -c 'import sys\nfor i in range(1048576): sys.stdout.write(\"%09d\\n\" % i)'\n",
                         state: state))
@@ -132,7 +132,7 @@ extension GuestSuites {
                 #expect(lines.first == "000000000" && lines.last == "001048575")
 
                 // The service, by its image's base name, from the job guest.
-                let service = try h.hook(
+                let service = try await h.hook(
                     try h.runScriptStep(
                         "exec 3<>/dev/tcp/svc/\(h.servicePort)\nprintf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3\nhead -n1 <&3\n",
                         state: state))
@@ -140,15 +140,15 @@ extension GuestSuites {
                 #expect(service.text.hasPrefix("HTTP/1.0 200"))
                 #expect(TCPSocket.accepts(port: h.servicePort))
                 // And by name on the mapped host port (the job guest shares the host's network).
-                let mapped = try h.hook(
+                let mapped = try await h.hook(
                     try h.runScriptStep(
                         "exec 3<>/dev/tcp/svc/\(hostPort)\nprintf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3\nhead -n1 <&3\n",
                         state: state))
                 #expect(mapped.text.hasPrefix("HTTP/1.0 200"), "\(mapped.text)\(mapped.stderr)")
 
-                let cleanup = try h.hook(try h.cleanupJob(state: state))
+                let cleanup = try await h.hook(try h.cleanupJob(state: state))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
                 #expect(!TCPSocket.accepts(port: hostPort), "the proxy stops with the service guest")
             }
         }
@@ -157,20 +157,21 @@ extension GuestSuites {
             try await HookHarness.with { h in
                 func expectError(
                     _ services: String, _ needles: [String], sourceLocation: SourceLocation = #_sourceLocation
-                ) throws {
+                ) async throws {
                     let responseFile = try h.newResponseFile()
-                    let result = try h.hook(try h.prepareServicesOnly(responseFile: responseFile, services: services))
+                    let result = try await h.hook(
+                        try h.prepareServicesOnly(responseFile: responseFile, services: services))
                     #expect(result.status != RunnerCore.ExitStatus.exited(0), sourceLocation: sourceLocation)
                     let error =
                         result.text.split(separator: "\n").first { $0.hasPrefix("::error::") }.map(String.init) ?? ""
                     for needle in needles {
                         #expect(error.contains(needle), "\(result.text)", sourceLocation: sourceLocation)
                     }
-                    #expect(h.leftoversAfterSettling() == [], sourceLocation: sourceLocation)
+                    #expect(await h.leftoversAfterSettling() == [], sourceLocation: sourceLocation)
                 }
                 let shared = h.freePort()
                 // Two services asking for one host port: refused before anything boots.
-                try expectError(
+                try await expectError(
                     h.serviceJSON(ports: ["\(shared):\(h.servicePort)"]) + ","
                         + h.serviceJSON(image: "svc:2", ports: ["\(shared):1234"]),
                     ["service svc:2 port \(shared)", "also used by service svc:1"])
@@ -186,13 +187,13 @@ extension GuestSuites {
                     }
                 }
                 #expect(bound == 0 && listen(taken, 1) == 0)
-                try expectError(
+                try await expectError(
                     h.serviceJSON(ports: ["\(shared):\(h.servicePort)"]),
                     ["service svc:1 port \(shared)", "already in use on the host"])
                 // UDP to another host port.
-                try expectError(h.serviceJSON(ports: ["8053:53/udp"]), ["service svc:1", "UDP"])
+                try await expectError(h.serviceJSON(ports: ["8053:53/udp"]), ["service svc:1", "UDP"])
                 // A failing health check: the service booted, the check ran, the guest is gone again.
-                try expectError(
+                try await expectError(
                     h.serviceJSON(
                         options: #"--health-cmd "echo not-healthy-yet; exit 1" --health-interval 1s --health-retries 2"#
                     ),
@@ -207,15 +208,15 @@ extension GuestSuites {
                 let start = try #require(json.firstRange(of: "\"container\":{"))
                 let end = try #require(json.firstRange(of: ",\"services\":["))
                 json = String(json[..<start.lowerBound]) + "\"container\":null" + String(json[end.lowerBound...])
-                let prepared = try h.hook(json, responseFile: responseFile)
+                let prepared = try await h.hook(json, responseFile: responseFile)
                 #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
                 #expect(!prepared.response.contains("\"container\""))
                 #expect(prepared.response.contains("\"ports\":{\"\(h.servicePort)\":\"\(h.servicePort)\"}"))
                 // Steps run on the host: the service is reachable there.
                 #expect(TCPSocket.accepts(port: h.servicePort))
-                let cleanup = try h.hook(try h.cleanupJob(state: try state(of: prepared.response)))
+                let cleanup = try await h.hook(try h.cleanupJob(state: try state(of: prepared.response)))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
                 #expect(!TCPSocket.accepts(port: h.servicePort))
             }
         }
@@ -223,67 +224,67 @@ extension GuestSuites {
         @Test func sigintMidStepStopsTheStepAndCleanupLeavesNothing() async throws {
             try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
-                let prepared = try h.hook(
+                let prepared = try await h.hook(
                     try h.prepareJob(responseFile: responseFile, services: ""), responseFile: responseFile)
                 #expect(prepared.status == RunnerCore.ExitStatus.exited(0), "\(prepared.text)\(prepared.stderr)")
                 let state = try state(of: prepared.response)
-                let (pid, stdout, _) = try h.spawnHook(try h.runScriptStep("echo started\nsleep 300\n", state: state))
+                let (hook, stdout, _) = try h.spawnHook(try h.runScriptStep("echo started\nsleep 300\n", state: state))
                 let deadline = MonotonicClock.now() + 20
                 while MonotonicClock.now() < deadline,
                     !String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self).contains("started")
                 {
-                    MonotonicClock.sleep(0.05)
+                    await MonotonicClock.pause(seconds: 0.05)
                 }
                 let sent = MonotonicClock.now()
-                kill(pid, SIGINT)
-                let status = Spawner.wait(pid)
+                hook.signal(SIGINT)
+                let status = await hook.wait()
                 #expect(MonotonicClock.now() - sent < 6, "the step should stop within seconds")
                 #expect(status != RunnerCore.ExitStatus.exited(0))
                 // The step's unit is gone from the guest: nothing runs `sleep 300` any more.
                 let sleepers = ProcessTable.allPIDs().filter { ProcessTable.commandLine(of: $0) == ["sleep", "300"] }
                 #expect(sleepers.isEmpty)
-                let cleanup = try h.hook(try h.cleanupJob(state: state))
+                let cleanup = try await h.hook(try h.cleanupJob(state: state))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0))
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
 
         @Test func killedDuringPrepareThenGCLeavesNothing() async throws {
             try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
-                let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
+                let (hook, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
                 // Wait until a guest record exists (the service guest is booting), then kill -9.
                 let deadline = MonotonicClock.now() + 20
                 while MonotonicClock.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
-                    MonotonicClock.sleep(0.01)
+                    await MonotonicClock.pause(seconds: 0.01)
                 }
-                kill(pid, SIGKILL)
-                _ = Spawner.wait(pid)
+                hook.signal(SIGKILL)
+                _ = await hook.wait()
                 #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
                 // The runner dies with it: the job's owner is gone, so gc sweeps the guest.
-                kill(h.owner, SIGKILL)
-                _ = Spawner.wait(h.owner)
+                h.ownerProcess.signal(SIGKILL)
+                _ = await h.ownerProcess.wait()
                 let gc = await h.runAgent(["gc"], asHelper: true)
                 #expect(gc.status == RunnerCore.ExitStatus.exited(0), "\(gc.stderr)")
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
 
         @Test func killedDuringPrepareThenCleanupWithNullStateLeavesNothing() async throws {
             try await HookHarness.with { h in
                 let responseFile = try h.newResponseFile()
-                let (pid, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
+                let (hook, _, _) = try h.spawnHook(try h.prepareJob(responseFile: responseFile))
                 let deadline = MonotonicClock.now() + 20
                 while MonotonicClock.now() < deadline, h.leftovers().allSatisfy({ !$0.hasPrefix("file ") }) {
-                    MonotonicClock.sleep(0.01)
+                    await MonotonicClock.pause(seconds: 0.01)
                 }
-                kill(pid, SIGKILL)
-                _ = Spawner.wait(pid)
+                hook.signal(SIGKILL)
+                _ = await hook.wait()
                 #expect(!h.leftovers().isEmpty, "the kill should have interrupted a prepare_job")
                 // The runner lives on and calls cleanup_job with the state it has: null.
-                let cleanup = try h.hook(try h.cleanupJob(state: "null"))
+                let cleanup = try await h.hook(try h.cleanupJob(state: "null"))
                 #expect(cleanup.status == RunnerCore.ExitStatus.exited(0), "\(cleanup.stderr)")
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
 
@@ -297,26 +298,27 @@ extension GuestSuites {
                     let error = result.text.split(separator: "\n").first { $0.hasPrefix("::error::") } ?? ""
                     #expect(error.contains(needle), "\(result.text)", sourceLocation: sourceLocation)
                 }
-                expectError(try h.hook("{not json"), "not a valid hook JSON")
-                expectError(try h.hook(#"{"command":"launch_rockets","args":{},"state":null}"#), "launch_rockets")
-                expectError(try h.hook(try h.runScriptStep("true\n", state: "null")), "no job guest")
+                expectError(try await h.hook("{not json"), "not a valid hook JSON")
+                expectError(try await h.hook(#"{"command":"launch_rockets","args":{},"state":null}"#), "launch_rockets")
+                expectError(try await h.hook(try h.runScriptStep("true\n", state: "null")), "no job guest")
                 expectError(
-                    try h.hook(try h.runScriptStep("true\n", state: #"{"guest":"rg-0123456789ab","services":[]}"#)),
+                    try await h.hook(
+                        try h.runScriptStep("true\n", state: #"{"guest":"rg-0123456789ab","services":[]}"#)),
                     "no such guest")
                 expectError(
-                    try h.hook(try h.runScriptStep("true\n", state: #"{"guest":"../../etc/passwd"}"#)),
+                    try await h.hook(try h.runScriptStep("true\n", state: #"{"guest":"../../etc/passwd"}"#)),
                     "not a guest name")
                 let runContainer = String(decoding: try Fixtures.hook("runner-run_container_step.json"), as: UTF8.self)
-                expectError(try h.hook(runContainer), "not supported")
+                expectError(try await h.hook(runContainer), "not supported")
 
                 let responseFile = try h.newResponseFile()
-                let unknown = try h.hook(try h.prepareJob(responseFile: responseFile, image: "nope/unknown:1"))
+                let unknown = try await h.hook(try h.prepareJob(responseFile: responseFile, image: "nope/unknown:1"))
                 expectError(unknown, "nope/unknown:1")
                 #expect(unknown.text.contains("job, svc"))
                 // Checked before any guest boots: nothing is left.
                 #expect(h.leftovers() == [])
 
-                let outside = try h.hook(
+                let outside = try await h.hook(
                     try h.prepareJob(responseFile: responseFile, services: "").replacing(
                         "\(h.work)/_srv_cache", with: "/etc"))
                 expectError(outside, "outside the allowed roots")
@@ -360,7 +362,7 @@ extension GuestSuites {
                 #expect(stop.status == RunnerCore.ExitStatus.exited(0))
                 let again = await h.runAgent(["stop", info.name], asHelper: true)
                 #expect(again.status == RunnerCore.ExitStatus.exited(0), "stopping a gone guest is fine")
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
     }

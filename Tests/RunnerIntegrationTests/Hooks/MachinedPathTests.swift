@@ -74,7 +74,7 @@ final class HostGuest: Sendable {
         _ h: HookHarness, tree: String, binds: [GuestBind], volatile: Bool = true, untilReady: Bool = true,
         log: String
     ) async throws -> HostGuest {
-        sweepOrphans()
+        await sweepOrphans()
         let name = namePrefix + String(GuestName.generate().dropFirst(3))
         let socket = try RunnerSystem.NotifySocket(path: h.dir.appending("host-\(name).notify"))
         var boot = SystemdNspawn.BootOptions(directory: tree, machine: name)
@@ -87,20 +87,27 @@ final class HostGuest: Sendable {
         command.arguments.insert("--capability=all", at: 1)
         if !volatile { command.arguments.removeAll { $0 == "--volatile=overlay" } }
         command.environment["NOTIFY_SOCKET"] = socket.path
-        let pid = try Spawner.spawn(command, stdout: .file(log), stderr: .file(log), newSession: true)
-        var leader: Int32?
-        var ready = false
-        let deadline = MonotonicClock.now() + 60
-        while !ready, MonotonicClock.now() < deadline, Spawner.poll(pid) == nil {
-            for line in socket.receive(timeout: 0.5) ?? [] {
-                if line.hasPrefix("X_NSPAWN_LEADER_PID=") { leader = Int32(line.dropFirst(20)) }
-                if line == "READY=1" { ready = true }
+        let nspawn = try Spawner.spawn(
+            command, options: SpawnOptions(standardOutput: .file(log), standardError: .file(log), grouping: .newSession)
+        )
+        let pid = nspawn.pid
+        // The notify socket is read with a blocking poll: on a thread of its own.
+        let (ready, leader) = await DedicatedThread.run { () -> (Bool, Int32?) in
+            var leader: Int32?
+            var ready = false
+            let deadline = MonotonicClock.now() + 60
+            while !ready, MonotonicClock.now() < deadline, nspawn.poll() == nil {
+                for line in socket.receive(timeout: 0.5) ?? [] {
+                    if line.hasPrefix("X_NSPAWN_LEADER_PID=") { leader = Int32(line.dropFirst(20)) }
+                    if line == "READY=1" { ready = true }
+                }
+                if !untilReady && leader != nil { ready = true }
             }
-            if !untilReady && leader != nil { ready = true }
+            return (ready, leader)
         }
         guard ready, let leader else {
-            GuestManager.terminate(pid: pid, startTime: nil)
-            _ = Spawner.poll(pid)
+            await GuestManager.terminate(pid: pid, startTime: nil)
+            _ = nspawn.poll()
             let text = String(decoding: (try? FilePaths.read(log)) ?? [], as: UTF8.self)
             Issue.record("the host guest did not report READY=1 within 60 s:\n\(text.suffix(2000))")
             throw RunnerError(.timeout, input: tree, problem: "host guest did not boot")
@@ -123,17 +130,17 @@ final class HostGuest: Sendable {
     }
 
     /// Stops the guest: an orderly halt, SIGKILL of its init and nspawn after 3 s (≤ 6 s).
-    func shutdown() {
-        GuestManager.terminate(pid: nspawn, startTime: nil)
-        _ = Spawner.poll(nspawn)
+    func shutdown() async {
+        await GuestManager.terminate(pid: nspawn, startTime: nil)
+        _ = ChildProcess.reap(nspawn)
     }
 
     /// Host guests of killed test runs: their nspawn was orphaned (parent 1).
-    static func sweepOrphans() {
+    static func sweepOrphans() async {
         for pid in ProcessTable.allPIDs()
         where ProcessTable.comm(of: pid) == "systemd-nspawn" && ProcessTable.parent(of: pid) == 1 {
             if ProcessTable.commandLine(of: pid).contains(where: { $0.hasPrefix("--machine=" + namePrefix) }) {
-                GuestManager.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
+                await GuestManager.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
             }
         }
     }
@@ -159,7 +166,7 @@ final class HostGuest: Sendable {
         seconds: Int = 60
     ) async throws -> CommandResult {
         let bounded = Timeout().bounded(.init(seconds: seconds), command(argv, user: user, environment: environment))
-        let result = try await SubprocessCommandRunner().run(bounded, input: input, output: .captured)
+        let result = try await SystemCommandRunner().run(bounded, input: input, output: .captured)
         if result.status == .exited(124) || result.status == .exited(137) {
             Issue.record("`\(argv.joined(separator: " "))` in the host guest did not end within \(seconds) s")
         }
@@ -194,11 +201,11 @@ struct HostGuestScope: SuiteTrait, TestScoping {
         do {
             try await HostGuest.$current.withValue(host) { try await function() }
         } catch {
-            host.shutdown()
+            await host.shutdown()
             await h.finish()
             throw error
         }
-        host.shutdown()
+        await host.shutdown()
         await h.finish()
     }
 }
@@ -336,34 +343,40 @@ extension GuestSuites {
 
         /// Starts `container-hooks.sh` as the runner starts it (`bash -e`, as the runner user,
         /// JSON on stdin) under a shell that stands in for the runner's worker (its parent).
-        func spawnHook(_ host: HostGuest, _ json: String) throws -> (pid: pid_t, stdout: String, stderr: String) {
+        func spawnHook(_ host: HostGuest, _ json: String) throws -> (
+            process: ChildProcess, stdout: String, stderr: String
+        ) {
             let out = host.harness.dir.appending("hook-\(UInt32.random(in: 0...UInt32.max))")
             let script = HostLayout().containerHooksScript
             let worker = ["/bin/sh", "-c", "bash -e \"$0\"; exit $?", script]
             var command = host.command(worker, user: Self.user)
             command.workingDirectory = host.harness.work + "/octo-repo/octo-repo"
-            let pid = try Spawner.spawn(
-                command, stdin: .bytes(Array((json + "\n").utf8)), stdout: .file(out + ".stdout"),
-                stderr: .file(out + ".stderr"))
-            return (pid, out + ".stdout", out + ".stderr")
+            let process = try Spawner.spawn(
+                command,
+                options: SpawnOptions(
+                    standardInput: .bytes(Array((json + "\n").utf8)), standardOutput: .file(out + ".stdout"),
+                    standardError: .file(out + ".stderr")))
+            return (process, out + ".stdout", out + ".stderr")
         }
 
-        /// Waits up to `seconds` for `pid`; a hook still running then is killed and reported.
-        func wait(_ pid: pid_t, seconds: Double) -> RunnerCore.ExitStatus {
+        /// Waits up to `seconds` for `process`; a hook still running then is killed and reported.
+        func wait(_ process: ChildProcess, seconds: Double) async -> RunnerCore.ExitStatus {
             let deadline = MonotonicClock.now() + seconds
             while MonotonicClock.now() < deadline {
-                if let status = Spawner.poll(pid) { return status }
-                MonotonicClock.sleep(0.02)
+                if let status = process.poll() { return status }
+                await MonotonicClock.pause(seconds: 0.02)
             }
-            for child in ProcessTable.children(of: pid) { kill(child, SIGKILL) }
-            kill(pid, SIGKILL)
+            for child in ProcessTable.children(of: process.pid) { kill(child, SIGKILL) }
+            process.signal(SIGKILL)
             Issue.record("the hook did not end within \(seconds) s")
-            return Spawner.wait(pid)
+            return await process.wait()
         }
 
-        func hook(_ host: HostGuest, _ json: String, responseFile: String? = nil) throws -> HookHarness.Result {
-            let (pid, stdout, stderr) = try spawnHook(host, json)
-            let status = wait(pid, seconds: 90)
+        func hook(_ host: HostGuest, _ json: String, responseFile: String? = nil) async throws
+            -> HookHarness.Result
+        {
+            let (process, stdout, stderr) = try spawnHook(host, json)
+            let status = await wait(process, seconds: 90)
             return HookHarness.Result(
                 status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
                 stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self),
@@ -421,7 +434,7 @@ extension GuestSuites {
             // prepare_job: the image is an alias from config.env, which only root can read.
             let responseFile = try h.newResponseFile()
             chown(responseFile, owner.uid, owner.gid)
-            let prepared = try hook(
+            let prepared = try await hook(
                 host, try h.prepareJob(responseFile: responseFile, services: ""), responseFile: responseFile)
             try #require(prepared.status == .exited(0), "\(prepared.text)\(prepared.stderr)")
             let jobState = try HookHarness.state(of: prepared.response)
@@ -437,7 +450,7 @@ extension GuestSuites {
             #expect(host.processes().contains { $0.count > 2 && $0[1...2] == ["relay", guest] })
 
             // A step: its exit code comes back through sudo; what it made is the runner user's.
-            let step = try hook(
+            let step = try await hook(
                 host,
                 try h.runScriptStep(
                     "mkdir -p made/deeper && echo x > made/deeper/file && touch /__w/_temp/made-too\nexit 3\n",
@@ -451,19 +464,19 @@ extension GuestSuites {
             }
 
             // SIGINT to the hook mid-step stops the step within a few seconds, no unit left.
-            let (pid, stdout, _) = try spawnHook(
+            let (worker, stdout, _) = try spawnHook(
                 host, try h.runScriptStep("echo started\nsleep 300\necho not-reached\n", state: jobState))
             let deadline = MonotonicClock.now() + 30
             while MonotonicClock.now() < deadline,
                 !String(decoding: (try? FilePaths.read(stdout)) ?? [], as: UTF8.self).contains("started")
             {
-                MonotonicClock.sleep(0.05)
+                await MonotonicClock.pause(seconds: 0.05)
             }
-            let hookPID = try #require(hookProcess(under: pid), "the hook is not running")
+            let hookPID = try #require(hookProcess(under: worker.pid), "the hook is not running")
             #expect(host.processes().contains(["sleep", "300"]), "the step is not running")
             let signalled = MonotonicClock.now()
             kill(hookPID, SIGINT)
-            let interrupted = wait(pid, seconds: 20)
+            let interrupted = await wait(worker, seconds: 20)
             let stopSeconds = MonotonicClock.now() - signalled
             #expect(interrupted != .exited(0))
             #expect(stopSeconds < 6, "the step took \(stopSeconds) s to stop after SIGINT")
@@ -482,7 +495,7 @@ extension GuestSuites {
             // cleanup_job: everything goes, by an orderly halt (not systemd's SIGKILL after
             // TimeoutStopSec).
             let before = MonotonicClock.now()
-            let cleaned = try hook(host, try h.cleanupJob(state: jobState))
+            let cleaned = try await hook(host, try h.cleanupJob(state: jobState))
             let cleanupSeconds = MonotonicClock.now() - before
             #expect(cleaned.status == .exited(0), "\(cleaned.text)\(cleaned.stderr)")
             #expect(cleanupSeconds < Double(SystemdRun.guestStopTimeoutSeconds) / 2, "cleanup took \(cleanupSeconds) s")

@@ -14,7 +14,7 @@ struct ImageImportHostRootTests {
         let tree = dir.appending("src")
         try AtomicFile.write("ID=canary\n", to: tree + "/etc/os-release")
         let archive = dir.appending("rootfs-canary.tar.zst")
-        try await SubprocessCommandRunner().output(
+        try await SystemCommandRunner().output(
             Command("tar", ["--zstd", "--numeric-owner", "-C", tree, "-cf", archive, "."]))
         return archive
     }
@@ -35,7 +35,7 @@ struct ImageImportHostRootTests {
                 arguments += ["--root", root]
                 environment[HostRoot.variable] = nil
             }
-            let result = try await SubprocessCommandRunner().run(
+            let result = try await SystemCommandRunner().run(
                 Command(agent, arguments, environment: environment))
             #expect(result.status.isSuccess, "\(result.standardError)")
             #expect(

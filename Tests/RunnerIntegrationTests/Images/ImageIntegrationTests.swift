@@ -71,7 +71,7 @@ struct ImageIntegrationTests {
         if let node { binds.append("\(node):/__e/node20/bin/node") }
         let bootCommand = GuestCommands.boot(
             rootfs: rootfs, machine: "rootfs-test-\(getpid())", notifySocket: notify.path, bindReadOnly: binds)
-        let runner = SubprocessCommandRunner()
+        let runner = SystemCommandRunner()
         let guest = Task { try await runner.run(bootCommand) }
         let messages = await notify.waitForReady(timeout: 60)
         guard messages["READY"] == "1", let leader = messages["X_NSPAWN_LEADER_PID"].flatMap({ Int32($0) }) else {
@@ -129,7 +129,7 @@ struct ImageIntegrationTests {
                 reference = (archive, try RootfsManifest.load(manifestPath))
             }
             if fresh.archiveSHA256 != reference.manifest.archiveSHA256 {
-                let diff = try await SubprocessCommandRunner().run(
+                let diff = try await SystemCommandRunner().run(
                     Command(
                         "diffoscope",
                         ["--text", "-", "--max-report-size", "200000", reference.archive, dir.appending(fresh.archive)])
@@ -167,7 +167,7 @@ struct ImageIntegrationTests {
         try await withTemporaryDirectory("rootfs-ro") { dir in
             let out = dir.appending("ro")
             try FilePaths.createDirectory(out)
-            let runner = SubprocessCommandRunner()
+            let runner = SystemCommandRunner()
             try await runner.output(Command("mount", ["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", out]))
             defer { _ = umount2(out, Int32(MNT_DETACH)) }
             let result = try await RootfsBakes.bake(recipe: root + "/images/debian-bookworm", out: out)
@@ -183,7 +183,7 @@ struct ImageIntegrationTests {
         let command = Command(
             "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--"] + bake.argv,
             environment: bake.environment)
-        let result = try await SubprocessCommandRunner().run(command)
+        let result = try await SystemCommandRunner().run(command)
         #expect(!result.status.isSuccess)
         #expect(result.standardError.contains("needs root"), "\(result.standardError)")
     }

@@ -20,7 +20,7 @@ struct ImageStoreTests {
         try AtomicFile.write("ID=\(label)\n", to: tree + "/etc/os-release")
         try FilePaths.createDirectory(tree + "/usr/bin")
         let archive = dir.appending("rootfs-\(label).tar.zst")
-        try await SubprocessCommandRunner().output(
+        try await SystemCommandRunner().output(
             Command("tar", ["--zstd", "--numeric-owner", "-C", tree, "-cf", archive, "."]))
         let sha = try SHA256Digest.hex(ofFile: archive)
         let manifest = RootfsManifest(
@@ -98,8 +98,9 @@ struct ImageStoreTests {
             let imageDirectory = store.layout.imageDirectory("demo")
             try FilePaths.createDirectory(imageDirectory)
             // A PID that is gone: a child that has exited and been reaped.
-            let child = try Spawner.spawn(Command("true"))
-            _ = Spawner.wait(child)
+            let exited = try Spawner.spawn(Command("true"))
+            _ = await exited.wait()
+            let child = exited.pid
             let dead = [".current.tmp-\(child)-12345", ".incoming-0123456789ab-\(child)"]
             let live = [".current.tmp-\(getpid())-1", ".incoming-0123456789ab-\(getpid())"]
             for name in dead + live {
@@ -149,7 +150,7 @@ struct ImageStoreTests {
             let first = try await store.importArchive(one.archive, name: "demo")
             try AtomicFile.write("x\n", to: dir.appending("evil/f"))
             let evil = dir.appending("evil.tar.zst")
-            try await SubprocessCommandRunner().output(
+            try await SystemCommandRunner().output(
                 Command(
                     "tar",
                     ["--zstd", "-cf", evil, "-C", dir.appending("evil"), "--transform", "s,^\\./f,../escape,", "./f"]))

@@ -62,7 +62,7 @@ struct InstallHarness {
                 "bundle", "--version", "v1.2.0", "--agent", agent, "--out", directory, "--source",
                 Repo.root,
             ])
-        try await SubprocessCommandRunner().run(build).checked(build)
+        try await SystemCommandRunner().run(build).checked(build)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
         let bundle = directory + "/" + (try #require(names.first { $0.hasPrefix("runner-bundle-v1.2.0-linux-") }))
         let github = try await FakeGitHub(directory: directory, downloads: downloads)
@@ -102,7 +102,7 @@ struct InstallHarness {
         let config = try ConfigEnv.load(nil, layout: layout, for: .install)
         return Installer(
             layout: layout, settings: try InstallSettings(config), bundle: bundle ? artefacts.bundle : nil,
-            commandRunner: SubprocessCommandRunner(), logger: Logger(label: "test"))
+            commandRunner: SystemCommandRunner(), logger: Logger(label: "test"))
     }
 
     /// Runs the installer in this process; returns each step's outcome and the printed lines.
@@ -119,24 +119,24 @@ struct InstallHarness {
     {
         var environment = ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin:/usr/sbin:/sbin"]
         if let killAfterStep { environment["RUNNER_INSTALL_KILL_AFTER"] = killAfterStep }
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command(InstallHarness.agentBinary, ["install", "--root", root, "--bundle", artefacts.bundle]),
             environment: environment)
         let start = ContinuousClock.now
         var output: [UInt8] = []
         while true {
-            output += child.readAvailable()
-            if let status = child.reap() { return status }
+            output += child.readAvailableOutput()
+            if let status = child.poll() { return status }
             if let delay, ContinuousClock.now - start >= delay {
                 // What systemd's cgroup kill does: the installer and every process it started.
-                killTree(child.pid)
+                await killTree(child.pid)
             }
             try await Task.sleep(for: .milliseconds(2))
         }
     }
 
     /// SIGKILLs `pid` and all its descendants (found through /proc/<pid>/stat's ppid field).
-    func killTree(_ pid: pid_t) {
+    func killTree(_ pid: pid_t) async {
         // Stopped first, the installer cannot start another child while we look.
         kill(pid, SIGSTOP)
         var all: [pid_t: pid_t] = [:]
@@ -167,7 +167,7 @@ struct InstallHarness {
                 return state != "Z" && state != "X"
             }
             if !dying { return }
-            usleep(10_000)
+            try? await Task.sleep(for: .milliseconds(10))
         }
     }
 

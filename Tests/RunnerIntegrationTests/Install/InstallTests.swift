@@ -41,7 +41,7 @@ struct InstallTests {
             // `sudo runner-agent doctor` (the README's command): the agent of the active release on PATH.
             let agentOnPath = try #require(SymbolicLink.target(layout.path("/usr/local/bin/runner-agent")))
             #expect(agentOnPath == "/usr/local/lib/runner/current/bin/runner-agent")
-            let doctor = try await SubprocessCommandRunner().run(Command(layout.path(agentOnPath), ["doctor"]))
+            let doctor = try await SystemCommandRunner().run(Command(layout.path(agentOnPath), ["doctor"]))
             #expect(doctor.status == .exited(0), "the stand-in agent through the link: \(doctor)")
             #expect(FilePaths.exists(layout.systemdUnitDirectory + "/runner.service"))
             #expect(

@@ -22,14 +22,16 @@ extension GuestSuites {
 
         /// A process of `callerUID` (a shell) with a child (`sleep`): the child plays the helper's
         /// parent, the shell its ancestor.
-        static func callerChain() async throws -> (shell: pid_t, child: pid_t) {
+        static func callerChain() async throws -> (shell: ChildProcess, child: pid_t) {
             let command = Setpriv().asUser(
                 uid: callerUID, gid: callerUID, Command("/bin/sh", ["-c", "sleep 600 & wait"]))
             let shell = try Spawner.spawn(
                 Command(command.executable, command.arguments.map { $0 == "--init-groups" ? "--clear-groups" : $0 }),
-                stdout: .devNull, stderr: .devNull)
+                options: SpawnOptions(standardOutput: .devNull, standardError: .devNull))
             for _ in 0..<200 {
-                if let child = ProcessTable.children(of: shell).first(where: { ProcessTable.comm(of: $0) == "sleep" }) {
+                if let child = ProcessTable.children(of: shell.pid).first(where: {
+                    ProcessTable.comm(of: $0) == "sleep"
+                }) {
                     return (shell, child)
                 }
                 try await Task.sleep(for: .milliseconds(10))
@@ -37,23 +39,24 @@ extension GuestSuites {
             throw RunnerError(.timeout, input: "sh", problem: "started no sleep")
         }
 
-        static func end(_ pid: pid_t) {
-            kill(pid, SIGKILL)
-            _ = Spawner.wait(pid)
+        static func end(_ process: ChildProcess) {
+            process.signal(SIGKILL)
+            _ = process.waitBlocking()
         }
 
         @Test(.requiresRoot, .requires("setpriv"))
         func aSudoCallerMayOnlyNameItsOwnAncestorAsOwner() async throws {
-            let (shell, child) = try await Self.callerChain()
+            let (shellProcess, child) = try await Self.callerChain()
             defer {
                 kill(child, SIGKILL)
-                Self.end(shell)
+                Self.end(shellProcess)
             }
-            let (otherShell, otherChild) = try await Self.callerChain()
+            let (otherShellProcess, otherChild) = try await Self.callerChain()
             defer {
                 kill(otherChild, SIGKILL)
-                Self.end(otherShell)
+                Self.end(otherShellProcess)
             }
+            let (shell, otherShell) = (shellProcess.pid, otherShellProcess.pid)
             let caller = GuestOwner.Caller(sudoUID: Self.callerUID, parent: child)
             // PID 1 never exits: a guest it owned would never be removed.
             #expect(throws: RunnerError.self) { try GuestOwner.resolve(requested: 1, caller: caller) }
@@ -81,7 +84,7 @@ extension GuestSuites {
                 for arguments in [["--owner-pid", "1"], ["--owner-pid", "0"]] {
                     var command = Command(helper, ["start", "--image", "job"] + arguments)
                     command.environment = ["SUDO_UID": "\(Self.callerUID)", "SUDO_GID": "\(Self.callerUID)"]
-                    let result = try await SubprocessCommandRunner().run(command)
+                    let result = try await SystemCommandRunner().run(command)
                     #expect(!result.status.isSuccess)
                     #expect(result.standardError.contains("--owner-pid \(arguments[1])"), "\(result.standardError)")
                 }
@@ -120,25 +123,26 @@ extension GuestSuites {
                 let argv = [
                     fake, "-c", "import time; time.sleep(600)", "--machine=rg-0123456789ab", "--directory=\(store)/x",
                 ]
+                let quiet = SpawnOptions(standardOutput: .devNull, standardError: .devNull)
                 let nested = try Spawner.spawn(
-                    Command("unshare", ["--pid", "--fork", "--mount-proc", "--"] + argv), stdout: .devNull,
-                    stderr: .devNull)
+                    Command("unshare", ["--pid", "--fork", "--mount-proc", "--"] + argv), options: quiet)
                 let ours = try Spawner.spawn(
                     Command(argv[0], argv.dropFirst().map { $0.replacing("rg-0123456789ab", with: "rg-0123456789ac") }),
-                    stdout: .devNull,
-                    stderr: .devNull)
+                    options: quiet)
                 defer {
                     Self.end(ours)
-                    for child in ProcessTable.children(of: nested) { kill(child, SIGKILL) }
+                    for child in ProcessTable.children(of: nested.pid) { kill(child, SIGKILL) }
                     Self.end(nested)
                 }
                 var inner: pid_t?
                 for _ in 0..<300 where inner == nil {
-                    inner = ProcessTable.children(of: nested).first { ProcessTable.comm(of: $0) == "systemd-nspawn" }
+                    inner = ProcessTable.children(of: nested.pid).first {
+                        ProcessTable.comm(of: $0) == "systemd-nspawn"
+                    }
                     if inner == nil { try await Task.sleep(for: .milliseconds(10)) }
                 }
                 let victim = try #require(inner, "the nested fake did not start")
-                for _ in 0..<300 where ProcessTable.comm(of: ours) != "systemd-nspawn" {
+                for _ in 0..<300 where ProcessTable.comm(of: ours.pid) != "systemd-nspawn" {
                     try await Task.sleep(for: .milliseconds(10))
                 }
                 let manager = GuestManager(policy: GuestPolicy(layout: layout), logger: Logger(label: "t"))
@@ -163,10 +167,11 @@ extension GuestSuites {
                 "needs root, systemd-nspawn, mmdebstrap and the built runner-agent"))
         func aGuestHoardingInotifyDoesNotOutliveItsOwner() async throws {
             let h = try await HookHarness()
-            let owner = try Spawner.spawn(Command("sleep", ["600"]), stdout: .devNull, stderr: .devNull)
+            let owner = try Spawner.spawn(
+                Command("sleep", ["600"]), options: SpawnOptions(standardOutput: .devNull, standardError: .devNull))
             do {
                 let started = await h.runAgent(
-                    ["start", "--image", "job", "--owner-pid", "\(owner)"], asHelper: true)
+                    ["start", "--image", "job", "--owner-pid", "\(owner.pid)"], asHelper: true)
                 #expect(started.status == .exited(0), "\(started.stderr)")
                 let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.stdout))
                 let hoard = """

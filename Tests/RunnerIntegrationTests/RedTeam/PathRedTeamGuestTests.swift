@@ -57,7 +57,7 @@ extension GuestSuites {
                     PathRedTeamTests.owner(of: h.work + "/a.orig/b/from-step")!
                         == (PathRedTeamTests.owner, PathRedTeamTests.owner))
                 _ = await h.runAgent(["stop", guest.name], asHelper: true)
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
 
@@ -93,7 +93,7 @@ extension GuestSuites {
                 #expect(race.swaps > 100, "the race ran")
                 #expect(bound + refused == 20)
                 PathRedTeamTests.expectUntouched(canary)
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
 
@@ -120,7 +120,7 @@ extension GuestSuites {
                 #expect(touch.status != .exited(0))
                 #expect(!FilePaths.exists(h.externals + "/node20/x"))
                 _ = await h.runAgent(["stop", subGuest.name], asHelper: true)
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
     }

@@ -71,12 +71,12 @@ extension GuestSuites {
                     done
                     head -c 2 /usr/bin/env; echo
                     """
-                let replaced = try h.hook(step(script, guest: name), asUser: Self.user)
+                let replaced = try await h.hook(step(script, guest: name), asUser: Self.user)
                 #expect(replaced.status == .exited(0), "\(replaced.text)\(replaced.stderr)")
                 #expect(replaced.text == "#!\n")
 
                 // A step with a bare program name goes through the guest's env(1), in its unit.
-                let bare = try h.hook(step("python3 -c 'print(6*7)'", guest: name), asUser: Self.user)
+                let bare = try await h.hook(step("python3 -c 'print(6*7)'", guest: name), asUser: Self.user)
                 #expect(bare.status == .exited(0) && bare.text == "42\n", "\(bare.text)\(bare.stderr)")
                 let exec = await h.runAgent(["guest", "exec", name, "--env", "X=1", "--", "env"])
                 #expect(exec.status == .exited(0), "\(exec.stderr)")
@@ -105,20 +105,20 @@ extension GuestSuites {
                 defer { close(listener) }
                 _ = fcntl(listener, F_SETFL, fcntl(listener, F_GETFL) | O_NONBLOCK)
                 // The relay's connection is made at its first step.
-                let first = try h.hook(step("true", guest: name), asUser: Self.user)
+                let first = try await h.hook(step("true", guest: name), asUser: Self.user)
                 #expect(first.status == .exited(0), "\(first.stderr)")
-                let swap = try h.hook(
+                let swap = try await h.hook(
                     step(
                         "mv /run/systemd/private /run/systemd/private.real && ln -s \(hostSocket) /run/systemd/private",
                         guest: name), asUser: Self.user)
                 #expect(swap.status == .exited(0), "\(swap.stderr)")
                 // The relay's connection still works.
-                let again = try h.hook(step("echo still", guest: name), asUser: Self.user)
+                let again = try await h.hook(step("echo still", guest: name), asUser: Self.user)
                 #expect(again.status == .exited(0) && again.text == "still\n", "\(again.stderr)")
                 // SIGTERM makes the guest's systemd re-execute: its connections close.
-                _ = try h.hook(step("kill -TERM 1; sleep 5", guest: name), asUser: Self.user)
-                MonotonicClock.sleep(1)
-                let after = try h.hook(step("echo after", guest: name), asUser: Self.user)
+                _ = try await h.hook(step("kill -TERM 1; sleep 5", guest: name), asUser: Self.user)
+                await MonotonicClock.pause(seconds: 1)
+                let after = try await h.hook(step("echo after", guest: name), asUser: Self.user)
                 if after.status != .exited(0) {
                     #expect(after.stderr.contains("could not connect to the guest's systemd"), "\(after.stderr)")
                 }
@@ -140,7 +140,7 @@ extension GuestSuites {
         @Test func aSocketNotServedByTheGuestsInitGetsNothing() async throws {
             try await HookHarness.with { h in
                 let name = try await startGuest(h)
-                let first = try h.hook(step("true", guest: name), asUser: Self.user)
+                let first = try await h.hook(step("true", guest: name), asUser: Self.user)
                 #expect(first.status == .exited(0), "\(first.stderr)")
                 let listen = """
                     mv /run/systemd/private /run/systemd/private.real; python3 - <<'PY'
@@ -156,15 +156,15 @@ extension GuestSuites {
                     open('/__w/octo-repo/fake-got', 'w').write(str(len(data)))
                     PY
                     """
-                let (pid, stdout, _) = try h.spawnHook(step(listen, guest: name), asUser: Self.user)
+                let (hook, stdout, _) = try await h.spawnHook(step(listen, guest: name), asUser: Self.user)
                 let end = MonotonicClock.now() + 20
                 while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
-                    MonotonicClock.sleep(0.05)
+                    await MonotonicClock.pause(seconds: 0.05)
                 }
                 let impostor = await h.runAgent(["guest", "exec", name, "--", "true"])
                 #expect(impostor.status != .exited(0))
                 #expect(impostor.stderr.contains("not by the guest's init"), "\(impostor.stderr)")
-                #expect(Spawner.wait(pid) == .exited(0))
+                #expect(await hook.wait() == .exited(0))
                 let got = String(decoding: (try? FilePaths.read(h.work + "/octo-repo/fake-got")) ?? [], as: UTF8.self)
                 #expect(got == "0", "the guest's own listener received \(got) bytes")
                 #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
@@ -211,7 +211,7 @@ extension GuestSuites {
                 // Docker's set, within what the guest itself holds (in a user namespace sharing the
                 // host's network nspawn drops NET_BIND_SERVICE: such a guest cannot bind the host's
                 // privileged ports anyway).
-                let status = try h.hook(
+                let status = try await h.hook(
                     step("grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; grep ^CapBnd /proc/1/status", guest: name),
                     asUser: Self.user)
                 let fields = status.text.split(separator: "\n").map {
@@ -222,10 +222,10 @@ extension GuestSuites {
                 let docker: UInt64 = 0xa804_25fb
                 #expect(UInt64(fields.first ?? "", radix: 16) == docker & guestBound, "\(status.text)")
                 #expect(fields.dropFirst().first == "0", "no NoNewPrivs: \(status.text)")
-                let mount = try h.hook(step("mount -t tmpfs x /mnt", guest: name), asUser: Self.user)
+                let mount = try await h.hook(step("mount -t tmpfs x /mnt", guest: name), asUser: Self.user)
                 #expect(mount.status != .exited(0))
                 #expect(mount.stderr.contains("permission denied"), "\(mount.stderr)")
-                let unshare = try h.hook(step("unshare -U true", guest: name), asUser: Self.user)
+                let unshare = try await h.hook(step("unshare -U true", guest: name), asUser: Self.user)
                 #expect(unshare.status != .exited(0))
                 // The deny list (x86-64 numbers): each call fails with EPERM; ptrace stays.
                 try AtomicFile.write(
@@ -242,12 +242,12 @@ extension GuestSuites {
                     print("ptrace", "allowed" if libc.syscall(101, 0, 0, 0, 0) == 0 else "EPERM")
 
                     """, to: h.work + "/syscalls.py")
-                let calls = try h.hook(step("python3 /__w/syscalls.py", guest: name), asUser: Self.user)
+                let calls = try await h.hook(step("python3 /__w/syscalls.py", guest: name), asUser: Self.user)
                 let lines = calls.text.split(separator: "\n")
                 #expect(lines.count == 18, "\(calls.text)\(calls.stderr)")
                 #expect(lines.dropLast().allSatisfy { $0.hasSuffix(" EPERM") }, "\(calls.text)")
                 #expect(lines.last == "ptrace allowed")
-                let ordinary = try h.hook(
+                let ordinary = try await h.hook(
                     step(
                         """
                         set -e; mkdir -p /tmp/a/b; echo x > /tmp/a/b/f; cp -a /tmp/a /tmp/c; chown -R 1:1 /tmp/c
@@ -294,7 +294,7 @@ extension GuestSuites {
                 var slowest = 0.0
                 for index in 0..<30 {
                     let started = MonotonicClock.now()
-                    let result = try h.hook(step("echo \(index)", guest: name), asUser: Self.user)
+                    let result = try await h.hook(step("echo \(index)", guest: name), asUser: Self.user)
                     slowest = max(slowest, MonotonicClock.now() - started)
                     #expect(result.status == .exited(0) && result.text == "\(index)\n", "\(result.stderr)")
                 }

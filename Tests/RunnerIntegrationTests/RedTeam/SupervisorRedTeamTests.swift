@@ -131,7 +131,7 @@ struct SupervisorRedTeamTests {
                 "#!/bin/sh\nprintf '%s|%s' \"$ACTIONS_RUNNER_INPUT_TOKEN\" \"$*\"\n", to: script, mode: 0o755)
             let wrapped = try RunnerPackage.readingSecret(
                 "ACTIONS_RUNNER_INPUT_TOKEN", Secret(token), Command(script, ["a b", "c"]))
-            let output = try await SubprocessCommandRunner().output(wrapped.command, input: wrapped.standardInput)
+            let output = try await SystemCommandRunner().output(wrapped.command, input: wrapped.standardInput)
             #expect(output == token + "|a b c")
         }
     }

@@ -42,7 +42,7 @@ extension GuestSuites {
                 let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.stdout))
                 try await body(h, info.name)
                 #expect(await h.runAgent(["stop", info.name], asHelper: true).status == .exited(0))
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
                 // The guest's own cgroups (no systemd as PID 1 here) went with it.
                 #expect(GuestCgroups().directories(for: info.name).filter { FilePaths.exists($0) } == [])
             } catch {

@@ -72,17 +72,17 @@ extension GuestSuites {
                 try #require(started.status == .exited(0), "\(started.stderr)")
                 let name = try #require(started.text.firstMatch(of: /"name":"(rg-[0-9a-f]+)"/)?.1).description
                 let socket = h.layout.guestRelaySocket(name)
-                let first = try h.hook(step("echo ok", guest: name), asUser: Self.user)
+                let first = try await h.hook(step("echo ok", guest: name), asUser: Self.user)
                 #expect(first.status == .exited(0) && first.text == "ok\n", "\(first.stderr)")
 
                 // Another user: the socket is not theirs...
                 let canary = h.work + "/octo-repo/other-user-ran"
-                let blocked = try h.hook(
+                let blocked = try await h.hook(
                     step("touch /__w/octo-repo/other-user-ran", guest: name), asUser: Self.attacker)
                 #expect(blocked.status != .exited(0))
                 // ...and with the socket opened to everyone, the relay's own check refuses them.
                 #expect(chmod(socket, 0o666) == 0)
-                let refused = try h.hook(
+                let refused = try await h.hook(
                     step("touch /__w/octo-repo/other-user-ran", guest: name), asUser: Self.attacker)
                 #expect(refused.status != .exited(0))
                 // The relay refuses before it reads the request: the hook sees its answer, or the close.
@@ -104,7 +104,7 @@ extension GuestSuites {
                 let began = MonotonicClock.now()
                 #expect(
                     UnixSocket.sendRaw(connection, [0xff, 0xff, 0xff, 0xff, 0x7b], descriptors: [ends[1], ends[1]]))
-                let reply = Self.readReply(connection, seconds: 10)
+                let reply = await DedicatedThread.run { Self.readReply(connection, seconds: 10) }
                 close(connection)
                 ends.forEach { close($0) }
                 #expect(MonotonicClock.now() - began < 5)
@@ -112,7 +112,7 @@ extension GuestSuites {
                 #expect(ProcessTable.isAlive(relay, startTime: nil))
                 let peakAfter = Self.virtualPeak(relay)
                 #expect(peakAfter - peakBefore < 64 << 10, "the relay's peak grew \(peakAfter - peakBefore) KiB")
-                let again = try h.hook(step("echo still", guest: name), asUser: Self.user)
+                let again = try await h.hook(step("echo still", guest: name), asUser: Self.user)
                 #expect(again.status == .exited(0) && again.text == "still\n", "\(again.stderr)")
 
                 // A directory as the hook's stdout (`exec 1</dir`): the step never gets the
@@ -139,10 +139,12 @@ extension GuestSuites {
                 command.environment = h.environment
                 command.workingDirectory = h.work
                 let stderr = h.dir.appending("directory-as-stdout.stderr")
-                let pid = try Spawner.spawn(
-                    command, stdin: .bytes(Array((step(probe, guest: name) + "\n").utf8)),
-                    stdout: .descriptor(directory), stderr: .file(stderr))
-                let status = Spawner.wait(pid)
+                let hook = try Spawner.spawn(
+                    command,
+                    options: SpawnOptions(
+                        standardInput: .bytes(Array((step(probe, guest: name) + "\n").utf8)),
+                        standardOutput: .descriptor(directory), standardError: .file(stderr)))
+                let status = await hook.wait()
                 let said = String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self)
                 #expect(status == .exited(0), "\(said)")
                 #expect(said.hasPrefix("pipe:"), "the step's stdout: \(said)")
@@ -159,7 +161,7 @@ extension GuestSuites {
                     "X\nY": "z", "a=b": "dropped", "$(touch \(pwned))": "s", "INPUT_FETCH-DEPTH": "0",
                     "%n": "pct", "ok_NAME": "v\nw",
                 ]
-                let dump = try h.hook(
+                let dump = try await h.hook(
                     step(
                         """
                         python3 -c 'import os, json; print(json.dumps(dict(os.environ)))'
@@ -175,7 +177,7 @@ extension GuestSuites {
                 #expect(seen["ok_NAME"] == "v\nw" && seen["INPUT_FETCH-DEPTH"] == "0", "\(seen)")
 
                 #expect(await h.runAgent(["guest", "stop", name]).status == .exited(0))
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
 
@@ -208,7 +210,7 @@ extension GuestSuites {
                     if let stdin {
                         var command = Command(HookHarness.agent!, arguments)
                         command.environment = h.environment
-                        let ran = try await SubprocessCommandRunner().run(
+                        let ran = try await SystemCommandRunner().run(
                             command, input: Array(stdin.utf8), output: .capture(limit: 1 << 20))
                         result = HookHarness.Result(
                             status: ran.status, stdout: Array(ran.standardOutput.utf8), stderr: ran.standardError,
@@ -261,7 +263,7 @@ extension GuestSuites {
                     ownerPID: h.owner, environment: ["A": "x\ny"])
                 var command = Command(HookHarness.agent!, ["guest", "start", "--request-stdin"])
                 command.environment = h.environment
-                let started = try await SubprocessCommandRunner().run(
+                let started = try await SystemCommandRunner().run(
                     command, input: Array(try JSONEncoder().encode(request)), output: .capture(limit: 1 << 20))
                 try #require(started.status == .exited(0), "\(started.standardError)")
                 let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.standardOutput.utf8))
@@ -284,7 +286,7 @@ extension GuestSuites {
                         "--reuid=\(Self.user)", "--regid=\(Self.user)", "--clear-groups", "--", "/bin/sh", "-c",
                         "ls \(state); ln -s / \(binds)/9; ln -s / \(state)/\(info.name).hosts.new; echo tried",
                     ])
-                let planted = try await SubprocessCommandRunner().run(plant)
+                let planted = try await SystemCommandRunner().run(plant)
                 #expect(planted.standardOutput == "tried\n" && planted.standardError.contains("Permission denied"))
                 #expect(FilePaths.entries(of: state).sorted() == entries.sorted())
                 #expect(FilePaths.entries(of: binds) == ["0"])
@@ -296,7 +298,7 @@ extension GuestSuites {
                     ["guests", "relay", "x.binds"] + ["json", "log", "hosts", "env.conf", "notify"].map { "x." + $0 })
                 #expect(beside.isEmpty, "the helper wrote \(beside) beside its state directory")
                 #expect(await h.runAgent(["stop", info.name], asHelper: true).status == .exited(0))
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
                 for canary in canaries {
                     #expect(try FilePaths.read(canary) == Array("canary".utf8), "\(canary)")
                 }
@@ -320,7 +322,7 @@ extension GuestSuites {
                 let request = GuestStartRequest(image: "svc", ownerPID: h.owner, environment: injected)
                 var command = Command(HookHarness.agent!, ["guest", "start", "--request-stdin"])
                 command.environment = h.environment
-                let started = try await SubprocessCommandRunner().run(
+                let started = try await SystemCommandRunner().run(
                     command, input: Array(try JSONEncoder().encode(request)), output: .capture(limit: 1 << 20))
                 try #require(started.status == .exited(0), "\(started.standardError)")
                 let info = try JSONDecoder().decode(GuestInfo.self, from: Data(started.standardOutput.utf8))
@@ -332,7 +334,7 @@ extension GuestSuites {
                         let args = ProcessTable.commandLine(of: $0)
                         return args.contains("http.server") && args.contains("\(h.servicePort)")
                     }
-                    if server == nil { MonotonicClock.sleep(0.1) }
+                    if server == nil { await MonotonicClock.pause(seconds: 0.1) }
                 }
                 let pid = try #require(server, "the service did not start")
                 var environment: [String: String] = [:]
@@ -364,12 +366,12 @@ extension GuestSuites {
                         "systemd-run --wait --quiet -p StandardOutput=file:/dev/console /bin/echo \(marker) && echo written",
                     ], asHelper: true)
                 #expect(wrote.status == .exited(0) && wrote.text == "written\n", "\(wrote.text)\(wrote.stderr)")
-                MonotonicClock.sleep(0.5)
+                await MonotonicClock.pause(seconds: 0.5)
                 let log = String(decoding: (try? FilePaths.read(h.layout.guestLog(info.name))) ?? [], as: UTF8.self)
                 #expect(!log.contains(marker), "the guest's console reached the host: \(log)")
                 #expect(!wrote.text.contains(marker) && !wrote.stderr.contains(marker))
                 #expect(await h.runAgent(["stop", info.name], asHelper: true).status == .exited(0))
-                #expect(h.leftoversAfterSettling() == [])
+                #expect(await h.leftoversAfterSettling() == [])
             }
         }
     }

@@ -38,7 +38,7 @@ import Testing
         if !FilePaths.exists(link) { symlink(try #require(HookHarness.agent), link) }
         var command = Command(link, arguments)
         command.environment = environment
-        return try await SubprocessCommandRunner().run(command)
+        return try await SystemCommandRunner().run(command)
     }
 
     static var agentAsRoot: Bool { TestHost.isRoot && HookHarness.agent != nil }
@@ -66,7 +66,7 @@ import Testing
                         "--reuid=\(Self.attacker)", "--regid=\(Self.attacker)", "--clear-groups", "--", "/bin/sh", "-c",
                         script,
                     ])
-                return try await SubprocessCommandRunner().run(command)
+                return try await SystemCommandRunner().run(command)
             }
             for canary in [secret, readable] {
                 let linked = try await asAttacker("ln \(canary) \(work)/link")
@@ -252,7 +252,7 @@ extension WhatHeldRedTeamTests {
             try AtomicFile.write("new", to: source + "/etc/new")
             let archive = dir.appending("new.tar")
             let tar = Command("tar", ["-cf", archive, "-C", source, "."])
-            try await SubprocessCommandRunner().run(tar).checked(tar)
+            try await SystemCommandRunner().run(tar).checked(tar)
             _ = try ArchiveExtractor.extract(archive, into: target, replaceExisting: true)
             #expect(FilePaths.entries(of: target) == ["etc"])
             #expect(try FilePaths.read(target + "/etc/new") == Array("new".utf8))
@@ -284,7 +284,7 @@ extension WhatHeldRedTeamTests {
             RUNNER_REGISTRATION_TOKEN='\(token)'
 
             """, to: h.layout.configFile, mode: 0o600)
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command(try #require(HookHarness.agent), ["service", "--root", h.directory.path, "--stop-grace", "2"]),
             environment: [
                 "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
@@ -300,14 +300,14 @@ extension WhatHeldRedTeamTests {
         var status: RunnerCore.ExitStatus?
         let start = ContinuousClock.now
         while status == nil && ContinuousClock.now - start < .seconds(10) {
-            status = child.reap()
+            status = child.poll()
             try await Task.sleep(for: .milliseconds(20))
         }
         if status == nil {
             kill(child.pid, SIGKILL)
-            _ = child.reap()
+            _ = child.poll()
         }
-        #expect(ready, "run.sh never ran: \(String(decoding: child.readAvailable(), as: UTF8.self))")
+        #expect(ready, "run.sh never ran: \(String(decoding: child.readAvailableOutput(), as: UTF8.self))")
         let environment = try #require(h.package.environments("run").first)
         #expect(!FilePaths.exists(ran), "run.sh sourced the agent's BASH_ENV")
         // What the supervisor sets, and what bash adds itself.

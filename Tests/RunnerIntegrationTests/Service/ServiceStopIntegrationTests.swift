@@ -37,7 +37,7 @@ struct ServiceStopIntegrationTests {
             RUNNER_REGISTRATION_TOKEN='\(token)'
 
             """, to: config, mode: 0o600)
-        let child = try ChildProcess.spawn(
+        let child = try TestProcess.start(
             Command(binary, ["service", "--root", h.directory.path, "--stop-grace", "2"]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
         try await waitForRun(h.package)
@@ -45,10 +45,10 @@ struct ServiceStopIntegrationTests {
         kill(child.pid, SIGTERM)
         var status: RunnerCore.ExitStatus?
         while status == nil && ContinuousClock.now - start < .seconds(10) {
-            status = child.reap()
+            status = child.poll()
             try await Task.sleep(for: .milliseconds(20))
         }
-        let output = String(decoding: child.readAvailable(), as: UTF8.self)
+        let output = String(decoding: child.readAvailableOutput(), as: UTF8.self)
         #expect(status == .exited(0), "\(output)")
         #expect(ContinuousClock.now - start < .seconds(6), "stop grace is 2 s; slack for a loaded machine")
         #expect(h.package.signals.contains("SIGINT"))
@@ -77,7 +77,7 @@ struct ServiceStopIntegrationTests {
 
             """, to: h.layout.configFile, mode: 0o600)
         let grace = 3
-        let agent = try ChildProcess.spawn(
+        let agent = try TestProcess.start(
             Command(
                 binary, ["service", "--root", h.directory.path, "--job-grace", "\(grace)", "--stop-grace", "10"]),
             environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
@@ -86,7 +86,7 @@ struct ServiceStopIntegrationTests {
         defer { if status == nil { kill(agent.pid, SIGKILL) } }
         // The job runs once the agent has forwarded the runner's "Running job" line.
         for _ in 0..<1500 where !output.contains("Running job:") {
-            output += String(decoding: agent.readAvailable(), as: UTF8.self)
+            output += String(decoding: agent.readAvailableOutput(), as: UTF8.self)
             try await Task.sleep(for: .milliseconds(10))
         }
         try #require(output.contains("Running job:"), "\(output)")
@@ -95,11 +95,11 @@ struct ServiceStopIntegrationTests {
         for pid in signalled { kill(pid, SIGTERM) }
         let start = ContinuousClock.now
         while status == nil && ContinuousClock.now - start < .seconds(20) {
-            output += String(decoding: agent.readAvailable(), as: UTF8.self)
-            status = agent.reap()
+            output += String(decoding: agent.readAvailableOutput(), as: UTF8.self)
+            status = agent.poll()
             try await Task.sleep(for: .milliseconds(20))
         }
-        output += String(decoding: agent.readAvailable(), as: UTF8.self)
+        output += String(decoding: agent.readAvailableOutput(), as: UTF8.self)
         #expect(status == .exited(0), "\(output)")
         #expect(!h.package.signals.contains("SIGTERM"), "the runner got SIGTERM (KillMode=\(killMode))")
         let interrupts = String(decoding: (try? FilePaths.read(h.package.fake + "/sigint-at")) ?? [], as: UTF8.self)

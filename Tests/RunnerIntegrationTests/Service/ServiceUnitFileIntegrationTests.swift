@@ -47,7 +47,7 @@ import Testing
             argv[0] = helper
             var command = Command(argv[0], Array(argv.dropFirst()))
             command.environment = ["RUNNER_HOST_ROOT": layout.root]
-            let result = try await SubprocessCommandRunner().run(command)
+            let result = try await SystemCommandRunner().run(command)
             #expect(result.status.isSuccess, "\(result.standardError)")
             #expect(result.standardOutput == names.sorted().map { "removed \($0)\n" }.joined())
             #expect(FilePaths.entries(of: layout.guestStateDirectory) == [])

@@ -32,7 +32,7 @@ enum GuestTree {
         try FilePaths.remove(temporary)
         try FilePaths.createDirectory(cacheRoot)
         let build = RootfsBaker().mmdebstrapCommand(for: recipe, target: temporary, sourceDateEpoch: sourceDateEpoch)
-        let result = try await SubprocessCommandRunner().run(build)
+        let result = try await SystemCommandRunner().run(build)
         guard result.status.isSuccess else {
             try? FilePaths.remove(temporary)
             throw RunnerError.commandFailed(build, status: result.status, stderr: result.standardError)

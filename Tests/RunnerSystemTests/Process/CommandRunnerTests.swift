@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Running commands")
 struct CommandRunnerTests {
-    let runner = SubprocessCommandRunner()
+    let runner = SystemCommandRunner()
 
     @Test func nonZeroExitIsDataUntilChecked() async throws {
         let command = Command("/bin/sh", ["-c", "echo out; echo err >&2; exit 3"])

@@ -9,6 +9,10 @@ import Testing
         #expect(systemctl.daemonReload().argv == ["systemctl", "daemon-reload"])
         #expect(systemctl.start("var-lib-runner.mount").argv == ["systemctl", "start", "--", "var-lib-runner.mount"])
         #expect(
+            systemctl.startIgnoringOrder("var-lib-runner.mount").argv == [
+                "systemctl", "start", "--job-mode=ignore-dependencies", "--", "var-lib-runner.mount",
+            ])
+        #expect(
             systemctl.startNoBlock("runner.service").argv == ["systemctl", "start", "--no-block", "runner.service"])
         #expect(systemctl.isEnabled("runner.service").argv == ["systemctl", "is-enabled", "--quiet", "runner.service"])
         #expect(

@@ -24,7 +24,7 @@ public struct DoctorCommand: AsyncParsableCommand {
 
     public func run() async throws {
         let doctor = Doctor(
-            layout: try host.layout(), commandRunner: SubprocessCommandRunner(), config: config,
+            layout: try host.layout(), commandRunner: SystemCommandRunner(), config: config,
             bootCheck: !noBootCheck)
         let findings = await doctor.run()
         for finding in findings { StandardOutput.write(finding.rendered + "\n") }

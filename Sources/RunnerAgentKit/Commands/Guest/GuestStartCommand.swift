@@ -60,7 +60,7 @@ struct GuestStartCommand: AsyncParsableCommand {
         let info = try await manager.start(request)
         if let (uid, gid) = relayOwner {
             do {
-                try GuestRelay(manager: manager, name: info.name, allowedUID: uid).launch(uid: uid, gid: gid)
+                try await GuestRelay(manager: manager, name: info.name, allowedUID: uid).launch(uid: uid, gid: gid)
             } catch {
                 try? await manager.stop(info.name)
                 throw error

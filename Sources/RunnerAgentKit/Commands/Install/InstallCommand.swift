@@ -45,11 +45,12 @@ public struct InstallCommand: AsyncParsableCommand {
         let layout = try host.layout()
         do {
             let loaded = try ConfigEnv.load(config, layout: layout, for: .install)
-            let settings = try InstallSettings(loaded)
+            let unpacker = try unpacker(loaded)
+            let pinned = try RunnerPackagePin.forInstall(bundle: bundle, unpacker: unpacker, layout: layout)
+            let settings = try InstallSettings(loaded, pinned: pinned)
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
-                commandRunner: SubprocessCommandRunner(logger: logger), logger: logger,
-                unpacker: try unpacker(loaded))
+                commandRunner: SystemCommandRunner(logger: logger), logger: logger, unpacker: unpacker)
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Dispatch
 import Logging
 import RunnerCore
 import RunnerSystem
@@ -56,8 +55,8 @@ public struct ServiceCommand: AsyncParsableCommand {
             let settings = try ServiceSettings(loaded, layout: layout)
             let supervisor = RunnerSupervisor(
                 settings: settings, layout: layout,
-                commandRunner: SubprocessCommandRunner(logger: logger), logger: logger, timing: timing)
-            let signals = SignalWatcher(signals: [SIGTERM, SIGINT]) { signal in
+                commandRunner: SystemCommandRunner(logger: logger), logger: logger, timing: timing)
+            let signals = SignalForwarder { signal, _ in
                 logger.notice("received signal \(signal); stopping the runner")
                 supervisor.requestStop()
             }
@@ -69,23 +68,4 @@ public struct ServiceCommand: AsyncParsableCommand {
         }
         if exit != .stopped { throw ExitCode(exit.rawValue) }
     }
-}
-
-/// Turns process signals into a callback (the signals' default action is disabled meanwhile).
-final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
-
-    init(signals: [Int32], handler: @escaping @Sendable (Int32) -> Void) {
-        var sources: [any DispatchSourceSignal] = []
-        for number in signals {
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { handler(number) }
-            source.resume()
-            sources.append(source)
-        }
-        self.sources = sources
-    }
-
-    func cancel() { sources.forEach { $0.cancel() } }
 }

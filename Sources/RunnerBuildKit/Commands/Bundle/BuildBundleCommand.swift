@@ -14,6 +14,10 @@ public struct BuildBundleCommand: AsyncParsableCommand {
             as they are installed under /usr/local/lib/runner/releases/<version>/. Entries are sorted, owned \
             by root, stamped with SOURCE_DATE_EPOCH (default \(SourceDateEpoch.defaultValue), 2025-01-01) and \
             gzip-compressed without a timestamp: the same inputs give the same bytes. Prints the sha256.
+
+            --runner-version (and --runner-sha256, the sha256 of actions-runner-linux-<arch>-<version>.tar.gz \
+            for the bundle's architecture) pin the GitHub runner in MANIFEST.json: the installer uses it when \
+            config.env sets no RUNNER_VERSION. ci/release passes both from ci/actions-runner.pin.
             """
     )
 
@@ -32,21 +36,44 @@ public struct BuildBundleCommand: AsyncParsableCommand {
     @Flag(help: "Replace an existing bundle file.")
     var force = false
 
+    @Option(help: ArgumentHelp("The GitHub runner version the release pins (X.Y.Z).", valueName: "version"))
+    var runnerVersion: String?
+
+    @Option(
+        name: .customLong("runner-sha256"),
+        help: ArgumentHelp("The sha256 of that runner's tarball for the bundle's architecture.", valueName: "hex"))
+    var runnerSHA256: String?
+
     public init() {}
 
     public func validate() throws {
         _ = try BundleVersion(version)
+        _ = try runnerPin()
         _ = try withArchiveErrors { () throws(ArchiveError) in try SourceDateEpoch.fromEnvironment() }
     }
 
     public func run() async throws {
         let logger = Logger(label: "runner.bundle")
         let epoch = try withArchiveErrors { () throws(ArchiveError) in try SourceDateEpoch.fromEnvironment() }
-        let commit = await BundleBuilder.sourceCommit(of: source, runner: SubprocessCommandRunner(logger: logger))
+        let commit = await BundleBuilder.sourceCommit(of: source, runner: SystemCommandRunner(logger: logger))
         let inputs = BundleBuilder.Inputs(
             version: try BundleVersion(version), agent: agent, sourceDirectory: source, outputDirectory: out,
-            sourceCommit: commit, modificationTime: epoch, force: force)
+            sourceCommit: commit, modificationTime: epoch, force: force, runner: try runnerPin())
         let output = try BundleBuilder(logger: logger).build(inputs)
         StandardOutput.write("\(output.sha256)  \(output.path)\n")
+    }
+
+    /// The pin of `--runner-version`/`--runner-sha256`, or nil without them.
+    func runnerPin() throws(RunnerError) -> RunnerPackagePin? {
+        guard let runnerVersion else {
+            guard runnerSHA256 == nil else {
+                throw RunnerError(
+                    .invalidInput, input: "--runner-sha256", problem: "pins no runner version",
+                    fix: "pass --runner-version with it")
+            }
+            return nil
+        }
+        return try RunnerPackagePin(
+            checking: runnerVersion, sha256: runnerSHA256, input: "--runner-version/--runner-sha256")
     }
 }
