@@ -179,14 +179,7 @@ package enum Spawner {
         let flags = fcntl(fd, F_GETFL)
         _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
         defer { _ = fcntl(fd, F_SETFL, flags) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            offset += n
-        }
-        return Array(bytes[offset...])
+        return Array(bytes[write(fd, bytes)...])
     }
 
     /// Writes `bytes` to `fd` and closes it, on a thread of its own; a reader that is gone ends
@@ -196,14 +189,21 @@ package enum Spawner {
         sigemptyset(&pipeSignal)
         sigaddset(&pipeSignal, SIGPIPE)
         pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
+        _ = write(fd, bytes)
+        close(fd)
+    }
+
+    /// Writes `bytes` to `fd` until done or until a write fails or would block; returns how many
+    /// were written.
+    private static func write(_ fd: Int32, _ bytes: [UInt8]) -> Int {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             offset += n
         }
-        close(fd)
+        return offset
     }
 
     private static func misuse(_ command: Command, _ problem: String) -> RunnerError {
