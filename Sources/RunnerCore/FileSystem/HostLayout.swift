@@ -71,6 +71,21 @@ public struct HostLayout: Sendable, Hashable {
     public func currentImage(_ name: String) -> String { imageDirectory(name) + "/current" }
     /// `/var/lib/runner/images/<name>/current/rootfs`: the tree a guest of `name` boots from.
     public func imageRootfs(_ name: String) -> String { currentImage(name) + "/rootfs" }
+    /// `/var/lib/runner/images/.oci`: images pulled from registries (a name no baked image can
+    /// take: baked names never start with a dot).
+    public var ociDirectory: String { imagesDirectory + "/.oci" }
+    /// `/var/lib/runner/images/.oci/blobs/sha256`: manifests, configs and layers, each in a file
+    /// named after the hex of its verified sha256 digest.
+    public var ociBlobsDirectory: String { ociDirectory + "/blobs/sha256" }
+    /// `/var/lib/runner/images/.oci/blobs/sha256/<hex>`: one verified blob.
+    public func ociBlob(_ hex: String) -> String { ociBlobsDirectory + "/" + hex }
+    /// `/var/lib/runner/images/.oci/trees`: unpacked images, one per manifest digest.
+    public var ociTreesDirectory: String { ociDirectory + "/trees" }
+    /// `/var/lib/runner/images/.oci/trees/<manifest-hex>`: one unpacked image: `rootfs/` (the
+    /// read-only tree, owners already shifted to the guests' range), `config.json` (the image's
+    /// verified OCI config blob, as the registry served it) and `image.json` (reference, digest,
+    /// size, last use).
+    public func ociTree(_ manifestHex: String) -> String { ociTreesDirectory + "/" + manifestHex }
     /// `/var/lib/runner/work`: the GitHub runner's work directory (jobs' workspaces) when
     /// `RUNNER_WORK_DIR` does not name another (``ConfigKey/Defaults`` takes its default from here).
     public static let defaultWorkDirectory = "/var/lib/runner/work"
