@@ -15,7 +15,7 @@ public enum HookProcess {
     /// Handles one hook call from stdin and returns the exit code.
     public static func handle() async -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        let stdin = StandardInput.readAll()
+        let stdin = await StandardInput.read()
         let privileged = geteuid() == 0
         let layout: HostLayout
         let helper: HelperGuests

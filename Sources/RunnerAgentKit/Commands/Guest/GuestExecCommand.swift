@@ -47,8 +47,9 @@ struct GuestExecCommand: AsyncParsableCommand {
         let manager = try AgentHost.manager()
         var environment: [String: String] = [:]
         if envStdin {
+            let input = await StandardInput.read()
             do {
-                environment = try JSONDecoder().decode([String: String].self, from: Data(StandardInput.readAll()))
+                environment = try JSONDecoder().decode([String: String].self, from: Data(input))
             } catch {
                 throw RunnerError(.invalidInput, input: "stdin", problem: "is not a JSON object of strings")
             }

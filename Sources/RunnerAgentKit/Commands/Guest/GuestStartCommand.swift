@@ -48,8 +48,9 @@ struct GuestStartCommand: AsyncParsableCommand {
         let manager = try AgentHost.manager()
         var request: GuestStartRequest
         if requestStdin {
+            let input = await StandardInput.read()
             do {
-                request = try JSONDecoder().decode(GuestStartRequest.self, from: Data(StandardInput.readAll()))
+                request = try JSONDecoder().decode(GuestStartRequest.self, from: Data(input))
             } catch {
                 throw RunnerError(.invalidInput, input: "stdin", problem: "is not a start request", underlying: error)
             }
