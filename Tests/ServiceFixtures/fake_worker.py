@@ -126,7 +126,13 @@ def listen(queue):
             done.add(name)
             if os.path.exists(os.path.join(job, "results.json")):
                 continue
+            # The listener's lines around a job, as the runner prints them: the supervisor
+            # reads them to know a job runs (a stop then lets it finish).
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            print("%sZ: Running job: %s" % (stamp, name), flush=True)
             subprocess.run([sys.executable, os.path.abspath(__file__), "job", job], check=False)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+            print("%sZ: Job %s completed with result: Succeeded" % (stamp, name), flush=True)
         time.sleep(0.1)
 
 

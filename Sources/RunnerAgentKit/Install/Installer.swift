@@ -393,17 +393,7 @@ public struct Installer: Sendable {
     var mountsStep: InstallStep {
         InstallStep(
             "mounts", nosuidDirectories.joined(separator: " and ") + " on nosuid,nodev bind mounts",
-            isDone: { () throws(RunnerError) in
-                for directory in nosuidDirectories { try MountUnits.check(directory) }
-                guard mountFiles.allSatisfy({ HostFiles.matches($0.path, bytes: Array($0.text.utf8), mode: 0o644) }),
-                    nosuidDirectories.allSatisfy({
-                        SymbolicLink.target(mountWantsLink($0).link) == mountWantsLink($0).target
-                    })
-                else { return false }
-                guard systemdRunning else { return true }
-                let info = String(decoding: (try? FilePaths.read("/proc/self/mountinfo")) ?? [], as: UTF8.self)
-                return nosuidDirectories.allSatisfy { MountUnits.isNosuidNodev($0, mountInfo: info) }
-            },
+            isDone: { () throws(RunnerError) in try mountsProblem() == nil },
             apply: { () throws(RunnerError) in
                 for directory in nosuidDirectories { try MountUnits.check(directory) }
                 try FilePaths.createDirectory(FilePaths.parent(of: mountsDropIn))
@@ -429,7 +419,37 @@ public struct Installer: Sendable {
                             start, fix: "check `journalctl -u \(start.arguments.last ?? "")`")
                     }
                 }
+                if let problem = try mountsProblem() {
+                    throw RunnerError(
+                        .commandFailed, input: "mounts", problem: problem,
+                        fix: "check `systemctl status '*.mount'` and `journalctl -b -u runner-install.service`")
+                }
             })
+    }
+
+    /// Why the mounts step is not done (the first condition that fails), or nil when it is.
+    func mountsProblem() throws(RunnerError) -> String? {
+        for directory in nosuidDirectories { try MountUnits.check(directory) }
+        for (path, text) in mountFiles where !HostFiles.matches(path, bytes: Array(text.utf8), mode: 0o644) {
+            return "\(path) is missing or differs from what the installer writes"
+        }
+        for directory in nosuidDirectories {
+            let (link, target) = mountWantsLink(directory)
+            let found = SymbolicLink.target(link)
+            if found != target { return "\(link) points at \(found ?? "nothing"), not \(target)" }
+        }
+        guard systemdRunning else { return nil }
+        let mounts = MountUnits.parseMountInfo(
+            String(decoding: (try? FilePaths.read("/proc/self/mountinfo")) ?? [], as: UTF8.self))
+        for directory in nosuidDirectories {
+            let options = MountUnits.options(of: directory, in: mounts) ?? []
+            let missing = MountUnits.requiredOptions.filter { !options.contains($0) }
+            if !missing.isEmpty {
+                return "\(directory) is on a mount without \(missing.joined(separator: ",")) (its options: "
+                    + "\(options.sorted().joined(separator: ",")))"
+            }
+        }
+        return nil
     }
 
     // MARK: images

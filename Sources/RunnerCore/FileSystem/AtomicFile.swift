@@ -129,15 +129,22 @@ public enum FilePaths {
         return names.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
-    /// Reads a whole file.
+    /// Reads a whole file, to EOF: also the files of `/proc`, which report a size of 0 (Foundation's
+    /// `Data(contentsOf:)` stops after their first page, and `/proc/self/mountinfo` is longer).
     public static func read(_ path: String) throws(RunnerError) -> [UInt8] {
-        do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            return [UInt8](data)
-        } catch {
-            throw RunnerError(
-                .io, input: path, problem: "could not read the file", fix: "check that it exists and is readable",
-                underlying: error)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw RunnerError.posix("open", path, fix: "check that it exists and is readable")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw RunnerError.posix("read", path, fix: "check that it is a readable file") }
+            if n == 0 { return bytes }
+            bytes.append(contentsOf: buffer[0..<n])
         }
     }
 

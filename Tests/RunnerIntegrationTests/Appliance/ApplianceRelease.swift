@@ -36,12 +36,12 @@ enum ApplianceRelease {
     /// Where the suite's directory is bound in the host guest (job queue, fake worker).
     static let mountPoint = "/e2e"
 
-    /// `runner-bundle-v1.2-linux-<arch>.tar.gz` of the built agent, in `directory`.
-    static func bundle(in directory: String) throws -> (path: String, sha256: String) {
+    /// `runner-bundle-<version>-linux-<arch>.tar.gz` of the built agent, in `directory`.
+    static func bundle(in directory: String, version: String = "v1.2") throws -> (path: String, sha256: String) {
         let agent = try #require(BuiltProducts.runnerAgent, "runner-agent is built beside the tests")
         let output = try BundleBuilder().build(
             .init(
-                version: try BundleVersion("v1.2"), agent: agent, sourceDirectory: Repo.root,
+                version: try BundleVersion(version), agent: agent, sourceDirectory: Repo.root,
                 outputDirectory: directory, sourceCommit: String(repeating: "e2", count: 20),
                 modificationTime: 1_700_000_000, force: true))
         return (output.path, output.sha256)

@@ -37,13 +37,53 @@ struct ApplianceJob {
 
     private var calls: [String] = []
 
-    /// prepare_job: the job container (an alias of image `job`) and one service (image `svc`,
-    /// its port mapped to itself).
-    mutating func prepare() throws {
+    /// prepare_job: the job container (an alias of image `job`) and, with `service`, one service
+    /// (image `svc`, its port mapped to itself).
+    mutating func prepare(service: Bool = true) throws {
         let port = ApplianceRelease.servicePort
         let payload = try Self.payloads.prepareJob(
-            responseFile: "", services: Self.payloads.serviceJSON(image: "svc:1", ports: ["\(port):\(port)"]))
+            responseFile: "",
+            services: service ? Self.payloads.serviceJSON(image: "svc:1", ports: ["\(port):\(port)"]) : "[]")
         calls.append(#"{"payload":"# + payload + "}")
+    }
+
+    /// A step that waits (≤ 10 s) for the service by name and prints its HTTP status line.
+    static var serviceStep: String {
+        let port = ApplianceRelease.servicePort
+        return """
+            for i in $(seq 100); do (exec 3<>/dev/tcp/svc/\(port)) 2>/dev/null && break; sleep 0.1; done
+            exec 3<>/dev/tcp/svc/\(port)
+            printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3
+            head -n1 <&3
+
+            """
+    }
+
+    /// A job as a typical workflow has them: the job container and a service, a few short steps
+    /// (files in the workspace, output, the service by name), cleanup.
+    static func typical(_ index: Int) throws -> ApplianceJob {
+        var job = ApplianceJob()
+        try job.prepare()
+        try job.step("echo job-\(index) > job-\(index).txt\nls -la /__w >/dev/null\n")
+        try job.step("for i in 1 2 3 4 5; do echo line $i; done\ncat job-\(index).txt\n")
+        try job.step(serviceStep)
+        try job.cleanup()
+        return job
+    }
+
+    /// A job without services: one step.
+    static func quick(_ script: String) throws -> ApplianceJob {
+        var job = ApplianceJob()
+        try job.prepare(service: false)
+        try job.step(script)
+        try job.cleanup()
+        return job
+    }
+
+    /// Writes the job into the worker's queue as `<queue>/<name>/job.json`.
+    func enqueue(_ queue: String, name: String) throws {
+        try AtomicFile.write(json, to: queue + "/" + name + "/job.json", mode: 0o644)
+        chmod(queue + "/" + name, 0o777)
     }
 
     /// run_script_step running `script` with `env` added to the step's environment; with
@@ -158,47 +198,185 @@ extension GuestSuites {
                     echo "path=$PATH"
                     echo "uid=$(id -u) cwd=$(pwd)"
                     mkdir -p made/deeper && echo x > made/deeper/file && touch /__w/_temp/made-too
-                    for i in $(seq 100); do (exec 3<>/dev/tcp/svc/\(ApplianceRelease.servicePort)) 2>/dev/null && break; sleep 0.1; done
-                    exec 3<>/dev/tcp/svc/\(ApplianceRelease.servicePort)
-                    printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3
-                    head -n1 <&3
 
-                    """, env: ["GREETING": "hello from e2e"])
+                    """ + ApplianceJob.serviceStep, env: ["GREETING": "hello from e2e"])
                 try job.step("echo to-stderr >&2\nexit 7\n")
                 try job.step("cat made/deeper/file\n")
                 try job.step("echo started\nsleep 300\necho not-reached\n", interruptOn: "started")
                 try job.cleanup()
-                try AtomicFile.write(job.json, to: queue + "/001/job.json", mode: 0o644)
-                chmod(queue + "/001", 0o777)
+                try job.enqueue(queue, name: "001")
 
                 // The cloud VM: a writable copy of the cached tree, booted on the host network.
                 let root = h.dir.appending("vm")
                 try await ApplianceRelease.run(Command("cp", ["-a", try await CachedTree.appliance.tree(), root]))
                 let watcher = ArgvWatcher(secrets: [Self.token], scope: HostLayout().runnerDirectory)
                 let watching = watcher.start()
+                let binds = [
+                    GuestBind(source: e2e, target: ApplianceRelease.mountPoint),
+                    GuestBind(source: seed, target: "/var/lib/cloud/seed/nocloud", readOnly: true),
+                ]
+                let console = h.dir.appending("vm.log")
                 let booted = MonotonicClock.now()
-                let host = try await HostGuest.boot(
-                    h, tree: root,
-                    binds: [
-                        GuestBind(source: e2e, target: ApplianceRelease.mountPoint),
-                        GuestBind(source: seed, target: "/var/lib/cloud/seed/nocloud", readOnly: true),
-                    ], volatile: false, untilReady: false, log: h.dir.appending("vm.log"))
+                var host = try await HostGuest.boot(
+                    h, tree: root, binds: binds, volatile: false, untilReady: false, log: console)
                 do {
                     try await checkFirstJob(host, root: root, queue: queue, github: github, booted: booted)
+                    try await soak(host, root: root, queue: queue)
+                    // A reboot: the same disk (tree) booted again; the runner comes back by itself.
+                    let sessions = try await github.stats()["session", default: 0]
+                    let orderly = await host.poweroff()
+                    #expect(orderly, "the host did not power off within 120 s")
+                    try ApplianceJob.quick("echo after-reboot\n").enqueue(queue, name: "100")
+                    let rebooted = MonotonicClock.now()
+                    host = try await HostGuest.boot(
+                        h, tree: root, binds: binds, volatile: false, untilReady: false, log: console)
+                    try await checkAfterReboot(
+                        host, queue: queue, github: github, sessionsBefore: sessions, booted: rebooted)
+                    // In-place upgrade while a job runs, then rollback.
+                    let next = try ApplianceRelease.bundle(in: h.dir.appending("dist-v1.3"), version: "v1.3")
+                    try server.serve(try FilePaths.read(next.path), at: "dl/bundle-v1.3.tar.gz")
+                    try await upgradeWhileAJobRuns(
+                        host, root: root, queue: queue, bundleURL: server.baseURL + "/dl/bundle-v1.3.tar.gz",
+                        sha256: next.sha256)
                 } catch {
                     // The console of a failed run, kept for the reader (the test's directory goes).
                     _ = try? await SystemCommandRunner().run(
-                        Command("cp", [h.dir.appending("vm.log"), "/tmp/appliance-e2e-console.log"]))
+                        Command("cp", [console, "/tmp/appliance-e2e-console.log"]))
                     watcher.stop()
                     await watching.value
                     await host.shutdown()
                     throw error
                 }
+                try FilePaths.createDirectory(queue + "/stop")
                 watcher.stop()
                 await watching.value
                 #expect(watcher.leaks.isEmpty, "the registration token on a command line: \(watcher.leaks)")
                 await host.shutdown()
             }
+        }
+
+        /// The results of queued job `name`, once the worker wrote them (≤ `seconds`).
+        func results(_ queue: String, _ name: String, seconds: Double = 180) async throws -> [FakeWorkerResults.Call] {
+            let file = queue + "/" + name + "/results.json"
+            _ = try await waitUntil("job \(name) done", seconds: seconds) { FilePaths.exists(file) }
+            let results = try JSONDecoder().decode(FakeWorkerResults.self, from: Data(try FilePaths.read(file)))
+            #expect(results.error == nil, "job \(name): \(results.error ?? "")")
+            return results.calls ?? []
+        }
+
+        /// Requires every hook call of job `name` to have succeeded.
+        func expectSucceeded(_ calls: [FakeWorkerResults.Call], _ name: String) {
+            #expect(!calls.isEmpty, "job \(name) made no hook call")
+            for call in calls where call.status != 0 {
+                Issue.record("job \(name): \(call.command) exited \(call.status)\n\(call.stdout)\(call.stderr)")
+            }
+        }
+
+        /// Jobs back to back (`RUNNER_APPLIANCE_SOAK_JOBS`, default 30): every hook call succeeds,
+        /// no step stalls (> 5 s), nothing is left behind; prints p50/p95/max of each call.
+        func soak(_ host: HostGuest, root: String, queue: String) async throws {
+            let count = ProcessInfo.processInfo.environment["RUNNER_APPLIANCE_SOAK_JOBS"].flatMap(Int.init) ?? 30
+            let names = (0..<count).map { "0" + String(10 + $0) }
+            for (index, name) in names.enumerated() {
+                try ApplianceJob.typical(index).enqueue(queue, name: name)
+            }
+            let start = MonotonicClock.now()
+            var byCommand: [String: [Double]] = [:]
+            for name in names {
+                let calls = try await results(queue, name, seconds: 120)
+                expectSucceeded(calls, name)
+                if let service = calls.dropLast().last {
+                    #expect(service.stdout.contains("HTTP/1.0 200"), "job \(name): \(service.stdout)\(service.stderr)")
+                }
+                for call in calls { byCommand[call.command, default: []].append(call.seconds) }
+            }
+            let elapsed = MonotonicClock.now() - start
+            let steps = byCommand["run_script_step", default: []]
+            let stalls = steps.filter { $0 > 5 }
+            #expect(stalls.isEmpty, "\(stalls.count) of \(steps.count) steps took over 5 s: \(stalls)")
+            try await expectNothingLeft(host, root: root)
+            let figures = ["prepare_job", "run_script_step", "cleanup_job"].map { command in
+                "\(command) \(LatencySummary(byCommand[command, default: []]))"
+            }
+            print("appliance soak: \(count) jobs in \(Self.seconds(elapsed)) s; " + figures.joined(separator: "; "))
+        }
+
+        /// After a reboot: runner.service comes back, the runner reconnects, and the job queued
+        /// while the host was down runs.
+        func checkAfterReboot(
+            _ host: HostGuest, queue: String, github: FakeGitHub, sessionsBefore: Int, booted: Double
+        ) async throws {
+            _ = try await waitUntil("runner.service active after the reboot", seconds: 120) {
+                try await host.run(["systemctl", "is-active", "runner.service"]).standardOutput == "active\n"
+            }
+            let active = MonotonicClock.now() - booted
+            _ = try await waitUntil("the runner online after the reboot", seconds: 60) {
+                (try await github.stats()["session", default: 0]) > sessionsBefore
+            }
+            let online = MonotonicClock.now() - booted
+            let calls = try await results(queue, "100")
+            expectSucceeded(calls, "100")
+            #expect(calls.dropFirst().first?.stdout == "after-reboot\n")
+            let done = MonotonicClock.now() - booted
+            let install = try await host.run(
+                ["systemctl", "show", "-p", "ActiveState", "-p", "Result", "runner-install.service"])
+            #expect(!install.standardOutput.contains("failed"), "\(install.standardOutput)")
+            print(
+                "appliance reboot: boot → runner.service active \(Self.seconds(active)) s, → online "
+                    + "\(Self.seconds(online)) s, → first job done \(Self.seconds(done)) s")
+        }
+
+        /// `runner-agent upgrade` to v1.3 while a job's step runs: the job finishes unharmed, the
+        /// host then runs v1.3 and takes jobs; `runner-agent rollback` returns to v1.2, which takes
+        /// jobs too.
+        func upgradeWhileAJobRuns(
+            _ host: HostGuest, root: String, queue: String, bundleURL: String, sha256: String
+        ) async throws {
+            let marker = root + ApplianceJob.work + "/_temp/upgrade-step-started"
+            try ApplianceJob.quick(
+                "touch /__w/_temp/upgrade-step-started\nsleep 15\necho finished-under-upgrade\n"
+            ).enqueue(queue, name: "200")
+            _ = try await waitUntil("the long step started", seconds: 120) { FilePaths.exists(marker) }
+            let start = MonotonicClock.now()
+            let upgrade = try await host.run(
+                ["runner-agent", "upgrade", "--bundle", bundleURL, "--sha256", sha256], seconds: 400)
+            let upgradeSeconds = MonotonicClock.now() - start
+            try #require(upgrade.status == .exited(0), "upgrade: \(upgrade.standardOutput)\(upgrade.standardError)")
+            let during = try await results(queue, "200", seconds: 60)
+            expectSucceeded(during, "200")
+            #expect(
+                during.dropFirst().first?.stdout.contains("finished-under-upgrade") == true,
+                "the job's step did not finish: \(during.map(\.stdout))")
+            #expect(try await release(host) == "v1.3")
+            try ApplianceJob.quick("echo on-v1.3\n").enqueue(queue, name: "201")
+            expectSucceeded(try await results(queue, "201"), "201")
+
+            let rollback = try await host.run(["runner-agent", "rollback"], seconds: 400)
+            try #require(rollback.status == .exited(0), "rollback: \(rollback.standardOutput)\(rollback.standardError)")
+            #expect(try await release(host) == "v1.2")
+            try ApplianceJob.quick("echo on-v1.2-again\n").enqueue(queue, name: "300")
+            expectSucceeded(try await results(queue, "300"), "300")
+            print("appliance upgrade: v1.2 → v1.3 with a job running took \(Self.seconds(upgradeSeconds)) s; rollback ok")
+        }
+
+        /// The release `current` names (`releases/<version>`).
+        func release(_ host: HostGuest) async throws -> String {
+            let link = try await host.sh("readlink \(HostLayout().currentRelease)")
+            return FilePaths.basename(String(link.split(separator: "\n").first ?? ""))
+        }
+
+        /// No guest unit, machine, record, relay socket or nspawn left in the host.
+        func expectNothingLeft(_ host: HostGuest, root: String) async throws {
+            let leftovers = try await host.sh(
+                """
+                systemctl list-units --all --no-legend --plain 'rg-*' | sed 's/^/unit /'
+                machinectl list --no-legend | grep 'rg-' | sed 's/^/machine /' || true
+                ls -A \(HostLayout().guestStateDirectory) 2>/dev/null | sed 's/^/record /'
+                ls -A /run/runner/relay 2>/dev/null | sed 's/^/relay socket /'
+                """)
+            #expect(leftovers == "", "\(leftovers)")
+            let nspawns = host.processes().filter { $0.first.map { FilePaths.basename($0) } == "systemd-nspawn" }
+            #expect(nspawns.isEmpty, "\(nspawns)")
         }
 
         /// `seconds` rounded to hundredths, for the figures the suite prints.
@@ -233,7 +411,11 @@ extension GuestSuites {
                     "journalctl", "--no-pager", "-o", "cat", "-u", "runner-install.service", "-u", "runner.service",
                     "-u", "cloud-final.service",
                 ])
-                Issue.record("\(error)\n\(journal.standardOutput.suffix(6000))")
+                let state = try await host.sh(
+                    "grep -e runner -e ' / ' /proc/1/mountinfo; systemctl list-units --all --no-legend '*.mount'")
+                let output = journal.standardOutput
+                Issue.record(
+                    "\(error)\nfirst attempts:\n\(output.prefix(6000))\n…\nlast:\n\(output.suffix(3000))\nmounts:\n\(state)")
                 throw error
             }
             let active = MonotonicClock.now() - booted
@@ -279,16 +461,7 @@ extension GuestSuites {
             }
 
             // Nothing left behind: no guest unit, machine, record, relay socket or nspawn.
-            let leftovers = try await host.sh(
-                """
-                systemctl list-units --all --no-legend --plain 'rg-*' | sed 's/^/unit /'
-                machinectl list --no-legend | grep 'rg-' | sed 's/^/machine /' || true
-                ls -A \(HostLayout().guestStateDirectory) 2>/dev/null | sed 's/^/record /'
-                ls -A /run/runner/relay 2>/dev/null | sed 's/^/relay socket /'
-                """)
-            #expect(leftovers == "", "\(leftovers)")
-            let nspawns = host.processes().filter { $0.first.map { FilePaths.basename($0) } == "systemd-nspawn" }
-            #expect(nspawns.isEmpty, "\(nspawns)")
+            try await expectNothingLeft(host, root: root)
 
             // No secret in the journal.
             let journal = try await host.run(["journalctl", "--no-pager", "-o", "cat"], seconds: 60)

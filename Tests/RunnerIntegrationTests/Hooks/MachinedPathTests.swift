@@ -135,6 +135,21 @@ final class HostGuest: Sendable {
         _ = ChildProcess.reap(nspawn)
     }
 
+    /// An orderly poweroff from inside (`systemctl poweroff`: units stop in order, as on a
+    /// reboot of a VM); waits up to `seconds` for nspawn to exit, then ``shutdown()``. Returns
+    /// whether the guest went down by itself.
+    @discardableResult
+    func poweroff(seconds: Double = 120) async -> Bool {
+        _ = try? await run(["systemctl", "poweroff", "--no-block"])
+        let end = MonotonicClock.now() + seconds
+        while MonotonicClock.now() < end {
+            if ChildProcess.reap(nspawn) != nil || !ProcessTable.isAlive(nspawn, startTime: nil) { return true }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        await shutdown()
+        return false
+    }
+
     /// Host guests of killed test runs: their nspawn was orphaned (parent 1).
     static func sweepOrphans() async {
         for pid in ProcessTable.allPIDs()
