@@ -15,16 +15,21 @@ public struct InstallStep: Sendable {
     public let isDone: @Sendable () async throws(RunnerError) -> Bool
     /// Makes it so. Must be safe to repeat after being killed at any point.
     public let apply: @Sendable () async throws(RunnerError) -> Void
+    /// Why the step is not done, for the error when its check still fails after `apply`; nil:
+    /// the step cannot say.
+    public let problem: (@Sendable () throws(RunnerError) -> String?)?
 
     public init(
         _ name: String, _ summary: String,
         isDone: @escaping @Sendable () async throws(RunnerError) -> Bool,
-        apply: @escaping @Sendable () async throws(RunnerError) -> Void
+        apply: @escaping @Sendable () async throws(RunnerError) -> Void,
+        problem: (@Sendable () throws(RunnerError) -> String?)? = nil
     ) {
         self.name = name
         self.summary = summary
         self.isDone = isDone
         self.apply = apply
+        self.problem = problem
     }
 }
 
@@ -66,6 +71,12 @@ public struct StepRunner: Sendable {
                 } else {
                     try await step.apply()
                     guard try await step.isDone() else {
+                        if let reason = try step.problem?() {
+                            throw RunnerError(
+                                .commandFailed, input: step.name, problem: "ran but still: \(reason)",
+                                fix: "check `journalctl -b -u runner-install.service`; if the cause is not there, "
+                                    + "report this as a bug, with the log")
+                        }
                         throw RunnerError(
                             .internal, input: step.name, problem: "ran but its check still fails",
                             fix: "report this as a bug, with the log")

@@ -419,12 +419,7 @@ public struct Installer: Sendable {
                             start, fix: "check `journalctl -u \(start.arguments.last ?? "")`")
                     }
                 }
-                if let problem = try mountsProblem() {
-                    throw RunnerError(
-                        .commandFailed, input: "mounts", problem: problem,
-                        fix: "check `systemctl status '*.mount'` and `journalctl -b -u runner-install.service`")
-                }
-            })
+            }, problem: { () throws(RunnerError) in try mountsProblem() })
     }
 
     /// Why the mounts step is not done (the first condition that fails), or nil when it is.

@@ -89,6 +89,8 @@ public struct Upgrader: Sendable {
                 .invalidInput, input: "--sha256 \(sha256)", problem: "is not 64 hex digits",
                 fix: "pass the bundle's digest from SHA256SUMS")
         }
+        let lock = try AdminLock.acquire("upgrade", layout: layout)
+        defer { withExtendedLifetime(lock) {} }
         let before = try installedLinks()
         let file = try await fetch(bundle, sha256: sha256.lowercased())
         let manifest = try BundleUnpacker.peekManifest(file)
@@ -140,6 +142,8 @@ public struct Upgrader: Sendable {
 
     /// Returns to the release `previous` names; the release left becomes `previous`.
     public func rollback() async throws(RunnerError) -> Outcome {
+        let lock = try AdminLock.acquire("rollback", layout: layout)
+        defer { withExtendedLifetime(lock) {} }
         let before = try installedLinks()
         guard let previous = before.previous else {
             throw RunnerError(

@@ -34,6 +34,8 @@ public struct RunnerError: Error, CustomStringConvertible, Sendable {
         public static let network = Code("network")
         /// A bounded wait ran out.
         public static let timeout = Code("timeout")
+        /// Another process holds what this one needs (the host's admin lock).
+        public static let busy = Code("busy")
         /// A bug: something that should not happen did.
         public static let `internal` = Code("internal")
     }

@@ -91,6 +91,9 @@ public struct HostLayout: Sendable, Hashable {
     public static let defaultWorkDirectory = "/var/lib/runner/work"
     /// ``defaultWorkDirectory`` under ``root``.
     public var workDirectory: String { path(Self.defaultWorkDirectory) }
+    /// `/run/runner/admin.lock`: held (`flock`) by `install`, `upgrade` and `rollback` while they
+    /// change the host, so only one runs at a time.
+    public var adminLock: String { path("/run/runner/admin.lock") }
     /// `/var/cache/runner`: downloads (bundles, runner tarballs).
     public var cacheDirectory: String { path("/var/cache/runner") }
     /// `/opt/actions-runner`: the GitHub runner package.

@@ -156,9 +156,12 @@ struct UpgradeHost {
     var marker: String { String(decoding: (try? FilePaths.read(layout.installedMarker)) ?? [], as: UTF8.self) }
 
     /// One line per path under the root: type, mode, content digest or link target.
+    /// Every path under the root with its mode (and content digest or link target), but the
+    /// runtime directory `/run` (the admin lock, which every upgrade and rollback takes).
     func tree() throws -> [String] {
         var lines: [String] = []
         func walk(_ relative: String) throws {
+            guard relative != "/run" else { return }
             let path = layout.root + relative
             var st = stat()
             guard lstat(path, &st) == 0 else { return }

@@ -7,6 +7,10 @@ import Testing
 
 @testable import RunnerAgentKit
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `runner-agent upgrade` and `rollback` on a host in a temporary root (``UpgradeHost``), with
 /// systemctl recorded: what switches, what is kept, the order of the service commands, and
 /// that every failure leaves the old release current and running.
@@ -349,4 +353,29 @@ import Testing
         #expect(try RunnerAgentCommand.parseAsRoot(["rollback"]) is RollbackCommand)
         #expect(throws: (any Error).self) { try RunnerAgentCommand.parseAsRoot(["rollback", "--start-timeout", "0"]) }
     }
+
+    /// An upgrade or rollback while another admin command holds the host (here: an install)
+    /// fails at once, naming it, and changes nothing; once that one ends, the upgrade runs.
+    @Test func anUpgradeOrRollbackWaitsForNoOtherAdminCommand() async throws {
+        let host = try UpgradeHost()
+        defer { host.finish() }
+        try await host.install("v1.2.0")
+        let bundle = try host.bundle("v1.3.0")
+        var install: AdminLock? = try AdminLock.acquire("install", layout: host.layout)
+
+        let error = await #expect(throws: RunnerError.self) {
+            _ = try await host.upgrader().upgrade(bundle: bundle.path, sha256: bundle.sha256)
+        }
+        #expect(error?.code == .busy)
+        #expect("\(error.map { "\($0)" } ?? "")".contains("runner-agent install (PID \(getpid()))"))
+        #expect(host.current == "releases/v1.2.0")
+        let rollback = await #expect(throws: RunnerError.self) { _ = try await host.upgrader().rollback() }
+        #expect(rollback?.code == .busy)
+
+        withExtendedLifetime(install) {}
+        install = nil
+        _ = try await host.upgrader().upgrade(bundle: bundle.path, sha256: bundle.sha256)
+        #expect(host.current == "releases/v1.3.0")
+    }
 }
+

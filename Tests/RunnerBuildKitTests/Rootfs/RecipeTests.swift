@@ -125,4 +125,14 @@ import Testing
         }
         #expect(recipe.overlay == "overlay")
     }
+
+    /// The appliance suite's cloud VM preinstalls what the user-data installs, so its first boot
+    /// needs no archive, and has what the appliance needs of a host (systemd, machined, sudo).
+    @Test func applianceHostRecipeHasWhatTheUserDataInstalls() throws {
+        let recipe = try Recipe.load(directory: Repo.root + "/images/appliance-host")
+        for package in UserData.packages + ["systemd", "dbus", "cloud-init", "python3"] {
+            #expect(recipe.packages.contains(package), "images/appliance-host lacks \(package)")
+        }
+        #expect(recipe.overlay == "overlay")
+    }
 }

@@ -10,22 +10,6 @@ import Testing
     import Glibc
 #endif
 
-extension CachedTree {
-    /// The appliance suite's cloud VM: systemd, machined, cloud-init (with the test guests'
-    /// trimmed module list, images/cloud-init-test) and the packages the user-data installs
-    /// (``UserData/packages``), preinstalled so first boot needs no archive.
-    static let appliance = CachedTree(
-        name: "appliance",
-        packages: ["systemd", "dbus", "cloud-init", "bash", "coreutils", "python3"] + UserData.packages,
-        version: "appliance v1", hostname: "appliance",
-        extraHooks: [
-            "printf '127.0.0.1\\tlocalhost\\n::1\\tlocalhost ip6-localhost\\n' > \"$1/etc/hosts\"",
-            "cp \(Repo.root)/images/cloud-init-test/overlay/etc/cloud/cloud.cfg.d/90-runner-test.cfg"
-                + " \"$1/etc/cloud/cloud.cfg.d/\"",
-        ],
-        marker: "/usr/bin/cloud-init")
-}
-
 /// What a release serves an appliance, made from this checkout: the bundle of the built
 /// (debug) agent, the guest images as archives the store imports, and a GitHub runner package
 /// (the fake runner, whose listener is `fake_worker.py`).

@@ -137,17 +137,19 @@ final class HostGuest: Sendable {
 
     /// An orderly poweroff from inside (`systemctl poweroff`: units stop in order, as on a
     /// reboot of a VM); waits up to `seconds` for nspawn to exit, then ``shutdown()``. Returns
-    /// whether the guest went down by itself.
-    @discardableResult
-    func poweroff(seconds: Double = 120) async -> Bool {
+    /// nil when the guest went down by itself, else what still ran at the deadline (its
+    /// processes and the units being stopped).
+    func poweroff(seconds: Double = 120) async -> String? {
         _ = try? await run(["systemctl", "poweroff", "--no-block"])
         let end = MonotonicClock.now() + seconds
         while MonotonicClock.now() < end {
-            if ChildProcess.reap(nspawn) != nil || !ProcessTable.isAlive(nspawn, startTime: nil) { return true }
+            if ChildProcess.reap(nspawn) != nil || !ProcessTable.isAlive(nspawn, startTime: nil) { return nil }
             try? await Task.sleep(for: .milliseconds(200))
         }
+        let jobs = (try? await run(["systemctl", "list-jobs", "--no-pager"], seconds: 10))?.standardOutput ?? ""
+        let left = processes().map { $0.joined(separator: " ") }.joined(separator: "\n")
         await shutdown()
-        return false
+        return "jobs:\n\(jobs)\nprocesses:\n\(left)"
     }
 
     /// Host guests of killed test runs: their nspawn was orphaned (parent 1).

@@ -188,6 +188,8 @@ struct InstallHarness {
             let path = root + relative
             // shadow-utils' own backups (passwd-, group-, …) hold whatever came before its last write.
             if relative.hasPrefix("/etc/") && relative.hasSuffix("-") { return }
+            // Runtime state (the admin lock every install takes), gone at reboot.
+            if relative == "/run" { return }
             var st = stat()
             guard lstat(path, &st) == 0 else { return }
             let type = st.st_mode & S_IFMT

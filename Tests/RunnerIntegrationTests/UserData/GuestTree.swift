@@ -9,7 +9,9 @@ import RunnerTestSupport
     import Glibc
 #endif
 
-/// The one place that makes the cloud-init test guest's tree from `images/cloud-init-test/`.
+/// The one place that makes the trees of the guests that stand in for cloud VMs, from their
+/// recipes in `images/`: `cloud-init-test` (the user-data suites) and `appliance-host` (the
+/// appliance end to end).
 ///
 /// It uses the rootfs pipeline's own pieces: the recipe parser (`Recipe`), the recipe digest
 /// and the mmdebstrap invocation with its guest-ready hooks (`RootfsBaker`), writing a
@@ -21,14 +23,25 @@ enum GuestTree {
     static let cacheRoot = "/var/cache/runner-tests"
     static let sourceDateEpoch: Int64 = 1_700_000_000
 
-    /// The tree, built when missing.
+    /// The cloud-init test guest's tree, built when missing.
     static func cloudInitTest() async throws -> String {
-        let recipe = try Recipe.load(directory: recipeDirectory)
-        let digest = try RootfsBaker.recipeDigest(recipe, sourceDateEpoch: sourceDateEpoch)
-        let tree = "\(cacheRoot)/cloud-init-test-\(digest.prefix(16))"
-        if FilePaths.exists(tree + "/usr/bin/cloud-init") { return tree }
+        try await tree(recipe: recipeDirectory, marker: "/usr/bin/cloud-init")
+    }
 
-        let temporary = "\(cacheRoot)/.cloud-init-test-\(digest.prefix(16)).tmp-\(getpid())"
+    /// The appliance suite's cloud VM (`images/appliance-host`), built when missing.
+    static func applianceHost() async throws -> String {
+        try await tree(recipe: Repo.root + "/images/appliance-host", marker: "/usr/bin/cloud-init")
+    }
+
+    /// The tree of the recipe in `directory`, built when it lacks `marker`.
+    static func tree(recipe directory: String, marker: String) async throws -> String {
+        let recipe = try Recipe.load(directory: directory)
+        let name = FilePaths.basename(directory)
+        let digest = try RootfsBaker.recipeDigest(recipe, sourceDateEpoch: sourceDateEpoch)
+        let tree = "\(cacheRoot)/\(name)-\(digest.prefix(16))"
+        if FilePaths.exists(tree + marker) { return tree }
+
+        let temporary = "\(cacheRoot)/.\(name)-\(digest.prefix(16)).tmp-\(getpid())"
         try FilePaths.remove(temporary)
         try FilePaths.createDirectory(cacheRoot)
         let build = RootfsBaker().mmdebstrapCommand(for: recipe, target: temporary, sourceDateEpoch: sourceDateEpoch)

@@ -51,6 +51,8 @@ public struct InstallCommand: AsyncParsableCommand {
             let installer = Installer(
                 layout: layout, settings: settings, bundle: bundle,
                 commandRunner: SystemCommandRunner(logger: logger), logger: logger, unpacker: unpacker)
+            let lock = dryRun ? nil : try AdminLock.acquire("install", layout: layout)
+            defer { withExtendedLifetime(lock) {} }
             let killAfter = ProcessEnvironment.value("RUNNER_INSTALL_KILL_AFTER")
             let runner = StepRunner(logger: logger, killAfter: killAfter) { StandardOutput.write($0 + "\n") }
             try await runner.run(installer.steps, dryRun: dryRun)
