@@ -101,7 +101,9 @@ public struct ImageReference: Sendable, Hashable, Codable, CustomStringConvertib
             return name.hasPrefix("[::1]")
         }
         if let colon = name.lastIndex(of: ":") { name = name[..<colon] }
-        return name == "localhost" || name.hasPrefix("127.")
+        if name == "localhost" { return true }
+        let octets = name.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     // MARK: Grammar

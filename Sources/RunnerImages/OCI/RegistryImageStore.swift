@@ -462,3 +462,58 @@ public struct RegistryImageStore: Sendable {
         }
     }
 }
+
+extension RegistryImageStore {
+    /// The image for `reference` as `policy` (`RUNNER_IMAGE_PULL`) wants it: `missing` pulls
+    /// only what the store lacks, `always` asks the registry (a tag that moved is pulled; layers
+    /// already here are not downloaded again), `never` uses the store only. Marks it used.
+    public func resolve(
+        _ reference: ImageReference, policy: RunnerConfig.ImagePullPolicy, credentials: RegistryCredentials?,
+        progress: ProgressReporter = .silent
+    ) async throws(RunnerError) -> PulledImage {
+        if policy != .always, let image = lookup(reference) {
+            try await DedicatedThread.run { () throws(RunnerError) in try touch(image) }
+            progress.finish("\(reference) is in the store at \(image.manifestDigest)")
+            return image
+        }
+        guard policy != .never else {
+            throw RunnerError(
+                .notFound, input: reference.description,
+                problem: "is not in the image store and RUNNER_IMAGE_PULL=never forbids pulling it",
+                fix: "pull it first (runner-agent image pull \(reference)) or set RUNNER_IMAGE_PULL=missing")
+        }
+        return try await pull(reference, credentials: credentials, progress: progress)
+    }
+}
+
+/// What the hook sends `ci-nspawn-run pull` on stdin: one JSON object. The credentials (a
+/// job's `credentials:`) never travel on argv and are never logged or written.
+public struct RegistryPullRequest: Sendable, Codable {
+    public var reference: String
+    public var credentials: RegistryCredentials?
+
+    public init(reference: String, credentials: RegistryCredentials? = nil) {
+        self.reference = reference
+        self.credentials = credentials
+    }
+}
+
+/// What `ci-nspawn-run pull` prints on stdout: one JSON line.
+public struct RegistryPullResponse: Sendable, Codable, Hashable {
+    /// The reference in normal form (`docker.io/library/node:20`).
+    public var reference: String
+    /// `sha256:<hex>` of the manifest.
+    public var digest: String
+    /// The tree directory (``PulledImage/treeDirectory``): `rootfs/`, `config.json`, `image.json`.
+    public var tree: String
+
+    public init(reference: String, digest: String, tree: String) {
+        self.reference = reference
+        self.digest = digest
+        self.tree = tree
+    }
+
+    public init(_ image: PulledImage) {
+        self.init(reference: image.reference.description, digest: image.manifestDigest, tree: image.treeDirectory)
+    }
+}

@@ -1,0 +1,204 @@
+import FoundationEssentials
+import Logging
+import RunnerArchive
+import RunnerCore
+import RunnerImages
+import RunnerSystem
+import RunnerTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Pulls from a real registry (Debian's `docker-registry`) on 127.0.0.1, at a port unique to the
+/// run, with images built by umoci from busybox-static and pushed by skopeo: plain, and behind
+/// htpasswd basic auth. Each failure (tampered blob, wrong password, registry down, unknown tag)
+/// is a clear error and leaves no tree in the store.
+@Suite(
+    .requiresRoot, .requires("docker-registry"), .requires("umoci"), .requires("skopeo"), .requires("htpasswd"),
+    .requires("busybox"), .requires("curl"), .serialized)
+struct RegistryPullTests {
+    /// A registry process with its storage and config in `dir`.
+    struct Registry {
+        let port: Int
+        let storage: String
+        let process: any ProcessHandle
+
+        func stop() async {
+            process.signal(SIGTERM)
+            _ = await process.wait()
+        }
+    }
+
+    static func port() -> Int { 20000 + Int(getpid() % 20000) + Int.random(in: 0..<5000) }
+
+    static func sh(_ script: String) async throws -> String {
+        try await SystemCommandRunner().output(Command("/bin/sh", ["-ec", script]))
+    }
+
+    /// Starts a registry (with htpasswd basic auth when `user` is set) and waits for it.
+    static func startRegistry(_ dir: TemporaryDirectory, user: (String, String)? = nil) async throws -> Registry {
+        let port = port()
+        let storage = dir.appending("registry-\(port)")
+        try FilePaths.createDirectory(storage)
+        var auth = ""
+        if let (name, password) = user {
+            _ = try await sh("htpasswd -Bbc '\(storage)/htpasswd' '\(name)' '\(password)'")
+            auth = "auth:\n  htpasswd:\n    realm: test\n    path: \(storage)/htpasswd\n"
+        }
+        let config = """
+            version: 0.1
+            log:
+              level: error
+            storage:
+              filesystem:
+                rootdirectory: \(storage)/data
+            http:
+              addr: 127.0.0.1:\(port)
+            \(auth)
+            """
+        try AtomicFile.write(config, to: storage + "/config.yml")
+        let process = try SystemCommandRunner().start(
+            Command("docker-registry", ["serve", storage + "/config.yml"]),
+            options: StartOptions(output: .file(storage + "/log")))
+        for _ in 0..<100 {
+            if (try? await sh("curl -s -o /dev/null http://127.0.0.1:\(port)/v2/")) != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return Registry(port: port, storage: storage, process: process)
+    }
+
+    /// Builds `busybox` in an OCI layout: layer 1 busybox-static, `/bin/sh` a hard link,
+    /// `/etc/os-release` (alpine), files to delete; layer 2 deletes a file and replaces a
+    /// directory (whiteouts). Pushes it as `test/busybox:1`.
+    static func pushImage(_ dir: TemporaryDirectory, registry: Registry, credentials: String = "") async throws {
+        let work = dir.appending("image-\(registry.port)")
+        let destCreds = credentials.isEmpty ? "" : "--dest-creds '\(credentials)'"
+        _ = try await sh(
+            """
+            mkdir -p '\(work)' && cd '\(work)'
+            umoci init --layout oci
+            umoci new --image oci:img
+            umoci unpack --image oci:img bundle >/dev/null
+            r=bundle/rootfs
+            mkdir -p $r/bin $r/etc $r/opt/d
+            cp /bin/busybox $r/bin/busybox && ln $r/bin/busybox $r/bin/sh
+            printf 'NAME="Alpine Linux"\\nID=alpine\\nVERSION_ID=3.20.0\\n' > $r/etc/os-release
+            echo gone > $r/etc/gone && echo old > $r/opt/d/old
+            umoci repack --image oci:img bundle >/dev/null
+            rm $r/etc/gone && rm -r $r/opt/d && mkdir $r/opt/d && echo new > $r/opt/d/new
+            umoci repack --image oci:img bundle >/dev/null
+            umoci config --image oci:img --config.cmd /bin/sh --config.env PATH=/bin >/dev/null
+            skopeo copy --quiet --dest-tls-verify=false \(destCreds) oci:oci:img docker://127.0.0.1:\(registry.port)/test/busybox:1
+            """)
+    }
+
+    static func store(_ dir: TemporaryDirectory, registry: Registry) -> RegistryImageStore {
+        RegistryImageStore(
+            layout: HostLayout(root: dir.appending("host")),
+            settings: RegistrySettings(allowed: ["127.0.0.1:\(registry.port)"], retryDelays: [0.1, 0.1]))
+    }
+
+    static func trees(_ store: RegistryImageStore) -> [String] {
+        FilePaths.entries(of: store.layout.ociTreesDirectory).sorted()
+    }
+
+    @Test func pullsUnpacksWithWhiteoutsAndShiftsOwners() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let registry = try await Self.startRegistry(dir)
+            defer { Task { await registry.stop() } }
+            try await Self.pushImage(dir, registry: registry)
+            let store = Self.store(dir, registry: registry)
+            let reference = try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:1")
+            #expect(store.lookup(reference) == nil)
+            let image = try await store.pull(reference, credentials: nil)
+            let rootfs = image.rootfs
+            #expect(fileText(rootfs + "/etc/os-release")?.contains("ID=alpine") == true)
+            #expect(!FilePaths.exists(rootfs + "/etc/gone"))
+            #expect(FilePaths.entries(of: rootfs + "/opt/d") == ["new"])
+            let busybox = try #require(lstatOf(rootfs + "/bin/busybox"))
+            let sh = try #require(lstatOf(rootfs + "/bin/sh"))
+            #expect(busybox.st_ino == sh.st_ino)
+            #expect(busybox.st_uid == GuestUserNamespace.standard.base)
+            #expect(try ImageOwnership.marker(version: image.treeDirectory) == .standard)
+            let config = try FilePaths.read(image.configPath)
+            #expect(String(decoding: config, as: UTF8.self).contains("/bin/sh"))
+            #expect(image.manifestDigest.hasPrefix("sha256:"))
+            #expect(store.lookup(reference)?.treeDirectory == image.treeDirectory)
+            #expect(store.list().count == 1)
+            // Pulled again: nothing new is downloaded or unpacked.
+            let again = try await store.pull(reference, credentials: nil)
+            #expect(again.treeDirectory == image.treeDirectory)
+            // By digest, and removed.
+            let pinned = try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox@\(image.manifestDigest)")
+            #expect(store.lookup(pinned)?.treeDirectory == image.treeDirectory)
+            try store.remove(reference)
+            #expect(store.list().isEmpty)
+            #expect(FilePaths.entries(of: store.layout.ociBlobsDirectory).isEmpty)
+        }
+    }
+
+    @Test func tamperedBlobUnknownTagAndDownRegistryLeaveNothing() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let registry = try await Self.startRegistry(dir)
+            try await Self.pushImage(dir, registry: registry)
+            let store = Self.store(dir, registry: registry)
+            let base = "127.0.0.1:\(registry.port)/test/busybox"
+
+            let unknown = await #expect(throws: RunnerError.self) {
+                try await store.pull(try ImageReference(parsing: base + ":nope"), credentials: nil)
+            }
+            #expect(unknown?.code == .notFound)
+
+            // Flip a byte of the largest blob (a layer) in the registry's storage.
+            _ = try await Self.sh(
+                """
+                f=$(find '\(registry.storage)/data' -path '*/blobs/*' -name data -type f -printf '%s %p\\n' | sort -n | tail -1 | cut -d' ' -f2)
+                printf 'X' | dd of="$f" bs=1 seek=100 conv=notrunc 2>/dev/null
+                """)
+            let tampered = await #expect(throws: RunnerError.self) {
+                try await store.pull(try ImageReference(parsing: base + ":1"), credentials: nil)
+            }
+            #expect(tampered?.code == .integrity)
+            #expect(tampered?.problem.contains("arrived as sha256:") == true)
+            #expect(Self.trees(store).isEmpty)
+            #expect(!FilePaths.entries(of: store.layout.ociBlobsDirectory).contains { $0.hasPrefix(".") })
+
+            await registry.stop()
+            let down = await #expect(throws: RunnerError.self) {
+                try await store.pull(try ImageReference(parsing: base + ":1"), credentials: nil)
+            }
+            #expect(down?.code == .network)
+            #expect(Self.trees(store).isEmpty)
+
+            let refused = await #expect(throws: RunnerError.self) {
+                try await store.pull(try ImageReference(parsing: "quay.io/x/y:1"), credentials: nil)
+            }
+            #expect(refused?.code == .permission)
+        }
+    }
+
+    @Test func basicAuthWithTheJobsCredentials() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let registry = try await Self.startRegistry(dir, user: ("ci", "right-password"))
+            defer { Task { await registry.stop() } }
+            try await Self.pushImage(dir, registry: registry, credentials: "ci:right-password")
+            let store = Self.store(dir, registry: registry)
+            let reference = try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:1")
+
+            let anonymous = await #expect(throws: RunnerError.self) { try await store.pull(reference, credentials: nil) }
+            #expect(anonymous?.code == .permission)
+            let wrong = await #expect(throws: RunnerError.self) {
+                try await store.pull(reference, credentials: RegistryCredentials(username: "ci", password: Secret("wrong")))
+            }
+            #expect(wrong?.code == .permission)
+            #expect(wrong?.description.contains("wrong") == false)
+            #expect(Self.trees(store).isEmpty)
+
+            let image = try await store.pull(
+                reference, credentials: RegistryCredentials(username: "ci", password: Secret("right-password")))
+            #expect(FilePaths.exists(image.rootfs + "/bin/busybox"))
+        }
+    }
+}
