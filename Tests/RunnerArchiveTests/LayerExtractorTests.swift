@@ -13,7 +13,9 @@ import Testing
     /// No owners: runs as any user.
     let policy = LayerPolicy(applyOwnership: false)
 
-    func apply(_ dir: TemporaryDirectory, _ layers: [[(ArchiveEntry, [UInt8])]], compression: ArchiveCompression = .defaultGzip)
+    func apply(
+        _ dir: TemporaryDirectory, _ layers: [[(ArchiveEntry, [UInt8])]], compression: ArchiveCompression = .defaultGzip
+    )
         throws -> String
     {
         let root = dir.appending("root")
@@ -33,8 +35,10 @@ import Testing
             let root = try apply(
                 dir,
                 [
-                    [directory("etc"), file("etc/keep", "k"), file("etc/gone", "g"), directory("var/lib/x"),
-                        file("var/lib/x/y")],
+                    [
+                        directory("etc"), file("etc/keep", "k"), file("etc/gone", "g"), directory("var/lib/x"),
+                        file("var/lib/x/y"),
+                    ],
                     [file("etc/.wh.gone", ""), file("var/lib/.wh.x", ""), file(".wh.nothing-here", "")],
                 ])
             #expect(names(root + "/etc") == ["keep"])
@@ -64,7 +68,10 @@ import Testing
             let root = try apply(
                 dir,
                 [
-                    [directory("d"), file("d/inner"), file("f", "old"), hardlink("f2", to: "f"), symlink("s", to: "d")],
+                    [
+                        directory("d"), file("d/inner"), file("f", "old"), hardlink("f2", to: "f"),
+                        symlink("s", to: "d"),
+                    ],
                     [file("d", "now a file"), directory("f"), file("f/inside"), file("s", "no longer a link")],
                 ])
             #expect(fileText(root + "/d") == "now a file")
@@ -95,8 +102,10 @@ import Testing
             let root = try apply(
                 dir,
                 [
-                    [symlink("bin", to: "usr/bin"), directory("usr/bin"), symlink("evil", to: outside),
-                        symlink("up", to: "../../../..")],
+                    [
+                        symlink("bin", to: "usr/bin"), directory("usr/bin"), symlink("evil", to: outside),
+                        symlink("up", to: "../../../.."),
+                    ],
                     [file("bin/tool", "t"), file("evil/canary", "x"), file("up/canary2", "y")],
                 ])
             // Resolved as the guest would: inside the tree.

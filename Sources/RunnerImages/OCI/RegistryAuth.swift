@@ -133,7 +133,8 @@ public struct RegistryAuthFile: Sendable {
         for (server, entry) in file.auths ?? [:] {
             let registry = RegistryCredentials.registryName(server)
             if let username = entry.username, let password = entry.password {
-                entries[registry] = RegistryCredentials(username: username, password: Secret(password), serverURL: registry)
+                entries[registry] = RegistryCredentials(
+                    username: username, password: Secret(password), serverURL: registry)
             } else if let auth = entry.auth, let decoded = Data(base64Encoded: auth),
                 let text = String(data: decoded, encoding: .utf8), let colon = text.firstIndex(of: ":")
             {

@@ -110,7 +110,8 @@ public struct RegistryClient: Sendable {
                 fix: "check the image at its registry")
         }
         let digest = "sha256:" + SHA256Digest.hex(of: bytes)
-        let expected = ImageReference.isDigest(manifestReference) ? manifestReference : response.header("docker-content-digest")
+        let expected =
+            ImageReference.isDigest(manifestReference) ? manifestReference : response.header("docker-content-digest")
         if let expected, expected.hasPrefix("sha256:"), expected != digest {
             throw RunnerError(
                 .integrity, input: reference.description,
@@ -189,8 +190,9 @@ public struct RegistryClient: Sendable {
         switch status {
         case 401, 403:
             let how =
-                credentialsFor(Endpoint(
-                    baseURL: "", credentialName: reference.registry, isMirror: false)) == nil
+                credentialsFor(
+                    Endpoint(
+                        baseURL: "", credentialName: reference.registry, isMirror: false)) == nil
                 ? "it needs credentials (none were given, and the host's auth file has none for it)"
                 : "it refused the credentials"
             return RunnerError(
@@ -231,7 +233,8 @@ public struct RegistryClient: Sendable {
             } catch {
                 if isLast { throw error }
                 logger.info(
-                    "mirror failed; trying the next", metadata: ["mirror": "\(endpoint.baseURL)", "error": "\(error.problem)"])
+                    "mirror failed; trying the next",
+                    metadata: ["mirror": "\(endpoint.baseURL)", "error": "\(error.problem)"])
                 lastError = error
             }
         }
@@ -278,7 +281,8 @@ public struct RegistryClient: Sendable {
             guard let realm = challenge.realm, realm.hasPrefix("https://") || realm.hasPrefix("http://") else {
                 throw RunnerError(
                     .network, input: reference.description,
-                    problem: "\(endpoint.baseURL) asked for a token without a usable realm (\"\(challenge.realm ?? "")\")",
+                    problem:
+                        "\(endpoint.baseURL) asked for a token without a usable realm (\"\(challenge.realm ?? "")\")",
                     fix: "check the registry's token service configuration")
             }
             var query = [String]()
@@ -293,7 +297,8 @@ public struct RegistryClient: Sendable {
                 if safeRealm {
                     headers.append(("Authorization", credentials.basicAuthorization))
                 } else {
-                    logger.warning("not sending credentials to a plain-http token realm", metadata: ["realm": "\(realm)"])
+                    logger.warning(
+                        "not sending credentials to a plain-http token realm", metadata: ["realm": "\(realm)"])
                 }
             }
             let body = scratch + "/.token-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -337,7 +342,8 @@ public struct RegistryClient: Sendable {
             if case .exited(let code) = result.status, code != 0 {
                 let message = result.standardError.trimmedWhitespace
                 if RegistryCurl.transientExitCodes.contains(code), let delay {
-                    logger.info("registry request failed; trying again", metadata: ["url": "\(url)", "curl": "\(code)"])
+                    logger.info(
+                        "registry request failed; trying again", metadata: ["url": "\(url)", "curl": "\(code)"])
                     try await pause(delay)
                     continue
                 }
@@ -348,7 +354,8 @@ public struct RegistryClient: Sendable {
             }
             guard result.status.isSuccess else {
                 throw RunnerError(
-                    .network, input: reference.description, problem: "curl \(result.status) fetching \(Self.origin(url))",
+                    .network, input: reference.description,
+                    problem: "curl \(result.status) fetching \(Self.origin(url))",
                     fix: nil)
             }
             let response = Self.parse(result.standardOutput)

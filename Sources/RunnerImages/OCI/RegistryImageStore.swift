@@ -181,7 +181,9 @@ public struct RegistryImageStore: Sendable {
                 + "in \(Int((MonotonicClock.now() - started) * 1000)) ms of unpacking")
         logger.info(
             "pulled image",
-            metadata: ["reference": "\(reference)", "digest": "\(manifestBytes.digest)", "tree": "\(tree.treeDirectory)"])
+            metadata: [
+                "reference": "\(reference)", "digest": "\(manifestBytes.digest)", "tree": "\(tree.treeDirectory)",
+            ])
         return tree
     }
 
@@ -230,7 +232,8 @@ public struct RegistryImageStore: Sendable {
 
     /// Downloads the blobs not in the store yet, at most ``RegistrySettings/concurrentDownloads``
     /// at once; the first failure cancels the rest.
-    func download(_ blobs: [OCIDescriptor], client: RegistryClient, progress: ProgressReporter) async throws(RunnerError)
+    func download(_ blobs: [OCIDescriptor], client: RegistryClient, progress: ProgressReporter)
+        async throws(RunnerError)
     {
         let layout = layout
         let missing = blobs.filter { descriptor in
@@ -259,7 +262,8 @@ public struct RegistryImageStore: Sendable {
                         try await client.fetchBlob(descriptor, into: temporary)
                         guard rename(temporary, layout.ociBlob(hex)) == 0 else {
                             unlink(temporary)
-                            return RunnerError.posix("could not move the blob into place", layout.ociBlob(hex), fix: nil)
+                            return RunnerError.posix(
+                                "could not move the blob into place", layout.ociBlob(hex), fix: nil)
                         }
                         return nil
                     } catch {
@@ -305,7 +309,9 @@ public struct RegistryImageStore: Sendable {
             let rootfs = staging + "/rootfs"
             guard mkdir(rootfs, 0o755) == 0 else { throw RunnerError.posix("could not create", rootfs, fix: nil) }
             if policy.applyOwnership, let base = policy.idBase {
-                guard chown(rootfs, base, base) == 0 else { throw RunnerError.posix("could not chown", rootfs, fix: nil) }
+                guard chown(rootfs, base, base) == 0 else {
+                    throw RunnerError.posix("could not chown", rootfs, fix: nil)
+                }
             }
             var bytes: Int64 = 0
             for (number, layer) in layers.enumerated() {
@@ -317,7 +323,8 @@ public struct RegistryImageStore: Sendable {
                 } catch {
                     let converted = RunnerError(archive: error)
                     throw RunnerError(
-                        error.isRefusal ? .unsafeInput : .io, input: "\(reference) layer \(number + 1) (\(layer.digest))",
+                        error.isRefusal ? .unsafeInput : .io,
+                        input: "\(reference) layer \(number + 1) (\(layer.digest))",
                         problem: "could not be unpacked: \(converted.input): \(converted.problem)",
                         fix: converted.fix ?? "check the image")
                 }
@@ -379,7 +386,8 @@ public struct RegistryImageStore: Sendable {
     func record(_ image: PulledImage, as reference: ImageReference) throws(RunnerError) -> PulledImage {
         try locked { () throws(RunnerError) -> PulledImage in
             let name = reference.description
-            for other in list() where other.manifestDigest != image.manifestDigest && other.record.references.contains(name) {
+            for other in list()
+            where other.manifestDigest != image.manifestDigest && other.record.references.contains(name) {
                 var record = other.record
                 record.references.removeAll { $0 == name }
                 try record.write(to: other.recordPath)

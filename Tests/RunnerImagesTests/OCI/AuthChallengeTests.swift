@@ -35,7 +35,8 @@ import Testing
     }
 
     @Test func authFileEntries() throws {
-        let json = #"{"auths": {"https://index.docker.io/v1/": {"auth": "dTpwOnc="}, "ghcr.io": {"username": "a", "password": "b"}}}"#
+        let json =
+            #"{"auths": {"https://index.docker.io/v1/": {"auth": "dTpwOnc="}, "ghcr.io": {"username": "a", "password": "b"}}}"#
         let file = try RegistryAuthFile.parse(Array(json.utf8), source: "test")
         let docker = try #require(file.credentials(for: "docker.io"))
         #expect(docker.username == "u")
@@ -62,6 +63,8 @@ import Testing
         #expect(defaults.imageCacheMax == 20 << 30)
         #expect(RegistrySettings(config: defaults).allows("ghcr.io"))
         #expect(!RegistrySettings(config: defaults).allows("evil.example"))
-        #expect(throws: RunnerError.self) { try RunnerConfig.parse(Array("RUNNER_IMAGE_PULL=sometimes\n".utf8), source: "t") }
+        #expect(throws: RunnerError.self) {
+            try RunnerConfig.parse(Array("RUNNER_IMAGE_PULL=sometimes\n".utf8), source: "t")
+        }
     }
 }

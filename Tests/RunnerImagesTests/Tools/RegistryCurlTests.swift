@@ -25,7 +25,8 @@ import Testing
         let secret = Secret("Bearer s3cr3t\"x")
         let command = curl.get(RegistryCurl.Request(url: "https://r/v2/", output: "/o"))
         #expect(!command.arguments.joined(separator: " ").contains("s3cr3t"))
-        let config = String(decoding: curl.config(headers: [("Authorization", secret), ("Accept", Secret("a, b"))]), as: UTF8.self)
+        let config = String(
+            decoding: curl.config(headers: [("Authorization", secret), ("Accept", Secret("a, b"))]), as: UTF8.self)
         #expect(config == "header = \"Authorization: Bearer s3cr3t\\\"x\"\nheader = \"Accept: a, b\"\n")
     }
 }

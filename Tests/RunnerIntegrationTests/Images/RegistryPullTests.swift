@@ -187,10 +187,13 @@ struct RegistryPullTests {
             let store = Self.store(dir, registry: registry)
             let reference = try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:1")
 
-            let anonymous = await #expect(throws: RunnerError.self) { try await store.pull(reference, credentials: nil) }
+            let anonymous = await #expect(throws: RunnerError.self) {
+                try await store.pull(reference, credentials: nil)
+            }
             #expect(anonymous?.code == .permission)
             let wrong = await #expect(throws: RunnerError.self) {
-                try await store.pull(reference, credentials: RegistryCredentials(username: "ci", password: Secret("wrong")))
+                try await store.pull(
+                    reference, credentials: RegistryCredentials(username: "ci", password: Secret("wrong")))
             }
             #expect(wrong?.code == .permission)
             #expect(wrong?.description.contains("wrong") == false)
