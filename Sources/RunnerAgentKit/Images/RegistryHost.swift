@@ -8,10 +8,27 @@ import RunnerSystem
 /// The registry image store as `config.env` sets it up, for the helper's `pull` and the
 /// `runner-agent image` commands.
 enum RegistryHost {
-    /// `config.env` (syntax-checked; absent: every key's default).
+    /// The keys a pull reads.
+    static let keys: [ConfigKey] = [
+        .imagePull, .imageCacheMax, .registries, .registryMirrors, .registryAuthFile, .guestUserNamespace,
+    ]
+
+    /// `config.env`, its syntax and the pull's keys checked (absent: every key's default).
     static func config(layout: HostLayout) throws(RunnerError) -> RunnerConfig {
-        guard FilePaths.exists(layout.configFile) else { return try RunnerConfig.parse([], source: layout.configFile) }
-        return try RunnerConfig.parse(try FilePaths.read(layout.configFile), source: layout.configFile)
+        let bytes = FilePaths.exists(layout.configFile) ? try FilePaths.read(layout.configFile) : []
+        return try RegistryHost.config(bytes: bytes, source: layout.configFile)
+    }
+
+    static func config(bytes: [UInt8], source: String) throws(RunnerError) -> RunnerConfig {
+        let (config, problems) = RunnerConfig.check(bytes, source: source, options: .syntax)
+        let names = Set(keys.map(\.name))
+        let relevant = problems.filter { problem in problem.key.map { names.contains($0) } ?? (problem.line != nil) }
+        guard let config, relevant.isEmpty else {
+            throw RunnerError(
+                .invalidConfig, input: source, problem: relevant.map(\.description).joined(separator: "; "),
+                fix: "fix these lines (`runner-build config example` documents every key)")
+        }
+        return config
     }
 
     /// The store: `RUNNER_REGISTRIES`, `RUNNER_REGISTRY_MIRRORS`, `RUNNER_REGISTRY_AUTH_FILE`

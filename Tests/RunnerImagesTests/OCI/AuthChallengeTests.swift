@@ -45,8 +45,18 @@ import Testing
         #expect(file.credentials(for: "quay.io") == nil)
     }
 
+    /// A config.env with only the keys given (the credential and URL a host needs are not).
+    static func config(_ bytes: [UInt8], source: String = "test") throws -> RunnerConfig {
+        let (config, problems) = RunnerConfig.check(bytes, source: source, options: .syntax)
+        let ours = problems.filter { $0.key?.hasPrefix("RUNNER_IMAGE") == true || $0.key?.hasPrefix("RUNNER_REGISTR") == true }
+        guard let config, ours.isEmpty else {
+            throw RunnerError(.invalidConfig, input: source, problem: ours.map(\.description).joined(separator: "; "))
+        }
+        return config
+    }
+
     @Test func configKeys() throws {
-        let config = try RunnerConfig.parse(
+        let config = try Self.config(
             Array(
                 """
                 RUNNER_IMAGE_PULL=always
@@ -58,13 +68,13 @@ import Testing
         #expect(config.imageCacheMax == 512 << 20)
         #expect(config.registries == ["docker.io", "127.0.0.1:5000"])
         #expect(config.registryMirrors == ["docker.io": ["https://mirror.gcr.io", "http://127.0.0.1:5001"]])
-        let defaults = try RunnerConfig.parse([], source: "test")
+        let defaults = try Self.config([])
         #expect(defaults.imagePull == .missing)
         #expect(defaults.imageCacheMax == 20 << 30)
         #expect(RegistrySettings(config: defaults).allows("ghcr.io"))
         #expect(!RegistrySettings(config: defaults).allows("evil.example"))
         #expect(throws: RunnerError.self) {
-            try RunnerConfig.parse(Array("RUNNER_IMAGE_PULL=sometimes\n".utf8), source: "t")
+            try Self.config(Array("RUNNER_IMAGE_PULL=sometimes\n".utf8))
         }
     }
 }
