@@ -37,13 +37,26 @@ struct RegistryPullTests {
         try await SystemCommandRunner().output(Command("/bin/sh", ["-ec", script]))
     }
 
-    /// Starts a registry (with htpasswd basic auth when `user` is set) and waits for it.
-    static func startRegistry(_ dir: TemporaryDirectory, user: (String, String)? = nil) async throws -> Registry {
+    /// Starts a registry (with htpasswd basic auth when `user` is set, or token auth with the
+    /// realm `tokenRealm` when given) and waits for it.
+    static func startRegistry(
+        _ dir: TemporaryDirectory, user: (String, String)? = nil, token: TokenServer? = nil
+    ) async throws -> Registry {
         let port = port()
         let storage = dir.appending("registry-\(port)")
         try FilePaths.createDirectory(storage)
         var auth = ""
-        if let (name, password) = user {
+        if let token {
+            auth = """
+                auth:
+                  token:
+                    realm: http://127.0.0.1:\(token.port)/token
+                    service: runner-test-registry
+                    issuer: runner-test
+                    rootcertbundle: \(token.certificate)
+
+                """
+        } else if let (name, password) = user {
             _ = try await sh("htpasswd -Bbc '\(storage)/htpasswd' '\(name)' '\(password)'")
             auth = "auth:\n  htpasswd:\n    realm: test\n    path: \(storage)/htpasswd\n"
         }
@@ -67,6 +80,69 @@ struct RegistryPullTests {
             try await Task.sleep(for: .milliseconds(100))
         }
         return Registry(port: port, storage: storage, process: process)
+    }
+
+    /// A small token service (python3, signing with openssl): a JWT with the certificate in
+    /// `x5c`, granting what the scope asks when the basic credentials are right; 401 otherwise.
+    struct TokenServer {
+        let port: Int
+        let certificate: String
+        let process: any ProcessHandle
+
+        func stop() async {
+            process.signal(SIGTERM)
+            _ = await process.wait()
+        }
+    }
+
+    static let tokenServerScript = #"""
+        import base64, http.server, json, os, subprocess, sys, time
+        from urllib.parse import urlparse, parse_qs
+        key, cert, port, user, password = sys.argv[1:6]
+        der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], capture_output=True, check=True).stdout
+        def b64(data): return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args): pass
+            def do_GET(self):
+                query = parse_qs(urlparse(self.path).query)
+                expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+                if self.headers.get("Authorization", "") != expected:
+                    self.send_response(401); self.end_headers(); return
+                access = []
+                for scope in query.get("scope", []):
+                    kind, name, actions = scope.split(":")
+                    access.append({"type": kind, "name": name, "actions": actions.split(",")})
+                now = int(time.time())
+                header = {"alg": "RS256", "typ": "JWT", "x5c": [base64.b64encode(der).decode()]}
+                claims = {"iss": "runner-test", "sub": user, "aud": query.get("service", [""])[0], "exp": now + 300,
+                          "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(), "access": access}
+                signing = b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())
+                signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", key], input=signing.encode(),
+                                           capture_output=True, check=True).stdout
+                body = json.dumps({"token": signing + "." + b64(signature)}).encode()
+                self.send_response(200); self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+        http.server.HTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+        """#
+
+    static func startTokenServer(_ dir: TemporaryDirectory, user: String, password: String) async throws -> TokenServer {
+        let port = port()
+        let work = dir.appending("token-\(port)")
+        try FilePaths.createDirectory(work)
+        try AtomicFile.write(tokenServerScript, to: work + "/token.py")
+        _ = try await sh(
+            "openssl req -x509 -newkey rsa:2048 -nodes -keyout '\(work)/key.pem' -out '\(work)/cert.pem' -days 2 "
+                + "-subj /CN=runner-test-token 2>/dev/null")
+        let process = try SystemCommandRunner().start(
+            Command(
+                "python3",
+                [work + "/token.py", work + "/key.pem", work + "/cert.pem", "\(port)", user, password]),
+            options: StartOptions(output: .file(work + "/log")))
+        for _ in 0..<100 {
+            if (try? await sh("curl -s -o /dev/null http://127.0.0.1:\(port)/token")) != nil { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return TokenServer(port: port, certificate: work + "/cert.pem", process: process)
     }
 
     /// Builds `busybox` in an OCI layout: layer 1 busybox-static, `/bin/sh` a hard link,
@@ -202,6 +278,66 @@ struct RegistryPullTests {
             let image = try await store.pull(
                 reference, credentials: RegistryCredentials(username: "ci", password: Secret("right-password")))
             #expect(FilePaths.exists(image.rootfs + "/bin/busybox"))
+        }
+    }
+
+    @Test(.requires("openssl"), .requires("python3"))
+    func bearerTokensFromTheChallengesRealm() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let token = try await Self.startTokenServer(dir, user: "ci", password: "token-password")
+            let registry = try await Self.startRegistry(dir, token: token)
+            defer {
+                Task {
+                    await registry.stop()
+                    await token.stop()
+                }
+            }
+            try await Self.pushImage(dir, registry: registry, credentials: "ci:token-password")
+            let store = Self.store(dir, registry: registry)
+            let reference = try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:1")
+            let anonymous = await #expect(throws: RunnerError.self) { try await store.pull(reference, credentials: nil) }
+            #expect(anonymous?.code == .permission)
+            let wrong = await #expect(throws: RunnerError.self) {
+                try await store.pull(reference, credentials: RegistryCredentials(username: "ci", password: Secret("nope")))
+            }
+            #expect(wrong?.code == .permission)
+            #expect(wrong?.problem.contains("token service") == true)
+            #expect(Self.trees(store).isEmpty)
+            let image = try await store.pull(
+                reference, credentials: RegistryCredentials(username: "ci", password: Secret("token-password")))
+            #expect(FilePaths.exists(image.rootfs + "/bin/busybox"))
+        }
+    }
+
+    /// `ci-nspawn-run pull` as the hook calls it: the request (with credentials) on stdin, one
+    /// JSON line on stdout, progress on stderr, the password nowhere in either.
+    @Test(.enabled(if: BuiltProducts.runnerAgent != nil, "needs .build/debug/runner-agent (swift build)"))
+    func helperPullReadsStdinAndAnswersOneJSONLine() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let registry = try await Self.startRegistry(dir, user: ("ci", "helper-password"))
+            defer { Task { await registry.stop() } }
+            try await Self.pushImage(dir, registry: registry, credentials: "ci:helper-password")
+            let root = dir.appending("host")
+            try AtomicFile.write(
+                "RUNNER_REGISTRIES=127.0.0.1:\(registry.port)\nRUNNER_IMAGE_CACHE_MAX=1G\n",
+                to: root + "/etc/runner/config.env", mode: 0o600)
+            let agent = try #require(BuiltProducts.runnerAgent)
+            let request = RegistryPullRequest(
+                reference: "127.0.0.1:\(registry.port)/test/busybox:1",
+                credentials: RegistryCredentials(username: "ci", password: Secret("helper-password")))
+            let result = try await SystemCommandRunner().run(
+                Command(agent, ["guest", "pull"], environment: ["RUNNER_HOST_ROOT": root]),
+                input: Array(try JSONEncoder().encode(request)), output: .captured)
+            #expect(result.status.isSuccess, "\(result.standardError)")
+            let lines = result.standardOutput.split(separator: "\n")
+            #expect(lines.count == 1)
+            let response = try JSONDecoder().decode(RegistryPullResponse.self, from: Data((lines.first ?? "").utf8))
+            #expect(response.reference == request.reference)
+            #expect(response.digest.hasPrefix("sha256:"))
+            #expect(FilePaths.exists(response.tree + "/rootfs/bin/busybox"))
+            #expect(result.standardError.contains("pulling"))
+            #expect(!result.standardError.contains("helper-password"))
+            #expect(!result.standardOutput.contains("helper-password"))
         }
     }
 }
