@@ -340,4 +340,44 @@ struct RegistryPullTests {
             #expect(!result.standardOutput.contains("helper-password"))
         }
     }
+
+    /// An index names the image for several platforms: the host's is chosen; an index without
+    /// it fails naming what it has, and leaves nothing.
+    @Test func multiPlatformIndexResolvesToThisHost() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let registry = try await Self.startRegistry(dir)
+            defer { Task { await registry.stop() } }
+            try await Self.pushImage(dir, registry: registry)
+            let host = OCIPlatform.host
+            let base = "http://127.0.0.1:\(registry.port)/v2/test/busybox/manifests"
+            _ = try await Self.sh(
+                "curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' -o '\(dir.appending("m.json"))' '\(base)/1'")
+            let digest = "sha256:" + (try SHA256Digest.hex(ofFile: dir.appending("m.json")))
+            let size = try FilePaths.read(dir.appending("m.json")).count
+            func entry(_ platform: OCIPlatform) -> OCIDescriptor {
+                OCIDescriptor(mediaType: OCIMediaType.ociManifest, digest: digest, size: Int64(size), platform: platform)
+            }
+            let s390x = OCIPlatform(os: "linux", architecture: "s390x")
+            for (tag, entries) in [("multi", [entry(s390x), entry(host)]), ("other", [entry(s390x)])] {
+                try AtomicFile.write(Array(try JSONEncoder().encode(OCIIndex(manifests: entries))), to: dir.appending(tag))
+                _ = try await Self.sh(
+                    "curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' "
+                        + "--data-binary @'\(dir.appending(tag))' '\(base)/\(tag)'")
+            }
+            let store = Self.store(dir, registry: registry)
+            let single = try await store.pull(
+                try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:1"), credentials: nil)
+            let multi = try await store.pull(
+                try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:multi"), credentials: nil)
+            #expect(multi.manifestDigest == single.manifestDigest)
+            #expect(multi.record.references.count == 2)
+            let missing = await #expect(throws: RunnerError.self) {
+                try await store.pull(
+                    try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:other"), credentials: nil)
+            }
+            #expect(missing?.code == .notFound)
+            #expect(missing?.problem.contains("linux/s390x") == true)
+            #expect(store.list().count == 1)
+        }
+    }
 }
