@@ -33,7 +33,7 @@ http:
 YML
 docker-registry serve "$reg/config.yml" > "$reg/log" 2>&1 &
 registry_pid=$!
-trap 'kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null; rm -rf "$reg"' EXIT
+trap 'kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null; rm -rf "$reg"; true' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 
 image="$work/image"
@@ -99,5 +99,6 @@ o, b = stats(sys.argv[1]), stats(sys.argv[2])
 print(f"{'pull (cold, 4 layers)':28} {'median':>8} {'p95':>8} {'max':>8}")
 print(f"{'runner-agent image pull':28} {o[0]:8.3f} {o[1]:8.3f} {o[2]:8.3f}")
 print(f"{'skopeo copy + umoci unpack':28} {b[0]:8.3f} {b[1]:8.3f} {b[2]:8.3f}")
-print(f"ratio (ours / baseline, medians): {o[0] / b[0]:.2f}")
+ratio = o[0] / b[0]
+print(f"ratio (ours / baseline, medians): {ratio:.2f} {'ok' if ratio <= 1.0 else 'OVER'} (target <= 1.0)")
 PY

@@ -3,6 +3,10 @@ import Logging
 import RunnerCore
 import RunnerImages
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `runner-agent image pull REF`.
 public struct ImagePullCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -26,7 +30,9 @@ public struct ImagePullCommand: AsyncParsableCommand {
         let layout = try options.host.layout()
         let config = try RegistryHost.config(layout: layout)
         let store = RegistryHost.store(layout: layout, config: config, logger: Logger(label: "runner.registry"))
-        let image = try await store.pull(reference, credentials: nil, progress: ProgressReporter())
+        // Progress on stderr (a redrawn line on a terminal, plain lines otherwise); stdout is the answer.
+        let progress = ProgressReporter(isTerminal: isatty(2) == 1) { StandardError.write($0) }
+        let image = try await store.pull(reference, credentials: nil, progress: progress)
         if let budget = config.imageCacheMax {
             try store.enforceBudget(
                 maxBytes: budget, keeping: RegistryHost.treesInUse(layout: layout).union([image.treeDirectory]))
