@@ -17,6 +17,23 @@ static inline int runner_renameat2(int olddirfd, const char *oldpath, int newdir
     return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
 }
 
+/* openat2(2) with RESOLVE_IN_ROOT (Linux 5.6+): resolve a path as if `dirfd` were `/`, symlinks
+ * included, never leaving it. The OCI layer applier opens a layer entry's parent with it. */
+#define RUNNER_ARCHIVE_RESOLVE_NO_XDEV 0x01
+#define RUNNER_ARCHIVE_RESOLVE_NO_MAGICLINKS 0x02
+#define RUNNER_ARCHIVE_RESOLVE_IN_ROOT 0x10
+struct runner_archive_open_how {
+    unsigned long long flags;
+    unsigned long long mode;
+    unsigned long long resolve;
+};
+static inline int runner_archive_openat2_in_root(int dirfd, const char *path, int flags) {
+    struct runner_archive_open_how how = {(unsigned long long)flags, 0,
+                                          RUNNER_ARCHIVE_RESOLVE_IN_ROOT | RUNNER_ARCHIVE_RESOLVE_NO_MAGICLINKS |
+                                              RUNNER_ARCHIVE_RESOLVE_NO_XDEV};
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+}
+
 static inline dev_t runner_makedev(unsigned int major_, unsigned int minor_) { return makedev(major_, minor_); }
 static inline unsigned int runner_major(dev_t dev) { return major(dev); }
 static inline unsigned int runner_minor(dev_t dev) { return minor(dev); }

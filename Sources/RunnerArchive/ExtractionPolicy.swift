@@ -17,6 +17,7 @@ public enum ExtractionRule: String, Error, Sendable, Hashable, CaseIterable {
     case totalTooLarge = "total-size"
     case tooManyEntries = "entry-count"
     case duplicateEntry = "duplicate-entry"
+    case unmappedOwner = "unmapped-owner"
 
     /// The rule in words.
     public var summary: String {
@@ -36,6 +37,7 @@ public enum ExtractionRule: String, Error, Sendable, Hashable, CaseIterable {
         case .totalTooLarge: "the archive must not exceed the total size cap"
         case .tooManyEntries: "the archive must not exceed the entry count cap"
         case .duplicateEntry: "an entry must not replace an earlier one"
+        case .unmappedOwner: "owners must fit the guests' user-namespace range"
         }
     }
 

@@ -44,6 +44,14 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
     case onOff
     /// Space-separated Linux capability names (`NET_ADMIN` or `CAP_NET_ADMIN`).
     case capabilities
+    /// `missing`, `always` or `never`.
+    case imagePullPolicy
+    /// A size in bytes with an optional K, M, G or T suffix (powers of 1024).
+    case byteSize
+    /// Comma-separated registry names (`docker.io`, `HOST[:PORT]`), or `*`.
+    case registries
+    /// Space-separated `REGISTRY=URL[,URL…]`.
+    case registryMirrors
 
     /// The expected form, as error messages and the example config show it.
     public var description: String {
@@ -71,6 +79,10 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
         case .hostList: "comma-separated hosts, .domains or CIDRs, e.g. localhost,.internal,10.0.0.0/8"
         case .onOff: "on or off"
         case .capabilities: "space-separated Linux capability names, e.g. NET_ADMIN SYS_PTRACE"
+        case .imagePullPolicy: "missing, always or never"
+        case .byteSize: "a size with an optional K, M, G or T suffix, e.g. 20G"
+        case .registries: "comma-separated registry names or *, e.g. docker.io,ghcr.io,registry.internal:5000"
+        case .registryMirrors: "space-separated REGISTRY=URL[,URL], e.g. docker.io=https://mirror.gcr.io"
         }
     }
 }
@@ -120,6 +132,12 @@ extension ConfigKey {
         public static let bootstrapMode = RunnerConfig.BootstrapMode.bundle
         /// `RUNNER_DEFAULT_IMAGE`.
         public static let defaultImage = "debian-bookworm"
+        /// `RUNNER_IMAGE_PULL`.
+        public static let imagePull = RunnerConfig.ImagePullPolicy.missing
+        /// `RUNNER_IMAGE_CACHE_MAX`: 20 GiB.
+        public static let imageCacheMax = "20G"
+        /// `RUNNER_REGISTRIES`: the public registries CI images come from.
+        public static let registries = "docker.io,ghcr.io,quay.io,mcr.microsoft.com,public.ecr.aws"
     }
 }
 
@@ -224,6 +242,27 @@ extension ConfigKey {
         "Capabilities a job's `options: --cap-add` may add to its steps (space-separated; default: none; "
             + "only those the guest itself holds take effect, e.g. not NET_ADMIN).",
         example: "SYS_PTRACE")
+    public static let imagePull = ConfigKey(
+        "RUNNER_IMAGE_PULL", .imagePullPolicy, default: Defaults.imagePull.rawValue,
+        "When registry images are pulled: missing (not in the store yet), always (check the tag every job), "
+            + "never (the store only).",
+        example: "missing")
+    public static let imageCacheMax = ConfigKey(
+        "RUNNER_IMAGE_CACHE_MAX", .byteSize, default: Defaults.imageCacheMax,
+        "Disk budget of pulled registry images; the least recently used go first (0: no budget).",
+        example: "20G")
+    public static let registries = ConfigKey(
+        "RUNNER_REGISTRIES", .registries, default: Defaults.registries,
+        "Registries jobs may pull images from (comma-separated; * for any).",
+        example: "docker.io,ghcr.io,registry.internal:5000")
+    public static let registryMirrors = ConfigKey(
+        "RUNNER_REGISTRY_MIRRORS", .registryMirrors,
+        "Mirrors tried before a registry, each REGISTRY=URL[,URL] (space-separated).",
+        example: "docker.io=https://mirror.gcr.io")
+    public static let registryAuthFile = ConfigKey(
+        "RUNNER_REGISTRY_AUTH_FILE", .absolutePath,
+        "A docker config.json (root-owned, 0600) with registry credentials for pulls.",
+        example: "/etc/runner/registry-auth.json")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
@@ -239,7 +278,8 @@ extension ConfigKey {
         runnerVersion, tarballURL, tarballSHA256,
         bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
         images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
-        guestUserNamespace, guestCapAdd, httpProxy, httpsProxy, noProxy,
+        guestUserNamespace, guestCapAdd, imagePull, imageCacheMax, registries, registryMirrors, registryAuthFile,
+        httpProxy, httpsProxy, noProxy,
     ]
 
     /// The key called `name`, if there is one.

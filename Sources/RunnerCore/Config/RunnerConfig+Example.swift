@@ -31,6 +31,10 @@ extension RunnerConfig {
                     .guestCapAdd,
                 ]
             ),
+            (
+                "Registry images (pulled for job containers)",
+                [.imagePull, .imageCacheMax, .registries, .registryMirrors, .registryAuthFile]
+            ),
             ("Proxy", [.httpProxy, .httpsProxy, .noProxy]),
         ]
         let active: Set<String> = [

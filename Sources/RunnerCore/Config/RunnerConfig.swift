@@ -282,6 +282,66 @@ public struct RunnerConfig: Sendable, Hashable {
         RunnerConfig.words(value(.guestCapAdd)).compactMap(LinuxCapability.canonicalName)
     }
 
+    /// When registry images are pulled (`RUNNER_IMAGE_PULL`).
+    public enum ImagePullPolicy: String, Sendable, Hashable, CaseIterable {
+        /// Pull when the store does not have the reference yet.
+        case missing
+        /// Ask the registry every time (a moved tag is pulled again; unchanged layers are not).
+        case always
+        /// Never pull: the store only.
+        case never
+    }
+
+    /// `RUNNER_IMAGE_PULL`.
+    public var imagePull: ImagePullPolicy {
+        value(.imagePull).flatMap(ImagePullPolicy.init(rawValue:)) ?? ConfigKey.Defaults.imagePull
+    }
+    /// `RUNNER_IMAGE_CACHE_MAX` in bytes; nil: no budget (`0`).
+    public var imageCacheMax: Int64? {
+        let bytes =
+            RunnerConfig.byteSize(value(.imageCacheMax) ?? ConfigKey.Defaults.imageCacheMax)
+            ?? RunnerConfig.byteSize(ConfigKey.Defaults.imageCacheMax) ?? 0
+        return bytes > 0 ? bytes : nil
+    }
+    /// `RUNNER_REGISTRIES`: registry names pulls may use (`*`: any).
+    public var registries: [String] {
+        RunnerConfig.labels(value(.registries) ?? ConfigKey.Defaults.registries).map { $0.lowercased() }
+    }
+    /// `RUNNER_REGISTRY_MIRRORS`: mirror base URLs per registry name, in order.
+    public var registryMirrors: [String: [String]] {
+        var mirrors: [String: [String]] = [:]
+        for word in RunnerConfig.words(value(.registryMirrors)) {
+            guard let (registry, urls) = RunnerConfig.mirror(word) else { continue }
+            mirrors[registry, default: []] += urls
+        }
+        return mirrors
+    }
+    /// `RUNNER_REGISTRY_AUTH_FILE`.
+    public var registryAuthFile: String? { value(.registryAuthFile) }
+
+    /// `20G` → 21474836480; K, M, G, T are powers of 1024; nil when malformed.
+    public static func byteSize(_ text: String) -> Int64? {
+        var digits = Substring(text)
+        var scale: Int64 = 1
+        if let last = digits.last, let index = "KMGT".firstIndex(of: Character(last.uppercased())) {
+            scale = Int64(1) << (10 * ("KMGT".distance(from: "KMGT".startIndex, to: index) + 1))
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int64(digits),
+            number <= Int64.max / scale
+        else { return nil }
+        return number * scale
+    }
+
+    /// `REGISTRY=URL[,URL]` → the registry and its mirror URLs; nil when malformed.
+    static func mirror(_ word: String) -> (String, [String])? {
+        guard let equals = word.firstIndex(of: "=") else { return nil }
+        let registry = word[..<equals].lowercased()
+        let urls = word[word.index(after: equals)...].split(separator: ",").map { String($0) }
+        guard !registry.isEmpty, !urls.isEmpty, urls.allSatisfy(ConfigSyntax.isURL) else { return nil }
+        return (registry, urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 })
+    }
+
     /// The guest image for a job's `container:` image: its alias target, or the image name
     /// itself when it is an installed image name, else the default image.
     public func guestImage(for containerImage: String) -> String {
@@ -584,6 +644,27 @@ extension RunnerConfig {
         case .capabilities:
             if let bad = words(value).first(where: { LinuxCapability.canonicalName($0) == nil }) {
                 return "\"\(bad)\" is not a Linux capability name"
+            }
+            return nil
+        case .imagePullPolicy:
+            return ImagePullPolicy(rawValue: value) == nil ? "\(shown) is not missing, always or never" : nil
+        case .byteSize:
+            return byteSize(value) == nil ? "\(shown) is not a size such as 20G" : nil
+        case .registries:
+            let parts = value.split(separator: ",", omittingEmptySubsequences: false)
+            if let bad = parts.first(where: { part in
+                part.isEmpty
+                    || (part != "*"
+                        && !part.unicodeScalars.allSatisfy {
+                            ConfigSyntax.isAlnum($0) || ".-:[]".unicodeScalars.contains($0)
+                        })
+            }) {
+                return "\"\(bad)\" is not a registry name (HOST[:PORT])"
+            }
+            return nil
+        case .registryMirrors:
+            if let bad = words(value).first(where: { mirror($0) == nil }) {
+                return "\"\(bad)\" is not REGISTRY=URL[,URL]"
             }
             return nil
         }

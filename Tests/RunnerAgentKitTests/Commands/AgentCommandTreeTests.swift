@@ -10,8 +10,8 @@ import Testing
     static let paths: [[String]] = [
         ["install"], ["upgrade"], ["rollback"], ["service"], ["hook"],
         ["guest"], ["guest", "start"], ["guest", "exec"], ["guest", "stop"], ["guest", "list"], ["guest", "gc"],
-        ["guest", "settings"],
-        ["image"], ["image", "import"], ["image", "list"], ["image", "remove"],
+        ["guest", "settings"], ["guest", "pull"],
+        ["image"], ["image", "import"], ["image", "pull"], ["image", "list"], ["image", "remove"],
         ["bundle"], ["bundle", "verify"], ["bundle", "unpack"],
         ["config"], ["config", "check"],
         ["doctor"],
