@@ -81,7 +81,9 @@ struct HelperRegistryImages: RegistryImages {
         let pull = Command(helper, ["pull"])
         let command = throughSudo ? Sudo().nonInteractive(pull) : pull
         let input: Data
-        do { input = try JSONEncoder().encode(Request(reference: reference, credentials: credentials)) } catch {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do { input = try encoder.encode(Request(reference: reference, credentials: credentials)) } catch {
             throw RunnerError(.internal, input: reference, problem: "could not encode the pull request", underlying: error)
         }
         let result = try await runner.run(command, input: Array(input) + [0x0a], output: .captured)
