@@ -84,7 +84,8 @@ struct HelperRegistryImages: RegistryImages {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         do { input = try encoder.encode(Request(reference: reference, credentials: credentials)) } catch {
-            throw RunnerError(.internal, input: reference, problem: "could not encode the pull request", underlying: error)
+            throw RunnerError(
+                .internal, input: reference, problem: "could not encode the pull request", underlying: error)
         }
         let result = try await runner.run(command, input: Array(input) + [0x0a], output: .captured)
         for line in result.standardError.split(separator: "\n") where !line.isEmpty {

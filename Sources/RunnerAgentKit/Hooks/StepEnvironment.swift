@@ -22,8 +22,7 @@ enum StepEnvironment {
 
     /// One step's environment: `container` (from the state), `step` on top, and `PATH` with
     /// `prependPath` in front (the runner's `GITHUB_PATH` additions, first one first).
-    static func step(container: [String: String], step: [String: String], prependPath: [String]) -> [String: String]
-    {
+    static func step(container: [String: String], step: [String: String], prependPath: [String]) -> [String: String] {
         var environment = container
         for (key, value) in step { environment[key] = value }
         let basePath = step["PATH"] ?? container["PATH"] ?? GuestDefaults.path

@@ -91,8 +91,7 @@ struct EnteredStep: Sendable, Hashable {
     }
 
     /// Starts the step's process (our child); its PID.
-    func spawn(leader: Int32, guest: String, stdin: Int32, stdout: Int32, stderr: Int32) throws(RunnerError) -> Int32
-    {
+    func spawn(leader: Int32, guest: String, stdin: Int32, stdout: Int32, stderr: Int32) throws(RunnerError) -> Int32 {
         guard leader > 1 else {
             throw RunnerError(
                 .invalidInput, input: guest, problem: "has no init process recorded",
@@ -166,7 +165,8 @@ struct EnteredStep: Sendable, Hashable {
                 fix: "use a USER inside the guest's ids (0-\(ImageUser.maximumID))")
         default:
             return RunnerError(
-                .commandFailed, input: guest, problem: "could not start the step in the guest (step \(step): \(reason))",
+                .commandFailed, input: guest,
+                problem: "could not start the step in the guest (step \(step): \(reason))",
                 fix: "check the guest (`ci-nspawn-run list`); re-run the job")
         }
     }

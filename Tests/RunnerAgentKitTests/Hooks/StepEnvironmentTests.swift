@@ -27,6 +27,7 @@ import Testing
             StepEnvironment.step(container: ["PATH": "/img"], step: ["PATH": "/step"], prependPath: ["/p"])["PATH"]
                 == "/p:/step")
         #expect(StepEnvironment.step(container: [:], step: [:], prependPath: [])["PATH"] == GuestDefaults.path)
-        #expect(StepEnvironment.step(container: [:], step: [:], prependPath: ["/p"])["PATH"] == "/p:" + GuestDefaults.path)
+        #expect(
+            StepEnvironment.step(container: [:], step: [:], prependPath: ["/p"])["PATH"] == "/p:" + GuestDefaults.path)
     }
 }

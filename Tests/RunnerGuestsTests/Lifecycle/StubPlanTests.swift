@@ -26,11 +26,13 @@ import Testing
 
     @Test func aServiceRunsEntrypointAndCmdThroughTheEnvironmentFile() throws {
         let config = OCIImageConfig(
-            config: .init(env: ["PATH=/usr/bin:/bin", "PGDATA=/d"], entrypoint: ["/e.sh"], cmd: ["postgres"], workingDir: "/w"))
+            config: .init(
+                env: ["PATH=/usr/bin:/bin", "PGDATA=/d"], entrypoint: ["/e.sh"], cmd: ["postgres"], workingDir: "/w"))
         var request = GuestStartRequest(image: "sha256:" + String(repeating: "a", count: 64), environment: ["PW": "s"])
         request.role = .service
         let plan = try manager().stubPlan(request, rootfs: "/nonexistent", config: config)
-        #expect(plan.command == ["/bin/sh", "-c", ". /run/runner-service.env && exec \"$@\"", "sh", "/e.sh", "postgres"])
+        #expect(
+            plan.command == ["/bin/sh", "-c", ". /run/runner-service.env && exec \"$@\"", "sh", "/e.sh", "postgres"])
         #expect(plan.workingDirectory == "/w")
         #expect(plan.nspawnUser == nil)
         let file = try #require(plan.environmentFile)
@@ -47,7 +49,9 @@ import Testing
         #expect(job.environmentFile == nil)
         var service = GuestStartRequest(image: "x")
         service.role = .service
-        #expect(throws: RunnerError.self) { try manager().stubPlan(service, rootfs: "/nonexistent", config: OCIImageConfig()) }
+        #expect(throws: RunnerError.self) {
+            try manager().stubPlan(service, rootfs: "/nonexistent", config: OCIImageConfig())
+        }
         // The workflow's entry point and arguments replace the image's.
         service.entrypoint = ["/bin/sh"]
         service.arguments = ["-c", "x"]
@@ -63,7 +67,8 @@ import Testing
             stepUser: ImageUser(uid: 1000, gid: 1000, groups: [2000], home: "/home/app"),
             defaultWorkingDirectory: "/srv")
         let step = try manager().enteredStep(
-            record, command: ["sh", "-c", "x"], environment: ["INPUT_FETCH-DEPTH": "1", "B": "2"], workingDirectory: nil,
+            record, command: ["sh", "-c", "x"], environment: ["INPUT_FETCH-DEPTH": "1", "B": "2"],
+            workingDirectory: nil,
             timeout: nil)
         #expect(step.environment == ["B=2", "INPUT_FETCH-DEPTH=1", "PATH=" + GuestDefaults.path, "HOME=/home/app"])
         #expect(step.workingDirectory == "/srv")

@@ -77,7 +77,9 @@ import Testing
         options.binds = [
             GuestBind(source: "/w/_temp", target: "/__w/_temp", ownerMapping: .rootIDMap),
             GuestBind(source: "/w", target: "/__w", ownerMapping: .rootIDMap),
-            GuestBind(source: "/run/runner/guests/rg-0123456789ab.env.conf", target: "/run/runner-service.env", readOnly: true),
+            GuestBind(
+                source: "/run/runner/guests/rg-0123456789ab.env.conf", target: "/run/runner-service.env", readOnly: true
+            ),
         ]
         #expect(
             SystemdNspawn().container(options).argv == [
@@ -85,7 +87,8 @@ import Testing
                 "--machine=rg-0123456789ab", "--as-pid2", "--volatile=overlay", "--console=read-only", "--chdir=/srv",
                 "--user=postgres", "--private-users=2147352576:65536", "--private-users-ownership=off",
                 "--bind=/w:/__w:rootidmap", "--bind=/w/_temp:/__w/_temp:rootidmap",
-                "--bind-ro=/run/runner/guests/rg-0123456789ab.env.conf:/run/runner-service.env", "--", "/bin/sh", "-c", ". /run/runner-service.env && exec \"$@\"",
+                "--bind-ro=/run/runner/guests/rg-0123456789ab.env.conf:/run/runner-service.env", "--", "/bin/sh", "-c",
+                ". /run/runner-service.env && exec \"$@\"",
                 "sh", "/entry.sh", "serve",
             ])
     }

@@ -32,7 +32,8 @@ import Testing
     }
 
     @Test func aNameTakesItsIdsHomeAndGroups() throws {
-        #expect(try resolve("postgres") == ImageUser(uid: 999, gid: 999, groups: [2000, 101], home: "/var/lib/postgresql"))
+        #expect(
+            try resolve("postgres") == ImageUser(uid: 999, gid: 999, groups: [2000, 101], home: "/var/lib/postgresql"))
         #expect(try resolve("app") == ImageUser(uid: 1000, gid: 1000, groups: [2000], home: "/home/app"))
     }
 

@@ -64,10 +64,13 @@ extension GuestSuites {
                 )
                 // No working directory from the runner: the image's WorkingDir.
                 let home = try await h.hook(
-                    h.step(["-c", "pwd; echo err >&2"], guest: guest, stateEnvironment: stateEnvironment, workingDirectory: nil))
+                    h.step(
+                        ["-c", "pwd; echo err >&2"], guest: guest, stateEnvironment: stateEnvironment,
+                        workingDirectory: nil))
                 #expect(home.stdout == "/home/app\n" && home.stderr == "err\n", "\(home.stdout)\(home.stderr)")
                 // Exit codes pass through.
-                let failed = try await h.hook(h.step(["-c", "exit 7"], guest: guest, stateEnvironment: stateEnvironment))
+                let failed = try await h.hook(
+                    h.step(["-c", "exit 7"], guest: guest, stateEnvironment: stateEnvironment))
                 #expect(failed.status == .exited(7))
                 // A missing program fails clearly.
                 let missing = try await h.hook(
@@ -75,13 +78,17 @@ extension GuestSuites {
                 #expect(missing.status == .exited(127))
                 // The step is in the guest's namespaces, not the host's: PID 1 is nspawn's stub.
                 let pid1 = try await h.hook(
-                    h.step(["-c", "cat /proc/1/cmdline; echo; cat /proc/self/uid_map"], guest: guest, stateEnvironment: stateEnvironment))
+                    h.step(
+                        ["-c", "cat /proc/1/cmdline; echo; cat /proc/self/uid_map"], guest: guest,
+                        stateEnvironment: stateEnvironment))
                 #expect(pid1.stdout.hasPrefix("(sd-stubinit)"), "\(pid1.stdout)")
                 #expect(pid1.stdout.contains("2147352576"), "\(pid1.stdout)")
 
                 // SIGINT mid-step stops it within a few seconds (130, as a shell reports it).
                 let (hook, stdout, _) = try h.spawnHook(
-                    h.step(["-c", "echo started; sleep 60; echo not-reached"], guest: guest, stateEnvironment: stateEnvironment))
+                    h.step(
+                        ["-c", "echo started; sleep 60; echo not-reached"], guest: guest,
+                        stateEnvironment: stateEnvironment))
                 let end = MonotonicClock.now() + 20
                 while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
                     await MonotonicClock.pause(seconds: 0.05)

@@ -200,7 +200,8 @@ final class OCIHarness: Sendable {
 
     /// A run_script_step of `args` (run by `sh`) in `guest`, with the state's environment.
     func step(
-        _ args: [String], guest: String, stateEnvironment: String, workingDirectory: String? = "/__w/octo-repo/octo-repo",
+        _ args: [String], guest: String, stateEnvironment: String,
+        workingDirectory: String? = "/__w/octo-repo/octo-repo",
         prependPath: [String] = ["/__w/bin"]
     ) -> String {
         let quoted = { (items: [String]) in "[" + items.map { TestJSON.quote($0) }.joined(separator: ",") + "]" }
