@@ -17,15 +17,20 @@ public struct ContainerHook: Sendable {
     public var logger: Logger
     /// The job's owner (the runner's worker process, our parent): guests outliving it are swept.
     public var ownerPID: Int32
+    /// Registry images: the content store, then a pull (``RegistryImages``).
+    public var registry: any RegistryImages
 
     public init(
-        settings: HookSettings, policy: GuestPolicy, guests: any GuestOperations, logger: Logger, ownerPID: Int32
+        settings: HookSettings, policy: GuestPolicy, guests: any GuestOperations, logger: Logger, ownerPID: Int32,
+        registry: (any RegistryImages)? = nil
     ) {
         self.settings = settings
         self.policy = policy
         self.guests = guests
         self.logger = logger
         self.ownerPID = ownerPID
+        self.registry =
+            registry ?? HelperRegistryImages(helper: policy.layout.guestHelper, throughSudo: geteuid() != 0)
     }
 
     /// Handles one call and returns the exit code; errors are printed as `::error::` lines.
@@ -82,21 +87,30 @@ public struct ContainerHook: Sendable {
         var state = HookState()
         do throws(RunnerError) {
             // Everything about the services is checked before the first guest boots.
-            let plans = try input.args.services.map { service throws(RunnerError) in try servicePlan(service) }
+            var plans: [ServicePlan] = []
+            for service in input.args.services { plans.append(try await servicePlan(service)) }
             try PortMapping.checkClaims(plans.map { ($0.label, $0.ports) }) { address, port in
                 TCPSocket.portIsFree(address: address, port: port)
             }
-            let job = try input.args.container.map { container throws(RunnerError) in try jobPlan(container) }
+            var job: JobPlan?
+            if let container = input.args.container { job = try await jobPlan(container) }
             var serviceContexts: [HookResponse.Service] = []
             var aliases: [String] = []
             for plan in plans {
                 let binds = try self.binds(plan.service.userMountVolumes)
-                let info = try await guests.start(
-                    GuestStartRequest(
-                        image: plan.image, binds: binds, ownerPID: ownerPID, environment: plan.environment,
-                        ports: plan.ports, capabilities: plan.capabilities))
+                var request = GuestStartRequest(
+                    image: plan.image, binds: binds, ownerPID: ownerPID, environment: plan.environment,
+                    ports: plan.ports, capabilities: plan.capabilities)
+                request.role = .service
+                if let entryPoint = plan.service.entryPoint, !entryPoint.isEmpty { request.entrypoint = [entryPoint] }
+                if !plan.service.entryPointArgs.isEmpty { request.arguments = plan.service.entryPointArgs }
+                let info = try await guests.start(request)
                 state.services.append(info.name)
-                try await waitUntilReady(plan, guest: info.name)
+                do {
+                    try await waitUntilReady(plan, guest: info.name)
+                } catch {
+                    throw await withServiceLog(error, guest: info.name)
+                }
                 var portMap: [String: String] = [:]
                 for port in plan.ports { portMap[String(port.containerPort)] = String(port.hostPort) }
                 serviceContexts.append(HookResponse.Service(id: info.name, network: "host", ports: portMap))
@@ -105,12 +119,14 @@ public struct ContainerHook: Sendable {
             }
             var response = HookResponse(isAlpine: false, context: HookResponse.Context(services: serviceContexts))
             if let job {
-                state.environment = job.environment
                 let info = try await guests.start(
                     GuestStartRequest(
                         image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID,
                         capabilities: job.capabilities))
                 state.guest = info.name
+                // docker's order: the image's Env, then the container's own environment.
+                state.environment = StepEnvironment.container(
+                    image: info.imageEnvironment ?? [], container: job.environment)
                 response.isAlpine = info.isAlpine
                 response.context?.container = HookResponse.Container(id: info.name, network: "host")
             }
@@ -134,8 +150,8 @@ public struct ContainerHook: Sendable {
         var capabilities: [String] = []
     }
 
-    func jobPlan(_ container: HookContainer) throws(RunnerError) -> JobPlan {
-        let image = try resolveImage(container.image)
+    func jobPlan(_ container: HookContainer) async throws(RunnerError) -> JobPlan {
+        let image = try await resolveImage(container.image, credentials: container.registry)
         let label = container.image ?? image
         let options = try CreateOptions.parse(
             container.createOptions, owner: "job container \(label)", allowedCapabilities: settings.capAdd)
@@ -169,8 +185,8 @@ public struct ContainerHook: Sendable {
         var capabilities: [String] = []
     }
 
-    func servicePlan(_ service: HookContainer) throws(RunnerError) -> ServicePlan {
-        let image = try resolveImage(service.image)
+    func servicePlan(_ service: HookContainer) async throws(RunnerError) -> ServicePlan {
+        let image = try await resolveImage(service.image, credentials: service.registry)
         let label = service.image ?? image
         var ports: [PortMapping] = []
         for mapping in service.portMappings {
@@ -266,9 +282,41 @@ public struct ContainerHook: Sendable {
         }
     }
 
+    /// The image a guest starts from for a workflow reference: a local image or alias first
+    /// (``resolveLocalImage(_:)``), else the registry image unpacked in the content store, else
+    /// a pull (inside a `::group::` of the job log; a failure names the reference and the
+    /// registry's answer). Registry images are named by their manifest digest (`sha256:…`).
+    func resolveImage(_ reference: String?, credentials: RegistryCredentials?) async throws(RunnerError) -> String {
+        let local: RunnerError
+        do {
+            return try resolveLocalImage(reference)
+        } catch {
+            local = error
+        }
+        var ref = reference ?? ""
+        if ref.hasPrefix("docker://") { ref = String(ref.dropFirst(9)) }
+        guard !ref.isEmpty, !ref.contains(where: { $0.isWhitespace || !$0.isASCII }) else { throw local }
+        if let cached = try await registry.lookup(ref) { return cached.digest }
+        StandardOutput.write("::group::Pulling \(Self.escapeWorkflowCommand(ref))\n")
+        defer { StandardOutput.write("::endgroup::\n") }
+        let pulled: PulledImage
+        do {
+            pulled = try await registry.pull(ref, credentials: credentials) { line in
+                StandardOutput.write(line + "\n")
+            }
+        } catch {
+            throw RunnerError(
+                error.code, input: ref,
+                problem: "is neither a local image (\(local.problem)) nor pulled from its registry: \(error.problem)",
+                fix: error.fix ?? local.fix)
+        }
+        StandardOutput.write("\(ref): \(pulled.digest)\n")
+        return pulled.digest
+    }
+
     /// Finds the local image for a workflow image reference (`name`, `name:tag`, a registry path,
     /// or an alias from `RUNNER_IMAGE_ALIASES`).
-    func resolveImage(_ reference: String?) throws(RunnerError) -> String {
+    func resolveLocalImage(_ reference: String?) throws(RunnerError) -> String {
         let available = policy.availableImages()
         var ref = reference ?? ""
         if ref.hasPrefix("docker://") { ref = String(ref.dropFirst(9)) }
@@ -338,6 +386,16 @@ public struct ContainerHook: Sendable {
         }
     }
 
+    /// `error` with the last lines of the service's own log (a no-init service's output), so the
+    /// job log shows why it failed.
+    func withServiceLog(_ error: RunnerError, guest: String) async -> RunnerError {
+        let log = await guests.log(guest, lines: 20)
+        guard !log.isEmpty else { return error }
+        return RunnerError(
+            error.code, input: error.input, problem: error.problem + "; the service's log ends:\n" + log,
+            fix: error.fix)
+    }
+
     /// The host name a job reaches a service by: the image's base name (`redis:7` → `redis`).
     static func serviceAlias(_ image: String) -> String {
         var ref = image
@@ -368,11 +426,8 @@ public struct ContainerHook: Sendable {
         guard let entryPoint = input.args.entryPoint, !entryPoint.isEmpty else {
             throw RunnerError(.invalidInput, input: "args.entryPoint", problem: "is missing")
         }
-        var environment = state.environment
-        for (key, value) in input.args.environmentVariables { environment[key] = value }
-        let basePath = input.args.environmentVariables["PATH"] ?? state.environment["PATH"] ?? GuestDefaults.path
-        environment["PATH"] =
-            input.args.prependPath.isEmpty ? basePath : (input.args.prependPath + [basePath]).joined(separator: ":")
+        let environment = StepEnvironment.step(
+            container: state.environment, step: input.args.environmentVariables, prependPath: input.args.prependPath)
         let status = try await guests.exec(
             guest, command: [entryPoint] + input.args.entryPointArgs, environment: environment,
             workingDirectory: input.args.workingDirectory)

@@ -18,6 +18,9 @@ public protocol GuestOperations: Sendable {
     func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult
     /// Removes stale guests and, with `owner`, every guest of that job.
     func sweep(owner: Int32?) async
+    /// The last `lines` lines of a guest's log (a no-init service's own output); empty when
+    /// there is none or it cannot be read.
+    func log(_ name: String, lines: Int) async -> String
 }
 
 extension GuestManager: GuestOperations {

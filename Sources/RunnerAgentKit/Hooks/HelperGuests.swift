@@ -84,6 +84,12 @@ struct HelperGuests: GuestOperations {
         try await runner.run(sudo(["exec", name, "--timeout", "\(timeout)", "--"] + command))
     }
 
+    func log(_ name: String, lines: Int) async -> String {
+        let command = sudo(["logs", name, "--lines", "\(lines)"])
+        guard let result = try? await runner.run(command), result.status.isSuccess else { return "" }
+        return result.standardOutput.trimmedWhitespace
+    }
+
     func sweep(owner: Int32?) async {
         _ = try? await runner.run(sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? [])))
     }

@@ -101,10 +101,18 @@ public struct HookContainer: Decodable, Sendable {
     public var portMappings: [String]
     public var systemMountVolumes: [MountVolume]
     public var userMountVolumes: [MountVolume]
+    /// The workflow's registry credentials (`container.credentials`), when any.
+    public var registry: RegistryCredentials?
 
     enum CodingKeys: String, CodingKey {
         case image, entryPoint, entryPointArgs, workingDirectory, createOptions, environmentVariables,
-            portMappings, systemMountVolumes, userMountVolumes
+            portMappings, systemMountVolumes, userMountVolumes, registry
+    }
+
+    struct Registry: Decodable {
+        var username: String?
+        var password: String?
+        var serverUrl: String?
     }
 
     public init(from decoder: any Decoder) throws {
@@ -123,6 +131,12 @@ public struct HookContainer: Decodable, Sendable {
         }
         systemMountVolumes = lenientArray(c, .systemMountVolumes)
         userMountVolumes = lenientArray(c, .userMountVolumes)
+        if let given = (try? c.decodeIfPresent(Registry.self, forKey: .registry)) ?? nil,
+            given.username != nil || given.password != nil
+        {
+            registry = RegistryCredentials(
+                username: given.username, password: given.password.map(Secret.init), serverUrl: given.serverUrl)
+        }
     }
 }
 

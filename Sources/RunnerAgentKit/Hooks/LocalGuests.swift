@@ -44,4 +44,6 @@ struct LocalGuests: GuestOperations {
     }
 
     func sweep(owner: Int32?) async { await manager.sweep(owner: owner) }
+
+    func log(_ name: String, lines: Int) async -> String { manager.log(name, lines: lines) }
 }

@@ -40,9 +40,17 @@ public struct GuestManager: Sendable {
     public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller) async throws(RunnerError) -> GuestInfo {
         try GuestOwner.checkRequested(request.ownerPID)
         // A tree whose owners must be shifted is shifted once, unless guests still boot from it.
-        let rootfs = try policy.imageRootfs(request.image) { tree in
-            list().contains { $0.rootfs == tree && !isStale($0) }
+        let busy: (String) -> Bool = { tree in list().contains { $0.rootfs == tree && !isStale($0) } }
+        let rootfs: String
+        var imageConfig: OCIImageConfig?
+        if let hex = GuestPolicy.registryTreeDigest(request.image) {
+            (rootfs, imageConfig) = try policy.registryImage(hex, busy: busy)
+        } else {
+            rootfs = try policy.imageRootfs(request.image, busy: busy)
         }
+        // The image decides: systemd boots; anything else runs under nspawn's stub init.
+        let initSystem: GuestInit = GuestTreeFile.bootsSystemd(rootfs: rootfs) ? .systemd : .stub
+        let stub = initSystem == .stub ? try stubPlan(request, rootfs: rootfs, config: imageConfig) : nil
         let checked = try request.binds.map { bind throws(RunnerError) in try policy.check(bind) }
         for alias in request.hostAliases {
             guard !alias.isEmpty, alias.count <= 63,
@@ -65,8 +73,11 @@ public struct GuestManager: Sendable {
         var record = GuestRecord(
             name: name, image: request.image, rootfs: rootfs, backend: policy.backend, status: .starting,
             starterPID: getpid(), starterStartTime: ProcessTable.startTime(of: getpid()), binds: checked.map(\.bind),
-            isAlpine: Self.isAlpine(rootfs: rootfs))
+            isAlpine: GuestTreeFile.isAlpine(rootfs: rootfs))
         record.userNamespace = policy.userNamespace
+        record.initSystem = initSystem
+        record.stepUser = stub?.user
+        record.defaultWorkingDirectory = imageConfig?.config?.workingDir.flatMap { $0.isEmpty ? nil : $0 }
         record.ownerPID = owner.pid
         record.ownerStartTime = owner.startTime
         if !capabilities.isEmpty { record.addedCapabilities = capabilities }
@@ -84,7 +95,18 @@ public struct GuestManager: Sendable {
                 options.binds.append(
                     GuestBind(source: layout.guestHostsFile(name), target: "/etc/hosts", readOnly: true))
             }
-            if !request.environment.isEmpty {
+            if let stub {
+                // The service's environment (image Env under the workflow's env:), for its main
+                // process only: a 0600 file of the user it runs as, root's on the host side.
+                if let text = stub.environmentFile {
+                    try AtomicFile.write(text, to: layout.guestEnvironmentFile(name), mode: 0o600)
+                    try handToGuestUser(layout.guestEnvironmentFile(name), user: stub.user)
+                    options.binds.append(
+                        GuestBind(
+                            source: layout.guestEnvironmentFile(name), target: Self.stubEnvironmentFile,
+                            readOnly: true))
+                }
+            } else if !request.environment.isEmpty {
                 // Read by the guest's manager at boot; root-only on the host, gone with the guest.
                 try AtomicFile.write(environment.text, to: layout.guestEnvironmentFile(name), mode: 0o600)
                 try handToGuestRoot(layout.guestEnvironmentFile(name))
@@ -92,18 +114,35 @@ public struct GuestManager: Sendable {
                     GuestBind(
                         source: layout.guestEnvironmentFile(name), target: Self.environmentDropIn, readOnly: true))
             }
+            let command: (Bool) -> Command = { register in
+                if let stub {
+                    var container = SystemdNspawn.ContainerOptions(
+                        directory: rootfs, machine: name, command: stub.command)
+                    container.binds = options.binds
+                    container.userNamespace = options.userNamespace
+                    container.register = register
+                    container.workingDirectory = stub.workingDirectory
+                    container.user = stub.nspawnUser
+                    return SystemdNspawn().container(container)
+                }
+                var boot = options
+                boot.register = register
+                return SystemdNspawn().boot(boot)
+            }
             switch policy.backend {
             case .direct:
-                try await bootDirect(options, record: &record)
+                try await bootDirect(command(false), userNamespace: options.userNamespace, record: &record)
             case .machined:
-                try await bootMachined(options, record: &record)
+                try await bootMachined(command(true), record: &record)
             }
             try await publish(request.ports, record: record)
             record.status = .running
             try save(record)
             logger.debug("guest started", metadata: ["guest": "\(name)", "leader": "\(record.leaderPID ?? 0)"])
             return GuestInfo(
-                name: name, image: request.image, leaderPID: record.leaderPID ?? 0, isAlpine: record.isAlpine)
+                name: name, image: request.image, leaderPID: record.leaderPID ?? 0, isAlpine: record.isAlpine,
+                initSystem: initSystem, imageEnvironment: imageConfig.map { $0.config?.env ?? [] },
+                imageWorkingDirectory: record.defaultWorkingDirectory)
         } catch {
             await teardown(record)
             throw error
@@ -196,20 +235,23 @@ public struct GuestManager: Sendable {
         }
     }
 
-    private func bootDirect(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) async throws(RunnerError) {
+    private func bootDirect(_ nspawn: Command, userNamespace: GuestUserNamespace?, record: inout GuestRecord)
+        async throws(RunnerError)
+    {
         let name = record.name
         let socket = try NotifySocket(path: layout.guestNotifySocket(name))
-        var command = SystemdNspawn().boot(options)
+        var command = nspawn
         command.environment["NOTIFY_SOCKET"] = socket.path
         let log = layout.guestLog(name)
         // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
-        if options.userNamespace != nil { command = try policy.cgroups.entering(guest: name, command) }
+        if userNamespace != nil { command = try policy.cgroups.entering(guest: name, command) }
         // A daemon in a session of its own: it outlives this helper.
         let nspawn = try runner.start(command, options: StartOptions(output: .file(log), grouping: .newSession))
         record.nspawnPID = nspawn.pid
         record.nspawnStartTime = ProcessTable.startTime(of: nspawn.pid)
         try save(record)
         let image = record.image
+        let stub = record.initSystem == .stub
         let started = command
         // The leader as soon as nspawn names it (teardown kills it, should the boot fail).
         let leader = Mutex<Int32?>(nil)
@@ -224,7 +266,9 @@ public struct GuestManager: Sendable {
                         .timeout, input: image,
                         problem: "guest \(name) did not report READY=1 within \(Int(policy.bootTimeout)) s"
                             + logTail(name),
-                        fix: "check that the image boots systemd (it needs systemd and dbus)")
+                        fix: stub
+                            ? "check the image's main process (see the guest's log)"
+                            : "check that the image boots systemd (it needs systemd and dbus)")
                 }
                 if let lines = socket.receive(timeout: min(remaining, 0.2)) {
                     for line in lines {
@@ -243,15 +287,11 @@ public struct GuestManager: Sendable {
         }
     }
 
-    private func bootMachined(_ options: SystemdNspawn.BootOptions, record: inout GuestRecord) async throws(RunnerError)
-    {
-        var nspawn = options
-        nspawn.register = true
+    private func bootMachined(_ nspawn: Command, record: inout GuestRecord) async throws(RunnerError) {
         let seconds = Int(policy.bootTimeout)
         let command = Timeout().bounded(
             .init(seconds: seconds + 10),
-            SystemdRun().guestService(
-                .init(unit: record.name, startTimeoutSeconds: seconds), nspawn: SystemdNspawn().boot(nspawn)))
+            SystemdRun().guestService(.init(unit: record.name, startTimeoutSeconds: seconds), nspawn: nspawn))
         try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
         let show = Timeout().bounded(.init(seconds: 10), Machinectl().leader(machine: record.name))
         let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
@@ -262,19 +302,19 @@ public struct GuestManager: Sendable {
     }
 
     private func logTail(_ name: String) -> String {
-        guard let bytes = try? FilePaths.read(layout.guestLog(name)) else { return "" }
-        let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").suffix(10)
-        return lines.isEmpty ? "" : ":\n" + lines.joined(separator: "\n")
+        let lines = log(name, lines: 10)
+        return lines.isEmpty ? "" : ":\n" + lines
     }
 
-    static func isAlpine(rootfs: String) -> Bool {
-        for file in ["/etc/os-release", "/usr/lib/os-release"] {
-            guard let bytes = try? FilePaths.read(rootfs + file) else { continue }
-            return String(decoding: bytes, as: UTF8.self).split(separator: "\n").contains {
-                $0 == "ID=alpine" || $0 == "ID=\"alpine\""
-            }
+    /// The last `lines` lines of a guest's log (nspawn's messages and, for a guest without an
+    /// init, its main process's console output: a service's own log), carriage returns dropped;
+    /// empty when there is none.
+    public func log(_ name: String, lines: Int) -> String {
+        guard (try? GuestName.check(name)) != nil, let bytes = try? FilePaths.read(layout.guestLog(name)) else {
+            return ""
         }
-        return false
+        let text = String(decoding: bytes.suffix(1 << 20), as: UTF8.self).replacing("\r", with: "")
+        return text.split(separator: "\n").suffix(max(0, lines)).joined(separator: "\n")
     }
 
     // MARK: records
@@ -388,6 +428,16 @@ public struct GuestManager: Sendable {
     ) throws(RunnerError) -> ExitStatus {
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devNull) }
+        let unit: StepUnit
+        switch step.kind {
+        case .entered(let entered):
+            // No init of ours in the guest: the step enters its namespaces from here.
+            return try entered.run(
+                leader: step.record.leaderPID ?? 0, guest: step.record.name, stdin: devNull, stdout: stdout,
+                stderr: stderr, stopRequests: stopRequests)
+        case .unit(let stepUnit):
+            unit = stepUnit
+        }
         var attempt = 0
         while true {
             attempt += 1
@@ -399,7 +449,7 @@ public struct GuestManager: Sendable {
                 bus = connection
             }
             do {
-                return try step.unit.run(
+                return try unit.run(
                     bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
             } catch {
                 bus = nil  // made anew for the next step
@@ -414,10 +464,16 @@ public struct GuestManager: Sendable {
         }
     }
 
-    /// A step ready to run: the guest's record and the transient unit.
+    /// A step ready to run: the guest's record, and the transient unit its systemd runs or, in
+    /// a guest without an init of ours, the process the relay starts in it.
     struct PreparedStep {
         var record: GuestRecord
-        var unit: StepUnit
+        var kind: Kind
+
+        enum Kind {
+            case unit(StepUnit)
+            case entered(EnteredStep)
+        }
     }
 
     /// Checks that the guest runs and builds the step's unit (``exec`` and the step relay).
@@ -426,9 +482,14 @@ public struct GuestManager: Sendable {
         timeout: Double? = nil
     ) throws(RunnerError) -> PreparedStep {
         let record = try running(name)
+        // The same checks for both kinds of guest (a command, an absolute working directory, a
+        // bounded timeout).
         let unit = try stepUnit(
             record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
-        return PreparedStep(record: record, unit: unit)
+        guard record.initSystem == .stub else { return PreparedStep(record: record, kind: .unit(unit)) }
+        let entered = try enteredStep(
+            record, command: command, environment: environment, workingDirectory: workingDirectory, timeout: timeout)
+        return PreparedStep(record: record, kind: .entered(entered))
     }
 
     /// After a step: hands what it left in the workspace back to the work owner.
@@ -712,7 +773,7 @@ public struct GuestManager: Sendable {
                 !ProcessTable.isAlive(nspawn, startTime: record.nspawnStartTime),
                 ProcessTable.isAlive(leader, startTime: nil),
                 ProcessTable.commandLine(of: leader).first.map({
-                    FilePaths.basename($0) == "systemd" || $0.hasSuffix("/init")
+                    FilePaths.basename($0) == "systemd" || $0.hasSuffix("/init") || $0 == "(sd-stubinit)"
                 }
                 )
                     ?? false

@@ -15,4 +15,24 @@ public struct GuestInfo: Codable, Sendable, Hashable {
     public var image: String
     public var leaderPID: Int32
     public var isAlpine: Bool
+    /// The guest's PID 1 (nil from older helpers: systemd).
+    public var initSystem: GuestInit?
+    /// A registry image's `Env` (`NAME=VALUE`, in order), for the hook's steps; nil for a baked
+    /// image.
+    public var imageEnvironment: [String]?
+    /// A registry image's `WorkingDir`, when it has one.
+    public var imageWorkingDirectory: String?
+
+    public init(
+        name: String, image: String, leaderPID: Int32, isAlpine: Bool, initSystem: GuestInit? = nil,
+        imageEnvironment: [String]? = nil, imageWorkingDirectory: String? = nil
+    ) {
+        self.name = name
+        self.image = image
+        self.leaderPID = leaderPID
+        self.isAlpine = isAlpine
+        self.initSystem = initSystem
+        self.imageEnvironment = imageEnvironment
+        self.imageWorkingDirectory = imageWorkingDirectory
+    }
 }

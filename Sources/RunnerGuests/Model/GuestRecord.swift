@@ -46,4 +46,10 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     /// Capabilities (`CAP_X`) the job added with `--cap-add` and the admin allowed
     /// (`RUNNER_GUEST_CAP_ADD`): the guest's step units keep them besides docker's defaults.
     public var addedCapabilities: [String]?
+    /// The guest's PID 1 (nil: systemd, as for records of older helpers).
+    public var initSystem: GuestInit?
+    /// Who steps run as on the no-init path (the image's `USER`, resolved in its `/etc/passwd`).
+    public var stepUser: ImageUser?
+    /// The working directory of steps that name none (the image's `WorkingDir`).
+    public var defaultWorkingDirectory: String?
 }

@@ -11,6 +11,8 @@ import Synchronization
 
 /// What `start` asks for.
 public struct GuestStartRequest: Codable, Sendable, Hashable {
+    /// A store name (`debian-bookworm`), or a registry image's unpacked tree by its manifest
+    /// digest (`sha256:<64 hex digits>`, see ``HostLayout/ociTree(_:)``).
     public var image: String
     public var binds: [GuestBind]
     /// Names that resolve to 127.0.0.1 in the guest (services share the host network).
@@ -25,6 +27,13 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
     /// Capabilities the job adds with `--cap-add` (`CAP_X`); the helper takes only those the
     /// admin allowed (`RUNNER_GUEST_CAP_ADD`).
     public var capabilities: [String]
+    /// What the guest is for (nil: the job container). On the no-init path a service's main
+    /// process is its image's `Entrypoint` + `Cmd`.
+    public var role: GuestRole?
+    /// A service's entry point from the workflow, replacing the image's (no-init path).
+    public var entrypoint: [String]?
+    /// A service's arguments from the workflow, replacing the image's `Cmd` (no-init path).
+    public var arguments: [String]?
 
     public init(
         image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
@@ -39,7 +48,9 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         self.capabilities = capabilities
     }
 
-    enum CodingKeys: String, CodingKey { case image, binds, hostAliases, ownerPID, environment, ports, capabilities }
+    enum CodingKeys: String, CodingKey {
+        case image, binds, hostAliases, ownerPID, environment, ports, capabilities, role, entrypoint, arguments
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -50,5 +61,8 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
         capabilities = try c.decodeIfPresent([String].self, forKey: .capabilities) ?? []
+        role = try c.decodeIfPresent(GuestRole.self, forKey: .role)
+        entrypoint = try c.decodeIfPresent([String].self, forKey: .entrypoint)
+        arguments = try c.decodeIfPresent([String].self, forKey: .arguments)
     }
 }

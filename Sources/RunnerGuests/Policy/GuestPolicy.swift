@@ -51,6 +51,9 @@ public struct GuestPolicy: Sendable {
     /// ``userNamespace``'s range when this returns (``ImageOwnership/ensure``): `busy` says
     /// whether guests still run from a tree that would need shifting.
     func imageRootfs(_ image: String, busy: (String) -> Bool = { _ in false }) throws(RunnerError) -> String {
+        if let hex = Self.registryTreeDigest(image) {
+            return try registryImage(hex, busy: busy).rootfs
+        }
         let validChars = image.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
         guard !image.isEmpty, image.count <= 128, validChars, !image.hasPrefix("."), !image.hasPrefix("-") else {
             throw RunnerError(
@@ -69,6 +72,49 @@ public struct GuestPolicy: Sendable {
             version: FilePaths.parent(of: real), userNamespace: userNamespace,
             logger: Logger(label: "runner.images"), busy: { busy(real) })
         return real
+    }
+
+    /// The hex digest of a registry tree reference (`sha256:` + 64 lowercase hex digits), or nil
+    /// when `image` is not one.
+    package static func registryTreeDigest(_ image: String) -> String? {
+        guard image.hasPrefix("sha256:") else { return nil }
+        let hex = image.dropFirst(7)
+        guard hex.count == 64, hex.allSatisfy({ $0.isASCII && ($0.isNumber || ("a"..."f").contains($0)) }) else {
+            return nil
+        }
+        return String(hex)
+    }
+
+    /// A registry image unpacked in the content store (``HostLayout/ociTree(_:)``): its rootfs,
+    /// refused unless it resolves inside the store, and its configuration (`config.json`, the
+    /// verified blob the puller wrote). Its owners are in ``userNamespace``'s range: a tree whose
+    /// `userns` marker says otherwise is shifted as a baked image is; a tree without a marker is
+    /// in the standard range, as the puller leaves it.
+    func registryImage(_ hex: String, busy: (String) -> Bool = { _ in false }) throws(RunnerError) -> (
+        rootfs: String, config: OCIImageConfig
+    ) {
+        let input = "sha256:" + hex
+        let tree = layout.ociTree(hex)
+        guard let real = Self.realPath(tree + "/rootfs"), let store = Self.realPath(layout.imagesDirectory),
+            real.hasPrefix(store + "/")
+        else {
+            throw RunnerError(
+                .notFound, input: input, problem: "is not unpacked in the registry content store (\(tree))",
+                fix: "pull the image again (the job's prepare step pulls it)")
+        }
+        let config = try OCIImageConfig.decode(try FilePaths.read(tree + "/config.json"), input: tree + "/config.json")
+        if try ImageOwnership.marker(version: tree) != nil {
+            try ImageOwnership.ensure(
+                version: tree, userNamespace: userNamespace, logger: Logger(label: "runner.images"),
+                busy: { busy(real) })
+        } else if userNamespace != .standard {
+            throw RunnerError(
+                .unsupported, input: input,
+                problem: "registry images are unpacked for the standard user-namespace range, "
+                    + "and RUNNER_GUEST_USERNS asks for another",
+                fix: "set RUNNER_GUEST_USERNS=on to run registry images")
+        }
+        return (real, config)
     }
 
     /// Names of the images in the local store that have an active version.

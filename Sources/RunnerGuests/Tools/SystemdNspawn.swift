@@ -57,14 +57,73 @@ public struct SystemdNspawn: Sendable, Hashable {
         for (key, value) in options.setenv.sorted(by: { $0.key < $1.key }) {
             args.append("--setenv=\(key)=\(value)")
         }
-        // Parents before children: nspawn mounts in the order given.
-        let ordered = options.binds.enumerated().sorted { a, b in
+        args += Self.ordered(options.binds).map(\.nspawnArgument)
+        return Command(executable, args)
+    }
+
+    /// Options of ``container(_:)``: an ephemeral guest for an image without an init of its own.
+    public struct ContainerOptions: Sendable, Hashable {
+        /// The image's root file system (read-only under the overlay).
+        public var directory: String
+        /// The guest's name (`--machine=`).
+        public var machine: String
+        /// The guest's binds, in any order (parents are mounted first).
+        public var binds: [GuestBind] = []
+        /// With machined: registered (`--keep-unit`); without it `--register=no --keep-unit`.
+        public var register: Bool = false
+        /// The guest's user namespace, as for ``boot(_:)``.
+        public var userNamespace: GuestUserNamespace?
+        /// The guest's PID 2, run by nspawn's stub init inside the guest (the image's program,
+        /// never a secret: a service's environment reaches it through a file, not the command line).
+        public var command: [String]
+        /// Its working directory in the guest (`--chdir=`); nil: `/`.
+        public var workingDirectory: String?
+        /// The guest user it runs as (`--user=`, resolved by nspawn in the guest); nil: root.
+        public var user: String?
+
+        public init(directory: String, machine: String, command: [String]) {
+            self.directory = directory
+            self.machine = machine
+            self.command = command
+        }
+    }
+
+    /// `systemd-nspawn --quiet [--register=no] --keep-unit --directory=DIR --machine=NAME
+    /// --as-pid2 --volatile=overlay --console=read-only [--chdir=DIR] [--user=NAME] [--private-users=BASE:SIZE
+    /// --private-users-ownership=off] [--bind=…]… -- COMMAND…`: nspawn's stub init is the
+    /// guest's PID 1 (it reaps, and the guest ends when COMMAND does); COMMAND's output reaches
+    /// nspawn's own output through the guest's console (a pseudo-terminal: no host descriptor
+    /// enters the guest). Without `--boot`, nspawn reports READY=1 itself once COMMAND runs.
+    public func container(_ options: ContainerOptions) -> Command {
+        var args = ["--quiet"]
+        if options.register {
+            args.append("--keep-unit")
+        } else {
+            args += ["--register=no", "--keep-unit"]
+        }
+        args += [
+            "--directory=" + options.directory,
+            "--machine=" + options.machine,
+            "--as-pid2",
+            "--volatile=overlay",
+            "--console=read-only",
+        ]
+        if let workingDirectory = options.workingDirectory { args.append("--chdir=" + workingDirectory) }
+        if let user = options.user { args.append("--user=" + user) }
+        if let userNamespace = options.userNamespace {
+            args += Self.privateUsers(userNamespace)
+        }
+        args += Self.ordered(options.binds).map(\.nspawnArgument)
+        return Command(executable, args + ["--"] + options.command)
+    }
+
+    /// Parents before children: nspawn mounts in the order given.
+    static func ordered(_ binds: [GuestBind]) -> [GuestBind] {
+        binds.enumerated().sorted { a, b in
             let da = a.element.target.split(separator: "/").count
             let db = b.element.target.split(separator: "/").count
             return da == db ? a.offset < b.offset : da < db
-        }
-        args += ordered.map(\.element.nspawnArgument)
-        return Command(executable, args)
+        }.map(\.element)
     }
 
     /// Options of ``probe(_:)``: boot an image once, straight to poweroff.

@@ -10,7 +10,7 @@ import Testing
     static let paths: [[String]] = [
         ["install"], ["upgrade"], ["rollback"], ["service"], ["hook"],
         ["guest"], ["guest", "start"], ["guest", "exec"], ["guest", "stop"], ["guest", "list"], ["guest", "gc"],
-        ["guest", "settings"], ["guest", "pull"],
+        ["guest", "settings"], ["guest", "pull"], ["guest", "logs"],
         ["image"], ["image", "import"], ["image", "pull"], ["image", "list"], ["image", "remove"],
         ["bundle"], ["bundle", "verify"], ["bundle", "unpack"],
         ["config"], ["config", "check"],

@@ -66,4 +66,41 @@ import Testing
                 "--unit=poweroff.target",
             ])
     }
+
+    @Test func containerRunsTheImagesProgramUnderTheStubInit() {
+        var options = SystemdNspawn.ContainerOptions(
+            directory: "/img/.oci/trees/ab/rootfs", machine: "rg-0123456789ab",
+            command: ["/bin/sh", "-c", ". /run/runner-service.env && exec \"$@\"", "sh", "/entry.sh", "serve"])
+        options.userNamespace = GuestUserNamespace.standard
+        options.workingDirectory = "/srv"
+        options.user = "postgres"
+        options.binds = [
+            GuestBind(source: "/w/_temp", target: "/__w/_temp", ownerMapping: .rootIDMap),
+            GuestBind(source: "/w", target: "/__w", ownerMapping: .rootIDMap),
+            GuestBind(
+                source: "/run/runner/guests/rg-0123456789ab.env.conf", target: "/run/runner-service.env", readOnly: true
+            ),
+        ]
+        #expect(
+            SystemdNspawn().container(options).argv == [
+                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--directory=/img/.oci/trees/ab/rootfs",
+                "--machine=rg-0123456789ab", "--as-pid2", "--volatile=overlay", "--console=read-only", "--chdir=/srv",
+                "--user=postgres", "--private-users=2147352576:65536", "--private-users-ownership=off",
+                "--bind=/w:/__w:rootidmap", "--bind=/w/_temp:/__w/_temp:rootidmap",
+                "--bind-ro=/run/runner/guests/rg-0123456789ab.env.conf:/run/runner-service.env", "--", "/bin/sh", "-c",
+                ". /run/runner-service.env && exec \"$@\"",
+                "sh", "/entry.sh", "serve",
+            ])
+    }
+
+    @Test func containerRegisteredWithMachinedKeepsOnlyTheCommand() {
+        var options = SystemdNspawn.ContainerOptions(
+            directory: "/r", machine: "rg-0123456789ab", command: ["tail", "-f", "/dev/null"])
+        options.register = true
+        #expect(
+            SystemdNspawn().container(options).argv == [
+                "systemd-nspawn", "--quiet", "--keep-unit", "--directory=/r", "--machine=rg-0123456789ab", "--as-pid2",
+                "--volatile=overlay", "--console=read-only", "--", "tail", "-f", "/dev/null",
+            ])
+    }
 }

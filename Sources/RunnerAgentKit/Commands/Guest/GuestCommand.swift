@@ -20,7 +20,7 @@ public struct GuestCommand: AsyncParsableCommand {
             """,
         subcommands: [
             GuestStartCommand.self, GuestExecCommand.self, GuestStopCommand.self, GuestListCommand.self,
-            GuestGCCommand.self, GuestSettingsCommand.self, GuestPullCommand.self,
+            GuestGCCommand.self, GuestSettingsCommand.self, GuestPullCommand.self, GuestLogsCommand.self,
         ]
     )
 
