@@ -101,8 +101,11 @@ public struct HookContainer: Decodable, Sendable {
     public var portMappings: [String]
     public var systemMountVolumes: [MountVolume]
     public var userMountVolumes: [MountVolume]
+    /// The service's name in the workflow (`redis`), when the runner sends it (it does not yet).
+    public var contextName: String?
 
     enum CodingKeys: String, CodingKey {
+        case contextName
         case image, entryPoint, entryPointArgs, workingDirectory, createOptions, environmentVariables,
             portMappings, systemMountVolumes, userMountVolumes
     }
@@ -123,6 +126,7 @@ public struct HookContainer: Decodable, Sendable {
         }
         systemMountVolumes = lenientArray(c, .systemMountVolumes)
         userMountVolumes = lenientArray(c, .userMountVolumes)
+        contextName = try? c.decodeIfPresent(String.self, forKey: .contextName)
     }
 }
 

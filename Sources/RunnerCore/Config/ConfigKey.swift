@@ -44,6 +44,16 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
     case onOff
     /// Space-separated Linux capability names (`NET_ADMIN` or `CAP_NET_ADMIN`).
     case capabilities
+    /// `private` or `host`.
+    case guestNetwork
+    /// Space-separated IPv4/IPv6 addresses or CIDR networks.
+    case networks
+    /// A size in bytes with an optional K, M, G or T suffix (powers of 1024).
+    case byteSize
+    /// A positive decimal number of CPUs (`1.5`).
+    case cpus
+    /// A positive whole number.
+    case count
 
     /// The expected form, as error messages and the example config show it.
     public var description: String {
@@ -71,6 +81,11 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
         case .hostList: "comma-separated hosts, .domains or CIDRs, e.g. localhost,.internal,10.0.0.0/8"
         case .onOff: "on or off"
         case .capabilities: "space-separated Linux capability names, e.g. NET_ADMIN SYS_PTRACE"
+        case .guestNetwork: "private or host"
+        case .networks: "space-separated IP addresses or CIDR networks, e.g. 10.0.0.0/8 fd00::/8"
+        case .byteSize: "a size in bytes, with K, M, G or T (powers of 1024), e.g. 4G"
+        case .cpus: "a positive number of CPUs, e.g. 2 or 1.5"
+        case .count: "a positive whole number, e.g. 4096"
         }
     }
 }
@@ -224,6 +239,27 @@ extension ConfigKey {
         "Capabilities a job's `options: --cap-add` may add to its steps (space-separated; default: none; "
             + "only those the guest itself holds take effect, e.g. not NET_ADMIN).",
         example: "SYS_PTRACE")
+    public static let guestNetwork = ConfigKey(
+        "RUNNER_GUEST_NETWORK", .guestNetwork, default: "private",
+        "private: each job's guests share a network of their own (a bridge, masqueraded out; the host, its "
+            + "loopback and the blocked networks unreachable); host: guests share the host's network.",
+        example: "private")
+    public static let guestBlockedNets = ConfigKey(
+        "RUNNER_GUEST_BLOCKED_NETS", .networks,
+        "Networks guests on a private network may not reach, besides the cloud metadata addresses "
+            + "(169.254.169.254, fd00:ec2::254, 100.100.100.200), which are always blocked.",
+        example: "10.0.0.0/8 fd00::/8")
+    public static let jobMemoryMax = ConfigKey(
+        "RUNNER_JOB_MEMORY_MAX", .byteSize,
+        "Memory each guest of a job may use (default: no limit); a job's `options: --memory` may ask for less.",
+        example: "4G")
+    public static let jobCPUs = ConfigKey(
+        "RUNNER_JOB_CPUS", .cpus,
+        "CPUs each guest of a job may use (default: no limit); a job's `options: --cpus` may ask for fewer.",
+        example: "2")
+    public static let jobTasksMax = ConfigKey(
+        "RUNNER_JOB_TASKS_MAX", .count,
+        "Processes and threads each guest of a job may have (default: no limit).", example: "4096")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
@@ -239,7 +275,8 @@ extension ConfigKey {
         runnerVersion, tarballURL, tarballSHA256,
         bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
         images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
-        guestUserNamespace, guestCapAdd, httpProxy, httpsProxy, noProxy,
+        guestUserNamespace, guestCapAdd, guestNetwork, guestBlockedNets, jobMemoryMax, jobCPUs, jobTasksMax,
+        httpProxy, httpsProxy, noProxy,
     ]
 
     /// The key called `name`, if there is one.

@@ -15,4 +15,6 @@ public struct GuestInfo: Codable, Sendable, Hashable {
     public var image: String
     public var leaderPID: Int32
     public var isAlpine: Bool
+    /// The guest's address on its job's private network (nil: it shares the host's network).
+    public var address: String? = nil
 }

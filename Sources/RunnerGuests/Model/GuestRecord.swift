@@ -46,4 +46,8 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     /// Capabilities (`CAP_X`) the job added with `--cap-add` and the admin allowed
     /// (`RUNNER_GUEST_CAP_ADD`): the guest's step units keep them besides docker's defaults.
     public var addedCapabilities: [String]?
+    /// The guest's place on its job's private network (nil: the host's network).
+    public var network: GuestNetworkAttachment?
+    /// The guest's resource limits (nil: none).
+    public var limits: GuestLimits?
 }

@@ -13,8 +13,14 @@ import Synchronization
 public struct GuestStartRequest: Codable, Sendable, Hashable {
     public var image: String
     public var binds: [GuestBind]
-    /// Names that resolve to 127.0.0.1 in the guest (services share the host network).
+    /// Names that resolve to 127.0.0.1 in the guest (services share the host network), or, on
+    /// a private network, to their address in ``hostAddresses``.
     public var hostAliases: [String]
+    /// On a private network: the address each alias resolves to (a service guest's).
+    public var hostAddresses: [String: String]
+    /// What the container asked for (`--memory`, `--cpus`); the helper applies at most the
+    /// administrator's ceilings (``GuestPolicy/limits``).
+    public var limits: GuestLimits?
     public var ownerPID: Int32?
     /// Variables for every unit of the guest (a service's `env:`, may hold secrets): written to
     /// a 0600 `system.conf.d` drop-in under `/run/runner/guests`, never to a command line.
@@ -28,8 +34,11 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
 
     public init(
         image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
-        environment: [String: String] = [:], ports: [PortMapping] = [], capabilities: [String] = []
+        environment: [String: String] = [:], ports: [PortMapping] = [], capabilities: [String] = [],
+        hostAddresses: [String: String] = [:], limits: GuestLimits? = nil
     ) {
+        self.limits = limits
+        self.hostAddresses = hostAddresses
         self.image = image
         self.binds = binds
         self.hostAliases = hostAliases
@@ -39,7 +48,9 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         self.capabilities = capabilities
     }
 
-    enum CodingKeys: String, CodingKey { case image, binds, hostAliases, ownerPID, environment, ports, capabilities }
+    enum CodingKeys: String, CodingKey {
+        case image, binds, hostAliases, ownerPID, environment, ports, capabilities, hostAddresses, limits
+    }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -50,5 +61,7 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         environment = try c.decodeIfPresent([String: String].self, forKey: .environment) ?? [:]
         ports = try c.decodeIfPresent([PortMapping].self, forKey: .ports) ?? []
         capabilities = try c.decodeIfPresent([String].self, forKey: .capabilities) ?? []
+        hostAddresses = try c.decodeIfPresent([String: String].self, forKey: .hostAddresses) ?? [:]
+        limits = try c.decodeIfPresent(GuestLimits.self, forKey: .limits)
     }
 }
