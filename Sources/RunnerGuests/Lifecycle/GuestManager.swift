@@ -463,7 +463,15 @@ public struct GuestManager: Sendable {
             let text =
                 "::error::This step ran out of memory: the kernel's OOM killer ended it (this job's guests "
                 + "may use \(memoryMax / 1_048_576) MiB: RUNNER_JOB_MEMORY_MAX, or options: --memory)\n"
-            _ = UnixSocket.writeAll(stdout, Array(text.utf8))
+            // A pipe or a socket (``StepOutput``): write(2), which takes both.
+            let bytes = Array(text.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { write(stdout, $0.baseAddress?.advanced(by: offset), $0.count - offset) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                offset += n
+            }
             return status
         }
         var attempt = 0
