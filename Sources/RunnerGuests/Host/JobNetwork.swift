@@ -25,6 +25,15 @@ public struct GuestNetworkPolicy: Sendable, Hashable {
     }
 }
 
+extension GuestNetworkPolicy {
+    /// What is wrong with the runner's filter table now (missing, or not rejecting a metadata
+    /// address or a blocked network), or nil (what `runner-agent doctor` reports).
+    package func checkFilterTable(layout: HostLayout, runner: any CommandRunner) async -> String? {
+        await JobNetwork(policy: self, layout: layout, runner: runner, logger: Logger(label: "runner.network"))
+            .checkFilterTable()
+    }
+}
+
 /// The host side of private networks: the runner's filter table, one bridge and one nat table
 /// per job, the guest end of each veth, and their removal. Every change is made by `ip` and
 /// `nft` (``IPRoute``, ``Nft``); nothing assumes systemd-networkd.

@@ -97,13 +97,17 @@ public struct GuestManager: Sendable {
             if !request.hostAliases.isEmpty || record.network != nil {
                 var hosts = "127.0.0.1\tlocalhost \(name)\n::1\tlocalhost ip6-localhost\n"
                 if let address = record.network?.address { hosts += "\(address)\t\(name)\n" }
+                // Services at their addresses on the job's network; other aliases (host network,
+                // or a caller that named none) at 127.0.0.1 as before.
+                var local: [String] = []
                 for alias in request.hostAliases {
                     if let address = request.hostAddresses[alias] {
                         hosts += "\(address)\t\(alias)\n"
-                    } else if record.network == nil {
-                        hosts += "127.0.0.1\t\(alias)\n"
+                    } else {
+                        local.append(alias)
                     }
                 }
+                if !local.isEmpty { hosts += "127.0.0.1\t\(local.joined(separator: " "))\n" }
                 try AtomicFile.write(hosts, to: layout.guestHostsFile(name))
                 try handToGuestRoot(layout.guestHostsFile(name))
                 options.binds.append(
