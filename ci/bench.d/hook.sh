@@ -8,6 +8,9 @@
 # Guests are user-namespaced (RUNNER_GUEST_USERNS=on, the default; HOOK_BENCH_USERNS=off measures
 # without): the bare nspawn gets the same --private-users flags, rootidmap binds and, on a host
 # without systemd as PID 1, a cgroup of its own, as the helper gives each guest.
+# Guests are on a private network per job (RUNNER_GUEST_NETWORK=private, the default;
+# HOOK_BENCH_NETWORK=host measures without): the bare nspawn joins a bridge of the bench's own
+# with the same --network-bridge and --resolv-conf=off flags.
 # Every row prints the median, p95 and max: a rare stall hides behind a median.
 # Needs root, systemd-nspawn, python3 and the test image (built with mmdebstrap when missing).
 set -euo pipefail
@@ -55,16 +58,25 @@ mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_
 chown -R 65534:65534 "$work"
 userns=${HOOK_BENCH_USERNS:-on}
 mkdir -p "$root/etc/runner"
-echo "RUNNER_GUEST_USERNS=$userns" >"$root/etc/runner/config.env"
+network=${HOOK_BENCH_NETWORK:-private}
+printf 'RUNNER_GUEST_USERNS=%s\nRUNNER_GUEST_NETWORK=%s\n' "$userns" "$network" >"$root/etc/runner/config.env"
 # The unprivileged hook runs a copy of the agent it can reach (the build tree may be under /root).
 chmod 755 "$root"
 mkdir -p "$root/bin"
 cp "$agent" "$root/bin/runner-agent"
 
-python3 - "$agent" "$root" "$store/current/rootfs" "$runs" "$userns" <<'PY'
-import json, os, signal, socket, statistics, subprocess, sys, time, uuid
+python3 - "$agent" "$root" "$store/current/rootfs" "$runs" "$userns" "$network" <<'PY'
+import atexit, json, os, signal, socket, statistics, subprocess, sys, time, uuid
 
 agent, root, rootfs, runs, userns = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "on"
+private = sys.argv[6] == "private"
+# The bare nspawn's bridge (the hook makes its own per job, with an address, nft tables and the
+# guest's address and route; the bare boot only joins a bridge).
+bridge = "rnbench%d" % (os.getpid() % 100000)
+if private:
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    atexit.register(lambda: subprocess.run(["ip", "link", "delete", bridge], stderr=subprocess.DEVNULL))
 BASE, SIZE = 2147352576, 65536
 # Without systemd as PID 1 a user-namespaced guest needs a cgroup of its own (see GuestCgroups).
 systemd_pid1 = os.path.isdir("/run/systemd/system")
@@ -173,6 +185,7 @@ def bare_boot():
     p = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", rootfs,
                           "--machine=" + machine, "-b", "--volatile=overlay",
                           "--notify-ready=yes", "--console=passive"] + users +
+                         (["--network-bridge=" + bridge, "--resolv-conf=off"] if private else []) +
                          [("--bind-ro=" if m["readOnly"] else "--bind=") + m["sourceVolumePath"] + ":" +
                           m["targetVolumePath"] + idmap for m in mounts()],
                          env=dict(os.environ, NOTIFY_SOCKET=path), stdin=subprocess.DEVNULL,
@@ -255,7 +268,8 @@ def row(name, ours, bare, target):
     ok = "ok" if ratio <= target else "OVER"
     print("%-34s hook %7.1f ms (%s)   bare %7.1f ms (%s)   ratio %.2f (target <= %.1f) %s"
           % (name, med(ours) * 1000, spread(ours), med(bare) * 1000, spread(bare), ratio, target, ok))
-print("runs: %d boots, %d steps each side; user namespaces %s" % (runs, len(step_hook), "on" if userns else "off"))
+print("runs: %d boots, %d steps each side; user namespaces %s; network %s"
+      % (runs, len(step_hook), "on" if userns else "off", "private" if private else "host"))
 row("prepare_job vs nspawn -b to READY", boot_hook, boot_bare, 1.3)
 row("run_script_step true vs nsenter", step_hook, step_bare, 1.5)
 row("  the same as the runner user (relay)", step_relay, step_bare_relay, 1.5)

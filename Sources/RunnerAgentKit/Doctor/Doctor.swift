@@ -57,9 +57,11 @@ public struct Doctor: Sendable {
         var install: InstallSettings?
         var service: ServiceSettings?
         var userns: Bool?
+        var network: GuestNetworkPolicy??
         do throws(RunnerError) {
             let config = try ConfigEnv.load(configPath, layout: layout, for: .service)
             userns = config.guestUserNamespace
+            network = HookSettings(config, layout: layout).guestPolicy(layout: layout, backend: .direct).network
             install = try InstallSettings(config, pinned: RunnerPackagePin.ofRelease(layout.currentRelease))
             service = try ServiceSettings(config, layout: layout)
             findings.append(Doctor.configFinding(configPath, warnings: config.warnings))
@@ -76,6 +78,7 @@ public struct Doctor: Sendable {
         findings.append(mounts(install))
         findings.append(await sudoers(install))
         findings.append(userNamespace(userns))
+        findings.append(await guestNetwork(network))
         findings.append(await boot(install))
         return findings
     }
@@ -363,6 +366,31 @@ public struct Doctor: Sendable {
             check: check, status: .ok,
             detail: "guests run in a user namespace (guest root is host UID \(range.base), \(range.size) IDs) "
                 + "in a cgroup of their own under \(cgroups.root) (no systemd as PID 1)")
+    }
+
+    /// The guests' network: the runner's nftables table present and blocking the metadata
+    /// addresses and `RUNNER_GUEST_BLOCKED_NETS` (private), or a warning (host).
+    func guestNetwork(_ network: GuestNetworkPolicy??) async -> Finding {
+        let check = "network"
+        guard let network else {
+            return Finding(check: check, status: .skipped, detail: "the configuration is invalid")
+        }
+        guard let network else {
+            return Finding(
+                check: check, status: .warning,
+                detail: "RUNNER_GUEST_NETWORK=host: guests share the host's network (its loopback services, the "
+                    + "cloud metadata service, any free host port)",
+                fix: "set RUNNER_GUEST_NETWORK=private in \(layout.configFile) (the default)")
+        }
+        if let problem = await network.checkFilterTable(layout: layout, runner: commandRunner) {
+            return Finding(
+                check: check, status: .problem, detail: problem,
+                fix: "restart runner.service (it sets the table up), or run `ci-nspawn-run gc`; nft must be installed")
+        }
+        return Finding(
+            check: check, status: .ok,
+            detail: "a private network per job; nftables table inet \(network.names.table) rejects the metadata "
+                + "addresses" + (network.blocked.isEmpty ? "" : " and \(network.blocked.joined(separator: " "))"))
     }
 
     func boot(_ settings: InstallSettings?) async -> Finding {

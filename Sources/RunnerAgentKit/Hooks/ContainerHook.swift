@@ -89,46 +89,56 @@ public struct ContainerHook: Sendable {
             // Everything about the services is checked before the first guest boots.
             var plans: [ServicePlan] = []
             for service in input.args.services { plans.append(try await servicePlan(service)) }
-            try PortMapping.checkClaims(plans.map { ($0.label, $0.ports) }) { address, port in
+            try PortMapping.checkClaims(
+                plans.map { ($0.label, $0.ports) }, sharedNetwork: !settings.privateNetwork
+            ) { address, port in
                 TCPSocket.portIsFree(address: address, port: port)
             }
             var job: JobPlan?
             if let container = input.args.container { job = try await jobPlan(container) }
             var serviceContexts: [HookResponse.Service] = []
             var aliases: [String] = []
+            var addresses: [String: String] = [:]
             for plan in plans {
                 let binds = try self.binds(plan.service.userMountVolumes)
                 var request = GuestStartRequest(
                     image: plan.image, binds: binds, ownerPID: ownerPID, environment: plan.environment,
-                    ports: plan.ports, capabilities: plan.capabilities)
+                    ports: plan.ports, capabilities: plan.capabilities,
+                    limits: plan.limits.isEmpty ? nil : plan.limits)
                 request.role = .service
                 if let entryPoint = plan.service.entryPoint, !entryPoint.isEmpty { request.entrypoint = [entryPoint] }
                 if !plan.service.entryPointArgs.isEmpty { request.arguments = plan.service.entryPointArgs }
                 let info = try await guests.start(request)
                 state.services.append(info.name)
                 do {
-                    try await waitUntilReady(plan, guest: info.name)
+                    try await waitUntilReady(plan, guest: info.name, address: info.address)
                 } catch {
                     throw await withServiceLog(error, guest: info.name)
                 }
                 var portMap: [String: String] = [:]
                 for port in plan.ports { portMap[String(port.containerPort)] = String(port.hostPort) }
-                serviceContexts.append(HookResponse.Service(id: info.name, network: "host", ports: portMap))
-                let alias = Self.serviceAlias(plan.label)
-                if !alias.isEmpty, !aliases.contains(alias) { aliases.append(alias) }
+                serviceContexts.append(
+                    HookResponse.Service(id: info.name, network: info.address == nil ? "host" : "job", ports: portMap))
+                for name in [plan.service.contextName.map(Self.serviceAlias), Self.serviceAlias(plan.label)] {
+                    guard let alias = name, !alias.isEmpty, !aliases.contains(alias) else { continue }
+                    aliases.append(alias)
+                    if let address = info.address { addresses[alias] = address }
+                }
             }
             var response = HookResponse(isAlpine: false, context: HookResponse.Context(services: serviceContexts))
             if let job {
                 let info = try await guests.start(
                     GuestStartRequest(
                         image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID,
-                        capabilities: job.capabilities))
+                        capabilities: job.capabilities, hostAddresses: addresses,
+                        limits: job.limits.isEmpty ? nil : job.limits))
                 state.guest = info.name
                 // docker's order: the image's Env, then the container's own environment.
                 state.environment = StepEnvironment.container(
                     image: info.imageEnvironment ?? [], container: job.environment)
                 response.isAlpine = info.isAlpine
-                response.context?.container = HookResponse.Container(id: info.name, network: "host")
+                response.context?.container = HookResponse.Container(
+                    id: info.name, network: info.address == nil ? "host" : "job")
             }
             response.state = state
             try writeResponse(response, to: responseFile)
@@ -148,6 +158,8 @@ public struct ContainerHook: Sendable {
         var environment: [String: String]
         /// `--cap-add` the admin allowed: the step units keep them.
         var capabilities: [String] = []
+        /// `--memory`, `--cpus`.
+        var limits = GuestLimits()
     }
 
     func jobPlan(_ container: HookContainer) async throws(RunnerError) -> JobPlan {
@@ -162,14 +174,18 @@ public struct ContainerHook: Sendable {
         if !container.portMappings.isEmpty {
             warnIgnored(
                 container.portMappings.map { "ports: \($0)" },
-                owner: "the job container \(label) (it shares the host's network: its ports are the host's)")
+                owner: settings.privateNetwork
+                    ? "the job container \(label) (publish ports from a service)"
+                    : "the job container \(label) (it shares the host's network: its ports are the host's)")
         }
         let binds = try self.binds(container.systemMountVolumes + container.userMountVolumes)
         var environment = options.environment
         for (key, value) in container.environmentVariables { environment[key] = value }
         environment["GITHUB_ACTIONS"] = "true"
         if environment["CI"] == nil { environment["CI"] = "true" }
-        return JobPlan(image: image, binds: binds, environment: environment, capabilities: options.capabilities)
+        return JobPlan(
+            image: image, binds: binds, environment: environment, capabilities: options.capabilities,
+            limits: options.limits)
     }
 
     /// One service, checked: its local image, ports, environment and options.
@@ -183,6 +199,8 @@ public struct ContainerHook: Sendable {
         var health: HealthCheck?
         /// `--cap-add` the admin allowed: its health checks keep them.
         var capabilities: [String] = []
+        /// `--memory`, `--cpus`.
+        var limits = GuestLimits()
     }
 
     func servicePlan(_ service: HookContainer) async throws(RunnerError) -> ServicePlan {
@@ -197,7 +215,7 @@ public struct ContainerHook: Sendable {
                     error.code, input: "service \(label) ports: \(error.input)", problem: error.problem, fix: error.fix)
             }
         }
-        for port in ports where port.hostAddress != nil && !port.needsProxy {
+        for port in ports where port.hostAddress != nil && !port.needsProxy && !settings.privateNetwork {
             warnIgnored(
                 ["ports: \(port.hostAddress ?? ""):\(port.hostPort):\(port.containerPort)"],
                 owner: "service \(label) (its own port is the host's: the service chooses its bind address)")
@@ -211,7 +229,7 @@ public struct ContainerHook: Sendable {
         warnIgnored(skipped.map { "env \($0)" }, owner: "service \(label) (not a NAME systemd can carry)")
         return ServicePlan(
             service: service, label: label, image: image, ports: ports, environment: environment,
-            health: options.health, capabilities: options.capabilities)
+            health: options.health, capabilities: options.capabilities, limits: options.limits)
     }
 
     /// `::warning::` lines for options this runner does not apply; the job goes on.
@@ -224,7 +242,7 @@ public struct ContainerHook: Sendable {
 
     /// Readiness, bounded: every mapped TCP port accepts on the service's own port and, through
     /// the proxy, on the host port the workflow uses; then the health check passes.
-    func waitUntilReady(_ plan: ServicePlan, guest: String) async throws(RunnerError) {
+    func waitUntilReady(_ plan: ServicePlan, guest: String, address: String? = nil) async throws(RunnerError) {
         let deadline = MonotonicClock.now() + settings.serviceReadyTimeout
         func timedOut(_ what: String) -> RunnerError {
             RunnerError(
@@ -233,13 +251,15 @@ public struct ContainerHook: Sendable {
                 fix: "check that the image starts a service listening on that port at boot")
         }
         for port in plan.ports where !port.udp {
-            while !TCPSocket.accepts(port: port.containerPort) {
+            // The service's own port: on the host's loopback (shared network) or its address.
+            while await !Self.accepts(address: address, port: port.containerPort) {
                 if MonotonicClock.now() > deadline {
                     throw timedOut("did not accept connections on port \(port.containerPort)")
                 }
                 await MonotonicClock.pause(.milliseconds(20))
             }
-            guard port.needsProxy else { continue }
+            // On a private network every published port is DNATed: check the path the workflow uses.
+            guard port.needsProxy || address != nil else { continue }
             // The socket-activated proxy accepts at once; it closes at once while the backend
             // refuses. Open means the path the workflow uses works. (The probe watches the
             // connection with a blocking poll: on a thread of its own.)
@@ -255,6 +275,12 @@ public struct ContainerHook: Sendable {
         if let health = plan.health {
             try await runHealthCheck(health, plan: plan, guest: guest)
         }
+    }
+
+    /// Whether something accepts TCP connections on `port` of 127.0.0.1 (nil) or `address`.
+    static func accepts(address: String?, port: UInt16) async -> Bool {
+        guard let address else { return TCPSocket.accepts(port: port) }
+        return await DedicatedThread.run { TCPSocket.probe(address: address, port: port, wait: 0) != .refused }
     }
 
     /// docker's health check semantics, bounded: `/bin/sh -c CMD` until it exits 0; failures in

@@ -1,4 +1,5 @@
 import RunnerCore
+import RunnerGuests
 
 #if canImport(Glibc)
     import Glibc
@@ -15,6 +16,9 @@ public struct CreateOptions: Sendable, Hashable {
     public var ignored: [String] = []
     /// `--cap-add X` the admin allowed (`CAP_X`; see `RUNNER_GUEST_CAP_ADD`).
     public var capabilities: [String] = []
+    /// `-m/--memory` and `--cpus`: what the container asks for (the guest gets the lower of this
+    /// and the administrator's `RUNNER_JOB_MEMORY_MAX`/`RUNNER_JOB_CPUS`).
+    public var limits = GuestLimits()
 
     public init() {}
 
@@ -106,6 +110,22 @@ public struct CreateOptions: Sendable, Hashable {
                     .permission, input: "\(owner) options: \(namespace)=host",
                     problem: "is refused on this runner (a job never shares the host's namespaces)",
                     fix: "remove \(namespace)=host from the job's options")
+            case "-m", "--memory":
+                let text = try required()
+                guard let bytes = RunnerConfig.byteSize(text) else {
+                    throw RunnerError(
+                        .invalidInput, input: "\(owner) options: \(flag) \(text)", problem: "is not a memory size",
+                        fix: "use a size such as 512m or 2g")
+                }
+                options.limits.memoryMax = bytes
+            case "--cpus":
+                let text = try required()
+                guard let cpus = Double(text), cpus > 0, cpus <= 4096 else {
+                    throw RunnerError(
+                        .invalidInput, input: "\(owner) options: --cpus \(text)", problem: "is not a number of CPUs",
+                        fix: "use a positive number such as 1.5")
+                }
+                options.limits.cpus = cpus
             case "-e", "--env":
                 let assignment = try required()
                 guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {

@@ -103,8 +103,11 @@ public struct HookContainer: Decodable, Sendable {
     public var userMountVolumes: [MountVolume]
     /// The workflow's registry credentials (`container.credentials`), when any.
     public var registry: RegistryCredentials?
+    /// The service's name in the workflow (`redis`), when the runner sends it (it does not yet).
+    public var contextName: String?
 
     enum CodingKeys: String, CodingKey {
+        case contextName
         case image, entryPoint, entryPointArgs, workingDirectory, createOptions, environmentVariables,
             portMappings, systemMountVolumes, userMountVolumes, registry
     }
@@ -137,6 +140,7 @@ public struct HookContainer: Decodable, Sendable {
             registry = RegistryCredentials(
                 username: given.username, password: given.password.map(Secret.init), serverUrl: given.serverUrl)
         }
+        contextName = try? c.decodeIfPresent(String.self, forKey: .contextName)
     }
 }
 

@@ -15,7 +15,9 @@ public enum UserData {
     public static let defaultBudget = 16_384
 
     /// The Debian packages every host needs before the bundle's installer runs.
-    public static let packages = ["systemd-container", "libarchive13", "sudo", "curl", "ca-certificates", "git"]
+    public static let packages = [
+        "systemd-container", "libarchive13", "sudo", "curl", "ca-certificates", "git", "nftables", "iproute2",
+    ]
 
     /// Where cloud-init writes the unit (host path).
     public static let unitPath = "/etc/systemd/system/runner-install.service"

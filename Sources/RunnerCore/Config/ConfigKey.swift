@@ -52,6 +52,14 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
     case registries
     /// Space-separated `REGISTRY=URL[,URL…]`.
     case registryMirrors
+    /// `private` or `host`.
+    case guestNetwork
+    /// Space-separated IPv4/IPv6 addresses or CIDR networks.
+    case networks
+    /// A positive decimal number of CPUs (`1.5`).
+    case cpus
+    /// A positive whole number.
+    case count
 
     /// The expected form, as error messages and the example config show it.
     public var description: String {
@@ -83,6 +91,10 @@ public enum ConfigValueKind: Sendable, Hashable, CustomStringConvertible {
         case .byteSize: "a size with an optional K, M, G or T suffix, e.g. 20G"
         case .registries: "comma-separated registry names or *, e.g. docker.io,ghcr.io,registry.internal:5000"
         case .registryMirrors: "space-separated REGISTRY=URL[,URL], e.g. docker.io=https://mirror.gcr.io"
+        case .guestNetwork: "private or host"
+        case .networks: "space-separated IP addresses or CIDR networks, e.g. 10.0.0.0/8 fd00::/8"
+        case .cpus: "a positive number of CPUs, e.g. 2 or 1.5"
+        case .count: "a positive whole number, e.g. 4096"
         }
     }
 }
@@ -263,6 +275,27 @@ extension ConfigKey {
         "RUNNER_REGISTRY_AUTH_FILE", .absolutePath,
         "A docker config.json (root-owned, 0600) with registry credentials for pulls.",
         example: "/etc/runner/registry-auth.json")
+    public static let guestNetwork = ConfigKey(
+        "RUNNER_GUEST_NETWORK", .guestNetwork, default: "private",
+        "private: each job's guests share a network of their own (a bridge, masqueraded out; the host, its "
+            + "loopback and the blocked networks unreachable); host: guests share the host's network.",
+        example: "private")
+    public static let guestBlockedNets = ConfigKey(
+        "RUNNER_GUEST_BLOCKED_NETS", .networks,
+        "Networks guests on a private network may not reach, besides the cloud metadata addresses "
+            + "(169.254.169.254, fd00:ec2::254, 100.100.100.200), which are always blocked.",
+        example: "10.0.0.0/8 fd00::/8")
+    public static let jobMemoryMax = ConfigKey(
+        "RUNNER_JOB_MEMORY_MAX", .byteSize,
+        "Memory each guest of a job may use (default: no limit); a job's `options: --memory` may ask for less.",
+        example: "4G")
+    public static let jobCPUs = ConfigKey(
+        "RUNNER_JOB_CPUS", .cpus,
+        "CPUs each guest of a job may use (default: no limit); a job's `options: --cpus` may ask for fewer.",
+        example: "2")
+    public static let jobTasksMax = ConfigKey(
+        "RUNNER_JOB_TASKS_MAX", .count,
+        "Processes and threads each guest of a job may have (default: no limit).", example: "4096")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(
@@ -279,6 +312,7 @@ extension ConfigKey {
         bundleURL, bundleSHA256, bootstrapMode, bootstrapRepoURL, bootstrapRepoRef,
         images, defaultImage, imageAliases, requireJobContainer, allowDockerSock, guestMountAllow,
         guestUserNamespace, guestCapAdd, imagePull, imageCacheMax, registries, registryMirrors, registryAuthFile,
+        guestNetwork, guestBlockedNets, jobMemoryMax, jobCPUs, jobTasksMax,
         httpProxy, httpsProxy, noProxy,
     ]
 

@@ -28,7 +28,7 @@ extension RunnerConfig {
                 [
                     .images, .defaultImage, .imageAliases, .requireJobContainer, .allowDockerSock, .guestMountAllow,
                     .guestUserNamespace,
-                    .guestCapAdd,
+                    .guestCapAdd, .guestNetwork, .guestBlockedNets, .jobMemoryMax, .jobCPUs, .jobTasksMax,
                 ]
             ),
             (

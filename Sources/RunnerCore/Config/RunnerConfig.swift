@@ -301,7 +301,7 @@ public struct RunnerConfig: Sendable, Hashable {
         let bytes =
             RunnerConfig.byteSize(value(.imageCacheMax) ?? ConfigKey.Defaults.imageCacheMax)
             ?? RunnerConfig.byteSize(ConfigKey.Defaults.imageCacheMax) ?? 0
-        return bytes > 0 ? bytes : nil
+        return bytes > 0 ? Int64(clamping: bytes) : nil
     }
     /// `RUNNER_REGISTRIES`: registry names pulls may use (`*`: any).
     public var registries: [String] {
@@ -319,20 +319,6 @@ public struct RunnerConfig: Sendable, Hashable {
     /// `RUNNER_REGISTRY_AUTH_FILE`.
     public var registryAuthFile: String? { value(.registryAuthFile) }
 
-    /// `20G` → 21474836480; K, M, G, T are powers of 1024; nil when malformed.
-    public static func byteSize(_ text: String) -> Int64? {
-        var digits = Substring(text)
-        var scale: Int64 = 1
-        if let last = digits.last, let index = "KMGT".firstIndex(of: Character(last.uppercased())) {
-            scale = Int64(1) << (10 * ("KMGT".distance(from: "KMGT".startIndex, to: index) + 1))
-            digits = digits.dropLast()
-        }
-        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int64(digits),
-            number <= Int64.max / scale
-        else { return nil }
-        return number * scale
-    }
-
     /// `REGISTRY=URL[,URL]` → the registry and its mirror URLs; nil when malformed.
     static func mirror(_ word: String) -> (String, [String])? {
         guard let equals = word.firstIndex(of: "=") else { return nil }
@@ -340,6 +326,46 @@ public struct RunnerConfig: Sendable, Hashable {
         let urls = word[word.index(after: equals)...].split(separator: ",").map { String($0) }
         guard !registry.isEmpty, !urls.isEmpty, urls.allSatisfy(ConfigSyntax.isURL) else { return nil }
         return (registry, urls.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 })
+    }
+
+    /// `RUNNER_GUEST_NETWORK`: whether guests get a private network per job (default) or the host's.
+    public var guestPrivateNetwork: Bool { value(.guestNetwork) != "host" }
+    /// `RUNNER_GUEST_BLOCKED_NETS`: extra networks guests may not reach (addresses or CIDRs).
+    public var guestBlockedNets: [String] { RunnerConfig.words(value(.guestBlockedNets)) }
+    /// `RUNNER_JOB_MEMORY_MAX` in bytes, when set (and not 0).
+    public var jobMemoryMax: UInt64? { value(.jobMemoryMax).flatMap(RunnerConfig.byteSize).flatMap { $0 > 0 ? $0 : nil } }
+    /// `RUNNER_JOB_CPUS`, when set.
+    public var jobCPUs: Double? { value(.jobCPUs).flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
+    /// `RUNNER_JOB_TASKS_MAX`, when set.
+    public var jobTasksMax: UInt64? { value(.jobTasksMax).flatMap { UInt64($0) }.flatMap { $0 > 0 ? $0 : nil } }
+
+    /// A size with an optional K, M, G or T suffix (powers of 1024, a trailing `B` allowed), in
+    /// bytes (`20G` → 21474836480, `0` → 0); nil when it is not one.
+    public static func byteSize(_ text: String) -> UInt64? {
+        var digits = Substring(text.uppercased())
+        if digits.hasSuffix("B") { digits = digits.dropLast() }
+        var factor: UInt64 = 1
+        if let last = digits.last, let index = "KMGT".firstIndex(of: last) {
+            factor = 1 << (10 * UInt64("KMGT".distance(from: "KMGT".startIndex, to: index) + 1))
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt64(digits)
+        else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: factor)
+        return overflow ? nil : bytes
+    }
+
+    /// Whether `text` is an IPv4 or IPv6 address, optionally with a `/prefix` in range.
+    public static func isNetwork(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        let address = String(parts[0])
+        let isV4 = inet_pton(AF_INET, address, &v4) == 1
+        guard isV4 || inet_pton(AF_INET6, address, &v6) == 1 else { return false }
+        guard parts.count == 2 else { return true }
+        guard let prefix = Int(parts[1]), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
+        return prefix >= 0 && prefix <= (isV4 ? 32 : 128)
     }
 
     /// The guest image for a job's `container:` image: its alias target, or the image name
@@ -649,7 +675,7 @@ extension RunnerConfig {
         case .imagePullPolicy:
             return ImagePullPolicy(rawValue: value) == nil ? "\(shown) is not missing, always or never" : nil
         case .byteSize:
-            return byteSize(value) == nil ? "\(shown) is not a size such as 20G" : nil
+            return byteSize(value) == nil ? "\(shown) is not a size (e.g. 512M or 20G)" : nil
         case .registries:
             let parts = value.split(separator: ",", omittingEmptySubsequences: false)
             if let bad = parts.first(where: { part in
@@ -667,6 +693,19 @@ extension RunnerConfig {
                 return "\"\(bad)\" is not REGISTRY=URL[,URL]"
             }
             return nil
+        case .guestNetwork:
+            return value == "private" || value == "host" ? nil : "\(shown) is neither private nor host"
+        case .networks:
+            if let bad = words(value).first(where: { !isNetwork($0) }) {
+                return "\"\(bad)\" is not an IP address or CIDR network"
+            }
+            return nil
+        case .cpus:
+            guard let cpus = Double(value), cpus > 0, cpus <= 4096, value.allSatisfy({ $0.isNumber || $0 == "." })
+            else { return "\(shown) is not a positive number of CPUs" }
+            return nil
+        case .count:
+            return UInt64(value).map({ $0 > 0 }) == true ? nil : "\(shown) is not a positive whole number"
         }
     }
 

@@ -53,9 +53,108 @@ public struct GuestCgroups: Sendable {
         return found
     }
 
-    /// `<hierarchy>/runner-guests/<name>` for every hierarchy.
+    /// `<hierarchy>/runner-guests/<name>` for every hierarchy, and for every v1 controller
+    /// hierarchy that holds limits (``limitHierarchies()``).
     public func directories(for name: String) -> [String] {
-        hierarchies().map { $0.mount + "/" + Self.parentName + "/" + name }
+        (hierarchies().map(\.mount) + limitHierarchies()).map { $0 + "/" + Self.parentName + "/" + name }
+    }
+
+    /// The v1 hierarchies of the controllers that carry limits (`memory`, `pids`, `cpu`), on
+    /// legacy and hybrid hosts; empty on a pure cgroup2 host.
+    public func limitHierarchies() -> [String] {
+        ["memory", "pids", "cpu"].map { root + "/" + $0 }.filter { FilePaths.exists($0 + "/cgroup.procs") }
+    }
+
+    /// The cgroup2 mount whose root offers the controllers (a pure v2 host), or nil.
+    func unifiedControllers() -> (mount: String, controllers: Set<String>)? {
+        for mount in [root, root + "/unified"] {
+            guard let bytes = try? FilePaths.read(mount + "/cgroup.controllers") else { continue }
+            let names = Set(
+                String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isWhitespace).map(String.init))
+            if !names.isEmpty { return (mount, names) }
+        }
+        return nil
+    }
+
+    /// Creates the guest's cgroups with `limits` and returns `command` made to start in them
+    /// (see ``entering(guest:_:)``). On cgroup2 the limits are `memory.max`, `cpu.max` and
+    /// `pids.max` of `runner-guests/<name>` (the controllers enabled in the parents' subtrees);
+    /// on v1 (hybrid hosts) `memory.limit_in_bytes`, `cpu.cfs_quota_us` and `pids.max` in those
+    /// controllers' hierarchies, which the guest cannot leave. A limit no hierarchy can carry is
+    /// an error, never silently dropped.
+    public func entering(guest name: String, limits: GuestLimits, _ command: Command) throws(RunnerError) -> Command {
+        var procs = try create(guest: name).map { $0 + "/cgroup.procs" }
+        guard !limits.isEmpty else { return Self.enter(procs: procs, command) }
+        var files: [(String, String)] = []
+        let unified = unifiedControllers()
+        // Each controller where the host has it: its v1 hierarchy (legacy and hybrid hosts),
+        // else the cgroup2 one.
+        let wanted: [(String, (v1: String, v2: String, value: String, v2Value: String)?)] = [
+            ("memory", limits.memoryMax.map { ("memory.limit_in_bytes", "memory.max", "\($0)", "\($0)") }),
+            ("cpu", limits.cpuQuotaMicroseconds.map { ("cpu.cfs_quota_us", "cpu.max", "\($0)", "\($0) 100000") }),
+            ("pids", limits.tasksMax.map { ("pids.max", "pids.max", "\($0)", "\($0)") }),
+        ]
+        for (controller, setting) in wanted {
+            guard let setting else { continue }
+            let mount = root + "/" + controller
+            if FilePaths.exists(mount + "/cgroup.procs") {
+                let parent = mount + "/" + Self.parentName
+                let directory = parent + "/" + name
+                for path in [parent, directory] where mkdir(path, 0o755) != 0 && errno != EEXIST {
+                    throw RunnerError.posix("could not create the guest's cgroup", path, fix: "run as root")
+                }
+                if controller == "cpu" { files.append((directory + "/cpu.cfs_period_us", "100000")) }
+                files.append((directory + "/" + setting.v1, setting.value))
+                procs.append(directory + "/cgroup.procs")
+            } else if let unified, unified.controllers.contains(controller) {
+                for parent in [unified.mount, unified.mount + "/" + Self.parentName] {
+                    try Self.write("+" + controller, to: parent + "/cgroup.subtree_control")
+                }
+                files.append((unified.mount + "/" + Self.parentName + "/" + name + "/" + setting.v2, setting.v2Value))
+            } else {
+                throw Self.noController(controller, root: root)
+            }
+        }
+        for (path, value) in files { try Self.write(value, to: path) }
+        return Self.enter(procs: procs, command)
+    }
+
+    static func noController(_ controller: String, root: String) -> RunnerError {
+        RunnerError(
+            .unsupported, input: root, problem: "has no \(controller) controller for the job's limits",
+            fix: "enable the \(controller) cgroup controller, or unset the RUNNER_JOB_* limit that needs it")
+    }
+
+    /// Writes `value` to a cgroup file.
+    static func write(_ value: String, to path: String) throws(RunnerError) {
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw RunnerError.posix("could not open the cgroup file", path, fix: "run as root") }
+        defer { close(fd) }
+        let bytes = Array(value.utf8)
+        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else {
+            throw RunnerError.posix("could not write \(value) to the cgroup file", path, fix: nil)
+        }
+    }
+
+    /// How many processes the OOM killer killed in the guest so far (`oom_kill` of the guest's
+    /// memory cgroup: its own `runner-guests/<name>`, or with machined its unit's), or nil
+    /// when no memory cgroup of it is found.
+    public func oomKills(guest name: String) -> UInt64? {
+        let candidates = [
+            root + "/" + Self.parentName + "/" + name + "/memory.events",
+            root + "/unified/" + Self.parentName + "/" + name + "/memory.events",
+            root + "/memory/" + Self.parentName + "/" + name + "/memory.oom_control",
+            root + "/system.slice/" + name + ".service/memory.events",
+            root + "/memory/system.slice/" + name + ".service/memory.oom_control",
+        ]
+        for path in candidates {
+            guard let bytes = try? FilePaths.read(path) else { continue }
+            for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                if fields.count == 2, fields[0] == "oom_kill", let count = UInt64(fields[1]) { return count }
+            }
+        }
+        return nil
     }
 
     /// Creates the guest's cgroups and returns `command` made to start in them: the host's
@@ -124,8 +223,8 @@ public struct GuestCgroups: Sendable {
     /// Guest cgroups under `runner-guests/` in any hierarchy.
     public func guestNames() -> Set<String> {
         var names = Set<String>()
-        for hierarchy in hierarchies() {
-            for entry in FilePaths.entries(of: hierarchy.mount + "/" + Self.parentName)
+        for mount in hierarchies().map(\.mount) + limitHierarchies() {
+            for entry in FilePaths.entries(of: mount + "/" + Self.parentName)
             where (try? GuestName.check(entry)) != nil {
                 names.insert(entry)
             }

@@ -15,6 +15,10 @@ extension HostLayout {
     package func guestNotifySocket(_ name: String) -> String { guestStateDirectory + "/" + name + ".notify" }
     /// `/run/runner/guests/<name>.hosts`: the job guest's `/etc/hosts` (service names).
     package func guestHostsFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".hosts" }
+    /// `/run/runner/guests/<name>.resolv.conf`: a guest's resolv.conf on a private network.
+    package func guestResolvFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".resolv.conf" }
+    /// `/run/runner/network.lock`: held while a job's network is made, joined or removed.
+    package var guestNetworkLock: String { runtimeDirectory + "/network.lock" }
     /// `/run/runner/guests/<name>.env.conf`: a service guest's environment drop-in (0600).
     package func guestEnvironmentFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".env.conf" }
     /// `/run/runner/relay`: the step relays' sockets (searchable by the runner user, unlike

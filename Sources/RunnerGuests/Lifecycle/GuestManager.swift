@@ -61,7 +61,15 @@ public struct GuestManager: Sendable {
                     fix: "use lowercase letters, digits and -")
             }
         }
-        try Self.checkPorts(request.ports, image: request.image)
+        for (alias, address) in request.hostAddresses {
+            guard request.hostAliases.contains(alias), JobNetwork.ipv4(address) != nil else {
+                throw RunnerError(
+                    .invalidInput, input: "\(alias)=\(address)",
+                    problem: "is not a service alias of this request with an IPv4 address",
+                    fix: "name each alias in hostAliases and give it the service guest's address")
+            }
+        }
+        try Self.checkPorts(request.ports, image: request.image, sharedNetwork: policy.network == nil)
         let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
         let capabilities = try policy.checkCapabilities(request.capabilities, image: request.image)
         let environment = ServiceEnvironment.dropIn(request.environment)
@@ -81,15 +89,36 @@ public struct GuestManager: Sendable {
         record.ownerPID = owner.pid
         record.ownerStartTime = owner.startTime
         if !capabilities.isEmpty { record.addedCapabilities = capabilities }
+        let limits = policy.limits.narrowed(to: request.limits)
+        if !limits.isEmpty { record.limits = limits }
         try save(record)
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
             options.binds = try stage(checked, record: &record)
             options.userNamespace = policy.userNamespace
-            if !request.hostAliases.isEmpty {
-                let hosts =
-                    "127.0.0.1\tlocalhost \(name)\n::1\tlocalhost ip6-localhost\n"
-                    + "127.0.0.1\t\(request.hostAliases.joined(separator: " "))\n"
+            if let network = policy.network {
+                let attachment = try await attachNetwork(network, record: &record, ports: request.ports)
+                options.networkBridge = attachment.bridge
+                let resolv = jobNetwork(network).resolvConf()
+                try AtomicFile.write(resolv, to: layout.guestResolvFile(name))
+                try handToGuestRoot(layout.guestResolvFile(name))
+                options.binds.append(
+                    GuestBind(source: layout.guestResolvFile(name), target: "/etc/resolv.conf", readOnly: true))
+            }
+            if !request.hostAliases.isEmpty || record.network != nil {
+                var hosts = "127.0.0.1\tlocalhost \(name)\n::1\tlocalhost ip6-localhost\n"
+                if let address = record.network?.address { hosts += "\(address)\t\(name)\n" }
+                // Services at their addresses on the job's network; other aliases (host network,
+                // or a caller that named none) at 127.0.0.1 as before.
+                var local: [String] = []
+                for alias in request.hostAliases {
+                    if let address = request.hostAddresses[alias] {
+                        hosts += "\(address)\t\(alias)\n"
+                    } else {
+                        local.append(alias)
+                    }
+                }
+                if !local.isEmpty { hosts += "127.0.0.1\t\(local.joined(separator: " "))\n" }
                 try AtomicFile.write(hosts, to: layout.guestHostsFile(name))
                 try handToGuestRoot(layout.guestHostsFile(name))
                 options.binds.append(
@@ -123,6 +152,7 @@ public struct GuestManager: Sendable {
                     container.register = register
                     container.workingDirectory = stub.workingDirectory
                     container.user = stub.nspawnUser
+                    container.networkBridge = options.networkBridge
                     return SystemdNspawn().container(container)
                 }
                 var boot = options
@@ -135,18 +165,53 @@ public struct GuestManager: Sendable {
             case .machined:
                 try await bootMachined(command(true), record: &record)
             }
-            try await publish(request.ports, record: record)
+            if let network = policy.network, let attachment = record.network {
+                // The guest's end of its link, then the job's published ports (DNAT to it).
+                let job = jobNetwork(network)
+                try await job.configureGuest(leader: record.leaderPID ?? 0, attachment)
+                if !attachment.ports.isEmpty {
+                    try await job.applyJobTable(id: attachment.id, attachments: jobAttachments(attachment.id))
+                }
+            } else {
+                try await publish(request.ports, record: record)
+            }
             record.status = .running
             try save(record)
             logger.debug("guest started", metadata: ["guest": "\(name)", "leader": "\(record.leaderPID ?? 0)"])
             return GuestInfo(
                 name: name, image: request.image, leaderPID: record.leaderPID ?? 0, isAlpine: record.isAlpine,
                 initSystem: initSystem, imageEnvironment: imageConfig.map { $0.config?.env ?? [] },
-                imageWorkingDirectory: record.defaultWorkingDirectory)
+                imageWorkingDirectory: record.defaultWorkingDirectory, address: record.network?.address)
         } catch {
             await teardown(record)
             throw error
         }
+    }
+
+    /// The host side of private networks, with this manager's runner and logger.
+    func jobNetwork(_ network: GuestNetworkPolicy) -> JobNetwork {
+        JobNetwork(policy: network, layout: layout, runner: runner, logger: logger)
+    }
+
+    /// The network attachments of job `id`'s guests, from their records.
+    func jobAttachments(_ id: String) -> [GuestNetworkAttachment] {
+        list().compactMap(\.network).filter { $0.id == id }.sorted { $0.address < $1.address }
+    }
+
+    /// Puts the guest on its job's network (the job's bridge made with its first guest) and
+    /// records where, under a lock, so concurrent starts never share an address or a subnet.
+    private func attachNetwork(_ network: GuestNetworkPolicy, record: inout GuestRecord, ports: [PortMapping])
+        async throws(RunnerError) -> GuestNetworkAttachment
+    {
+        let id = GuestNetworkNames.jobID(ownerPID: record.ownerPID ?? 0, startTime: record.ownerStartTime)
+        let lock = try await NetworkLock.acquire(layout.guestNetworkLock)
+        defer { lock.release() }
+        let others = list().filter { $0.name != record.name && !isStale($0) }
+        var attachment = try await jobNetwork(network).attach(id: id, others: others)
+        attachment.ports = ports
+        record.network = attachment
+        try save(record)
+        return attachment
     }
 
     /// Gives a file the helper generated for a guest (its `/etc/hosts`, a service's environment
@@ -188,7 +253,7 @@ public struct GuestManager: Sendable {
 
     /// Refuses duplicate host ports, UDP mappings that need a proxy, and ports something on the
     /// host already holds (the service's own port, and the host side of a proxied one).
-    static func checkPorts(_ ports: [PortMapping], image: String) throws(RunnerError) {
+    static func checkPorts(_ ports: [PortMapping], image: String, sharedNetwork: Bool = true) throws(RunnerError) {
         for port in ports {
             guard port.hostPort > 0, port.containerPort > 0, port.hostAddress.map(IPAddress.isLiteral) ?? true else {
                 throw RunnerError(
@@ -198,7 +263,7 @@ public struct GuestManager: Sendable {
         }
         // Every bound port must be free now: so a proxy's target (the service's own port) is
         // never something that already listens on the host.
-        try PortMapping.checkClaims([(image, ports)]) { address, port in
+        try PortMapping.checkClaims([(image, ports)], sharedNetwork: sharedNetwork) { address, port in
             TCPSocket.portIsFree(address: address, port: port)
         }
     }
@@ -244,7 +309,10 @@ public struct GuestManager: Sendable {
         command.environment["NOTIFY_SOCKET"] = socket.path
         let log = layout.guestLog(name)
         // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
-        if userNamespace != nil { command = try policy.cgroups.entering(guest: name, command) }
+        // Limits live in those cgroups too (in v1 controller hierarchies on hybrid hosts).
+        if userNamespace != nil || record.limits != nil {
+            command = try policy.cgroups.entering(guest: name, limits: record.limits ?? GuestLimits(), command)
+        }
         // A daemon in a session of its own: it outlives this helper.
         let nspawn = try runner.start(command, options: StartOptions(output: .file(log), grouping: .newSession))
         record.nspawnPID = nspawn.pid
@@ -291,7 +359,9 @@ public struct GuestManager: Sendable {
         let seconds = Int(policy.bootTimeout)
         let command = Timeout().bounded(
             .init(seconds: seconds + 10),
-            SystemdRun().guestService(.init(unit: record.name, startTimeoutSeconds: seconds), nspawn: nspawn))
+            SystemdRun().guestService(
+                .init(unit: record.name, startTimeoutSeconds: seconds, limits: record.limits ?? GuestLimits()),
+                nspawn: nspawn))
         try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
         let show = Timeout().bounded(.init(seconds: 10), Machinectl().leader(machine: record.name))
         let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
@@ -428,13 +498,35 @@ public struct GuestManager: Sendable {
     ) throws(RunnerError) -> ExitStatus {
         let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { close(devNull) }
+        // A step the OOM killer hit fails with a message that says so.
+        let memoryMax = step.record.limits?.memoryMax
+        let oomBefore = memoryMax.flatMap { _ in GuestCgroups().oomKills(guest: step.record.name) }
+        func reported(_ status: ExitStatus) -> ExitStatus {
+            guard let memoryMax, !status.isSuccess, let before = oomBefore,
+                let after = GuestCgroups().oomKills(guest: step.record.name), after > before
+            else { return status }
+            let text =
+                "::error::This step ran out of memory: the kernel's OOM killer ended it (this job's guests "
+                + "may use \(memoryMax / 1_048_576) MiB: RUNNER_JOB_MEMORY_MAX, or options: --memory)\n"
+            // A pipe or a socket (``StepOutput``): write(2), which takes both.
+            let bytes = Array(text.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let n = bytes.withUnsafeBytes { write(stdout, $0.baseAddress?.advanced(by: offset), $0.count - offset) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                offset += n
+            }
+            return status
+        }
         let unit: StepUnit
         switch step.kind {
         case .entered(let entered):
             // No init of ours in the guest: the step enters its namespaces from here.
-            return try entered.run(
-                leader: step.record.leaderPID ?? 0, guest: step.record.name, stdin: devNull, stdout: stdout,
-                stderr: stderr, stopRequests: stopRequests)
+            return reported(
+                try entered.run(
+                    leader: step.record.leaderPID ?? 0, guest: step.record.name, stdin: devNull, stdout: stdout,
+                    stderr: stderr, stopRequests: stopRequests))
         case .unit(let stepUnit):
             unit = stepUnit
         }
@@ -449,8 +541,9 @@ public struct GuestManager: Sendable {
                 bus = connection
             }
             do {
-                return try unit.run(
-                    bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests)
+                return reported(
+                    try unit.run(
+                        bus: connection, stdin: devNull, stdout: stdout, stderr: stderr, stopRequests: stopRequests))
             } catch {
                 bus = nil  // made anew for the next step
                 guard error.code == StepUnit.notStarted else { throw error }
@@ -715,6 +808,17 @@ public struct GuestManager: Sendable {
             if !removed.contains(name) { removed.append(name) }
         }
         sweepCgroups()
+        if let network = policy.network {
+            let job = jobNetwork(network)
+            let live = Set(list().compactMap(\.network?.id))
+            await job.sweep(live: live)
+            // At the service's start (it runs `gc --all`) and after any sweep: the filter table.
+            do {
+                try await job.ensureFilterTable()
+            } catch {
+                logger.warning("guest network: filter table not set up", metadata: ["error": "\(error)"])
+            }
+        }
         return removed
     }
 
@@ -824,16 +928,19 @@ public struct GuestManager: Sendable {
     }
 
     private func cleanFiles(_ name: String) async {
-        if let record = try? record(name), let relay = record.relayPID {
+        let saved = try? record(name)
+        if let record = saved, let relay = record.relayPID {
             await ProcessTermination.terminate(pid: relay, startTime: record.relayStartTime)
         }
+
         let left = BindStaging.remove(guest: name, layout: layout)
         if !left.isEmpty {
             logger.warning("guest bind staging left behind", metadata: ["guest": "\(name)", "paths": "\(left)"])
         }
         for path in [
             layout.guestNotifySocket(name), layout.guestHostsFile(name), layout.guestLog(name),
-            layout.guestEnvironmentFile(name), layout.guestRelaySocket(name), layout.guestRecord(name),
+            layout.guestEnvironmentFile(name), layout.guestRelaySocket(name), layout.guestResolvFile(name),
+            layout.guestRecord(name),
         ] {
             unlink(path)
         }
@@ -844,6 +951,18 @@ public struct GuestManager: Sendable {
         let propagate = layout.nspawnPropagateDirectory(name)
         rmdir(propagate + "/incoming")
         rmdir(propagate)
+        if let network = policy.network, let id = saved?.network?.id {
+            // The job's bridge and nat table go with its last guest.
+            await detachNetwork(network, id: id)
+        }
+    }
+
+    /// After a guest of job `id` went: the job's nat table for the guests left, or its bridge
+    /// and table removed with its last guest.
+    private func detachNetwork(_ network: GuestNetworkPolicy, id: String) async {
+        guard let lock = try? await NetworkLock.acquire(layout.guestNetworkLock) else { return }
+        defer { lock.release() }
+        await jobNetwork(network).detach(id: id, remaining: jobAttachments(id))
     }
 
     /// SIGTERM (an orderly guest shutdown), then SIGKILL after a grace period.

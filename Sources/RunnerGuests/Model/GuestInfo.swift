@@ -15,6 +15,8 @@ public struct GuestInfo: Codable, Sendable, Hashable {
     public var image: String
     public var leaderPID: Int32
     public var isAlpine: Bool
+    /// The guest's address on its job's private network (nil: it shares the host's network).
+    public var address: String? = nil
     /// The guest's PID 1 (nil from older helpers: systemd).
     public var initSystem: GuestInit?
     /// A registry image's `Env` (`NAME=VALUE`, in order), for the hook's steps; nil for a baked
@@ -25,8 +27,9 @@ public struct GuestInfo: Codable, Sendable, Hashable {
 
     public init(
         name: String, image: String, leaderPID: Int32, isAlpine: Bool, initSystem: GuestInit? = nil,
-        imageEnvironment: [String]? = nil, imageWorkingDirectory: String? = nil
+        imageEnvironment: [String]? = nil, imageWorkingDirectory: String? = nil, address: String? = nil
     ) {
+        self.address = address
         self.name = name
         self.image = image
         self.leaderPID = leaderPID

@@ -52,4 +52,8 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     public var stepUser: ImageUser?
     /// The working directory of steps that name none (the image's `WorkingDir`).
     public var defaultWorkingDirectory: String?
+    /// The guest's place on its job's private network (nil: the host's network).
+    public var network: GuestNetworkAttachment?
+    /// The guest's resource limits (nil: none).
+    public var limits: GuestLimits?
 }

@@ -15,8 +15,14 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
     /// digest (`sha256:<64 hex digits>`, see ``HostLayout/ociTree(_:)``).
     public var image: String
     public var binds: [GuestBind]
-    /// Names that resolve to 127.0.0.1 in the guest (services share the host network).
+    /// Names that resolve to 127.0.0.1 in the guest (services share the host network), or, on
+    /// a private network, to their address in ``hostAddresses``.
     public var hostAliases: [String]
+    /// On a private network: the address each alias resolves to (a service guest's).
+    public var hostAddresses: [String: String]
+    /// What the container asked for (`--memory`, `--cpus`); the helper applies at most the
+    /// administrator's ceilings (``GuestPolicy/limits``).
+    public var limits: GuestLimits?
     public var ownerPID: Int32?
     /// Variables for every unit of the guest (a service's `env:`, may hold secrets): written to
     /// a 0600 `system.conf.d` drop-in under `/run/runner/guests`, never to a command line.
@@ -37,8 +43,11 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
 
     public init(
         image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
-        environment: [String: String] = [:], ports: [PortMapping] = [], capabilities: [String] = []
+        environment: [String: String] = [:], ports: [PortMapping] = [], capabilities: [String] = [],
+        hostAddresses: [String: String] = [:], limits: GuestLimits? = nil
     ) {
+        self.limits = limits
+        self.hostAddresses = hostAddresses
         self.image = image
         self.binds = binds
         self.hostAliases = hostAliases
@@ -50,6 +59,7 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case image, binds, hostAliases, ownerPID, environment, ports, capabilities, role, entrypoint, arguments
+        case hostAddresses, limits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -64,5 +74,7 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         role = try c.decodeIfPresent(GuestRole.self, forKey: .role)
         entrypoint = try c.decodeIfPresent([String].self, forKey: .entrypoint)
         arguments = try c.decodeIfPresent([String].self, forKey: .arguments)
+        hostAddresses = try c.decodeIfPresent([String: String].self, forKey: .hostAddresses) ?? [:]
+        limits = try c.decodeIfPresent(GuestLimits.self, forKey: .limits)
     }
 }

@@ -28,9 +28,12 @@ public struct PortMapping: Sendable, Hashable, Codable {
 
     /// Refuses host ports claimed twice (by two services, or a proxy on another service's own
     /// port), UDP mappings that would need a proxy, and ports `isFree` says are taken on the
-    /// host: a service's own port (every address) and a proxy's host side.
+    /// host: a service's own port (every address) and a proxy's host side. With
+    /// `sharedNetwork` false (a private network per job) only host ports are claimed (each one
+    /// is DNATed to its guest, UDP too), and only on IPv4 addresses.
     public static func checkClaims(
-        _ services: [(owner: String, ports: [PortMapping])], isFree: (String?, UInt16) -> Bool
+        _ services: [(owner: String, ports: [PortMapping])], sharedNetwork: Bool = true,
+        isFree: (String?, UInt16) -> Bool
     ) throws(RunnerError) {
         var owners: [UInt16: String] = [:]
         func claim(_ port: UInt16, _ owner: String, address: String?, mapping: PortMapping) throws(RunnerError) {
@@ -49,6 +52,36 @@ public struct PortMapping: Sendable, Hashable, Codable {
                     fix: "map the service to a free host port (ports: [\"FREE:\(mapping.containerPort)\"]), "
                         + "or stop what listens on \(port)")
             }
+        }
+        if !sharedNetwork {
+            var claimed: [String: String] = [:]
+            for (owner, ports) in services {
+                for port in ports {
+                    if let address = port.hostAddress, address.contains(":") {
+                        throw RunnerError(
+                            .unsupported, input: "service \(owner) port [\(address)]:\(port.hostPort)",
+                            problem: "publishes on an IPv6 address, which this runner's job networks do not",
+                            fix: "publish on every address (\(port.hostPort):\(port.containerPort)) or an IPv4 one")
+                    }
+                    let key = "\(port.hostPort)/\(port.udp ? "udp" : "tcp")"
+                    if let first = claimed[key] {
+                        throw RunnerError(
+                            .invalidInput, input: "service \(owner) port \(port.hostPort)",
+                            problem: first == owner
+                                ? "is mapped twice by the same service" : "is also used by service \(first)",
+                            fix: "give each service its own host ports (ports: [\"HOST:\(port.containerPort)\"])")
+                    }
+                    claimed[key] = owner
+                    guard port.udp || isFree(port.hostAddress, port.hostPort) else {
+                        throw RunnerError(
+                            .alreadyExists, input: "service \(owner) port \(port.hostPort)",
+                            problem: "is already in use on the host",
+                            fix: "map the service to a free host port (ports: [\"FREE:\(port.containerPort)\"]), "
+                                + "or stop what listens on \(port.hostPort)")
+                    }
+                }
+            }
+            return
         }
         for (owner, ports) in services {
             var own: Set<UInt16> = []

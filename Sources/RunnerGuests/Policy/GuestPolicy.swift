@@ -33,6 +33,12 @@ public struct GuestPolicy: Sendable {
     public var cgroups = GuestCgroups()
     /// Capabilities (`CAP_X`) a job may add to its step units (`RUNNER_GUEST_CAP_ADD`).
     public var allowedCapabilities: [String] = []
+    /// A private network per job (`RUNNER_GUEST_NETWORK=private`, the default); nil: guests share
+    /// the host's network.
+    public var network: GuestNetworkPolicy?
+    /// Each guest's ceilings (`RUNNER_JOB_MEMORY_MAX`, `RUNNER_JOB_CPUS`, `RUNNER_JOB_TASKS_MAX`);
+    /// a job may ask for less (`--memory`, `--cpus`).
+    public var limits = GuestLimits()
 
     public init(
         layout: HostLayout, workDirectory: String? = nil, extraMountRoots: [String] = [],

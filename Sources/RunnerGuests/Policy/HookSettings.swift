@@ -22,6 +22,12 @@ public struct HookSettings: Sendable, Hashable, Codable {
     public var guestUserNamespace: Bool = RunnerConfig.empty.guestUserNamespace
     /// `RUNNER_GUEST_CAP_ADD`: capabilities (`CAP_X`) a job's `--cap-add` may add.
     public var capAdd: [String] = []
+    /// `RUNNER_GUEST_NETWORK=private` (the default): a private network per job.
+    public var privateNetwork: Bool = RunnerConfig.empty.guestPrivateNetwork
+    /// `RUNNER_GUEST_BLOCKED_NETS`.
+    public var blockedNets: [String] = []
+    /// `RUNNER_JOB_MEMORY_MAX`, `RUNNER_JOB_CPUS`, `RUNNER_JOB_TASKS_MAX`: each guest's limits.
+    public var limits = GuestLimits()
 
     /// The settings of a config.env that sets nothing: every key's default (``ConfigKey``).
     public init() {}
@@ -29,12 +35,12 @@ public struct HookSettings: Sendable, Hashable, Codable {
     /// The keys the hook reads; problems with other keys are the installer's and service's business.
     static let keys: [ConfigKey] = [
         .imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory, .guestUserNamespace,
-        .guestCapAdd,
+        .guestCapAdd, .guestNetwork, .guestBlockedNets, .jobMemoryMax, .jobCPUs, .jobTasksMax,
     ]
 
     enum CodingKeys: String, CodingKey {
         case imageAliases, defaultImage, allowDockerSock, mountAllow, workDirectory, serviceReadyTimeout
-        case guestUserNamespace, capAdd
+        case guestUserNamespace, capAdd, privateNetwork, blockedNets, limits
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,6 +55,9 @@ public struct HookSettings: Sendable, Hashable, Codable {
             try c.decodeIfPresent(Double.self, forKey: .serviceReadyTimeout) ?? serviceReadyTimeout
         guestUserNamespace = try c.decodeIfPresent(Bool.self, forKey: .guestUserNamespace) ?? guestUserNamespace
         capAdd = try c.decodeIfPresent([String].self, forKey: .capAdd) ?? capAdd
+        privateNetwork = try c.decodeIfPresent(Bool.self, forKey: .privateNetwork) ?? privateNetwork
+        blockedNets = try c.decodeIfPresent([String].self, forKey: .blockedNets) ?? blockedNets
+        limits = try c.decodeIfPresent(GuestLimits.self, forKey: .limits) ?? limits
     }
 
     /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
@@ -77,6 +86,9 @@ public struct HookSettings: Sendable, Hashable, Codable {
         if config.isSet(.workDirectory) { workDirectory = layout.path(config.workDirectory) }
         guestUserNamespace = config.guestUserNamespace
         capAdd = config.guestCapAdd
+        privateNetwork = config.guestPrivateNetwork
+        blockedNets = config.guestBlockedNets
+        limits = GuestLimits(memoryMax: config.jobMemoryMax, cpus: config.jobCPUs, tasksMax: config.jobTasksMax)
     }
 
     /// The guest policy these settings give on `layout`.
@@ -88,6 +100,10 @@ public struct HookSettings: Sendable, Hashable, Codable {
             backend: backend ?? GuestBackend.detect(layout: HostLayout()))
         policy.userNamespace = guestUserNamespace ? .standard : nil
         policy.allowedCapabilities = capAdd
+        if privateNetwork {
+            policy.network = GuestNetworkPolicy(names: GuestNetworkNames(layout: layout), blocked: blockedNets)
+        }
+        policy.limits = limits
         return policy
     }
 }

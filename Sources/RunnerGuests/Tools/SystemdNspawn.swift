@@ -26,6 +26,10 @@ public struct SystemdNspawn: Sendable, Hashable {
         /// The guest's user namespace: `--private-users=BASE:SIZE --private-users-ownership=off`
         /// (the tree's owners are already shifted by BASE; nspawn never chowns). nil: none.
         public var userNamespace: GuestUserNamespace?
+        /// A private network: the guest's end of a veth pair (`host0`) whose host end nspawn adds
+        /// to this bridge (`--network-bridge=`), and no resolv.conf of nspawn's
+        /// (`--resolv-conf=off`: the runner binds its own). nil: the host's network.
+        public var networkBridge: String?
 
         public init(directory: String, machine: String) {
             self.directory = directory
@@ -35,7 +39,8 @@ public struct SystemdNspawn: Sendable, Hashable {
 
     /// `systemd-nspawn --quiet [--register=no] --keep-unit --directory=DIR --machine=NAME --boot
     /// --volatile=overlay --notify-ready=yes --console=passive [--private-users=BASE:SIZE
-    /// --private-users-ownership=off] [--setenv=K=V]… [--bind=…]…`, binds parents before children.
+    /// --private-users-ownership=off] [--network-bridge=BRIDGE --resolv-conf=off] [--setenv=K=V]…
+    /// [--bind=…]…`, binds parents before children.
     public func boot(_ options: BootOptions) -> Command {
         var args = ["--quiet"]
         if options.register {
@@ -53,6 +58,9 @@ public struct SystemdNspawn: Sendable, Hashable {
         ]
         if let userNamespace = options.userNamespace {
             args += Self.privateUsers(userNamespace)
+        }
+        if let bridge = options.networkBridge {
+            args += ["--network-bridge=" + bridge, "--resolv-conf=off"]
         }
         for (key, value) in options.setenv.sorted(by: { $0.key < $1.key }) {
             args.append("--setenv=\(key)=\(value)")
@@ -80,6 +88,9 @@ public struct SystemdNspawn: Sendable, Hashable {
         public var workingDirectory: String?
         /// The guest user it runs as (`--user=`, resolved by nspawn in the guest); nil: root.
         public var user: String?
+        /// A private network, as for ``boot(_:)`` (`--network-bridge=BRIDGE --resolv-conf=off`);
+        /// nil: the host's network.
+        public var networkBridge: String?
 
         public init(directory: String, machine: String, command: [String]) {
             self.directory = directory
@@ -90,7 +101,8 @@ public struct SystemdNspawn: Sendable, Hashable {
 
     /// `systemd-nspawn --quiet [--register=no] --keep-unit --directory=DIR --machine=NAME
     /// --as-pid2 --volatile=overlay --console=read-only [--chdir=DIR] [--user=NAME] [--private-users=BASE:SIZE
-    /// --private-users-ownership=off] [--bind=…]… -- COMMAND…`: nspawn's stub init is the
+    /// --private-users-ownership=off] [--network-bridge=BRIDGE --resolv-conf=off] [--bind=…]… -- COMMAND…`:
+    /// nspawn's stub init is the
     /// guest's PID 1 (it reaps, and the guest ends when COMMAND does); COMMAND's output reaches
     /// nspawn's own output through the guest's console (a pseudo-terminal: no host descriptor
     /// enters the guest). Without `--boot`, nspawn reports READY=1 itself once COMMAND runs.
@@ -112,6 +124,9 @@ public struct SystemdNspawn: Sendable, Hashable {
         if let user = options.user { args.append("--user=" + user) }
         if let userNamespace = options.userNamespace {
             args += Self.privateUsers(userNamespace)
+        }
+        if let bridge = options.networkBridge {
+            args += ["--network-bridge=" + bridge, "--resolv-conf=off"]
         }
         args += Self.ordered(options.binds).map(\.nspawnArgument)
         return Command(executable, args + ["--"] + options.command)

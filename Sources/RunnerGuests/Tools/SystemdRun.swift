@@ -20,10 +20,13 @@ public struct SystemdRun: Sendable, Hashable {
         /// Bounds the boot (`TimeoutStartSec`): a guest not ready by then is killed and
         /// `systemd-run` fails.
         public var startTimeoutSeconds: Int = 60
+        /// The guest's limits: `MemoryMax=`, `CPUQuota=` (CPUs × 100 %), `TasksMax=`.
+        public var limits = GuestLimits()
 
-        public init(unit: String, startTimeoutSeconds: Int = 60) {
+        public init(unit: String, startTimeoutSeconds: Int = 60, limits: GuestLimits = GuestLimits()) {
             self.unit = unit
             self.startTimeoutSeconds = startTimeoutSeconds
+            self.limits = limits
         }
     }
 
@@ -38,13 +41,17 @@ public struct SystemdRun: Sendable, Hashable {
     /// request arrives and the halt is lost; the guest then runs on and the stop hangs until
     /// `TimeoutStopSec`. Then SIGKILL goes to the whole unit, guest included.
     public func guestService(_ options: GuestServiceOptions, nspawn: Command) -> Command {
-        Command(
+        var properties: [String] = []
+        if let bytes = options.limits.memoryMax { properties += ["-p", "MemoryMax=\(bytes)"] }
+        if let quota = options.limits.cpuQuotaMicroseconds { properties += ["-p", "CPUQuota=\(quota / 1000)%"] }
+        if let tasks = options.limits.tasksMax { properties += ["-p", "TasksMax=\(tasks)"] }
+        return Command(
             executable,
             [
                 "--unit=" + options.unit, "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify",
                 "-p", "NotifyAccess=all", "-p", "KillMode=mixed", "-p",
                 "TimeoutStartSec=\(options.startTimeoutSeconds)",
-                "-p", "TimeoutStopSec=\(Self.guestStopTimeoutSeconds)", "--",
-            ] + nspawn.argv)
+                "-p", "TimeoutStopSec=\(Self.guestStopTimeoutSeconds)",
+            ] + properties + ["--"] + nspawn.argv)
     }
 }

@@ -53,6 +53,17 @@ import Testing
             ])
     }
 
+    @Test func bootOnAPrivateNetworkJoinsTheJobsBridge() {
+        var options = SystemdNspawn.BootOptions(directory: "/r", machine: "rg-0123456789ab")
+        options.networkBridge = "rn-0123abcd"
+        #expect(
+            SystemdNspawn().boot(options).argv == [
+                "systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "--directory=/r",
+                "--machine=rg-0123456789ab", "--boot", "--volatile=overlay", "--notify-ready=yes",
+                "--console=passive", "--network-bridge=rn-0123abcd", "--resolv-conf=off",
+            ])
+    }
+
     @Test func probeBootsStraightToPoweroff() {
         #expect(
             SystemdNspawn().probe(.init(directory: "/var/lib/runner/images/x/current/rootfs")).argv == [

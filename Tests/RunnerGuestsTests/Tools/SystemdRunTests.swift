@@ -28,4 +28,17 @@ import Testing
                 "systemd-nspawn", "--boot",
             ])
     }
+
+    @Test func limitsAreUnitProperties() {
+        let limits = GuestLimits(memoryMax: 1 << 30, cpus: 1.5, tasksMax: 512)
+        let command = SystemdRun().guestService(
+            .init(unit: "g", limits: limits), nspawn: Command("systemd-nspawn", ["--boot"]))
+        #expect(
+            command.argv == [
+                "systemd-run", "--unit=g", "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify", "-p",
+                "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=60", "-p", "TimeoutStopSec=10",
+                "-p", "MemoryMax=1073741824", "-p", "CPUQuota=150%", "-p", "TasksMax=512", "--",
+                "systemd-nspawn", "--boot",
+            ])
+    }
 }

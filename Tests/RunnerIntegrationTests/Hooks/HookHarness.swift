@@ -94,7 +94,7 @@ final class HookHarness: Sendable {
             [Unit]
             Description=test service
             [Service]
-            ExecStart=/usr/bin/python3 -m http.server \(port) --bind 127.0.0.1 --directory /srv
+            ExecStart=/usr/bin/python3 -m http.server \(port) --bind 0.0.0.0 --directory /srv
             [Install]
             WantedBy=multi-user.target
 
@@ -137,6 +137,9 @@ final class HookHarness: Sendable {
         ownerProcess.signal(SIGKILL)
         _ = await ownerProcess.wait()
         _ = await runAgent(["guest", "gc", "--all"])
+        // The filter table of this root's names (host-global; gc sets it up, nothing else removes it).
+        _ = try? await SystemCommandRunner().run(
+            Nft().deleteTable(family: "inet", name: GuestNetworkNames(layout: layout).table))
         dir.remove()
     }
 
@@ -342,6 +345,24 @@ final class HookHarness: Sendable {
         return found
     }
 
+    /// Job bridges and nat tables of this layout's private networks (``GuestNetworkNames``).
+    static func networkLeftovers(layout: HostLayout) async -> [String] {
+        let names = GuestNetworkNames(layout: layout)
+        let runner = SystemCommandRunner()
+        var found: [String] = []
+        if let links = try? await runner.output(IPRoute().listBridges()) {
+            for line in links.split(separator: ",") where line.contains("\"ifname\":\"\(names.bridgePrefix)") {
+                found.append("bridge " + line)
+            }
+        }
+        if let tables = try? await runner.output(Nft().listTables()) {
+            for table in JobNetwork.tables(json: tables) where names.jobID(table: table.name) != nil {
+                found.append("nft table \(table.family) \(table.name)")
+            }
+        }
+        return found
+    }
+
     /// The line of `/proc/<pid>/mountinfo` for the process's `/` (its overlay's options).
     static func rootMount(of pid: Int32) -> String {
         guard let bytes = try? FilePaths.read("/proc/\(pid)/mountinfo") else { return "" }
@@ -352,10 +373,10 @@ final class HookHarness: Sendable {
     /// Waits (bounded) until no leftovers remain; returns what is still there.
     func leftoversAfterSettling(seconds: Double = 10) async -> [String] {
         let end = MonotonicClock.now() + seconds
-        var found = leftovers()
+        var found = leftovers() + (await Self.networkLeftovers(layout: layout))
         while !found.isEmpty && MonotonicClock.now() < end {
             try? await Task.sleep(for: .milliseconds(100))
-            found = leftovers()
+            found = leftovers() + (await Self.networkLeftovers(layout: layout))
         }
         return found
     }

@@ -17,8 +17,11 @@ extension CachedTree {
     /// and machined, like a real appliance host (nspawn-notes.md §2).
     static let host = CachedTree(
         name: "host",
-        packages: ["systemd", "dbus", "systemd-container", "bash", "coreutils", "python3", "libarchive13", "sudo"],
-        version: "host v2", hostname: "host",
+        packages: [
+            "systemd", "dbus", "systemd-container", "bash", "coreutils", "python3", "libarchive13", "sudo", "nftables",
+            "iproute2",
+        ],
+        version: "host v3", hostname: "host",
         // As Debian's installer does: the host's own name resolves (sudo looks it up).
         extraHooks: [
             "printf '127.0.0.1\\tlocalhost\\n127.0.1.1\\thost\\n::1\\tlocalhost ip6-localhost\\n' > \"$1/etc/hosts\""
@@ -61,7 +64,7 @@ final class HostGuest: Sendable {
                 GuestBind(source: agentDirectory, target: agentDirectory, readOnly: true),
                 // The store at its production path, for the helper run through sudo (layout /).
                 GuestBind(source: h.layout.imagesDirectory, target: HostLayout().imagesDirectory, readOnly: true),
-            ], log: h.dir.appending("host.log"))
+            ], privateNetwork: true, log: h.dir.appending("host.log"))
     }
 
     /// Boots `tree` as a host guest with `binds` (and the toolchain's runtime, read-only, which
@@ -70,9 +73,12 @@ final class HostGuest: Sendable {
     /// itself, so what it did survives a reboot (booting the same tree again). `untilReady`: wait
     /// for READY=1 (the default target reached); otherwise return once the guest's init runs (a
     /// cloud VM's first boot reaches its target only after the long install units).
+    /// `privateNetwork`: a network namespace of its own (`--private-network`), so the job
+    /// networks the runner makes in it (the production names: `inet runner`, `rn-<job>`) never
+    /// reach the build machine's.
     static func boot(
         _ h: HookHarness, tree: String, binds: [GuestBind], volatile: Bool = true, untilReady: Bool = true,
-        log: String
+        privateNetwork: Bool = false, log: String
     ) async throws -> HostGuest {
         await sweepOrphans()
         let name = namePrefix + String(GuestName.generate().dropFirst(3))
@@ -85,6 +91,7 @@ final class HostGuest: Sendable {
         }
         var command = SystemdNspawn().boot(boot)
         command.arguments.insert("--capability=all", at: 1)
+        if privateNetwork { command.arguments.insert("--private-network", at: 1) }
         if !volatile { command.arguments.removeAll { $0 == "--volatile=overlay" } }
         command.environment["NOTIFY_SOCKET"] = socket.path
         let nspawn = try Spawner.spawn(

@@ -210,7 +210,7 @@ extension GuestSuites {
                 let name = try await startGuest(h)
                 // Docker's set, within what the guest itself holds (in a user namespace sharing the
                 // host's network nspawn drops NET_BIND_SERVICE: such a guest cannot bind the host's
-                // privileged ports anyway).
+                // privileged ports anyway; on its job's own network it keeps it).
                 let status = try await h.hook(
                     step("grep -E '^(CapBnd|NoNewPrivs)' /proc/self/status; grep ^CapBnd /proc/1/status", guest: name),
                     asUser: Self.user)
@@ -270,7 +270,12 @@ extension GuestSuites {
                 let info = try await manager.start(GuestStartRequest(image: "job", capabilities: ["sys_ptrace"]))
                 let probe = try await manager.probe(
                     info.name, command: ["/bin/sh", "-c", "grep ^CapBnd /proc/self/status"], timeout: 10)
-                let withPtrace = (docker | 1 << 19) & guestBound  // CAP_SYS_PTRACE is bit 19
+                // This guest shares the host's network (a policy without one): its own bounding set.
+                let own = try await manager.probe(
+                    info.name, command: ["/bin/sh", "-c", "grep ^CapBnd /proc/1/status"], timeout: 10)
+                let ownBound =
+                    UInt64(own.standardOutput.split(separator: "\t").last?.trimmedWhitespace ?? "", radix: 16) ?? 0
+                let withPtrace = (docker | 1 << 19) & ownBound  // CAP_SYS_PTRACE is bit 19
                 let hex = String(withPtrace, radix: 16)
                 let padded = String(repeating: "0", count: max(0, 16 - hex.count)) + hex
                 #expect(probe.standardOutput == "CapBnd:\t" + padded + "\n", "\(probe)")

@@ -295,7 +295,8 @@ extension GuestSuites {
                 #expect(hosts.hasSuffix("\n127.0.0.1\tsvc db-1\n"), "\(hosts)")
                 // Beside the state directory: only the canaries (and the relay directory).
                 let beside = Set(FilePaths.entries(of: h.layout.runtimeDirectory)).subtracting(
-                    ["guests", "relay", "x.binds"] + ["json", "log", "hosts", "env.conf", "notify"].map { "x." + $0 })
+                    ["guests", "relay", "x.binds", "network.lock"]
+                        + ["json", "log", "hosts", "env.conf", "notify"].map { "x." + $0 })
                 #expect(beside.isEmpty, "the helper wrote \(beside) beside its state directory")
                 #expect(await h.runAgent(["stop", info.name], asHelper: true).status == .exited(0))
                 #expect(await h.leftoversAfterSettling() == [])

@@ -1,0 +1,301 @@
+import FoundationEssentials
+import Logging
+import RunnerCore
+import RunnerSystem
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// What `RUNNER_GUEST_NETWORK=private` (the default) decides: names, blocked networks, the pool.
+public struct GuestNetworkPolicy: Sendable, Hashable {
+    public var names: GuestNetworkNames
+    /// `RUNNER_GUEST_BLOCKED_NETS`: rejected besides ``GuestNetworkRules/metadataAddresses``.
+    public var blocked: [String]
+    /// The first two octets of the /16 job subnets come from (`10.213`): one /24 per job, the
+    /// first one no host address overlaps.
+    public var pool: String = "10.213"
+    /// Where the kernel's sysctls are (`/proc/sys`): the real one even with a test root, like
+    /// ``GuestCgroups/root``.
+    public var procSys: String = "/proc/sys"
+
+    public init(names: GuestNetworkNames, blocked: [String] = []) {
+        self.names = names
+        self.blocked = blocked
+    }
+}
+
+extension GuestNetworkPolicy {
+    /// What is wrong with the runner's filter table now (missing, or not rejecting a metadata
+    /// address or a blocked network), or nil (what `runner-agent doctor` reports).
+    package func checkFilterTable(layout: HostLayout, runner: any CommandRunner) async -> String? {
+        await JobNetwork(policy: self, layout: layout, runner: runner, logger: Logger(label: "runner.network"))
+            .checkFilterTable()
+    }
+}
+
+/// The host side of private networks: the runner's filter table, one bridge and one nat table
+/// per job, the guest end of each veth, and their removal. Every change is made by `ip` and
+/// `nft` (``IPRoute``, ``Nft``); nothing assumes systemd-networkd.
+struct JobNetwork: Sendable {
+    var policy: GuestNetworkPolicy
+    var layout: HostLayout
+    var runner: any CommandRunner
+    var logger: Logger
+
+    var names: GuestNetworkNames { policy.names }
+
+    // MARK: the filter table
+
+    /// Applies the runner's filter table (idempotent: it replaces the table whole) and turns on
+    /// IPv4 forwarding.
+    func ensureFilterTable() async throws(RunnerError) {
+        try writeSysctl("net/ipv4/ip_forward", "1")
+        let rules = GuestNetworkRules.filterTable(names, blocked: policy.blocked)
+        let command = Nft().apply()
+        try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
+            command, fix: "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host")
+    }
+
+    /// What is wrong with the filter table now, or nil: it exists and rejects every metadata
+    /// address and every blocked network.
+    func checkFilterTable() async -> String? {
+        let command = Nft().listTable(family: "inet", name: names.table)
+        guard let result = try? await runner.run(command), result.status.isSuccess else {
+            return "the nftables table inet \(names.table) is missing"
+        }
+        let listed = Set(Self.setElements(json: result.standardOutput))
+        let missing = (GuestNetworkRules.metadataAddresses + policy.blocked).filter { !listed.contains($0) }
+        return missing.isEmpty
+            ? nil : "the nftables table inet \(names.table) does not block \(missing.joined(separator: ", "))"
+    }
+
+    /// Every element of the sets in `nft -j list table` output: addresses (`169.254.169.254`)
+    /// and networks (`10.0.0.0/8`), as text.
+    static func setElements(json: String) -> [String] {
+        struct Listing: Decodable {
+            struct Entry: Decodable { var set: NamedSet? }
+            struct NamedSet: Decodable { var elem: [Element]? }
+            var nftables: [Entry]
+        }
+        enum Element: Decodable {
+            case address(String)
+            case prefix(String)
+            case other
+            init(from decoder: any Decoder) throws {
+                if let text = try? decoder.singleValueContainer().decode(String.self) {
+                    self = .address(text)
+                    return
+                }
+                struct Prefixed: Decodable {
+                    struct Prefix: Decodable {
+                        var addr: String
+                        var len: Int
+                    }
+                    var prefix: Prefix
+                }
+                if let prefixed = try? decoder.singleValueContainer().decode(Prefixed.self) {
+                    self = .prefix("\(prefixed.prefix.addr)/\(prefixed.prefix.len)")
+                    return
+                }
+                self = .other
+            }
+        }
+        guard let listing = try? JSONDecoder().decode(Listing.self, from: Data(json.utf8)) else { return [] }
+        return listing.nftables.flatMap { $0.set?.elem ?? [] }.compactMap {
+            switch $0 {
+            case .address(let text), .prefix(let text): text
+            case .other: nil
+            }
+        }
+    }
+
+    // MARK: a job's network
+
+    /// The job's bridge (created with the job's first guest, on a free /24 of the pool) and an
+    /// address on it for one more guest. `others` are the records of the job's other guests.
+    func attach(id: String, others: [GuestRecord]) async throws(RunnerError) -> GuestNetworkAttachment {
+        let bridge = names.bridge(id)
+        let existing = others.compactMap(\.network).filter { $0.id == id }
+        let bridges = await listBridges()
+        let subnet: String
+        if let first = existing.first, bridges.contains(bridge) {
+            subnet = first.subnet
+        } else {
+            if bridges.contains(bridge) {
+                // A bridge no live guest of the job uses: left by a killed job.
+                _ = try? await runner.run(IPRoute().deleteLink(bridge))
+            }
+            try await ensureFilterTable()
+            subnet = try await freeSubnet(preferring: id)
+            try await createBridge(bridge, gateway: subnet + ".1")
+        }
+        let used = Set(existing.filter { $0.subnet == subnet }.map(\.address))
+        guard let host = (2...254).first(where: { !used.contains("\(subnet).\($0)") }) else {
+            throw RunnerError(
+                .unsupported, input: bridge, problem: "the job's network has no free address (253 guests)",
+                fix: "use fewer services")
+        }
+        return GuestNetworkAttachment(id: id, bridge: bridge, subnet: subnet, address: "\(subnet).\(host)")
+    }
+
+    private func createBridge(_ bridge: String, gateway: String) async throws(RunnerError) {
+        let ip = IPRoute()
+        for command in [ip.addBridge(bridge), ip.addAddress(gateway + "/24", device: bridge)] {
+            try await runner.run(command).checked(command, fix: "check that iproute2 is installed and we are root")
+        }
+        // No IPv6 on the bridge (no link-local address for guests to reach the host by); the
+        // host's own connections to 127.0.0.1 may be DNATed onto it (published ports).
+        try? writeSysctl("net/ipv6/conf/\(bridge)/disable_ipv6", "1")
+        try writeSysctl("net/ipv4/conf/\(bridge)/route_localnet", "1")
+        let up = ip.setUp(bridge)
+        try await runner.run(up).checked(up)
+    }
+
+    /// The first /24 of the pool, from the one `id` hashes to, that no address of the host
+    /// overlaps.
+    func freeSubnet(preferring id: String) async throws(RunnerError) -> String {
+        let command = IPRoute().listIPv4Addresses()
+        let json = try await runner.output(command)
+        let taken = Self.ipv4Networks(json: json)
+        let start = Int(UInt32(id, radix: 16) ?? 0) % 256
+        for offset in 0..<256 {
+            let subnet = policy.pool + ".\((start + offset) % 256)"
+            guard let base = Self.ipv4(subnet + ".0") else { continue }
+            let overlaps = taken.contains { network in
+                let prefix = min(network.prefix, 24)
+                let mask: UInt32 = prefix == 0 ? 0 : ~UInt32(0) << (32 - prefix)
+                return base & mask == network.address & mask
+            }
+            if !overlaps { return subnet }
+        }
+        throw RunnerError(
+            .unsupported, input: policy.pool + ".0.0/16",
+            problem: "no /24 of the guests' network pool is free of the host's own networks",
+            fix: "set RUNNER_GUEST_NETWORK=host, or free a /24 of \(policy.pool).0.0/16 on this host")
+    }
+
+    /// The networks of `ip -j -4 address show` output (address and prefix length).
+    static func ipv4Networks(json: String) -> [(address: UInt32, prefix: Int)] {
+        struct Link: Decodable {
+            struct Address: Decodable {
+                var local: String?
+                var prefixlen: Int?
+            }
+            var addr_info: [Address]?
+        }
+        guard let links = try? JSONDecoder().decode([Link].self, from: Data(json.utf8)) else { return [] }
+        return links.flatMap { $0.addr_info ?? [] }.compactMap { info in
+            guard let local = info.local, let address = ipv4(local), let prefix = info.prefixlen else { return nil }
+            return (address, max(0, min(prefix, 32)))
+        }
+    }
+
+    static func ipv4(_ text: String) -> UInt32? {
+        var value = in_addr()
+        guard inet_pton(AF_INET, text, &value) == 1 else { return nil }
+        return UInt32(bigEndian: value.s_addr)
+    }
+
+    /// Gives the guest its address and default route: the host's `ip` in the guest's network
+    /// namespace only (its `host0`, the end of the veth nspawn made).
+    func configureGuest(leader: Int32, _ attachment: GuestNetworkAttachment) async throws(RunnerError) {
+        let ip = IPRoute()
+        for command in [
+            ip.addAddress(attachment.cidr, device: "host0"), ip.setUp("host0"),
+            ip.addDefaultRoute(via: attachment.gateway, device: "host0"),
+        ] {
+            let entered = Nsenter().network(leader: leader, command)
+            try await runner.run(entered).checked(entered, fix: "check the guest's log")
+        }
+    }
+
+    /// Replaces job `id`'s nat table with one for `attachments` (its guests now).
+    func applyJobTable(id: String, attachments: [GuestNetworkAttachment]) async throws(RunnerError) {
+        let rules = GuestNetworkRules.jobTable(names, id: id, attachments: attachments)
+        let command = Nft().apply()
+        try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(command)
+    }
+
+    /// After a guest of job `id` went: the job's nat table for the guests left, or, when none
+    /// is left, the bridge and the table removed.
+    func detach(id: String, remaining: [GuestNetworkAttachment]) async {
+        if remaining.isEmpty {
+            await remove(id: id)
+        } else {
+            do {
+                try await applyJobTable(id: id, attachments: remaining)
+            } catch {
+                logger.warning("job network: could not update its nat table", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Removes job `id`'s bridge and nat table (absent is fine).
+    func remove(id: String) async {
+        _ = try? await runner.run(IPRoute().deleteLink(names.bridge(id)))
+        _ = try? await runner.run(Nft().deleteTable(family: "ip", name: names.jobTable(id)))
+    }
+
+    /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs).
+    func sweep(live: Set<String>) async {
+        var ids = Set<String>()
+        for bridge in await listBridges() {
+            if let id = names.jobID(bridge: bridge), !live.contains(id) { ids.insert(id) }
+        }
+        if let result = try? await runner.run(Nft().listTables()), result.status.isSuccess {
+            for table in Self.tables(json: result.standardOutput) where table.family == "ip" {
+                if let id = names.jobID(table: table.name), !live.contains(id) { ids.insert(id) }
+            }
+        }
+        for id in ids.sorted() {
+            logger.info("job network removed", metadata: ["network": "\(id)"])
+            await remove(id: id)
+        }
+    }
+
+    /// The names of the host's bridges.
+    func listBridges() async -> [String] {
+        struct Link: Decodable { var ifname: String }
+        guard let result = try? await runner.run(IPRoute().listBridges()), result.status.isSuccess,
+            let links = try? JSONDecoder().decode([Link].self, from: Data(result.standardOutput.utf8))
+        else { return [] }
+        return links.map(\.ifname)
+    }
+
+    /// The tables of `nft -j list tables` output.
+    static func tables(json: String) -> [(family: String, name: String)] {
+        struct Listing: Decodable {
+            struct Entry: Decodable { var table: Table? }
+            struct Table: Decodable {
+                var family: String
+                var name: String
+            }
+            var nftables: [Entry]
+        }
+        guard let listing = try? JSONDecoder().decode(Listing.self, from: Data(json.utf8)) else { return [] }
+        return listing.nftables.compactMap { $0.table.map { ($0.family, $0.name) } }
+    }
+
+    // MARK: files
+
+    /// The guests' resolv.conf (``GuestNetworkRules/resolvConf(host:)``) from the host's.
+    func resolvConf() -> String {
+        let resolved = layout.path("/run/systemd/resolve/resolv.conf")
+        let source = FilePaths.exists(resolved) ? resolved : layout.path("/etc/resolv.conf")
+        let text = (try? FilePaths.read(source)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return GuestNetworkRules.resolvConf(host: text)
+    }
+
+    /// Writes `value` to `/proc/sys/<key>`.
+    func writeSysctl(_ key: String, _ value: String) throws(RunnerError) {
+        let path = policy.procSys + "/" + key
+        let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { throw RunnerError.posix("could not open the sysctl", path, fix: "run as root") }
+        defer { close(fd) }
+        let bytes = Array(value.utf8)
+        guard write(fd, bytes, bytes.count) == bytes.count else {
+            throw RunnerError.posix("could not set the sysctl", path, fix: "run as root")
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import RunnerCore
+
+/// `ip` (iproute2): the bridges of the guests' private networks, and the guest side of their
+/// links (run in a guest's network namespace through ``Nsenter/network(leader:_:)``: the host's
+/// `ip`, never the guest's).
+public struct IPRoute: Sendable, Hashable {
+    /// The program (a name on `PATH` or an absolute path).
+    public var executable: String
+
+    public init(executable: String = "ip") {
+        self.executable = executable
+    }
+
+    /// `ip link add NAME type bridge`.
+    public func addBridge(_ name: String) -> Command {
+        Command(executable, ["link", "add", name, "type", "bridge"])
+    }
+
+    /// `ip address add CIDR dev DEVICE`.
+    public func addAddress(_ cidr: String, device: String) -> Command {
+        Command(executable, ["address", "add", cidr, "dev", device])
+    }
+
+    /// `ip link set DEVICE up`.
+    public func setUp(_ device: String) -> Command {
+        Command(executable, ["link", "set", device, "up"])
+    }
+
+    /// `ip route add default via GATEWAY dev DEVICE`.
+    public func addDefaultRoute(via gateway: String, device: String) -> Command {
+        Command(executable, ["route", "add", "default", "via", gateway, "dev", device])
+    }
+
+    /// `ip link delete NAME`.
+    public func deleteLink(_ name: String) -> Command {
+        Command(executable, ["link", "delete", name])
+    }
+
+    /// `ip -j link show type bridge`: the host's bridges, as JSON.
+    public func listBridges() -> Command {
+        Command(executable, ["-j", "link", "show", "type", "bridge"])
+    }
+
+    /// `ip -j -4 address show`: every IPv4 address of the host, as JSON.
+    public func listIPv4Addresses() -> Command {
+        Command(executable, ["-j", "-4", "address", "show"])
+    }
+}
