@@ -312,7 +312,7 @@ public struct ContainerHook: Sendable {
     /// (``resolveLocalImage(_:)``), else the registry image unpacked in the content store, else
     /// a pull (inside a `::group::` of the job log; a failure names the reference and the
     /// registry's answer). Registry images are named by their manifest digest (`sha256:…`).
-    func resolveImage(_ reference: String?, credentials: RegistryCredentials?) async throws(RunnerError) -> String {
+    func resolveImage(_ reference: String?, credentials: JobRegistryCredentials?) async throws(RunnerError) -> String {
         let local: RunnerError
         do {
             return try resolveLocalImage(reference)
@@ -325,7 +325,7 @@ public struct ContainerHook: Sendable {
         if let cached = try await registry.lookup(ref) { return cached.digest }
         StandardOutput.write("::group::Pulling \(Self.escapeWorkflowCommand(ref))\n")
         defer { StandardOutput.write("::endgroup::\n") }
-        let pulled: PulledImage
+        let pulled: PulledRegistryImage
         do {
             pulled = try await registry.pull(ref, credentials: credentials) { line in
                 StandardOutput.write(line + "\n")

@@ -102,7 +102,7 @@ public struct HookContainer: Decodable, Sendable {
     public var systemMountVolumes: [MountVolume]
     public var userMountVolumes: [MountVolume]
     /// The workflow's registry credentials (`container.credentials`), when any.
-    public var registry: RegistryCredentials?
+    public var registry: JobRegistryCredentials?
     /// The service's name in the workflow (`redis`), when the runner sends it (it does not yet).
     public var contextName: String?
 
@@ -137,7 +137,7 @@ public struct HookContainer: Decodable, Sendable {
         if let given = (try? c.decodeIfPresent(Registry.self, forKey: .registry)) ?? nil,
             given.username != nil || given.password != nil
         {
-            registry = RegistryCredentials(
+            registry = JobRegistryCredentials(
                 username: given.username, password: given.password.map(Secret.init), serverUrl: given.serverUrl)
         }
         contextName = try? c.decodeIfPresent(String.self, forKey: .contextName)

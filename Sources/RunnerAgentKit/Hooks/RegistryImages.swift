@@ -10,7 +10,7 @@ import RunnerSystem
 /// The registry credentials a workflow gives a container (`container.credentials`, sent by the
 /// runner as `registry`). The password never reaches a command line or a log: it travels to the
 /// puller on stdin only.
-public struct RegistryCredentials: Sendable, Hashable, Encodable {
+public struct JobRegistryCredentials: Sendable, Hashable, Encodable {
     public var username: String?
     public var password: Secret?
     public var serverUrl: String?
@@ -33,7 +33,7 @@ public struct RegistryCredentials: Sendable, Hashable, Encodable {
 
 /// A registry image unpacked in the content store: the tree a guest starts from is
 /// ``HostLayout/ociTree(_:)`` of ``digest``'s hex.
-public struct PulledImage: Codable, Sendable, Hashable {
+public struct PulledRegistryImage: Codable, Sendable, Hashable {
     public var reference: String
     /// `sha256:<64 hex digits>`: the manifest's digest, naming the tree.
     public var digest: String
@@ -51,12 +51,12 @@ public struct PulledImage: Codable, Sendable, Hashable {
 /// the hook and the registry client (`ci-nspawn-run pull`, `RegistryImageStore`).
 public protocol RegistryImages: Sendable {
     /// The image already unpacked for `reference`, or nil.
-    func lookup(_ reference: String) async throws(RunnerError) -> PulledImage?
+    func lookup(_ reference: String) async throws(RunnerError) -> PulledRegistryImage?
     /// Pulls and unpacks `reference` (with `credentials`, when the workflow gives them); each
     /// progress line goes to `progress`.
     func pull(
-        _ reference: String, credentials: RegistryCredentials?, progress: @Sendable (String) -> Void
-    ) async throws(RunnerError) -> PulledImage
+        _ reference: String, credentials: JobRegistryCredentials?, progress: @Sendable (String) -> Void
+    ) async throws(RunnerError) -> PulledRegistryImage
 }
 
 /// Registry images through the privileged helper: `ci-nspawn-run pull` (through `sudo -n` for
@@ -70,14 +70,14 @@ struct HelperRegistryImages: RegistryImages {
 
     struct Request: Encodable {
         var reference: String
-        var credentials: RegistryCredentials?
+        var credentials: JobRegistryCredentials?
     }
 
-    func lookup(_ reference: String) async throws(RunnerError) -> PulledImage? { nil }
+    func lookup(_ reference: String) async throws(RunnerError) -> PulledRegistryImage? { nil }
 
     func pull(
-        _ reference: String, credentials: RegistryCredentials?, progress: @Sendable (String) -> Void
-    ) async throws(RunnerError) -> PulledImage {
+        _ reference: String, credentials: JobRegistryCredentials?, progress: @Sendable (String) -> Void
+    ) async throws(RunnerError) -> PulledRegistryImage {
         let pull = Command(helper, ["pull"])
         let command = throughSudo ? Sudo().nonInteractive(pull) : pull
         let input: Data
@@ -98,7 +98,7 @@ struct HelperRegistryImages: RegistryImages {
                 fix: "check the image reference and the job's registry credentials (container.credentials)")
         }
         let line = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
-        guard let pulled = try? JSONDecoder().decode(PulledImage.self, from: Data(line.utf8)),
+        guard let pulled = try? JSONDecoder().decode(PulledRegistryImage.self, from: Data(line.utf8)),
             GuestPolicy.registryTreeDigest(pulled.digest) != nil
         else {
             throw RunnerError(

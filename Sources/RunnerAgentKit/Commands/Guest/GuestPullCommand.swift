@@ -31,7 +31,7 @@ struct GuestPullCommand: AsyncParsableCommand {
                 fix: "run it through sudo (the runner user has a rule for it)")
         }
         signal(SIGPIPE, SIG_IGN)
-        let bytes = await DedicatedThread.run { StandardInput.readAll() }
+        let bytes = await StandardInput.read()
         let request: RegistryPullRequest
         do {
             request = try JSONDecoder().decode(RegistryPullRequest.self, from: Data(bytes))
