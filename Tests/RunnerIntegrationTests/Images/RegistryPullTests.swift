@@ -378,6 +378,8 @@ struct RegistryPullTests {
                 try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:multi"), credentials: nil)
             #expect(multi.manifestDigest == single.manifestDigest)
             #expect(multi.record.references.count == 2)
+            // The index it was reached through stays with the tree (the blob collector keeps it).
+            #expect(multi.record.blobs.count == single.record.blobs.count + 1)
             let missing = await #expect(throws: RunnerError.self) {
                 try await store.pull(
                     try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:other"), credentials: nil)
