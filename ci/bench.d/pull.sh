@@ -33,7 +33,7 @@ http:
 YML
 docker-registry serve "$reg/config.yml" > "$reg/log" 2>&1 &
 registry_pid=$!
-trap 'kill $registry_pid 2>/dev/null; wait $registry_pid 2>/dev/null; rm -rf "$reg"; true' EXIT
+trap 'kill $registry_pid 2>/dev/null || true; wait $registry_pid 2>/dev/null || true; rm -rf "$reg"' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 
 image="$work/image"
@@ -64,14 +64,14 @@ for i in range(4000):
 PY
         umoci repack --image oci:img bundle >/dev/null
     done
-    touch done
+    touch "$image/done"
     cd - >/dev/null
 fi
 ref="127.0.0.1:$port/bench/pull:1"
 skopeo copy --quiet --dest-tls-verify=false "oci:$image/oci:img" "docker://$ref"
 
 ours=() base=()
-for i in $(seq "$runs"); do
+for _ in $(seq "$runs"); do
     root="$work/root" && rm -rf "$root" && mkdir -p "$root/etc/runner"
     printf 'RUNNER_REGISTRIES=127.0.0.1:%s\nRUNNER_IMAGE_CACHE_MAX=0\n' "$port" > "$root/etc/runner/config.env"
     sync

@@ -148,8 +148,9 @@ public struct RegistryImageStore: Sendable {
         progress.stage("resolved to \(manifestBytes.digest) (\(settings.platform), \(manifest.layers.count) layers)")
 
         if let existing = image(hex: manifestHex) {
+            let indexBlobs = [indexDigest].compactMap { $0 }
             let image = try await DedicatedThread.run { () throws(RunnerError) -> PulledImage in
-                try self.record(existing, as: reference)
+                try self.record(existing, as: reference, blobs: indexBlobs)
             }
             progress.finish("\(reference) is up to date at \(manifestBytes.digest)")
             return image
@@ -382,8 +383,11 @@ public struct RegistryImageStore: Sendable {
     }
 
     /// Lists `reference` on `image`'s record (last: the most recent), takes it off any other
-    /// tree's (a tag that moved), and marks the image used now.
-    func record(_ image: PulledImage, as reference: ImageReference) throws(RunnerError) -> PulledImage {
+    /// tree's (a tag that moved), keeps `blobs` (an index it was reached through) with it, and
+    /// marks the image used now.
+    func record(_ image: PulledImage, as reference: ImageReference, blobs: [String] = []) throws(RunnerError)
+        -> PulledImage
+    {
         try locked { () throws(RunnerError) -> PulledImage in
             let name = reference.description
             for other in list()
@@ -395,6 +399,7 @@ public struct RegistryImageStore: Sendable {
             var record = (try? PulledImageRecord.load(image.recordPath)) ?? image.record
             record.references.removeAll { $0 == name }
             if reference.digest == nil || reference.tag != nil { record.references.append(name) }
+            record.blobs += blobs.filter { !record.blobs.contains($0) }
             record.lastUsed = Self.now()
             try record.write(to: image.recordPath)
             return PulledImage(

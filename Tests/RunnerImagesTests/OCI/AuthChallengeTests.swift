@@ -48,7 +48,9 @@ import Testing
     /// A config.env with only the keys given (the credential and URL a host needs are not).
     static func config(_ bytes: [UInt8], source: String = "test") throws -> RunnerConfig {
         let (config, problems) = RunnerConfig.check(bytes, source: source, options: .syntax)
-        let ours = problems.filter { $0.key?.hasPrefix("RUNNER_IMAGE") == true || $0.key?.hasPrefix("RUNNER_REGISTR") == true }
+        let ours = problems.filter {
+            $0.key?.hasPrefix("RUNNER_IMAGE") == true || $0.key?.hasPrefix("RUNNER_REGISTR") == true
+        }
         guard let config, ours.isEmpty else {
             throw RunnerError(.invalidConfig, input: source, problem: ours.map(\.description).joined(separator: "; "))
         }

@@ -125,7 +125,8 @@ struct RegistryPullTests {
         http.server.HTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
         """#
 
-    static func startTokenServer(_ dir: TemporaryDirectory, user: String, password: String) async throws -> TokenServer {
+    static func startTokenServer(_ dir: TemporaryDirectory, user: String, password: String) async throws -> TokenServer
+    {
         let port = port()
         let work = dir.appending("token-\(port)")
         try FilePaths.createDirectory(work)
@@ -295,10 +296,13 @@ struct RegistryPullTests {
             try await Self.pushImage(dir, registry: registry, credentials: "ci:token-password")
             let store = Self.store(dir, registry: registry)
             let reference = try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:1")
-            let anonymous = await #expect(throws: RunnerError.self) { try await store.pull(reference, credentials: nil) }
+            let anonymous = await #expect(throws: RunnerError.self) {
+                try await store.pull(reference, credentials: nil)
+            }
             #expect(anonymous?.code == .permission)
             let wrong = await #expect(throws: RunnerError.self) {
-                try await store.pull(reference, credentials: RegistryCredentials(username: "ci", password: Secret("nope")))
+                try await store.pull(
+                    reference, credentials: RegistryCredentials(username: "ci", password: Secret("nope")))
             }
             #expect(wrong?.code == .permission)
             #expect(wrong?.problem.contains("token service") == true)
@@ -351,15 +355,18 @@ struct RegistryPullTests {
             let host = OCIPlatform.host
             let base = "http://127.0.0.1:\(registry.port)/v2/test/busybox/manifests"
             _ = try await Self.sh(
-                "curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' -o '\(dir.appending("m.json"))' '\(base)/1'")
+                "curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' -o '\(dir.appending("m.json"))' '\(base)/1'"
+            )
             let digest = "sha256:" + (try SHA256Digest.hex(ofFile: dir.appending("m.json")))
             let size = try FilePaths.read(dir.appending("m.json")).count
             func entry(_ platform: OCIPlatform) -> OCIDescriptor {
-                OCIDescriptor(mediaType: OCIMediaType.ociManifest, digest: digest, size: Int64(size), platform: platform)
+                OCIDescriptor(
+                    mediaType: OCIMediaType.ociManifest, digest: digest, size: Int64(size), platform: platform)
             }
             let s390x = OCIPlatform(os: "linux", architecture: "s390x")
             for (tag, entries) in [("multi", [entry(s390x), entry(host)]), ("other", [entry(s390x)])] {
-                try AtomicFile.write(Array(try JSONEncoder().encode(OCIIndex(manifests: entries))), to: dir.appending(tag))
+                try AtomicFile.write(
+                    Array(try JSONEncoder().encode(OCIIndex(manifests: entries))), to: dir.appending(tag))
                 _ = try await Self.sh(
                     "curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' "
                         + "--data-binary @'\(dir.appending(tag))' '\(base)/\(tag)'")
@@ -371,6 +378,8 @@ struct RegistryPullTests {
                 try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:multi"), credentials: nil)
             #expect(multi.manifestDigest == single.manifestDigest)
             #expect(multi.record.references.count == 2)
+            // The index it was reached through stays with the tree (the blob collector keeps it).
+            #expect(multi.record.blobs.count == single.record.blobs.count + 1)
             let missing = await #expect(throws: RunnerError.self) {
                 try await store.pull(
                     try ImageReference(parsing: "127.0.0.1:\(registry.port)/test/busybox:other"), credentials: nil)
