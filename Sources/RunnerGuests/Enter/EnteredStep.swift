@@ -43,15 +43,24 @@ struct EnteredStep: Sendable, Hashable {
         // Our child (reaped below): its PID cannot be recycled before that, so the descriptor
         // names it.
         let stepFD = runner_pidfd_open(pid)
-        defer { if stepFD >= 0 { close(stepFD) } }
+        guard stepFD >= 0 else {
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            _ = ChildProcess.reap(pid)
+            throw RunnerError.posix("could not watch the step", guest, fix: nil)
+        }
+        defer { close(stepFD) }
         var requested: Int32 = 0
         var killed = false
         var watching = stopRequests
         var killAt: Double? = timeout.map { MonotonicClock.now() + $0 }
         var timedOut = false
         while true {
-            if let status = ChildProcess.reap(pid) {
-                kill(-pid, SIGKILL)  // what the step left in its group
+            if Self.hasEnded(stepFD) {
+                // What the step left in its group goes, while its zombie still holds the group's
+                // number (no other group can have taken it); then the step is reaped.
+                kill(-pid, SIGKILL)
+                let status = ChildProcess.reap(pid) ?? .exited(127)
                 if requested != 0 { return .signaled(requested) }
                 if timedOut { return .signaled(SIGKILL) }
                 return status
@@ -88,6 +97,12 @@ struct EnteredStep: Sendable, Hashable {
                 killed = true
             }
         }
+    }
+
+    /// Whether the process behind `pidfd` has ended (it stays a zombie until reaped).
+    static func hasEnded(_ pidfd: Int32) -> Bool {
+        var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)]
+        return poll(&fds, 1, 0) > 0 && fds[0].revents != 0
     }
 
     /// Starts the step's process (our child); its PID.

@@ -380,10 +380,19 @@ public struct GuestManager: Sendable {
     /// init, its main process's console output: a service's own log), carriage returns dropped;
     /// empty when there is none.
     public func log(_ name: String, lines: Int) -> String {
-        guard (try? GuestName.check(name)) != nil, let bytes = try? FilePaths.read(layout.guestLog(name)) else {
-            return ""
-        }
-        let text = String(decoding: bytes.suffix(1 << 20), as: UTF8.self).replacing("\r", with: "")
+        guard (try? GuestName.check(name)) != nil else { return "" }
+        // Only the end of the file is read (a chatty service's log can be large).
+        let fd = open(layout.guestLog(name), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return "" }
+        let size = Int(st.st_size)
+        let length = min(size, 256 << 10)
+        var bytes = [UInt8](repeating: 0, count: length)
+        let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(size - length)) }
+        guard count > 0 else { return "" }
+        let text = String(decoding: bytes[0..<count], as: UTF8.self).replacing("\r", with: "")
         return text.split(separator: "\n").suffix(max(0, lines)).joined(separator: "\n")
     }
 
