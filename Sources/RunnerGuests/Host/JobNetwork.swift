@@ -141,15 +141,16 @@ struct JobNetwork: Sendable {
 
     private func createBridge(_ bridge: String, gateway: String) async throws(RunnerError) {
         let ip = IPRoute()
-        for command in [ip.addBridge(bridge), ip.addAddress(gateway + "/24", device: bridge)] {
-            try await runner.run(command).checked(command, fix: "check that iproute2 is installed and we are root")
-        }
+        // One process for the three (`ip -batch`).
+        let script = [ip.addBridge(bridge), ip.addAddress(gateway + "/24", device: bridge), ip.setUp(bridge)]
+            .map(IPRoute.batchLine).joined()
+        let batch = ip.batch()
+        try await runner.run(batch, input: Array(script.utf8), output: .captured).checked(
+            batch, fix: "check that iproute2 is installed and we are root")
         // No IPv6 on the bridge (no link-local address for guests to reach the host by); the
         // host's own connections to 127.0.0.1 may be DNATed onto it (published ports).
         try? writeSysctl("net/ipv6/conf/\(bridge)/disable_ipv6", "1")
         try writeSysctl("net/ipv4/conf/\(bridge)/route_localnet", "1")
-        let up = ip.setUp(bridge)
-        try await runner.run(up).checked(up)
     }
 
     /// The first /24 of the pool, from the one `id` hashes to, that no address of the host
@@ -201,13 +202,13 @@ struct JobNetwork: Sendable {
     /// namespace only (its `host0`, the end of the veth nspawn made).
     func configureGuest(leader: Int32, _ attachment: GuestNetworkAttachment) async throws(RunnerError) {
         let ip = IPRoute()
-        for command in [
+        let script = [
             ip.addAddress(attachment.cidr, device: "host0"), ip.setUp("host0"),
             ip.addDefaultRoute(via: attachment.gateway, device: "host0"),
-        ] {
-            let entered = Nsenter().network(leader: leader, command)
-            try await runner.run(entered).checked(entered, fix: "check the guest's log")
-        }
+        ].map(IPRoute.batchLine).joined()
+        let entered = Nsenter().network(leader: leader, ip.batch())
+        try await runner.run(entered, input: Array(script.utf8), output: .captured).checked(
+            entered, fix: "check the guest's log")
     }
 
     /// Replaces job `id`'s nat table with one for `attachments` (its guests now).

@@ -36,6 +36,16 @@ public struct IPRoute: Sendable, Hashable {
         Command(executable, ["link", "delete", name])
     }
 
+    /// `ip -batch -`: the commands on stdin (one per line, without `ip`), in one process.
+    public func batch() -> Command {
+        Command(executable, ["-batch", "-"])
+    }
+
+    /// The `-batch` line of a command of this tool (its arguments).
+    public static func batchLine(_ command: Command) -> String {
+        command.arguments.joined(separator: " ") + "\n"
+    }
+
     /// `ip -j link show type bridge`: the host's bridges, as JSON.
     public func listBridges() -> Command {
         Command(executable, ["-j", "link", "show", "type", "bridge"])
