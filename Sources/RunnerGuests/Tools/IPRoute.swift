@@ -51,8 +51,8 @@ public struct IPRoute: Sendable, Hashable {
         Command(executable, ["-j", "link", "show", "type", "bridge"])
     }
 
-    /// `ip -j -4 address show`: every IPv4 address of the host, as JSON.
-    public func listIPv4Addresses() -> Command {
-        Command(executable, ["-j", "-4", "address", "show"])
+    /// `ip -j address show`: every link of the host with its addresses, as JSON.
+    public func listAddresses() -> Command {
+        Command(executable, ["-j", "address", "show"])
     }
 }

@@ -228,6 +228,9 @@ extension GuestSuites {
             let names = GuestNetworkNames(layout: h.layout)
             let table = try await SystemCommandRunner().output(Nft().listTable(family: "inet", name: names.table))
             let elements = JobNetwork.setElements(json: table)
+            // The job's nat table (masquerade, published ports) exists while the job runs.
+            let tables = JobNetwork.tables(json: try await SystemCommandRunner().output(Nft().listTables()))
+            #expect(tables.contains { $0.family == "ip" && $0.name == names.jobTable(networks[0].id) })
             for address in GuestNetworkRules.metadataAddresses + [lab.blocked] {
                 #expect(elements.contains(address), "\(address) in \(elements)")
             }
