@@ -45,6 +45,13 @@ fi
 root=$(mktemp -d /tmp/runner-bench-hook-XXXXXX)
 cleanup() {
     RUNNER_HOST_ROOT=$root "$agent" guest gc --all >/dev/null 2>&1 || true
+    # The filter table of this root's names (GuestNetworkNames: runner-<4 hex of FNV-1a of the root>).
+    table=$(python3 -c 'import sys
+h = 2166136261
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 16777619) & 0xffffffff
+print("runner-%04x" % (h & 0xffff))' "$root")
+    nft delete table inet "$table" 2>/dev/null || true
     rm -rf "$root"
 }
 trap cleanup EXIT
