@@ -117,18 +117,29 @@ struct JobNetwork: Sendable {
     func attach(id: String, others: [GuestRecord]) async throws(RunnerError) -> GuestNetworkAttachment {
         let bridge = names.bridge(id)
         let existing = others.compactMap(\.network).filter { $0.id == id }
-        let bridges = await listBridges()
+        // One look at the host's links and addresses: is the bridge there, which /24s are taken.
+        let links = Self.links(json: try await runner.output(IPRoute().listAddresses()))
+        let exists = links.contains { $0.name == bridge }
         let subnet: String
-        if let first = existing.first, bridges.contains(bridge) {
+        if let first = existing.first, exists {
             subnet = first.subnet
         } else {
-            if bridges.contains(bridge) {
+            if exists {
                 // A bridge no live guest of the job uses: left by a killed job.
                 _ = try? await runner.run(IPRoute().deleteLink(bridge))
             }
-            try await ensureFilterTable()
-            subnet = try await freeSubnet(preferring: id)
+            subnet = try freeSubnet(preferring: id, taken: links.flatMap(\.networks))
             try await createBridge(bridge, gateway: subnet + ".1")
+            // The runner's filter table (again: the blocked list may have changed) and the job's
+            // nat table (masquerade; its ports come with its guests), in one transaction.
+            try writeSysctl("net/ipv4/ip_forward", "1")
+            let rules =
+                GuestNetworkRules.filterTable(names, blocked: policy.blocked)
+                + GuestNetworkRules.jobTable(names, id: id, attachments: [])
+            let command = Nft().apply()
+            try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
+                command,
+                fix: "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host")
         }
         let used = Set(existing.filter { $0.subnet == subnet }.map(\.address))
         guard let host = (2...254).first(where: { !used.contains("\(subnet).\($0)") }) else {
@@ -141,23 +152,21 @@ struct JobNetwork: Sendable {
 
     private func createBridge(_ bridge: String, gateway: String) async throws(RunnerError) {
         let ip = IPRoute()
-        for command in [ip.addBridge(bridge), ip.addAddress(gateway + "/24", device: bridge)] {
-            try await runner.run(command).checked(command, fix: "check that iproute2 is installed and we are root")
-        }
+        // One process for the three (`ip -batch`).
+        let script = [ip.addBridge(bridge), ip.addAddress(gateway + "/24", device: bridge), ip.setUp(bridge)]
+            .map(IPRoute.batchLine).joined()
+        let batch = ip.batch()
+        try await runner.run(batch, input: Array(script.utf8), output: .captured).checked(
+            batch, fix: "check that iproute2 is installed and we are root")
         // No IPv6 on the bridge (no link-local address for guests to reach the host by); the
         // host's own connections to 127.0.0.1 may be DNATed onto it (published ports).
         try? writeSysctl("net/ipv6/conf/\(bridge)/disable_ipv6", "1")
         try writeSysctl("net/ipv4/conf/\(bridge)/route_localnet", "1")
-        let up = ip.setUp(bridge)
-        try await runner.run(up).checked(up)
     }
 
-    /// The first /24 of the pool, from the one `id` hashes to, that no address of the host
-    /// overlaps.
-    func freeSubnet(preferring id: String) async throws(RunnerError) -> String {
-        let command = IPRoute().listIPv4Addresses()
-        let json = try await runner.output(command)
-        let taken = Self.ipv4Networks(json: json)
+    /// The first /24 of the pool, from the one `id` hashes to, that no network in `taken` (the
+    /// host's addresses) overlaps.
+    func freeSubnet(preferring id: String, taken: [(address: UInt32, prefix: Int)]) throws(RunnerError) -> String {
         let start = Int(UInt32(id, radix: 16) ?? 0) % 256
         for offset in 0..<256 {
             let subnet = policy.pool + ".\((start + offset) % 256)"
@@ -175,19 +184,27 @@ struct JobNetwork: Sendable {
             fix: "set RUNNER_GUEST_NETWORK=host, or free a /24 of \(policy.pool).0.0/16 on this host")
     }
 
-    /// The networks of `ip -j -4 address show` output (address and prefix length).
-    static func ipv4Networks(json: String) -> [(address: UInt32, prefix: Int)] {
+    /// The links of `ip -j address show` output: each one's name and IPv4 networks (address and
+    /// prefix length).
+    static func links(json: String) -> [(name: String, networks: [(address: UInt32, prefix: Int)])] {
         struct Link: Decodable {
             struct Address: Decodable {
+                var family: String?
                 var local: String?
                 var prefixlen: Int?
             }
+            var ifname: String?
             var addr_info: [Address]?
         }
         guard let links = try? JSONDecoder().decode([Link].self, from: Data(json.utf8)) else { return [] }
-        return links.flatMap { $0.addr_info ?? [] }.compactMap { info in
-            guard let local = info.local, let address = ipv4(local), let prefix = info.prefixlen else { return nil }
-            return (address, max(0, min(prefix, 32)))
+        return links.map { link in
+            let networks = (link.addr_info ?? []).compactMap { info -> (address: UInt32, prefix: Int)? in
+                guard info.family == nil || info.family == "inet", let local = info.local, let address = ipv4(local),
+                    let prefix = info.prefixlen
+                else { return nil }
+                return (address, max(0, min(prefix, 32)))
+            }
+            return (link.ifname ?? "", networks)
         }
     }
 
@@ -201,13 +218,13 @@ struct JobNetwork: Sendable {
     /// namespace only (its `host0`, the end of the veth nspawn made).
     func configureGuest(leader: Int32, _ attachment: GuestNetworkAttachment) async throws(RunnerError) {
         let ip = IPRoute()
-        for command in [
+        let script = [
             ip.addAddress(attachment.cidr, device: "host0"), ip.setUp("host0"),
             ip.addDefaultRoute(via: attachment.gateway, device: "host0"),
-        ] {
-            let entered = Nsenter().network(leader: leader, command)
-            try await runner.run(entered).checked(entered, fix: "check the guest's log")
-        }
+        ].map(IPRoute.batchLine).joined()
+        let entered = Nsenter().network(leader: leader, ip.batch())
+        try await runner.run(entered, input: Array(script.utf8), output: .captured).checked(
+            entered, fix: "check the guest's log")
     }
 
     /// Replaces job `id`'s nat table with one for `attachments` (its guests now).
@@ -233,8 +250,9 @@ struct JobNetwork: Sendable {
 
     /// Removes job `id`'s bridge and nat table (absent is fine).
     func remove(id: String) async {
-        _ = try? await runner.run(IPRoute().deleteLink(names.bridge(id)))
-        _ = try? await runner.run(Nft().deleteTable(family: "ip", name: names.jobTable(id)))
+        async let link = try? runner.run(IPRoute().deleteLink(names.bridge(id)))
+        async let table = try? runner.run(Nft().deleteTable(family: "ip", name: names.jobTable(id)))
+        _ = await (link, table)
     }
 
     /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs).

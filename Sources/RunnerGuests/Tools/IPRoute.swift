@@ -36,13 +36,23 @@ public struct IPRoute: Sendable, Hashable {
         Command(executable, ["link", "delete", name])
     }
 
+    /// `ip -batch -`: the commands on stdin (one per line, without `ip`), in one process.
+    public func batch() -> Command {
+        Command(executable, ["-batch", "-"])
+    }
+
+    /// The `-batch` line of a command of this tool (its arguments).
+    public static func batchLine(_ command: Command) -> String {
+        command.arguments.joined(separator: " ") + "\n"
+    }
+
     /// `ip -j link show type bridge`: the host's bridges, as JSON.
     public func listBridges() -> Command {
         Command(executable, ["-j", "link", "show", "type", "bridge"])
     }
 
-    /// `ip -j -4 address show`: every IPv4 address of the host, as JSON.
-    public func listIPv4Addresses() -> Command {
-        Command(executable, ["-j", "-4", "address", "show"])
+    /// `ip -j address show`: every link of the host with its addresses, as JSON.
+    public func listAddresses() -> Command {
+        Command(executable, ["-j", "address", "show"])
     }
 }

@@ -22,16 +22,16 @@ import Testing
         let lines = Mutex<[String]>([])
         let pulled = try await images.pull(
             "ghcr.io/o/i:1",
-            credentials: RegistryCredentials(username: "octocat", password: Secret("s3cret"), serverUrl: "ghcr.io")
+            credentials: JobRegistryCredentials(username: "octocat", password: Secret("s3cret"), serverUrl: "ghcr.io")
         ) { line in lines.withLock { $0.append(line) } }
-        #expect(pulled == PulledImage(reference: "ghcr.io/o/i:1", digest: Self.digest, tree: "/t"))
+        #expect(pulled == PulledRegistryImage(reference: "ghcr.io/o/i:1", digest: Self.digest, tree: "/t"))
         #expect(lines.withLock { $0 } == ["resolving", "fetching 3 layers"])
         #expect(runner.commands.map(\.argv) == [["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "pull"]])
         #expect(!runner.commands.map(\.description).joined().contains("s3cret"))
     }
 
     @Test func theRequestCarriesTheCredentialsAndTheirDescriptionHidesThem() throws {
-        let credentials = RegistryCredentials(username: "octocat", password: Secret("s3cret"), serverUrl: "ghcr.io")
+        let credentials = JobRegistryCredentials(username: "octocat", password: Secret("s3cret"), serverUrl: "ghcr.io")
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let json = String(

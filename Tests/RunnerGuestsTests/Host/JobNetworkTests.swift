@@ -9,7 +9,9 @@ import Testing
             [{"ifindex":1,"ifname":"lo","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8}]},
              {"ifindex":2,"ifname":"eth0","addr_info":[{"family":"inet","local":"10.213.0.9","prefixlen":16}]}]
             """
-        let networks = JobNetwork.ipv4Networks(json: addresses)
+        let links = JobNetwork.links(json: addresses)
+        #expect(links.map(\.name) == ["lo", "eth0"])
+        let networks = links.flatMap(\.networks)
         #expect(networks.map(\.prefix) == [8, 16])
         #expect(networks.last?.address == JobNetwork.ipv4("10.213.0.9"))
         let table = """

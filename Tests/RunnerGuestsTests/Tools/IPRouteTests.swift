@@ -18,6 +18,8 @@ import Testing
             ])
         #expect(ip.deleteLink("rn-0a").argv == ["ip", "link", "delete", "rn-0a"])
         #expect(ip.listBridges().argv == ["ip", "-j", "link", "show", "type", "bridge"])
-        #expect(ip.listIPv4Addresses().argv == ["ip", "-j", "-4", "address", "show"])
+        #expect(ip.listAddresses().argv == ["ip", "-j", "address", "show"])
+        #expect(ip.batch().argv == ["ip", "-batch", "-"])
+        #expect(IPRoute.batchLine(ip.setUp("host0")) == "link set host0 up\n")
     }
 }

@@ -150,6 +150,33 @@ extension GuestSuites {
             await lab.remove()
         }
 
+        /// `RUNNER_GUEST_NETWORK=host` keeps the shared network: the service's own port is the
+        /// host's, a mapped port goes through the in-guest proxy, the alias is 127.0.0.1, and no
+        /// bridge or table of the job appears.
+        @Test func theHostNetworkKeepsTodaysBehaviour() async throws {
+            try await HookHarness.with { h in
+                let config = String(decoding: try FilePaths.read(h.layout.configFile), as: UTF8.self)
+                try AtomicFile.write(config + "RUNNER_GUEST_NETWORK=host\n", to: h.layout.configFile)
+                let responseFile = try h.newResponseFile()
+                let hostPort = h.freePort()
+                let prepared = try await h.hook(
+                    try h.prepareJob(
+                        responseFile: responseFile, services: h.serviceJSON(ports: ["\(hostPort):\(h.servicePort)"])),
+                    responseFile: responseFile)
+                #expect(prepared.status == .exited(0), "\(prepared.text)\(prepared.stderr)")
+                let state = try HookHarness.state(of: prepared.response)
+                #expect(TCPSocket.accepts(port: h.servicePort), "the service's own port is the host's")
+                #expect(HookHarness.httpStatusLine(port: hostPort).hasPrefix("HTTP/1.0 200"))
+                #expect(await HookHarness.networkLeftovers(layout: h.layout) == [])
+                let step = try await h.hook(
+                    try h.runScriptStep("getent hosts svc\n", state: state))
+                #expect(step.text.hasPrefix("127.0.0.1"), "\(step.text)\(step.stderr)")
+                let cleanup = try await h.hook(try h.cleanupJob(state: state))
+                #expect(cleanup.status == .exited(0), "\(cleanup.stderr)")
+                #expect(await h.leftoversAfterSettling() == [])
+            }
+        }
+
         /// The TCP port a process of ours listens on (from /proc/net/tcp).
         func listeningPort(of pid: Int32) async throws -> UInt16 {
             let end = MonotonicClock.now() + 10
@@ -228,6 +255,9 @@ extension GuestSuites {
             let names = GuestNetworkNames(layout: h.layout)
             let table = try await SystemCommandRunner().output(Nft().listTable(family: "inet", name: names.table))
             let elements = JobNetwork.setElements(json: table)
+            // The job's nat table (masquerade, published ports) exists while the job runs.
+            let tables = JobNetwork.tables(json: try await SystemCommandRunner().output(Nft().listTables()))
+            #expect(tables.contains { $0.family == "ip" && $0.name == names.jobTable(networks[0].id) })
             for address in GuestNetworkRules.metadataAddresses + [lab.blocked] {
                 #expect(elements.contains(address), "\(address) in \(elements)")
             }
