@@ -23,13 +23,16 @@ public final class AdminLock: Sendable {
         let fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw RunnerError.posix("open", path, fix: "run it as root") }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let holder = String(decoding: (try? FilePaths.read(path)) ?? [], as: UTF8.self)
+            let holder =
+                String(decoding: (try? FilePaths.read(path)) ?? [], as: UTF8.self)
                 .split(separator: "\n").first.map(String.init) ?? "another process"
             close(fd)
             throw RunnerError(
                 .busy, input: operation,
                 problem: "cannot start: \(holder) is changing this host (\(path))",
-                fix: "wait for it to end (`systemctl status runner-install.service`, or the other command), then run it again")
+                fix:
+                    "wait for it to end (`systemctl status runner-install.service`, or the other command), then run it again"
+            )
         }
         let text = Array("runner-agent \(operation) (PID \(getpid()))\n".utf8)
         _ = ftruncate(fd, 0)

@@ -333,7 +333,9 @@ public struct RunnerConfig: Sendable, Hashable {
     /// `RUNNER_GUEST_BLOCKED_NETS`: extra networks guests may not reach (addresses or CIDRs).
     public var guestBlockedNets: [String] { RunnerConfig.words(value(.guestBlockedNets)) }
     /// `RUNNER_JOB_MEMORY_MAX` in bytes, when set (and not 0).
-    public var jobMemoryMax: UInt64? { value(.jobMemoryMax).flatMap(RunnerConfig.byteSize).flatMap { $0 > 0 ? $0 : nil } }
+    public var jobMemoryMax: UInt64? {
+        value(.jobMemoryMax).flatMap(RunnerConfig.byteSize).flatMap { $0 > 0 ? $0 : nil }
+    }
     /// `RUNNER_JOB_CPUS`, when set.
     public var jobCPUs: Double? { value(.jobCPUs).flatMap(Double.init).flatMap { $0 > 0 ? $0 : nil } }
     /// `RUNNER_JOB_TASKS_MAX`, when set.

@@ -378,4 +378,3 @@ import Testing
         #expect(host.current == "releases/v1.3.0")
     }
 }
-

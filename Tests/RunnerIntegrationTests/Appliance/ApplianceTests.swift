@@ -233,7 +233,8 @@ extension GuestSuites {
                     // The soak: half its jobs, a reboot (the second half queued while the host
                     // is down), the other half.
                     var soak = SoakFigures()
-                    let total = ProcessInfo.processInfo.environment["RUNNER_APPLIANCE_SOAK_JOBS"].flatMap(Int.init) ?? 30
+                    let total =
+                        ProcessInfo.processInfo.environment["RUNNER_APPLIANCE_SOAK_JOBS"].flatMap(Int.init) ?? 30
                     let before = (0..<(total / 2)).map { "0" + String(10 + $0) }
                     let after = (0..<(total - total / 2)).map { String(100 + $0) }
                     try await runSoak(host, root: root, queue: queue, names: before, into: &soak)
@@ -401,7 +402,8 @@ extension GuestSuites {
             #expect(try await release(host) == "v1.2")
             try ApplianceJob.quick("echo on-v1.2-again\n").enqueue(queue, name: "300")
             expectSucceeded(try await results(queue, "300"), "300")
-            print("appliance upgrade: v1.2 → v1.3 with a job running took \(Self.seconds(upgradeSeconds)) s; rollback ok")
+            print(
+                "appliance upgrade: v1.2 → v1.3 with a job running took \(Self.seconds(upgradeSeconds)) s; rollback ok")
         }
 
         /// The release `current` names (`releases/<version>`).
@@ -460,7 +462,8 @@ extension GuestSuites {
                     "grep -e runner -e ' / ' /proc/1/mountinfo; systemctl list-units --all --no-legend '*.mount'")
                 let output = journal.standardOutput
                 Issue.record(
-                    "\(error)\nfirst attempts:\n\(output.prefix(6000))\n…\nlast:\n\(output.suffix(3000))\nmounts:\n\(state)")
+                    "\(error)\nfirst attempts:\n\(output.prefix(6000))\n…\nlast:\n\(output.suffix(3000))\nmounts:\n\(state)"
+                )
                 throw error
             }
             let active = MonotonicClock.now() - booted
