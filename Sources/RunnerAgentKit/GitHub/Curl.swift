@@ -84,19 +84,6 @@ public struct Curl: Sendable {
             ])
     }
 
-    /// A value in curl config syntax: double-quoted with `\\`, `\"`, `\n`, `\r`, `\t` escapes.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for c in text {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default: out.append(c)
-            }
-        }
-        return out + "\""
-    }
+    /// A value in curl config syntax (``CurlConfigSyntax/quoted(_:)``).
+    static func quoted(_ text: String) -> String { CurlConfigSyntax.quoted(text) }
 }

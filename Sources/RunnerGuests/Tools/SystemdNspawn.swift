@@ -42,26 +42,9 @@ public struct SystemdNspawn: Sendable, Hashable {
     /// --private-users-ownership=off] [--network-bridge=BRIDGE --resolv-conf=off] [--setenv=K=V]…
     /// [--bind=…]…`, binds parents before children.
     public func boot(_ options: BootOptions) -> Command {
-        var args = ["--quiet"]
-        if options.register {
-            args.append("--keep-unit")
-        } else {
-            args += ["--register=no", "--keep-unit"]
-        }
-        args += [
-            "--directory=" + options.directory,
-            "--machine=" + options.machine,
-            "--boot",
-            "--volatile=overlay",
-            "--notify-ready=yes",
-            "--console=passive",
-        ]
-        if let userNamespace = options.userNamespace {
-            args += Self.privateUsers(userNamespace)
-        }
-        if let bridge = options.networkBridge {
-            args += ["--network-bridge=" + bridge, "--resolv-conf=off"]
-        }
+        var args = Self.guest(register: options.register, directory: options.directory, machine: options.machine)
+        args += ["--boot", "--volatile=overlay", "--notify-ready=yes", "--console=passive"]
+        args += Self.isolation(options.userNamespace, networkBridge: options.networkBridge)
         for (key, value) in options.setenv.sorted(by: { $0.key < $1.key }) {
             args.append("--setenv=\(key)=\(value)")
         }
@@ -107,29 +90,30 @@ public struct SystemdNspawn: Sendable, Hashable {
     /// nspawn's own output through the guest's console (a pseudo-terminal: no host descriptor
     /// enters the guest). Without `--boot`, nspawn reports READY=1 itself once COMMAND runs.
     public func container(_ options: ContainerOptions) -> Command {
-        var args = ["--quiet"]
-        if options.register {
-            args.append("--keep-unit")
-        } else {
-            args += ["--register=no", "--keep-unit"]
-        }
-        args += [
-            "--directory=" + options.directory,
-            "--machine=" + options.machine,
-            "--as-pid2",
-            "--volatile=overlay",
-            "--console=read-only",
-        ]
+        var args = Self.guest(register: options.register, directory: options.directory, machine: options.machine)
+        args += ["--as-pid2", "--volatile=overlay", "--console=read-only"]
         if let workingDirectory = options.workingDirectory { args.append("--chdir=" + workingDirectory) }
         if let user = options.user { args.append("--user=" + user) }
-        if let userNamespace = options.userNamespace {
-            args += Self.privateUsers(userNamespace)
-        }
-        if let bridge = options.networkBridge {
-            args += ["--network-bridge=" + bridge, "--resolv-conf=off"]
-        }
+        args += Self.isolation(options.userNamespace, networkBridge: options.networkBridge)
         args += Self.ordered(options.binds).map(\.nspawnArgument)
         return Command(executable, args + ["--"] + options.command)
+    }
+
+    /// `--quiet [--register=no] --keep-unit --directory=DIR --machine=NAME`: what every job guest
+    /// starts with (registered with machined, or run in the caller's cgroup).
+    static func guest(register: Bool, directory: String, machine: String) -> [String] {
+        ["--quiet"] + (register ? [] : ["--register=no"]) + [
+            "--keep-unit", "--directory=" + directory, "--machine=" + machine,
+        ]
+    }
+
+    /// `[--private-users=BASE:SIZE --private-users-ownership=off] [--network-bridge=BRIDGE
+    /// --resolv-conf=off]`: the guest's user namespace and its job network.
+    static func isolation(_ userNamespace: GuestUserNamespace?, networkBridge: String?) -> [String] {
+        var args: [String] = []
+        if let userNamespace { args += privateUsers(userNamespace) }
+        if let networkBridge { args += ["--network-bridge=" + networkBridge, "--resolv-conf=off"] }
+        return args
     }
 
     /// Parents before children: nspawn mounts in the order given.

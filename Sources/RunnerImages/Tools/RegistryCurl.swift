@@ -67,21 +67,8 @@ public struct RegistryCurl: Sendable {
         return Array(text.utf8)
     }
 
-    /// A value in curl config syntax: double-quoted with `\\`, `\"`, `\n`, `\r`, `\t` escapes.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        for c in text {
-            switch c {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default: out.append(c)
-            }
-        }
-        return out + "\""
-    }
+    /// A value in curl config syntax (``CurlConfigSyntax/quoted(_:)``).
+    static func quoted(_ text: String) -> String { CurlConfigSyntax.quoted(text) }
 
     /// Exit codes that mean the connection, not the request, failed: worth another try.
     /// (6 could not resolve, 7 could not connect, 18 partial file, 28 timeout, 35 TLS
