@@ -50,7 +50,7 @@ struct JobNetwork: Sendable {
     /// Applies the runner's filter table (idempotent: it replaces the table whole) and turns on
     /// IPv4 forwarding.
     func ensureFilterTable() async throws(RunnerError) {
-        try writeSysctl("net/ipv4/ip_forward", "1")
+        try writeSysctl("net/ipv4/ip_forward", "1", otherwise: "guests reach nothing beyond their job's bridge")
         let rules = GuestNetworkRules.filterTable(names, blocked: policy.blocked)
         let command = Nft().apply()
         try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
@@ -132,7 +132,7 @@ struct JobNetwork: Sendable {
             try await createBridge(bridge, gateway: subnet + ".1")
             // The runner's filter table (again: the blocked list may have changed) and the job's
             // nat table (masquerade; its ports come with its guests), in one transaction.
-            try writeSysctl("net/ipv4/ip_forward", "1")
+            try writeSysctl("net/ipv4/ip_forward", "1", otherwise: "guests reach nothing beyond their job's bridge")
             let rules =
                 GuestNetworkRules.filterTable(names, blocked: policy.blocked)
                 + GuestNetworkRules.jobTable(names, id: id, attachments: [])
@@ -161,7 +161,9 @@ struct JobNetwork: Sendable {
         // No IPv6 on the bridge (no link-local address for guests to reach the host by); the
         // host's own connections to 127.0.0.1 may be DNATed onto it (published ports).
         try? writeSysctl("net/ipv6/conf/\(bridge)/disable_ipv6", "1")
-        try writeSysctl("net/ipv4/conf/\(bridge)/route_localnet", "1")
+        try writeSysctl(
+            "net/ipv4/conf/\(bridge)/route_localnet", "1",
+            otherwise: "published ports are reachable on the host's own addresses, not on its 127.0.0.1")
     }
 
     /// The first /24 of the pool, from the one `id` hashes to, that no network in `taken` (the
@@ -305,10 +307,20 @@ struct JobNetwork: Sendable {
         return GuestNetworkRules.resolvConf(host: text)
     }
 
-    /// Writes `value` to `/proc/sys/<key>`.
-    func writeSysctl(_ key: String, _ value: String) throws(RunnerError) {
+    /// Writes `value` to `/proc/sys/<key>`. With `otherwise` (what is lost without it), a host
+    /// whose `/proc/sys` is read-only (the appliance itself in a container, such as an nspawn
+    /// test host) gets a warning instead of an error; a value already in place is fine there.
+    func writeSysctl(_ key: String, _ value: String, otherwise lost: String? = nil) throws(RunnerError) {
         let path = policy.procSys + "/" + key
         let fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW)
+        if fd < 0 && errno == EROFS, let lost {
+            let current = (try? FilePaths.read(path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            if current.split(separator: "\n").first.map(String.init) != value {
+                logger.warning(
+                    "read-only sysctl: \(lost)", metadata: ["sysctl": "\(key)", "wanted": "\(value)"])
+            }
+            return
+        }
         guard fd >= 0 else { throw RunnerError.posix("could not open the sysctl", path, fix: "run as root") }
         defer { close(fd) }
         let bytes = Array(value.utf8)
