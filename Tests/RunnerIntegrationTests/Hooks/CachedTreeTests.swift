@@ -10,7 +10,9 @@ struct CachedTreeTests {
 
     @Test func hostTreeResolvesItsOwnName() {
         let argv = CachedTree.host.mmdebstrap(target: "/t").argv
-        #expect(argv.contains("--include=systemd,dbus,systemd-container,bash,coreutils,python3,libarchive13,sudo,nftables,iproute2"))
+        #expect(
+            argv.contains(
+                "--include=systemd,dbus,systemd-container,bash,coreutils,python3,libarchive13,sudo,nftables,iproute2"))
         #expect(argv.contains("--customize-hook=echo host > \"$1/etc/hostname\""))
         #expect(
             argv.contains(
