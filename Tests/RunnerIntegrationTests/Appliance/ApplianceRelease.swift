@@ -36,7 +36,7 @@ enum ApplianceRelease {
     /// under /var/cache/runner-tests beside the tree they are made of.
     static func imageArchives() async throws -> (job: String, svc: String) {
         let tree = try await CachedTree.guest.tree()
-        let directory = tree + "-archives-port\(servicePort)"
+        let directory = tree + "-archives-v2-port\(servicePort)"  // v2: the service binds 0.0.0.0 (job networks)
         let job = directory + "/job.tar.zst"
         let svc = directory + "/svc.tar.zst"
         if FilePaths.exists(job) && FilePaths.exists(svc) { return (job, svc) }

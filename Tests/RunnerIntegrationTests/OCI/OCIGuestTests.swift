@@ -156,7 +156,7 @@ extension GuestSuites {
                 let md5 = try await SystemCommandRunner().output(
                     Command("/bin/sh", ["-c", "printf %s \"$1\" | md5sum | cut -c1-12", "sh", password]))
                 let check = try await h.hook(
-                    h.step(["-c", "nc 127.0.0.1 \(port) </dev/null"], guest: guest, stateEnvironment: "{}"))
+                    h.step(["-c", "nc pgish \(port) </dev/null"], guest: guest, stateEnvironment: "{}"))
                 #expect(check.status == .exited(0), "\(check.stderr)")
                 #expect(
                     check.stdout == "initialised app for postgres as 0 sum \(md5.trimmedWhitespace)\n",
