@@ -38,12 +38,13 @@ struct ApplianceJob {
     private var calls: [String] = []
 
     /// prepare_job: the job container (an alias of image `job`) and, with `service`, one service
-    /// (image `svc`, its port mapped to itself).
+    /// (image `svc`).
     mutating func prepare(service: Bool = true) throws {
-        let port = ApplianceRelease.servicePort
+        // No published port: the job reaches the service by name on its job network. (A port
+        // published to the host's 127.0.0.1 needs route_localnet, which the VM here, an nspawn
+        // guest with a read-only /proc/sys, cannot set.)
         let payload = try Self.payloads.prepareJob(
-            responseFile: "",
-            services: service ? Self.payloads.serviceJSON(image: "svc:1", ports: ["\(port):\(port)"]) : "[]")
+            responseFile: "", services: service ? Self.payloads.serviceJSON(image: "svc:1") : "[]")
         calls.append(#"{"payload":"# + payload + "}")
     }
 
