@@ -44,7 +44,7 @@ struct ApplianceJob {
         // published to the host's 127.0.0.1 needs route_localnet, which the VM here, an nspawn
         // guest with a read-only /proc/sys, cannot set.)
         let payload = try Self.payloads.prepareJob(
-            responseFile: "", services: service ? Self.payloads.serviceJSON(image: "svc:1") : "[]")
+            responseFile: "", services: service ? Self.payloads.serviceJSON(image: "svc:1", ports: []) : "[]")
         calls.append(#"{"payload":"# + payload + "}")
     }
 
