@@ -17,6 +17,7 @@ public final class RecordingCommandRunner: CommandRunner {
 
     private struct State {
         var commands: [Command] = []
+        var inputs: [[UInt8]?] = []
         var rules: [Rule] = []
         var started: [(command: Command, options: StartOptions, process: ScriptedProcess)] = []
         var startRules: [StartRule] = []
@@ -28,6 +29,9 @@ public final class RecordingCommandRunner: CommandRunner {
 
     /// Every command run so far, in order (not those started: see ``started``).
     public var commands: [Command] { state.withLock { $0.commands } }
+
+    /// The standard input each of ``commands`` was given (nil: none), in the same order.
+    public var inputs: [[UInt8]?] { state.withLock { $0.inputs } }
 
     /// Every command started so far, its options and the scripted process it got, in order.
     public var started: [(command: Command, options: StartOptions, process: ScriptedProcess)] {
@@ -73,6 +77,7 @@ public final class RecordingCommandRunner: CommandRunner {
     {
         state.withLock { state in
             state.commands.append(command)
+            state.inputs.append(input)
             return state.rules.first(where: { $0.matches(command) })?.result ?? CommandResult(status: .exited(0))
         }
     }

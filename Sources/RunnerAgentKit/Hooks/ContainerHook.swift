@@ -30,7 +30,8 @@ public struct ContainerHook: Sendable {
         self.logger = logger
         self.ownerPID = ownerPID
         self.registry =
-            registry ?? HelperRegistryImages(helper: policy.layout.guestHelper, throughSudo: geteuid() != 0)
+            registry
+            ?? HelperRegistryImages(helper: policy.layout.guestHelper, throughSudo: geteuid() != 0, owner: ownerPID)
     }
 
     /// Handles one call and returns the exit code; errors are printed as `::error::` lines.
@@ -311,7 +312,10 @@ public struct ContainerHook: Sendable {
     /// The image a guest starts from for a workflow reference: a local image or alias first
     /// (``resolveLocalImage(_:)``), else the registry image unpacked in the content store, else
     /// a pull (inside a `::group::` of the job log; a failure names the reference and the
-    /// registry's answer). Registry images are named by their manifest digest (`sha256:…`).
+    /// registry's answer), as `RUNNER_IMAGE_PULL` says: `missing` asks the store then pulls,
+    /// `always` pulls (the registry is asked; unchanged layers are not downloaded again),
+    /// `never` asks the store only and fails naming the reference when it is not there.
+    /// Registry images are named by their manifest digest (`sha256:…`).
     func resolveImage(_ reference: String?, credentials: JobRegistryCredentials?) async throws(RunnerError) -> String {
         let local: RunnerError
         do {
@@ -322,7 +326,20 @@ public struct ContainerHook: Sendable {
         var ref = reference ?? ""
         if ref.hasPrefix("docker://") { ref = String(ref.dropFirst(9)) }
         guard !ref.isEmpty, !ref.contains(where: { $0.isWhitespace || !$0.isASCII }) else { throw local }
-        if let cached = try await registry.lookup(ref) { return cached.digest }
+        if settings.imagePull != .always {
+            if let cached = try await registry.lookup(ref) {
+                StandardOutput.write("\(ref): \(cached.digest) (in the image store)\n")
+                return cached.digest
+            }
+            guard settings.imagePull != .never else {
+                throw RunnerError(
+                    .notFound, input: ref,
+                    problem: "is neither a local image (\(local.problem)) nor in the registry image store, "
+                        + "and RUNNER_IMAGE_PULL=never forbids pulling it",
+                    fix: "ask the administrator to pull it on the runner (runner-agent image pull \(ref)), "
+                        + "or to set RUNNER_IMAGE_PULL=missing")
+            }
+        }
         StandardOutput.write("::group::Pulling \(Self.escapeWorkflowCommand(ref))\n")
         defer { StandardOutput.write("::endgroup::\n") }
         let pulled: PulledRegistryImage

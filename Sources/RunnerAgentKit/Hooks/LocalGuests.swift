@@ -37,13 +37,13 @@ struct LocalGuests: GuestOperations {
             name, command: command, environment: environment, workingDirectory: workingDirectory)
     }
 
-    func stop(_ name: String) async throws(RunnerError) { try await manager.stop(name) }
+    func stop(_ name: String) async throws(RunnerError) { try await manager.stopEndingJobs([name]) }
 
     func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
         try await manager.probe(name, command: command, timeout: timeout)
     }
 
-    func sweep(owner: Int32?) async { await manager.sweep(owner: owner) }
+    func sweep(owner: Int32?) async { _ = await manager.gcEndingJobs(all: false, owner: owner) }
 
     func log(_ name: String, lines: Int) async -> String { manager.log(name, lines: lines) }
 }

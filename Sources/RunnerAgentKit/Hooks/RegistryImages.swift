@@ -50,7 +50,8 @@ public struct PulledRegistryImage: Codable, Sendable, Hashable {
 /// Where the hook gets registry images: the content store, else a pull. The one seam between
 /// the hook and the registry client (`ci-nspawn-run pull`, `RegistryImageStore`).
 public protocol RegistryImages: Sendable {
-    /// The image already unpacked for `reference`, or nil.
+    /// The image already unpacked for `reference` in the content store (no registry asked), or
+    /// nil; when found it is held for the job until it ends and marked used.
     func lookup(_ reference: String) async throws(RunnerError) -> PulledRegistryImage?
     /// Pulls and unpacks `reference` (with `credentials`, when the workflow gives them); each
     /// progress line goes to `progress`.
@@ -60,34 +61,61 @@ public protocol RegistryImages: Sendable {
 }
 
 /// Registry images through the privileged helper: `ci-nspawn-run pull` (through `sudo -n` for
-/// the runner user), the request (reference and credentials) on stdin as one JSON object, the
-/// answer one JSON line on stdout, progress on stderr. The helper answers from the content store
-/// when it already holds the image, so ``lookup(_:)`` leaves the question to it.
+/// the runner user), the request (reference, credentials, the job's owner) on stdin as one JSON
+/// object, the answer one JSON line on stdout, progress on stderr. ``lookup(_:)`` is
+/// `ci-nspawn-run pull --store-only`: the helper reads the store as root (the tree by its
+/// manifest digest, below the store's root-owned directories) and answers nothing when the
+/// image is not there. Either way the job's owner (``owner``) pins the image until the job
+/// ends, so the cache budget never removes it under the job.
 struct HelperRegistryImages: RegistryImages {
     var helper: String
     var throughSudo: Bool
+    /// The job's owner process (``ContainerHook/ownerPID``), sent as the request's `ownerPID`.
+    var owner: Int32?
     var runner: any CommandRunner = SystemCommandRunner()
 
     struct Request: Encodable {
         var reference: String
         var credentials: JobRegistryCredentials?
+        var ownerPID: Int32?
     }
 
-    func lookup(_ reference: String) async throws(RunnerError) -> PulledRegistryImage? { nil }
+    /// `[sudo -n --] ci-nspawn-run pull [--store-only]`.
+    func command(storeOnly: Bool) -> Command {
+        let pull = Command(helper, storeOnly ? ["pull", "--store-only"] : ["pull"])
+        return throughSudo ? Sudo().nonInteractive(pull) : pull
+    }
+
+    func encoded(_ request: Request) throws(RunnerError) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        do { return Array(try encoder.encode(request)) + [0x0a] } catch {
+            throw RunnerError(
+                .internal, input: request.reference, problem: "could not encode the pull request", underlying: error)
+        }
+    }
+
+    func lookup(_ reference: String) async throws(RunnerError) -> PulledRegistryImage? {
+        let command = command(storeOnly: true)
+        let input = try encoded(Request(reference: reference, credentials: nil, ownerPID: owner))
+        let result = try await runner.run(command, input: input, output: .captured)
+        guard result.status.isSuccess else {
+            let answer = result.standardError.split(separator: "\n").last.map(String.init) ?? "\(result.status)"
+            throw RunnerError(
+                .commandFailed, input: reference, problem: "could not be looked up in the image store: \(answer)",
+                fix: "check the image reference, and the sudoers rule for \(helper)")
+        }
+        let line = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        guard !line.isEmpty else { return nil }
+        return try Self.decode(line, command: command)
+    }
 
     func pull(
         _ reference: String, credentials: JobRegistryCredentials?, progress: @Sendable (String) -> Void
     ) async throws(RunnerError) -> PulledRegistryImage {
-        let pull = Command(helper, ["pull"])
-        let command = throughSudo ? Sudo().nonInteractive(pull) : pull
-        let input: Data
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        do { input = try encoder.encode(Request(reference: reference, credentials: credentials)) } catch {
-            throw RunnerError(
-                .internal, input: reference, problem: "could not encode the pull request", underlying: error)
-        }
-        let result = try await runner.run(command, input: Array(input) + [0x0a], output: .captured)
+        let command = command(storeOnly: false)
+        let input = try encoded(Request(reference: reference, credentials: credentials, ownerPID: owner))
+        let result = try await runner.run(command, input: input, output: .captured)
         for line in result.standardError.split(separator: "\n") where !line.isEmpty {
             progress(String(line))
         }
@@ -98,6 +126,11 @@ struct HelperRegistryImages: RegistryImages {
                 fix: "check the image reference and the job's registry credentials (container.credentials)")
         }
         let line = result.standardOutput.split(separator: "\n").last.map(String.init) ?? ""
+        return try Self.decode(line, command: command)
+    }
+
+    /// The helper's one JSON line, refused unless it names a manifest digest.
+    static func decode(_ line: String, command: Command) throws(RunnerError) -> PulledRegistryImage {
         guard let pulled = try? JSONDecoder().decode(PulledRegistryImage.self, from: Data(line.utf8)),
             GuestPolicy.registryTreeDigest(pulled.digest) != nil
         else {

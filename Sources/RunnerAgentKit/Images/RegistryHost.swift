@@ -55,16 +55,20 @@ enum RegistryHost {
         return trees
     }
 
-    /// Resolves `request` under `RUNNER_IMAGE_PULL`, then keeps the store within
-    /// `RUNNER_IMAGE_CACHE_MAX` (never removing the image just resolved or one in use).
-    static func pull(_ request: RegistryPullRequest, layout: HostLayout, progress: ProgressReporter, logger: Logger)
-        async throws(RunnerError) -> PulledImage
-    {
+    /// Resolves `request` under `RUNNER_IMAGE_PULL`, pinned for `holder` (the job's owner),
+    /// then keeps the store within `RUNNER_IMAGE_CACHE_MAX` (never removing the image just
+    /// resolved or one in use). With `storeOnly`, the store alone answers (nil: not there) and
+    /// nothing is pulled or removed.
+    static func pull(
+        _ request: RegistryPullRequest, layout: HostLayout, storeOnly: Bool = false, holder: ImageHolder? = nil,
+        progress: ProgressReporter, logger: Logger
+    ) async throws(RunnerError) -> PulledImage? {
         let reference = try ImageReference(parsing: request.reference)
         let config = try config(layout: layout)
         let store = store(layout: layout, config: config, logger: logger)
+        if storeOnly { return try await store.hold(reference, holder: holder) }
         let image = try await store.resolve(
-            reference, policy: config.imagePull, credentials: request.credentials, progress: progress)
+            reference, policy: config.imagePull, credentials: request.credentials, holder: holder, progress: progress)
         if let budget = config.imageCacheMax {
             let keeping = treesInUse(layout: layout).union([image.treeDirectory])
             _ = try await DedicatedThread.run { () throws(RunnerError) -> [PulledImage] in
@@ -72,5 +76,60 @@ enum RegistryHost {
             }
         }
         return image
+    }
+
+    /// A job's guests stopped: the images `owners` pinned are released once none of their guests
+    /// is left, then the store is brought within `RUNNER_IMAGE_CACHE_MAX`, least recently used
+    /// first, never removing what a guest still boots from or a live holder pins. Failures are
+    /// logged: the job's cleanup goes on.
+    static func jobEnded(owners: [ImageHolder], layout: HostLayout, remaining: [GuestRecord], logger: Logger) async {
+        let store = RegistryImageStore(layout: layout, logger: logger)
+        do throws(RunnerError) {
+            let busy = Set(remaining.compactMap(\.imageHolder))
+            for owner in Set(owners) where !busy.contains(owner) {
+                _ = try await DedicatedThread.run { () throws(RunnerError) -> Int in try store.release(owner) }
+            }
+            guard FilePaths.exists(layout.ociTreesDirectory), let budget = try config(layout: layout).imageCacheMax
+            else { return }
+            let keeping = treesInUse(layout: layout)
+            _ = try await DedicatedThread.run { () throws(RunnerError) -> [PulledImage] in
+                try store.enforceBudget(maxBytes: budget, keeping: keeping)
+            }
+        } catch {
+            logger.warning("could not keep the registry image store within its budget", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+extension GuestRecord {
+    /// The job's owner process as an image holder (records of older helpers may name none).
+    var imageHolder: ImageHolder? {
+        guard let pid = ownerPID, let start = ownerStartTime else { return nil }
+        return ImageHolder(pid: pid, startTime: start)
+    }
+}
+
+extension GuestManager {
+    /// Stops `names` (see ``GuestManager/stop(_:)``), then ends their jobs' hold on registry
+    /// images (``RegistryHost/jobEnded(owners:layout:remaining:logger:)``): what `cleanup_job`
+    /// runs, in process or through `ci-nspawn-run stop`.
+    func stopEndingJobs(_ names: [String]) async throws(RunnerError) {
+        var owners: [ImageHolder] = []
+        for name in names {
+            if let owner = (try? record(name))??.imageHolder { owners.append(owner) }
+            try await stop(name)
+        }
+        await RegistryHost.jobEnded(owners: owners, layout: layout, remaining: list(), logger: logger)
+    }
+
+    /// ``GuestManager/gc(all:owner:)``; with `owner` (a job whose state was lost), its images
+    /// are released as ``stopEndingJobs(_:)`` does.
+    func gcEndingJobs(all: Bool, owner: Int32?) async -> [String] {
+        let removed = await gc(all: all, owner: owner)
+        if let owner, let start = ProcessTable.startTime(of: owner) {
+            await RegistryHost.jobEnded(
+                owners: [ImageHolder(pid: owner, startTime: start)], layout: layout, remaining: list(), logger: logger)
+        }
+        return removed
     }
 }

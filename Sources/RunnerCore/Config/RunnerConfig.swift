@@ -283,7 +283,7 @@ public struct RunnerConfig: Sendable, Hashable {
     }
 
     /// When registry images are pulled (`RUNNER_IMAGE_PULL`).
-    public enum ImagePullPolicy: String, Sendable, Hashable, CaseIterable {
+    public enum ImagePullPolicy: String, Sendable, Hashable, CaseIterable, Codable {
         /// Pull when the store does not have the reference yet.
         case missing
         /// Ask the registry every time (a moved tag is pulled again; unchanged layers are not).

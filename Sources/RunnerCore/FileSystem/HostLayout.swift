@@ -86,6 +86,10 @@ public struct HostLayout: Sendable, Hashable {
     /// verified OCI config blob, as the registry served it) and `image.json` (reference, digest,
     /// size, last use).
     public func ociTree(_ manifestHex: String) -> String { ociTreesDirectory + "/" + manifestHex }
+    /// `/var/lib/runner/images/.oci/pins`: who holds which image now. One file per holder and
+    /// image, `<manifest-hex>.<pid>.<start time>`, listing the blobs the image needs: while the
+    /// holder (a pull, or a job's owner process) lives, the budget and `image remove` keep them.
+    public var ociPinsDirectory: String { ociDirectory + "/pins" }
     /// `/var/lib/runner/work`: the GitHub runner's work directory (jobs' workspaces) when
     /// `RUNNER_WORK_DIR` does not name another (``ConfigKey/Defaults`` takes its default from here).
     public static let defaultWorkDirectory = "/var/lib/runner/work"

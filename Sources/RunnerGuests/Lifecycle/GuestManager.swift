@@ -30,6 +30,27 @@ public struct GuestManager: Sendable {
 
     // MARK: start
 
+    /// A registry tree a guest boots from: pinned for the guest's owner (the budget and `image
+    /// remove` leave it alone until the job ends: ``RegistryImageStore/pin(_:blobs:holder:)``),
+    /// then checked still there, and marked used now (its last use, which the budget orders by).
+    func holdRegistryImage(_ hex: String, rootfs: String, owner: GuestOwner) async throws(RunnerError) {
+        let store = RegistryImageStore(layout: layout, logger: logger)
+        let holder = ImageHolder(pid: owner.pid, startTime: owner.startTime)
+        try await DedicatedThread.run { () throws(RunnerError) in
+            try store.pin(hex, holder: holder)
+            guard FilePaths.exists(rootfs) else {
+                throw RunnerError(
+                    .notFound, input: "sha256:" + hex, problem: "was removed from the registry content store",
+                    fix: "run the job again (its prepare step pulls the image)")
+            }
+            do {
+                try store.touch(hex: hex)
+            } catch {
+                logger.warning("could not mark the image used", metadata: ["digest": "\(hex)", "error": "\(error)"])
+            }
+        }
+    }
+
     /// Boots a guest for this process's caller (see ``start(_:caller:)``).
     public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
         try await start(request, caller: .current)
@@ -71,6 +92,9 @@ public struct GuestManager: Sendable {
         }
         try Self.checkPorts(request.ports, image: request.image, sharedNetwork: policy.network == nil)
         let owner = try GuestOwner.resolve(requested: request.ownerPID, caller: caller)
+        if let hex = GuestPolicy.registryTreeDigest(request.image) {
+            try await holdRegistryImage(hex, rootfs: rootfs, owner: owner)
+        }
         let capabilities = try policy.checkCapabilities(request.capabilities, image: request.image)
         let environment = ServiceEnvironment.dropIn(request.environment)
         // /run/runner is searchable (the runner user reaches its relay sockets there); the

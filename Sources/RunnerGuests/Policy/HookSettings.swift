@@ -28,6 +28,9 @@ public struct HookSettings: Sendable, Hashable, Codable {
     public var blockedNets: [String] = []
     /// `RUNNER_JOB_MEMORY_MAX`, `RUNNER_JOB_CPUS`, `RUNNER_JOB_TASKS_MAX`: each guest's limits.
     public var limits = GuestLimits()
+    /// `RUNNER_IMAGE_PULL`: whether `prepare_job` pulls a registry image the content store
+    /// lacks (`missing`), always asks the registry (`always`), or uses the store only (`never`).
+    public var imagePull: RunnerConfig.ImagePullPolicy = ConfigKey.Defaults.imagePull
 
     /// The settings of a config.env that sets nothing: every key's default (``ConfigKey``).
     public init() {}
@@ -35,12 +38,12 @@ public struct HookSettings: Sendable, Hashable, Codable {
     /// The keys the hook reads; problems with other keys are the installer's and service's business.
     static let keys: [ConfigKey] = [
         .imageAliases, .defaultImage, .allowDockerSock, .guestMountAllow, .workDirectory, .guestUserNamespace,
-        .guestCapAdd, .guestNetwork, .guestBlockedNets, .jobMemoryMax, .jobCPUs, .jobTasksMax,
+        .guestCapAdd, .guestNetwork, .guestBlockedNets, .jobMemoryMax, .jobCPUs, .jobTasksMax, .imagePull,
     ]
 
     enum CodingKeys: String, CodingKey {
         case imageAliases, defaultImage, allowDockerSock, mountAllow, workDirectory, serviceReadyTimeout
-        case guestUserNamespace, capAdd, privateNetwork, blockedNets, limits
+        case guestUserNamespace, capAdd, privateNetwork, blockedNets, limits, imagePull
     }
 
     public init(from decoder: any Decoder) throws {
@@ -58,6 +61,7 @@ public struct HookSettings: Sendable, Hashable, Codable {
         privateNetwork = try c.decodeIfPresent(Bool.self, forKey: .privateNetwork) ?? privateNetwork
         blockedNets = try c.decodeIfPresent([String].self, forKey: .blockedNets) ?? blockedNets
         limits = try c.decodeIfPresent(GuestLimits.self, forKey: .limits) ?? limits
+        imagePull = try c.decodeIfPresent(RunnerConfig.ImagePullPolicy.self, forKey: .imagePull) ?? imagePull
     }
 
     /// Reads `config.env` under `layout` (no file: defaults). Syntax errors and problems with
@@ -89,6 +93,7 @@ public struct HookSettings: Sendable, Hashable, Codable {
         privateNetwork = config.guestPrivateNetwork
         blockedNets = config.guestBlockedNets
         limits = GuestLimits(memoryMax: config.jobMemoryMax, cpus: config.jobCPUs, tasksMax: config.jobTasksMax)
+        imagePull = config.imagePull
     }
 
     /// The guest policy these settings give on `layout`.

@@ -92,9 +92,15 @@ public struct RegistryImageStore: Sendable {
     /// Refuses a registry outside ``RegistrySettings/allowed``. Every failure (unknown tag,
     /// missing platform, refused credentials, unreachable registry, tampered blob, hostile
     /// layer) leaves the store as it was, apart from verified blobs.
+    ///
+    /// The image is pinned (``pin(_:blobs:holder:)``) from the moment its manifest is known: by
+    /// this process until the pull ends, so no budget or `remove` running meanwhile takes the
+    /// blobs already downloaded or the tree found; and by `holder` (a job's owner) for as long as
+    /// it lives or until ``release(_:)``.
     @discardableResult
     public func pull(
-        _ reference: ImageReference, credentials: RegistryCredentials?, progress: ProgressReporter = .silent
+        _ reference: ImageReference, credentials: RegistryCredentials?, holder: ImageHolder? = nil,
+        progress: ProgressReporter = .silent
     ) async throws(RunnerError) -> PulledImage {
         guard settings.allows(reference.registry) else {
             throw RunnerError(
@@ -126,7 +132,6 @@ public struct RegistryImageStore: Sendable {
                         + "\(available.isEmpty ? "none" : available.joined(separator: ", ")))",
                     fix: "use an image built for \(settings.platform)")
             }
-            try storeBlob(first.bytes, digest: first.digest)
             indexDigest = first.digest
             manifestBytes = try await client.fetchManifest(chosen.digest)
             guard manifestBytes.digest == chosen.digest else {
@@ -143,16 +148,47 @@ public struct RegistryImageStore: Sendable {
                 fix: "use a container image (OCI or Docker schema 2)")
         }
         let manifest = try decode(OCIManifest.self, manifestBytes.bytes, what: "manifest", reference: reference)
-        try storeBlob(manifestBytes.bytes, digest: manifestBytes.digest)
         let manifestHex = String(manifestBytes.digest.dropFirst("sha256:".count))
         progress.stage("resolved to \(manifestBytes.digest) (\(settings.platform), \(manifest.layers.count) layers)")
 
+        // Pinned before a blob is written or a tree looked at (see ``RegistryImagePins``).
+        let needed =
+            [indexDigest, manifestBytes.digest, manifest.config.digest].compactMap { $0 }
+            + manifest.layers.map(\.digest)
+        let holders = [ImageHolder.current, holder].compactMap { $0 }
+        let pins = try await DedicatedThread.run { () throws(RunnerError) -> [String] in
+            try holders.map { (holder) throws(RunnerError) -> String in
+                try pin(manifestHex, blobs: needed, holder: holder)
+            }
+        }
+        let ownPin = holders.first == ImageHolder.current ? pins.first : nil
+        do {
+            if indexDigest != nil { try storeBlob(first.bytes, digest: first.digest) }
+            try storeBlob(manifestBytes.bytes, digest: manifestBytes.digest)
+            let image = try await fetchAndUnpack(
+                reference, manifest: manifest, manifestDigest: manifestBytes.digest, indexDigest: indexDigest,
+                client: client, progress: progress)
+            if let ownPin { try? await DedicatedThread.run { () throws(RunnerError) in try unpin(ownPin) } }
+            return image
+        } catch {
+            for name in pins { try? await DedicatedThread.run { () throws(RunnerError) in try unpin(name) } }
+            throw error
+        }
+    }
+
+    /// The rest of a pull, the image pinned: the tree when it is here already, else the
+    /// missing blobs downloaded and the layers unpacked.
+    func fetchAndUnpack(
+        _ reference: ImageReference, manifest: OCIManifest, manifestDigest: String, indexDigest: String?,
+        client: RegistryClient, progress: ProgressReporter
+    ) async throws(RunnerError) -> PulledImage {
+        let manifestHex = String(manifestDigest.dropFirst("sha256:".count))
         if let existing = image(hex: manifestHex) {
             let indexBlobs = [indexDigest].compactMap { $0 }
             let image = try await DedicatedThread.run { () throws(RunnerError) -> PulledImage in
                 try self.record(existing, as: reference, blobs: indexBlobs)
             }
-            progress.finish("\(reference) is up to date at \(manifestBytes.digest)")
+            progress.finish("\(reference) is up to date at \(manifestDigest)")
             return image
         }
 
@@ -176,14 +212,14 @@ public struct RegistryImageStore: Sendable {
         let started = MonotonicClock.now()
         let tree = try await unpack(
             manifest, manifestHex: manifestHex, reference: reference, indexDigest: indexDigest,
-            extraBlobs: [indexDigest, manifestBytes.digest].compactMap { $0 }, progress: progress)
+            extraBlobs: [indexDigest, manifestDigest].compactMap { $0 }, progress: progress)
         progress.finish(
-            "pulled \(reference) (\(manifestBytes.digest.prefix(19))…, \(tree.record.size / 1_000_000) MB) "
+            "pulled \(reference) (\(manifestDigest.prefix(19))…, \(tree.record.size / 1_000_000) MB) "
                 + "in \(Int((MonotonicClock.now() - started) * 1000)) ms of unpacking")
         logger.info(
             "pulled image",
             metadata: [
-                "reference": "\(reference)", "digest": "\(manifestBytes.digest)", "tree": "\(tree.treeDirectory)",
+                "reference": "\(reference)", "digest": "\(manifestDigest)", "tree": "\(tree.treeDirectory)",
             ])
         return tree
     }
@@ -408,17 +444,29 @@ public struct RegistryImageStore: Sendable {
         }
     }
 
-    /// Marks `image` used now (a guest booted it): the budget removes it last.
+    /// Marks `image` used now (a job resolved it, a guest booted it): the budget removes it last.
     public func touch(_ image: PulledImage) throws(RunnerError) {
+        try touch(hex: String(image.manifestDigest.dropFirst("sha256:".count)))
+    }
+
+    /// Marks the tree of manifest `hex` used now; refuses a tree that is not in the store.
+    public func touch(hex: String) throws(RunnerError) {
+        guard SHA256Digest.isValidHex(hex) else {
+            throw RunnerError(
+                .invalidInput, input: hex, problem: "is not the hex of a sha256 manifest digest",
+                fix: "name the image by its manifest digest (sha256:<64 hex digits>)")
+        }
+        let path = layout.ociTree(hex) + "/image.json"
         try locked { () throws(RunnerError) in
-            var record = try PulledImageRecord.load(image.recordPath)
+            var record = try PulledImageRecord.load(path)
             record.lastUsed = Self.now()
-            try record.write(to: image.recordPath)
+            try record.write(to: path)
         }
     }
 
     /// Removes the tree `reference` resolves to (a tag, or a digest) and the blobs no other
-    /// tree needs. Refuses a tree in `inUse` (tree directories guests boot from).
+    /// tree needs. Refuses a tree in `inUse` (tree directories guests boot from) or pinned by
+    /// a live holder (a pull of it, a running job: ``pin(_:blobs:holder:)``).
     public func remove(_ reference: ImageReference, inUse: Set<String> = []) throws(RunnerError) {
         guard let image = lookup(reference) else {
             throw RunnerError(
@@ -431,17 +479,28 @@ public struct RegistryImageStore: Sendable {
                 fix: "let the job finish (or `ci-nspawn-run gc --all`), then remove it")
         }
         try locked { () throws(RunnerError) in
+            let pinned = livePins()
+            guard !pinned.trees.contains(String(image.manifestDigest.dropFirst("sha256:".count))) else {
+                throw RunnerError(
+                    .alreadyExists, input: reference.description,
+                    problem: "a job or a pull holds it now (\(layout.ociPinsDirectory))",
+                    fix: "let the job or the pull finish, then remove it")
+            }
             try removeTree(image)
-            collectBlobs()
+            collectBlobs(pinned: pinned)
         }
     }
 
     /// Removes least recently used trees until the store (trees and blobs) fits `maxBytes`,
     /// never one in `keeping` (tree directories: the image just pulled, those guests boot
-    /// from). Returns the removed images.
+    /// from) nor one pinned by a live holder (a pull of it, a job that resolved it:
+    /// ``pin(_:blobs:holder:)``), whose blobs stay too. Returns the removed images; the store
+    /// may stay over budget when everything left is in use.
     @discardableResult
     public func enforceBudget(maxBytes: Int64, keeping: Set<String> = []) throws(RunnerError) -> [PulledImage] {
         try locked { () throws(RunnerError) -> [PulledImage] in
+            let pinned = livePins()
+            let keeping = keeping.union(pinned.trees.map { layout.ociTree($0) })
             var images = list()
             var removed: [PulledImage] = []
             func total() -> Int64 { images.reduce(Int64(0)) { $0 + $1.record.size } }
@@ -453,7 +512,7 @@ public struct RegistryImageStore: Sendable {
                     "removed image over the cache budget",
                     metadata: ["digest": "\(victim.manifestDigest)", "references": "\(victim.record.references)"])
             }
-            if !removed.isEmpty { collectBlobs() }
+            if !removed.isEmpty { collectBlobs(pinned: pinned) }
             return removed
         }
     }
@@ -467,9 +526,11 @@ public struct RegistryImageStore: Sendable {
         try FilePaths.remove(doomed)
     }
 
-    /// Deletes every blob no remaining tree lists (temporary files of live pulls stay).
-    func collectBlobs() {
+    /// Deletes every blob no remaining tree lists and no live pin names (temporary files of live
+    /// pulls stay). Call it holding the lock.
+    func collectBlobs(pinned: Pinned) {
         let needed = Set(list().flatMap(\.record.blobs).map { String($0.dropFirst("sha256:".count)) })
+            .union(pinned.blobs)
         for entry in FilePaths.entries(of: layout.ociBlobsDirectory) where !entry.hasPrefix(".") {
             if !needed.contains(entry) { unlink(layout.ociBlob(entry)) }
         }
@@ -480,12 +541,13 @@ extension RegistryImageStore {
     /// The image for `reference` as `policy` (`RUNNER_IMAGE_PULL`) wants it: `missing` pulls
     /// only what the store lacks, `always` asks the registry (a tag that moved is pulled; layers
     /// already here are not downloaded again), `never` uses the store only. Marks it used.
+    /// `holder` (a job's owner) pins it (``pin(_:blobs:holder:)``) until it exits or is
+    /// released.
     public func resolve(
         _ reference: ImageReference, policy: RunnerConfig.ImagePullPolicy, credentials: RegistryCredentials?,
-        progress: ProgressReporter = .silent
+        holder: ImageHolder? = nil, progress: ProgressReporter = .silent
     ) async throws(RunnerError) -> PulledImage {
-        if policy != .always, let image = lookup(reference) {
-            try await DedicatedThread.run { () throws(RunnerError) in try touch(image) }
+        if policy != .always, let image = try await hold(reference, holder: holder) {
             progress.finish("\(reference) is in the store at \(image.manifestDigest)")
             return image
         }
@@ -495,7 +557,26 @@ extension RegistryImageStore {
                 problem: "is not in the image store and RUNNER_IMAGE_PULL=never forbids pulling it",
                 fix: "pull it first (runner-agent image pull \(reference)) or set RUNNER_IMAGE_PULL=missing")
         }
-        return try await pull(reference, credentials: credentials, progress: progress)
+        return try await pull(reference, credentials: credentials, holder: holder, progress: progress)
+    }
+
+    /// The image `reference` resolves to in the store (no registry asked), pinned for `holder`
+    /// and marked used; nil when the store does not have it (or it was removed before the pin).
+    public func hold(_ reference: ImageReference, holder: ImageHolder?) async throws(RunnerError) -> PulledImage? {
+        guard let found = lookup(reference) else { return nil }
+        let hex = String(found.manifestDigest.dropFirst("sha256:".count))
+        return try await DedicatedThread.run { () throws(RunnerError) -> PulledImage? in
+            let pin = try holder.map { (holder) throws(RunnerError) -> String in
+                try self.pin(hex, blobs: found.record.blobs, holder: holder)
+            }
+            // Pinned: nothing removes it now, unless it went before the pin.
+            guard self.image(hex: hex) != nil else {
+                if let pin { try? unpin(pin) }
+                return nil
+            }
+            try touch(hex: hex)
+            return lookup(reference) ?? found
+        }
     }
 }
 
@@ -504,10 +585,14 @@ extension RegistryImageStore {
 public struct RegistryPullRequest: Sendable, Codable {
     public var reference: String
     public var credentials: RegistryCredentials?
+    /// The job's owner process (the runner's worker): it pins the image until the job ends.
+    /// The helper accepts only a process that may own the caller's guests (``GuestOwner``).
+    public var ownerPID: Int32?
 
-    public init(reference: String, credentials: RegistryCredentials? = nil) {
+    public init(reference: String, credentials: RegistryCredentials? = nil, ownerPID: Int32? = nil) {
         self.reference = reference
         self.credentials = credentials
+        self.ownerPID = ownerPID
     }
 }
 

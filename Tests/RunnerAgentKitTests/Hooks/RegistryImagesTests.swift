@@ -30,6 +30,45 @@ import Testing
         #expect(!runner.commands.map(\.description).joined().contains("s3cret"))
     }
 
+    /// The store lookup: `pull --store-only`, the job's owner on stdin (it pins the image until
+    /// the job ends); an empty answer means the store does not have it.
+    @Test func lookupAsksTheStoreOnlyWithTheJobsOwner() async throws {
+        let runner = RecordingCommandRunner()
+        runner.answer("sudo", with: CommandResult(status: .exited(0), standardOutput: ""))
+        let images = HelperRegistryImages(
+            helper: "/usr/local/bin/ci-nspawn-run", throughSudo: true, owner: 4242, runner: runner)
+        #expect(try await images.lookup("ghcr.io/o/i:1") == nil)
+        #expect(
+            runner.commands.map(\.argv) == [
+                ["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "pull", "--store-only"]
+            ])
+        #expect(runner.inputs.first == Array(#"{"ownerPID":4242,"reference":"ghcr.io/o/i:1"}"#.utf8) + [0x0a])
+
+        let found = RecordingCommandRunner()
+        found.answer(
+            "ci-nspawn-run",
+            with: CommandResult(
+                status: .exited(0),
+                standardOutput: "{\"reference\":\"ghcr.io/o/i:1\",\"digest\":\"\(Self.digest)\",\"tree\":\"/t\"}\n"))
+        let cached = try await HelperRegistryImages(
+            helper: "/usr/local/bin/ci-nspawn-run", throughSudo: false, owner: 4242, runner: found
+        ).lookup("ghcr.io/o/i:1")
+        #expect(cached?.digest == Self.digest)
+        #expect(found.commands.map(\.argv) == [["/usr/local/bin/ci-nspawn-run", "pull", "--store-only"]])
+
+        let failing = RecordingCommandRunner()
+        failing.answer(
+            "ci-nspawn-run", with: CommandResult(status: .exited(1), standardError: "sudo: a password is required\n"))
+        let error = await #expect(throws: RunnerError.self) {
+            _ = try await HelperRegistryImages(
+                helper: "/usr/local/bin/ci-nspawn-run", throughSudo: false, runner: failing
+            )
+            .lookup("ghcr.io/o/i:1")
+        }
+        #expect(error?.input == "ghcr.io/o/i:1")
+        #expect(error?.problem.contains("a password is required") == true)
+    }
+
     @Test func theRequestCarriesTheCredentialsAndTheirDescriptionHidesThem() throws {
         let credentials = JobRegistryCredentials(username: "octocat", password: Secret("s3cret"), serverUrl: "ghcr.io")
         let encoder = JSONEncoder()

@@ -37,7 +37,17 @@ extension GuestSuites {
                 #expect(input.contains("\"password\":\"ghs_EXAMPLEgithubTokenNotReal000000000000\""))
                 #expect(input.contains("\"username\":\"octocat\""))
                 let argv = String(decoding: try FilePaths.read(h.pullArguments), as: UTF8.self)
-                #expect(argv == "pull\n")
+                #expect(argv == "pull --store-only\npull\n")
+                // The job's owner holds the image (the budget cannot take it from under the job)
+                // and its guest marked it used.
+                let store = RegistryImageStore(layout: h.layout)
+                let hex = String(digest.dropFirst("sha256:".count))
+                #expect(try store.pins().trees == [hex])
+                let used = try #require(store.lookup(try ImageReference(parsing: "registry.test/busybox:1")))
+                #expect(used.record.lastUsed >= Int64(time(nil)) - 60)
+                #expect(try store.enforceBudget(maxBytes: 1).isEmpty)
+                // A budget the image exceeds, enforced when the job ends.
+                try AtomicFile.write("RUNNER_IMAGE_CACHE_MAX=1\n", to: h.layout.configFile)
                 // An alpine os-release (read by descriptor) sets isAlpine.
                 #expect(response.contains("\"isAlpine\":true"), "\(response)")
                 let state = try HookPayloads.state(of: response)
@@ -103,6 +113,10 @@ extension GuestSuites {
                 let cleaned = try await h.cleanup(state: state)
                 #expect(cleaned.status == .exited(0), "\(cleaned.stderr)")
                 #expect(GuestManager(policy: GuestPolicy(layout: h.layout), logger: .init(label: "t")).list().isEmpty)
+                // The job ended: its hold released, the image over budget removed.
+                #expect(try store.pins().trees.isEmpty)
+                #expect(store.list().isEmpty)
+                #expect(!FilePaths.exists(h.layout.ociTree(hex)))
             }
         }
 

@@ -108,7 +108,11 @@ final class OCIHarness: Sendable {
         try customize(rootfs)
         try ImageOwnership.shift(root: rootfs, from: GuestUserNamespace(base: 0, size: 65536), to: .standard)
         try AtomicFile.write(config, to: tree + "/config.json")
-        try AtomicFile.write("{\"reference\":\(TestJSON.quote(reference))}\n", to: tree + "/image.json")
+        let now = Int64(time(nil)) - 3600
+        try PulledImageRecord(
+            references: [reference], digest: "sha256:" + hex, indexDigest: nil, platform: "linux/amd64", blobs: [],
+            size: 1_000_000, pulled: now, lastUsed: now
+        ).write(to: tree + "/image.json")
         let images = known.withLock { images in
             images[reference] = hex
             return images
@@ -119,7 +123,8 @@ final class OCIHarness: Sendable {
 
     /// The stand-in for `ci-nspawn-run pull` (the registry client is built separately): records
     /// its arguments and stdin, prints a progress line on stderr and answers the agreed JSON
-    /// line for a known reference; an unknown one fails as a registry would.
+    /// line for a known reference; an unknown one fails as a registry would. Asked
+    /// `--store-only`, it answers that the store has nothing (the hook then pulls).
     func writePuller(images: [String: String]) throws {
         var cases = ""
         for (reference, hex) in images.sorted(by: { $0.key < $1.key }) {
@@ -133,6 +138,7 @@ final class OCIHarness: Sendable {
             printf '%s\\n' "$*" >> \(pullArguments)
             line=$(cat)
             printf '%s\\n' "$line" >> \(pullInput)
+            [ "$2" = --store-only ] && exit 0
             echo "pulling: resolving manifest" >&2
             case "$line" in
             \(cases)  *) echo "registry.test: manifest unknown: the registry has no such image" >&2; exit 1;;

@@ -22,7 +22,7 @@ struct GuestGCCommand: AsyncParsableCommand {
 
     func run() async throws {
         let manager = try AgentHost.manager()
-        for name in await manager.gc(all: all, owner: ownerPid) {
+        for name in await manager.gcEndingJobs(all: all, owner: ownerPid) {
             StandardOutput.write("removed \(name)\n")
         }
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import Logging
 import RunnerCore
+import RunnerGuests
 import RunnerImages
 import RunnerSystem
 
@@ -9,11 +10,13 @@ import RunnerSystem
     import Glibc
 #endif
 
-/// `ci-nspawn-run pull`: pulls a registry image into the store for the hook (runner user, through
-/// sudo). The request is one JSON object on stdin, `{"reference": "…", "credentials":
-/// {"username", "password", "serverUrl"}}` (credentials optional: never argv, never disk, never
-/// logged); progress goes to stderr as plain lines; stdout is one JSON line
-/// `{"reference", "digest", "tree"}`.
+/// `ci-nspawn-run pull [--store-only]`: pulls a registry image into the store for the hook
+/// (runner user, through sudo). The request is one JSON object on stdin, `{"reference": "…",
+/// "credentials": {"username", "password", "serverUrl"}, "ownerPID": N}` (credentials optional:
+/// never argv, never disk, never logged; `ownerPID` the job's owner, checked as for a guest's
+/// owner, pins the image until the job ends); progress goes to stderr as plain lines; stdout is
+/// one JSON line `{"reference", "digest", "tree"}`. With `--store-only` the store alone answers:
+/// nothing is pulled, and stdout is empty when the store does not have the image.
 struct GuestPullCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pull",
@@ -21,8 +24,12 @@ struct GuestPullCommand: AsyncParsableCommand {
         discussion: """
             Reads {"reference": "node:20", "credentials": {"username": "…", "password": "…", \
             "serverUrl": "…"}} on stdin. RUNNER_IMAGE_PULL, RUNNER_REGISTRIES, RUNNER_REGISTRY_MIRRORS, \
-            RUNNER_REGISTRY_AUTH_FILE and RUNNER_IMAGE_CACHE_MAX apply.
+            RUNNER_REGISTRY_AUTH_FILE and RUNNER_IMAGE_CACHE_MAX apply. With --store-only, only the \
+            store is asked (empty output: not there).
             """)
+
+    @Flag(help: "Answer from the content store only: never pull (empty output when the image is not there).")
+    var storeOnly = false
 
     func run() async throws {
         guard geteuid() == 0 else {
@@ -41,8 +48,15 @@ struct GuestPullCommand: AsyncParsableCommand {
                 problem: "is not a pull request ({\"reference\": \"…\", \"credentials\": {…}})")
         }
         let progress = ProgressReporter(isTerminal: false, plainInterval: 2) { StandardError.write($0) }
-        let image = try await RegistryHost.pull(
-            request, layout: try AgentHost.layout(), progress: progress, logger: Logger(label: "runner.registry"))
+        // The job's owner pins the image: only a process that may own the caller's guests.
+        let holder = try request.ownerPID.map { (pid) throws(RunnerError) -> ImageHolder in
+            let owner = try GuestOwner.resolve(requested: pid, caller: .current)
+            return ImageHolder(pid: owner.pid, startTime: owner.startTime)
+        }
+        let found = try await RegistryHost.pull(
+            request, layout: try AgentHost.layout(), storeOnly: storeOnly, holder: holder, progress: progress,
+            logger: Logger(label: "runner.registry"))
+        guard let image = found else { return }
         let json = try JSONEncoder().encode(RegistryPullResponse(image))
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
     }

@@ -12,13 +12,14 @@ import RunnerSystem
 /// `runner-agent guest stop NAME…`.
 struct GuestStopCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "stop", abstract: "Stop guests and remove what they left; a guest already gone is fine.")
+        commandName: "stop", abstract: "Stop guests and remove what they left; a guest already gone is fine.",
+        discussion: "Then the registry images their job held are released and RUNNER_IMAGE_CACHE_MAX is enforced.")
 
     @Argument(help: "Guest names.")
     var names: [String] = []
 
     func run() async throws {
         let manager = try AgentHost.manager()
-        for name in names { try await manager.stop(name) }
+        try await manager.stopEndingJobs(names)
     }
 }
