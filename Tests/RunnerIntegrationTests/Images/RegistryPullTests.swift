@@ -2,10 +2,13 @@ import FoundationEssentials
 import Logging
 import RunnerArchive
 import RunnerCore
+import RunnerGuests
 import RunnerImages
 import RunnerSystem
 import RunnerTestSupport
 import Testing
+
+@testable import RunnerAgentKit
 
 #if canImport(Glibc)
     import Glibc
@@ -386,6 +389,70 @@ struct RegistryPullTests {
             }
             #expect(missing?.code == .notFound)
             #expect(missing?.problem.contains("linux/s390x") == true)
+            #expect(store.list().count == 1)
+        }
+    }
+
+    /// `prepare_job`'s image resolution through the real helper (the built agent's `guest pull`
+    /// at the layout's `ci-nspawn-run`, as root): the first job pulls, the second finds the
+    /// image in the store without the registry (stopped by then); the job's owner pins it; with
+    /// `RUNNER_IMAGE_PULL=never` an image the store lacks fails naming the reference.
+    @Test(.enabled(if: BuiltProducts.runnerAgent != nil, "needs .build/debug/runner-agent (swift build)"))
+    func aJobPreparedTwicePullsOnce() async throws {
+        try await withTemporaryDirectory("registry") { dir in
+            let registry = try await Self.startRegistry(dir)
+            try await Self.pushImage(dir, registry: registry)
+            let layout = HostLayout(root: dir.appending("host"))
+            try AtomicFile.write(
+                "RUNNER_REGISTRIES=127.0.0.1:\(registry.port)\n", to: layout.configFile, mode: 0o600)
+            let agent = try #require(BuiltProducts.runnerAgent)
+            let calls = dir.appending("helper.log")
+            try AtomicFile.write(
+                "#!/bin/sh\necho \"$*\" >> '\(calls)'\nRUNNER_HOST_ROOT='\(layout.root)' exec '\(agent)' guest \"$@\"\n",
+                to: layout.guestHelper, mode: 0o755)
+            let owner = try Spawner.spawn(
+                Command("sleep", ["600"]), options: SpawnOptions(standardOutput: .devNull, standardError: .devNull))
+            defer { owner.signal(SIGKILL) }
+            func hook(_ pull: RunnerConfig.ImagePullPolicy) -> ContainerHook {
+                var settings = HookSettings()
+                settings.imagePull = pull
+                let policy = GuestPolicy(layout: layout)
+                return ContainerHook(
+                    settings: settings, policy: policy,
+                    guests: LocalGuests(manager: GuestManager(policy: policy, logger: Logger(label: "test"))),
+                    logger: Logger(label: "test"), ownerPID: owner.pid)
+            }
+            func log() -> String { String(decoding: (try? FilePaths.read(calls)) ?? [], as: UTF8.self) }
+            let reference = "127.0.0.1:\(registry.port)/test/busybox:1"
+
+            let first = try await hook(.missing).resolveImage(reference, credentials: nil)
+            #expect(first.hasPrefix("sha256:"))
+            #expect(log() == "pull --store-only\npull\n")
+            await registry.stop()
+            let second = try await hook(.missing).resolveImage(reference, credentials: nil)
+            #expect(second == first)
+            #expect(log() == "pull --store-only\npull\npull --store-only\n")
+            // Held by the job's owner (its pull and its lookup), and by nothing else.
+            let store = RegistryImageStore(layout: layout)
+            #expect(try store.pins().trees == [String(first.dropFirst("sha256:".count))])
+            let pinFiles = FilePaths.entries(of: layout.ociPinsDirectory)
+            #expect(pinFiles.count == 2 && pinFiles.allSatisfy { $0.contains(".\(owner.pid).") }, "\(pinFiles)")
+            #expect(try store.enforceBudget(maxBytes: 1).isEmpty)
+
+            // The store only: what it has is used, what it lacks is a clear error.
+            #expect(try await hook(.never).resolveImage(reference, credentials: nil) == first)
+            let absent = "127.0.0.1:\(registry.port)/test/absent:1"
+            let error = await #expect(throws: RunnerError.self) {
+                try await hook(.never).resolveImage(absent, credentials: nil)
+            }
+            #expect(error?.input == absent)
+            #expect(error?.problem.contains("RUNNER_IMAGE_PULL=never") == true)
+            #expect(!log().hasSuffix("pull\n"))
+
+            // The job ends (its owner exits): nothing holds the image any more.
+            owner.signal(SIGKILL)
+            _ = await owner.wait()
+            #expect(try store.pins().trees.isEmpty)
             #expect(store.list().count == 1)
         }
     }
