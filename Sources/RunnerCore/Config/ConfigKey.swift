@@ -232,7 +232,9 @@ extension ConfigKey {
             + String(repeating: "0", count: 64))
     public static let defaultImage = ConfigKey(
         "RUNNER_DEFAULT_IMAGE", .imageName, default: Defaults.defaultImage,
-        "The guest image for job containers whose image has no alias.", example: "debian-bookworm")
+        "The baked image doctor boots to check systemd-nspawn (one of RUNNER_IMAGES); job containers never "
+            + "fall back to it: their image is an alias, a baked image's name or a registry image.",
+        example: "debian-bookworm")
     public static let imageAliases = ConfigKey(
         "RUNNER_IMAGE_ALIASES", .imageAliases, "Map job container images to guest images, each ALIAS=NAME.",
         example: "ubuntu:22.04=debian-bookworm node:20=debian-bookworm")

@@ -267,7 +267,9 @@ public struct RunnerConfig: Sendable, Hashable {
     public var bootstrapRepoRef: String? { value(.bootstrapRepoRef) }
     /// `RUNNER_IMAGES`, parsed (invalid entries are refused by validation).
     public var images: [ImageSpec] { RunnerConfig.words(value(.images)).compactMap(ImageSpec.init) }
-    /// `RUNNER_DEFAULT_IMAGE`: the guest image for job containers without an alias.
+    /// `RUNNER_DEFAULT_IMAGE`: the baked image `doctor` boots to check systemd-nspawn. Job
+    /// containers never fall back to it (an unknown image is pulled from its registry, or
+    /// refused): the hook resolves an alias, a baked image's name, then the registry.
     public var defaultImage: String { value(.defaultImage) ?? ConfigKey.Defaults.defaultImage }
     /// `RUNNER_IMAGE_ALIASES`, parsed.
     public var imageAliases: [ImageAlias] { RunnerConfig.words(value(.imageAliases)).compactMap(ImageAlias.init) }
@@ -368,14 +370,6 @@ public struct RunnerConfig: Sendable, Hashable {
         guard parts.count == 2 else { return true }
         guard let prefix = Int(parts[1]), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else { return false }
         return prefix >= 0 && prefix <= (isV4 ? 32 : 128)
-    }
-
-    /// The guest image for a job's `container:` image: its alias target, or the image name
-    /// itself when it is an installed image name, else the default image.
-    public func guestImage(for containerImage: String) -> String {
-        if let alias = imageAliases.first(where: { $0.alias == containerImage }) { return alias.image }
-        if images.contains(where: { $0.name == containerImage }) { return containerImage }
-        return defaultImage
     }
 
     /// `HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY` and their lowercase twins, for child processes.

@@ -8,7 +8,7 @@ import RunnerImages
 public struct HookSettings: Sendable, Hashable, Codable {
     /// `RUNNER_IMAGE_ALIASES`: `ubuntu:22.04=debian-bookworm` pairs.
     public var imageAliases: [String: String] = [:]
-    /// `RUNNER_DEFAULT_IMAGE`.
+    /// `RUNNER_DEFAULT_IMAGE` (what `doctor` boots; no job image falls back to it).
     public var defaultImage: String = RunnerConfig.empty.defaultImage
     /// `RUNNER_ALLOW_DOCKER_SOCK`: bind `/var/run/docker.sock` when it exists.
     public var allowDockerSock: Bool = RunnerConfig.empty.allowDockerSock

@@ -87,6 +87,20 @@ import Testing
         #expect(registry.calls.withLock { $0 } == ["lookup ghcr.io/o/cached:1", "lookup ghcr.io/o/absent:2"])
     }
 
+    /// `RUNNER_DEFAULT_IMAGE` is no fallback: an image that is neither an alias nor a baked
+    /// image is a registry image (here pulled; with `never` and absent, an error naming it).
+    @Test func noJobImageFallsBackToTheDefaultImage() async throws {
+        let dir = try TemporaryDirectory("pull-policy")
+        defer { dir.remove() }
+        let registry = FakeRegistry(stored: [])
+        var hook = Self.hook(.missing, registry: registry, dir: dir)
+        hook.settings.defaultImage = "debian-bookworm"
+        #expect(try await hook.resolveImage("node:20", credentials: nil) == Self.digest)
+        hook.settings.imagePull = .never
+        let error = await #expect(throws: RunnerError.self) { try await hook.resolveImage("node:20", credentials: nil) }
+        #expect(error?.input == "node:20")
+    }
+
     /// The helper tells the hook the policy (`ci-nspawn-run settings`): it survives the JSON.
     @Test func theSettingsCarryThePolicy() throws {
         let config = try #require(
