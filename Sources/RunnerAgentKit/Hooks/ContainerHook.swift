@@ -107,6 +107,7 @@ public struct ContainerHook: Sendable {
                     ports: plan.ports, capabilities: plan.capabilities,
                     limits: plan.limits.isEmpty ? nil : plan.limits)
                 request.role = .service
+                request.user = plan.user
                 if let entryPoint = plan.service.entryPoint, !entryPoint.isEmpty { request.entrypoint = [entryPoint] }
                 if !plan.service.entryPointArgs.isEmpty { request.arguments = plan.service.entryPointArgs }
                 let info = try await guests.start(request)
@@ -128,12 +129,16 @@ public struct ContainerHook: Sendable {
             }
             var response = HookResponse(isAlpine: false, context: HookResponse.Context(services: serviceContexts))
             if let job {
-                let info = try await guests.start(
-                    GuestStartRequest(
-                        image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID,
-                        capabilities: job.capabilities, hostAddresses: addresses,
-                        limits: job.limits.isEmpty ? nil : job.limits))
+                var request = GuestStartRequest(
+                    image: job.image, binds: job.binds, hostAliases: aliases, ownerPID: ownerPID,
+                    capabilities: job.capabilities, hostAddresses: addresses,
+                    limits: job.limits.isEmpty ? nil : job.limits)
+                request.user = job.user
+                let info = try await guests.start(request)
                 state.guest = info.name
+                if let uid = info.stepUID, uid != 0 {
+                    Self.warnWorkspaceUser(uid: uid, image: input.args.container?.image ?? job.image)
+                }
                 // docker's order: the image's Env, then the container's own environment.
                 state.environment = StepEnvironment.container(
                     image: info.imageEnvironment ?? [], container: job.environment)
@@ -161,6 +166,8 @@ public struct ContainerHook: Sendable {
         var capabilities: [String] = []
         /// `--memory`, `--cpus`.
         var limits = GuestLimits()
+        /// `--user`: who the steps run as in an image without systemd.
+        var user: String?
     }
 
     func jobPlan(_ container: HookContainer) async throws(RunnerError) -> JobPlan {
@@ -186,7 +193,7 @@ public struct ContainerHook: Sendable {
         if environment["CI"] == nil { environment["CI"] = "true" }
         return JobPlan(
             image: image, binds: binds, environment: environment, capabilities: options.capabilities,
-            limits: options.limits)
+            limits: options.limits, user: options.user)
     }
 
     /// One service, checked: its local image, ports, environment and options.
@@ -202,6 +209,8 @@ public struct ContainerHook: Sendable {
         var capabilities: [String] = []
         /// `--memory`, `--cpus`.
         var limits = GuestLimits()
+        /// `--user`: who its main process runs as in an image without systemd.
+        var user: String?
     }
 
     func servicePlan(_ service: HookContainer) async throws(RunnerError) -> ServicePlan {
@@ -230,7 +239,18 @@ public struct ContainerHook: Sendable {
         warnIgnored(skipped.map { "env \($0)" }, owner: "service \(label) (not a NAME systemd can carry)")
         return ServicePlan(
             service: service, label: label, image: image, ports: ports, environment: environment,
-            health: options.health, capabilities: options.capabilities, limits: options.limits)
+            health: options.health, capabilities: options.capabilities, limits: options.limits, user: options.user)
+    }
+
+    /// `::warning::` that steps run as a non-root image user: the workspace binds (`/__w`, the
+    /// runner's temp, tool cache) map the runner user to guest root, so that user can read
+    /// them but not create files there. docker's hook has the same limit (the runner user's
+    /// UID differs from the image's); the fix is the same: `options: --user root`.
+    static func warnWorkspaceUser(uid: UInt32, image: String) {
+        StandardOutput.write(
+            "::warning::\(escapeWorkflowCommand(image)): steps run as its USER (uid \(uid)), which can read the "
+                + "workspace (/__w) but not create files in it (it belongs to the container's root); "
+                + "if a step writes there (actions/checkout does), add options: --user root to the container\n")
     }
 
     /// `::warning::` lines for options this runner does not apply; the job goes on.

@@ -19,6 +19,9 @@ public struct CreateOptions: Sendable, Hashable {
     /// `-m/--memory` and `--cpus`: what the container asks for (the guest gets the lower of this
     /// and the administrator's `RUNNER_JOB_MEMORY_MAX`/`RUNNER_JOB_CPUS`).
     public var limits = GuestLimits()
+    /// `-u/--user USER[:GROUP]` (a name or an id): who the steps (or a service's main process)
+    /// run as in an image without systemd, instead of the image's `USER`.
+    public var user: String?
 
     public init() {}
 
@@ -126,6 +129,14 @@ public struct CreateOptions: Sendable, Hashable {
                         fix: "use a positive number such as 1.5")
                 }
                 options.limits.cpus = cpus
+            case "-u", "--user":
+                let text = try required()
+                guard !text.isEmpty, text.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "\0" }) else {
+                    throw RunnerError(
+                        .invalidInput, input: "\(owner) options: \(flag) \(text)", problem: "is not a user",
+                        fix: "use a name or id, optionally with a group: --user root, --user 1000:1000")
+                }
+                options.user = text
             case "-e", "--env":
                 let assignment = try required()
                 guard let eq = assignment.firstIndex(of: "="), eq != assignment.startIndex else {

@@ -202,10 +202,12 @@ public struct GuestManager: Sendable {
             record.status = .running
             try save(record)
             logger.debug("guest started", metadata: ["guest": "\(name)", "leader": "\(record.leaderPID ?? 0)"])
-            return GuestInfo(
+            var info = GuestInfo(
                 name: name, image: request.image, leaderPID: record.leaderPID ?? 0, isAlpine: record.isAlpine,
                 initSystem: initSystem, imageEnvironment: imageConfig.map { $0.config?.env ?? [] },
                 imageWorkingDirectory: record.defaultWorkingDirectory, address: record.network?.address)
+            info.stepUID = record.stepUser.map(\.uid)
+            return info
         } catch {
             await teardown(record)
             throw error

@@ -38,8 +38,10 @@ extension GuestManager {
         -> StubPlan
     {
         let label = request.image
+        // docker's --user replaces the image's USER.
+        let userSpec = request.user ?? config?.config?.user
         let user = try ImageUser.resolve(
-            config?.config?.user, passwd: GuestTreeFile.text("etc/passwd", in: rootfs),
+            userSpec, passwd: GuestTreeFile.text("etc/passwd", in: rootfs),
             group: GuestTreeFile.text("etc/group", in: rootfs), image: label)
         guard request.role == .service else {
             return StubPlan(command: Self.jobKeepAlive, user: user)
@@ -62,7 +64,7 @@ extension GuestManager {
         for (key, value) in request.environment { environment[key] = value }
         if environment["PATH"] == nil { environment["PATH"] = GuestDefaults.path }
         if environment["HOME"] == nil { environment["HOME"] = user.home }
-        let spec = config?.config?.user?.trimmedWhitespace ?? ""
+        let spec = userSpec?.trimmedWhitespace ?? ""
         var nspawnUser: String?
         if user.uid != 0 {
             // nspawn resolves --user in the guest's user database itself; numeric ids it cannot.

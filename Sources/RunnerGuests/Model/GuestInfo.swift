@@ -24,6 +24,9 @@ public struct GuestInfo: Codable, Sendable, Hashable {
     public var imageEnvironment: [String]?
     /// A registry image's `WorkingDir`, when it has one.
     public var imageWorkingDirectory: String?
+    /// The UID steps run as in a guest without systemd (its image's `USER`, or `--user`); nil:
+    /// root (a booted guest, or older helpers).
+    public var stepUID: UInt32?
 
     public init(
         name: String, image: String, leaderPID: Int32, isAlpine: Bool, initSystem: GuestInit? = nil,

@@ -40,6 +40,9 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
     public var entrypoint: [String]?
     /// A service's arguments from the workflow, replacing the image's `Cmd` (no-init path).
     public var arguments: [String]?
+    /// docker's `--user` (`name`, `uid`, `name:group`, `uid:gid`): who the steps run as instead
+    /// of the image's `USER` (no-init path; resolved in the image's own user database).
+    public var user: String?
 
     public init(
         image: String, binds: [GuestBind] = [], hostAliases: [String] = [], ownerPID: Int32? = nil,
@@ -59,7 +62,7 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
 
     enum CodingKeys: String, CodingKey {
         case image, binds, hostAliases, ownerPID, environment, ports, capabilities, role, entrypoint, arguments
-        case hostAddresses, limits
+        case hostAddresses, limits, user
     }
 
     public init(from decoder: any Decoder) throws {
@@ -76,5 +79,6 @@ public struct GuestStartRequest: Codable, Sendable, Hashable {
         arguments = try c.decodeIfPresent([String].self, forKey: .arguments)
         hostAddresses = try c.decodeIfPresent([String: String].self, forKey: .hostAddresses) ?? [:]
         limits = try c.decodeIfPresent(GuestLimits.self, forKey: .limits)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
     }
 }

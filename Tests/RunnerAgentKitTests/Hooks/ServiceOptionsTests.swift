@@ -31,6 +31,15 @@ import Testing
         #expect(port == PortMapping(hostAddress: address, hostPort: host, containerPort: container, udp: udp))
     }
 
+    @Test func userOptionIsTakenAndAnEmptyOneRefused() throws {
+        #expect(try CreateOptions.parse("--user root", owner: "job").user == "root")
+        #expect(try CreateOptions.parse("-u 1000:1000 --cpus 1", owner: "job").user == "1000:1000")
+        #expect(try CreateOptions.parse("--user=app", owner: "job").user == "app")
+        #expect(try CreateOptions.parse("--user=app", owner: "job").ignored.isEmpty)
+        let error = #expect(throws: RunnerError.self) { try CreateOptions.parse("--user ''", owner: "job") }
+        #expect(error?.input == "job options: --user ")
+    }
+
     @Test(arguments: ["http", "0", "70000:80", "1-3:1-3", "a:b:c:d", "80/sctp", "example.com:8080:80", "8080:53/udp"])
     func badPortMappings(_ text: String) {
         #expect(throws: RunnerError.self) { try PortMapping.parse(text) }

@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import RunnerCore
 import Testing
@@ -58,6 +59,24 @@ import Testing
         let plan = try manager().stubPlan(
             service, rootfs: "/nonexistent", config: OCIImageConfig(config: .init(entrypoint: ["/e"], cmd: ["c"])))
         #expect(plan.command.suffix(3) == ["/bin/sh", "-c", "x"])
+    }
+
+    /// docker's `--user` replaces the image's `USER` (a non-root image whose steps must write
+    /// the workspace runs them as root this way, as with docker).
+    @Test func theJobsUserOptionReplacesTheImagesUser() throws {
+        let config = OCIImageConfig(config: .init(cmd: ["sh"], user: "1000:1000"))
+        let image = try manager().stubPlan(GuestStartRequest(image: "x"), rootfs: "/nonexistent", config: config)
+        #expect(image.user.uid == 1000 && image.user.gid == 1000)
+        var request = GuestStartRequest(image: "x")
+        request.user = "0"
+        let root = try manager().stubPlan(request, rootfs: "/nonexistent", config: config)
+        #expect(root.user.uid == 0 && root.user.gid == 0)
+        request.user = "2000:3000"
+        let other = try manager().stubPlan(request, rootfs: "/nonexistent", config: config)
+        #expect(other.user.uid == 2000 && other.user.gid == 3000)
+        // It travels in the request's JSON.
+        let decoded = try JSONDecoder().decode(GuestStartRequest.self, from: try JSONEncoder().encode(request))
+        #expect(decoded.user == "2000:3000")
     }
 
     @Test func aStepKeepsItsEnvironmentAndTakesTheImagesUserAndDirectory() throws {

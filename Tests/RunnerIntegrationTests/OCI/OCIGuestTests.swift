@@ -120,6 +120,44 @@ extension GuestSuites {
             }
         }
 
+        /// A non-root image `USER` reads the workspace but cannot create files in it (the binds
+        /// map the runner user to guest root, as docker's own hook leaves it to the runner
+        /// user's UID): the job log says so and how to fix it; `options: --user root` runs the
+        /// steps as root, which writes there as the runner user.
+        @Test func aNonRootUserIsWarnedAndUserRootWritesTheWorkspace() async throws {
+            try await OCIHarness.with { h in
+                try await h.addImage("registry.test/busybox:1", config: Self.jobConfig)
+                let workspace = h.work + "/octo-repo/octo-repo"
+                try AtomicFile.write("from the runner\n", to: workspace + "/README")
+                for (options, uid) in [(nil, "1000"), ("--cpus 1 --user root", "0")] as [(String?, String)] {
+                    let (prepared, response) = try await h.prepare(image: "registry.test/busybox:1", options: options)
+                    #expect(prepared.status == .exited(0), "\(prepared.stdout)\(prepared.stderr)")
+                    let warned = prepared.stdout.contains("::warning::registry.test/busybox:1: steps run as its USER")
+                    #expect(warned == (uid != "0"), "\(prepared.stdout)")
+                    let state = try HookPayloads.state(of: response)
+                    let guest = try #require(state.firstMatch(of: /"guest":"(rg-[0-9a-f]+)"/)?.1).description
+                    let environment = try #require(state.firstMatch(of: /"environment":(\{[^}]*\})/)?.1).description
+                    let step = try await h.hook(
+                        h.step(
+                            ["-c", "id -u; cat README; touch by-\(uid) && echo wrote"], guest: guest,
+                            stateEnvironment: environment))
+                    #expect(step.stdout.hasPrefix("\(uid)\nfrom the runner\n"), "\(step.stdout)\(step.stderr)")
+                    if uid == "0" {
+                        #expect(step.status == .exited(0) && step.stdout.hasSuffix("wrote\n"), "\(step.stderr)")
+                        // On the host the file is the workspace owner's, not a guest UID's.
+                        let created = try #require(lstatOf(workspace + "/by-0"))
+                        let owner = try #require(lstatOf(workspace))
+                        #expect(created.st_uid == owner.st_uid)
+                    } else {
+                        #expect(step.status != .exited(0))
+                        #expect(!FilePaths.exists(workspace + "/by-1000"))
+                    }
+                    let cleaned = try await h.cleanup(state: state)
+                    #expect(cleaned.status == .exited(0), "\(cleaned.stderr)")
+                }
+            }
+        }
+
         @Test func aPullThatFailsNamesTheReferenceAndTheRegistrysAnswer() async throws {
             try await OCIHarness.with { h in
                 let (prepared, _) = try await h.prepare(image: "registry.test/nothing:9")

@@ -191,9 +191,13 @@ final class OCIHarness: Sendable {
 
     /// prepare_job (the fixture, its registry credentials kept) with the job image `image` and
     /// `services`; returns the result and the response file's text.
-    func prepare(image: String?, services: String = "") async throws -> (Result, String) {
+    func prepare(image: String?, services: String = "", options: String? = nil) async throws -> (Result, String) {
         let responseFile = try newResponseFile()
         var json = try payloads.prepareJob(responseFile: responseFile, services: services, image: image ?? "unused")
+        if let options {
+            let fixture = try #require(json.firstRange(of: "\"createOptions\":\"--cpus 1\""))
+            json.replaceSubrange(fixture, with: "\"createOptions\":" + TestJSON.quote(options))
+        }
         if image == nil {
             let start = try #require(json.firstRange(of: "\"container\":{"))
             let end = try #require(json.firstRange(of: ",\"services\":["))
