@@ -54,11 +54,15 @@ extension GuestManager {
                 .invalidInput, input: label, problem: "the service's image has no Entrypoint or Cmd to run",
                 fix: "give the service an entrypoint (services.<id>.entrypoint/command), or use an image that has one")
         }
-        if request.ports.contains(where: { $0.needsProxy }) {
+        // On a private job network the host port is DNATed to the guest's own port (no proxy);
+        // on the host's network a different host port needs the socket proxy, a systemd unit.
+        if policy.network == nil, request.ports.contains(where: { $0.needsProxy }) {
             throw RunnerError(
                 .unsupported, input: label,
-                problem: "a service image without systemd cannot have a port mapped to another host port",
-                fix: "map the service's own port (ports: [\"\(request.ports[0].containerPort)\"])")
+                problem: "a service image without systemd cannot have a port mapped to another host port "
+                    + "on the host's network (RUNNER_GUEST_NETWORK=host)",
+                fix: "map the service's own port (ports: [\"\(request.ports[0].containerPort)\"]), "
+                    + "or use the private job network (RUNNER_GUEST_NETWORK=private)")
         }
         var environment = config?.environment ?? [:]
         for (key, value) in request.environment { environment[key] = value }

@@ -61,6 +61,23 @@ import Testing
         #expect(plan.command.suffix(3) == ["/bin/sh", "-c", "x"])
     }
 
+    /// A port published on another host port: DNATed on a private job network, so allowed there;
+    /// on the host's network it would need the socket proxy (a systemd unit), so refused.
+    @Test func aRemappedPortNeedsThePrivateNetwork() throws {
+        var service = GuestStartRequest(image: "x", ports: [PortMapping(hostPort: 8080, containerPort: 80)])
+        service.role = .service
+        let config = OCIImageConfig(config: .init(cmd: ["httpd"]))
+        let error = #expect(throws: RunnerError.self) {
+            try manager().stubPlan(service, rootfs: "/nonexistent", config: config)
+        }
+        #expect(error?.problem.contains("RUNNER_GUEST_NETWORK=host") == true)
+        var policy = GuestPolicy(layout: HostLayout(root: "/nonexistent"))
+        policy.network = GuestNetworkPolicy(names: GuestNetworkNames(layout: policy.layout))
+        let plan = try GuestManager(policy: policy, logger: .init(label: "t")).stubPlan(
+            service, rootfs: "/nonexistent", config: config)
+        #expect(plan.command.last == "httpd")
+    }
+
     /// docker's `--user` replaces the image's `USER` (a non-root image whose steps must write
     /// the workspace runs them as root this way, as with docker).
     @Test func theJobsUserOptionReplacesTheImagesUser() throws {

@@ -158,6 +158,32 @@ extension GuestSuites {
             }
         }
 
+        /// `ports: ["HOST:CONTAINER"]` on a no-init service, on the private job network (the
+        /// default): the host port is DNATed to the guest's own port, no proxy needed, and the
+        /// host reaches it there, as for a booted service.
+        @Test func aNoInitServicePublishesARemappedPort() async throws {
+            try await OCIHarness.with { h in
+                let port = UInt16.random(in: 30000...34999)
+                let hostPort = port + 5000
+                let config = """
+                    {"config":{"Env":["PATH=/usr/bin:/bin"],\
+                    "Cmd":["sh","-c","while :; do echo hello-from-\(port) | nc -l -p \(port); done"]}}
+                    """
+                try await h.addImage("registry.test/echo:1", config: config)
+                let service = h.payloads.serviceJSON(image: "registry.test/echo:1", ports: ["\(hostPort):\(port)"])
+                let (prepared, response) = try await h.prepare(image: nil, services: service)
+                #expect(prepared.status == .exited(0), "\(prepared.stdout)\(prepared.stderr)")
+                #expect(response.contains("\"\(port)\":\"\(hostPort)\""), "\(response)")
+                // (nc may end by its timeout: its output is what counts.)
+                let answer = try await SystemCommandRunner().run(
+                    Command(OCIHarness.busybox, ["nc", "-w", "3", "127.0.0.1", "\(hostPort)"]), input: [],
+                    output: .captured)
+                #expect(answer.standardOutput.contains("hello-from-\(port)"), "\(answer)")
+                let cleaned = try await h.cleanup(state: try HookPayloads.state(of: response))
+                #expect(cleaned.status == .exited(0), "\(cleaned.stderr)")
+            }
+        }
+
         @Test func aPullThatFailsNamesTheReferenceAndTheRegistrysAnswer() async throws {
             try await OCIHarness.with { h in
                 let (prepared, _) = try await h.prepare(image: "registry.test/nothing:9")
