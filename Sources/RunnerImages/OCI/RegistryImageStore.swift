@@ -151,7 +151,7 @@ public struct RegistryImageStore: Sendable {
         let manifestHex = String(manifestBytes.digest.dropFirst("sha256:".count))
         progress.stage("resolved to \(manifestBytes.digest) (\(settings.platform), \(manifest.layers.count) layers)")
 
-        // Pinned before a blob is written or a tree looked at (see ``RegistryImagePins``).
+        // Pinned before a blob is written or a tree looked at (see ``pin(_:blobs:holder:)``).
         let needed =
             [indexDigest, manifestBytes.digest, manifest.config.digest].compactMap { $0 }
             + manifest.layers.map(\.digest)
