@@ -19,6 +19,6 @@ struct GuestStopCommand: AsyncParsableCommand {
 
     func run() async throws {
         let manager = try AgentHost.manager()
-        for name in names { try await manager.stop(name) }
+        try await manager.stop(names)
     }
 }
