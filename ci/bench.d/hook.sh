@@ -62,6 +62,16 @@ mkdir -p "$store/$digest"
 # in place, which must not touch the shared cached tree.
 cp -a "$base" "$store/$digest/rootfs"
 ln -s "$digest" "$store/current"
+# The service image of the "service by name" row: the same tree with an HTTP server on port 8080
+# started at boot (both sides boot it).
+svc=$root/var/lib/runner/images/svc
+mkdir -p "$svc/$digest"
+cp -a "$base" "$svc/$digest/rootfs"
+ln -s "$digest" "$svc/current"
+printf '[Service]\nExecStart=/usr/bin/python3 -m http.server 8080\n[Install]\nWantedBy=multi-user.target\n' \
+    >"$svc/$digest/rootfs/etc/systemd/system/bench-http.service"
+mkdir -p "$svc/$digest/rootfs/etc/systemd/system/multi-user.target.wants"
+ln -s ../bench-http.service "$svc/$digest/rootfs/etc/systemd/system/multi-user.target.wants/bench-http.service"
 work=$root/var/lib/runner/work
 mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_temp/_github_workflow" \
     "$work/_tool" "$work/_actions" "$work/repo/repo" "$root/opt/actions-runner/externals"
@@ -76,11 +86,12 @@ chmod 755 "$root"
 mkdir -p "$root/bin"
 cp "$agent" "$root/bin/runner-agent"
 
-python3 - "$agent" "$root" "$store/current/rootfs" "$runs" "$userns" "$network" <<'PY'
+python3 - "$agent" "$root" "$store/current/rootfs" "$runs" "$userns" "$network" "$svc/current/rootfs" <<'PY'
 import atexit, json, os, signal, socket, statistics, subprocess, sys, time, uuid
 
 agent, root, rootfs, runs, userns = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "on"
 private = sys.argv[6] == "private"
+service_rootfs = sys.argv[7]
 # The bare nspawn's bridge (the hook makes its own per job, with an address, nft tables and the
 # guest's address and route; the bare boot only joins a bridge).
 bridge = "rnbench%d" % (os.getpid() % 100000)
@@ -179,7 +190,33 @@ def remove_cgroup(dirs):
                 except OSError:
                     time.sleep(0.01)
 
-def bare_boot():
+def prepare_with_service():
+    """prepare_job for a job container and one service (`redis`), until the service answers
+    by name from the job guest (a TCP connection to redis:8080, made in the job guest)."""
+    resp = "%s/_temp/_runner_hook_responses/%s.json" % (work, uuid.uuid4())
+    os.makedirs(os.path.dirname(resp), exist_ok=True)
+    open(resp, "w").close()
+    service = {"contextName": "redis", "image": "svc", "dockerfile": None, "entryPointArgs": [], "entryPoint": None,
+               "workingDirectory": None, "createOptions": None, "registry": None, "environmentVariables": {},
+               "portMappings": [], "systemMountVolumes": [], "userMountVolumes": []}
+    payload = {"command": "prepare_job", "responseFile": resp, "state": None, "args": {"services": [service],
+               "container": {"image": "job", "dockerfile": None, "entryPointArgs": [], "entryPoint": None,
+                             "workingDirectory": "/__w/repo/repo", "createOptions": None, "registry": None,
+                             "environmentVariables": {"HOME": "/github/home"}, "portMappings": [],
+                             "systemMountVolumes": mounts(), "userMountVolumes": []}}}
+    t0 = time.monotonic()
+    hook(payload)
+    state = json.load(open(resp))["state"]
+    os.unlink(resp)
+    leader = json.load(open(root + "/run/runner/guests/" + state["guest"] + ".json"))["leaderPID"]
+    probe = ["nsenter", "-t", str(leader), "-a", "bash", "-c", "exec 3<>/dev/tcp/redis/8080"]
+    while subprocess.run(probe, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode != 0:
+        if time.monotonic() - t0 > 60:
+            sys.exit("the service never answered by name from the job guest")
+        time.sleep(0.005)
+    return time.monotonic() - t0, state
+
+def bare_boot(tree=None):
     path = "%s/bare-%s.notify" % (root, uuid.uuid4().hex[:8])
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
@@ -193,7 +230,7 @@ def bare_boot():
             with open(d + "/cgroup.procs", "w") as f:
                 f.write(str(os.getpid()))
     t0 = time.monotonic()
-    p = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", rootfs,
+    p = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", tree or rootfs,
                           "--machine=" + machine, "-b", "--volatile=overlay",
                           "--notify-ready=yes", "--console=passive"] + users +
                          (["--network-bridge=" + bridge, "--resolv-conf=off"] if private else []) +
@@ -232,6 +269,7 @@ def bare_step(leader):
 steps = int(os.environ.get("HOOK_BENCH_STEPS", "6"))
 boot_bare, boot_hook, clean, step_bare, step_hook, rss = [], [], [], [], [], []
 step_relay, step_bare_relay = [], []
+clean_service = []
 # One job first: its guest start shifts the image into the guests' range (once per image), which
 # the bare nspawn then boots as well.
 _, state = prepare()
@@ -254,6 +292,24 @@ for i in range(runs):
         step_bare_relay.append(bare_step(leader))
         step_relay.append(relay_step(guest))
     subprocess.run([agent, "guest", "stop", guest], env=env, check=True)
+
+# A job with one service, reached by name from the job guest (private network only), against
+# two bare nspawns booted one after the other (the service's tree, then the job's) on the same
+# bridge to READY=1.
+service_hook, service_bare = [], []
+if private:
+    _, state = prepare_with_service()
+    cleanup(state)
+    for i in range(int(os.environ.get("HOOK_BENCH_SERVICE_RUNS", "5"))):
+        t0 = time.monotonic()
+        _, p1, _ = bare_boot(service_rootfs)
+        _, p2, _ = bare_boot()
+        service_bare.append(time.monotonic() - t0)
+        bare_stop(p1)
+        bare_stop(p2)
+        dt, state = prepare_with_service()
+        service_hook.append(dt)
+        clean_service.append(cleanup(state))
 
 # Workspace ownership: a step creates 20,000 entries in the workspace; on the host they must
 # belong to the work directory's owner (rootidmap with user namespaces; the after-step walk
@@ -282,11 +338,15 @@ def row(name, ours, bare, target):
 print("runs: %d boots, %d steps each side; user namespaces %s; network %s"
       % (runs, len(step_hook), "on" if userns else "off", "private" if private else "host"))
 row("prepare_job vs nspawn -b to READY", boot_hook, boot_bare, 1.3)
+if service_hook:
+    row("with a service, answering by name", service_hook, service_bare, 1.3)
 row("run_script_step true vs nsenter", step_hook, step_bare, 1.5)
 row("  the same as the runner user (relay)", step_relay, step_bare_relay, 1.5)
 c = med(clean)
 print("%-34s %7.1f ms (%s) (target <= 300 ms) %s"
       % ("cleanup_job median", c * 1000, spread(clean), "ok" if c <= 0.3 else "OVER"))
+if clean_service:
+    print("%-34s %7.1f ms (%s)" % ("cleanup_job with a service", med(clean_service) * 1000, spread(clean_service)))
 print("%-34s %+7.1f ms per step with 20,000 step-made entries (owned by the work owner: %s)"
       % ("workspace ownership", (med(walk) - med(step_hook)) * 1000, owner_ok))
 over = [t for t in step_hook + step_relay if t > 1.0]

@@ -501,12 +501,13 @@ public struct ContainerHook: Sendable {
 
     func cleanupJob(_ input: HookInput) async {
         if let state = input.state {
-            for name in [state.guest].compactMap({ $0 }) + state.services {
-                do {
-                    try await guests.stop(name)
-                } catch {
-                    logger.warning("could not stop guest", metadata: ["guest": "\(name)", "error": "\(error)"])
-                }
+            // All of the job's guests at once: they shut down together, the network with them.
+            let names = [state.guest].compactMap({ $0 }) + state.services
+            do {
+                try await guests.stop(names)
+            } catch {
+                logger.warning(
+                    "could not stop the job's guests", metadata: ["guests": "\(names)", "error": "\(error)"])
             }
         } else {
             // prepare_job failed or was killed before it saved a state: remove every guest of

@@ -14,6 +14,9 @@ public protocol GuestOperations: Sendable {
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)
         async throws(RunnerError) -> ExitStatus
     func stop(_ name: String) async throws(RunnerError)
+    /// Stops a job's guests at once (``GuestManager/stop(_:)-([String])``): they shut down
+    /// together, and the job's network goes while they do.
+    func stop(_ names: [String]) async throws(RunnerError)
     /// Runs a health check in a guest: its status and output, stopped after `timeout` seconds.
     func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult
     /// Removes stale guests and, with `owner`, every guest of that job.

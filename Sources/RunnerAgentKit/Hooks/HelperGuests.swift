@@ -77,7 +77,13 @@ struct HelperGuests: GuestOperations {
     }
 
     func stop(_ name: String) async throws(RunnerError) {
-        try await runner.run(sudo(["stop", name])).checked(sudo(["stop", name]))
+        try await stop([name])
+    }
+
+    /// One helper call for all of them (`ci-nspawn-run stop NAME…`).
+    func stop(_ names: [String]) async throws(RunnerError) {
+        guard !names.isEmpty else { return }
+        try await runner.run(sudo(["stop"] + names)).checked(sudo(["stop"] + names))
     }
 
     func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {

@@ -117,8 +117,8 @@ extension GuestManager {
         var owners: [ImageHolder] = []
         for name in names {
             if let owner = (try? record(name))??.imageHolder { owners.append(owner) }
-            try await stop(name)
         }
+        try await stop(names)
         await RegistryHost.jobEnded(owners: owners, layout: layout, remaining: list(), logger: logger)
     }
 

@@ -53,10 +53,39 @@ public struct GuestCgroups: Sendable {
         return found
     }
 
-    /// `<hierarchy>/runner-guests/<name>` for every hierarchy, and for every v1 controller
-    /// hierarchy that holds limits (``limitHierarchies()``).
+    /// `<hierarchy>/runner-guests/<name>` (or `<hierarchy>/runner-guests/job-<id>/<name>`, where
+    /// the guest's job has limits of its own: ``jobDirectory(_:)``) for every hierarchy, and for
+    /// every v1 controller hierarchy that holds limits (``limitHierarchies()``).
     public func directories(for name: String) -> [String] {
-        (hierarchies().map(\.mount) + limitHierarchies()).map { $0 + "/" + Self.parentName + "/" + name }
+        (hierarchies().map(\.mount) + limitHierarchies()).map { mount in
+            let parent = mount + "/" + Self.parentName
+            if !FilePaths.exists(parent + "/" + name) {
+                for job in FilePaths.entries(of: parent) where Self.isJobDirectory(job) {
+                    if FilePaths.exists(parent + "/" + job + "/" + name) { return parent + "/" + job + "/" + name }
+                }
+            }
+            return parent + "/" + name
+        }
+    }
+
+    /// The parent cgroup of job `id`'s guests, under `runner-guests/` (`job-<id>`): it carries
+    /// the job's limits (`RUNNER_JOB_*`), so a job's guests share them.
+    public static func jobDirectory(_ id: String) -> String { "job-" + id }
+
+    static func isJobDirectory(_ entry: String) -> Bool {
+        entry.hasPrefix("job-") && GuestNetworkNames.isJobID(String(entry.dropFirst(4)))
+    }
+
+    /// A job's parent cgroup: its id (``GuestNetworkNames/jobID(ownerPID:startTime:)``) and the
+    /// limits all of its guests share.
+    public struct Job: Sendable, Hashable {
+        public var id: String
+        public var limits: GuestLimits
+
+        public init(id: String, limits: GuestLimits) {
+            self.id = id
+            self.limits = limits
+        }
     }
 
     /// The v1 hierarchies of the controllers that carry limits (`memory`, `pids`, `cpu`), on
@@ -77,46 +106,94 @@ public struct GuestCgroups: Sendable {
     }
 
     /// Creates the guest's cgroups with `limits` and returns `command` made to start in them
-    /// (see ``entering(guest:_:)``). On cgroup2 the limits are `memory.max`, `cpu.max` and
-    /// `pids.max` of `runner-guests/<name>` (the controllers enabled in the parents' subtrees);
-    /// on v1 (hybrid hosts) `memory.limit_in_bytes`, `cpu.cfs_quota_us` and `pids.max` in those
+    /// (see ``entering(guest:_:)``). With `job`, the guest's cgroups are made under the job's
+    /// parent (`runner-guests/job-<id>/<name>`), which carries the job's limits: the job's guests
+    /// together stay within them; `limits` (the guest's own, such as a job container's
+    /// `--memory`) apply to the guest within them. On cgroup2 the limits are `memory.max`,
+    /// `cpu.max` and `pids.max` (the controllers enabled in the parents' subtrees); on v1
+    /// (hybrid hosts) `memory.limit_in_bytes`, `cpu.cfs_quota_us` and `pids.max` in those
     /// controllers' hierarchies, which the guest cannot leave. A limit no hierarchy can carry is
     /// an error, never silently dropped.
-    public func entering(guest name: String, limits: GuestLimits, _ command: Command) throws(RunnerError) -> Command {
-        var procs = try create(guest: name).map { $0 + "/cgroup.procs" }
-        guard !limits.isEmpty else { return Self.enter(procs: procs, command) }
+    public func entering(guest name: String, job: Job? = nil, limits: GuestLimits, _ command: Command)
+        throws(RunnerError) -> Command
+    {
+        let parents = [Self.parentName] + (job.map { [Self.parentName + "/" + Self.jobDirectory($0.id)] } ?? [])
+        let path = parents[parents.count - 1] + "/" + name
+        var procs = try create(guest: name, parents: parents).map { $0 + "/cgroup.procs" }
+        let jobLimits = job?.limits ?? GuestLimits()
+        guard !limits.isEmpty || !jobLimits.isEmpty else { return Self.enter(procs: procs, command) }
         var files: [(String, String)] = []
         let unified = unifiedControllers()
         // Each controller where the host has it: its v1 hierarchy (legacy and hybrid hosts),
-        // else the cgroup2 one.
-        let wanted: [(String, (v1: String, v2: String, value: String, v2Value: String)?)] = [
-            ("memory", limits.memoryMax.map { ("memory.limit_in_bytes", "memory.max", "\($0)", "\($0)") }),
-            ("cpu", limits.cpuQuotaMicroseconds.map { ("cpu.cfs_quota_us", "cpu.max", "\($0)", "\($0) 100000") }),
-            ("pids", limits.tasksMax.map { ("pids.max", "pids.max", "\($0)", "\($0)") }),
-        ]
-        for (controller, setting) in wanted {
-            guard let setting else { continue }
-            let mount = root + "/" + controller
+        // else the cgroup2 one. The job's value goes on its parent, the guest's on its own.
+        for setting in Self.settings(job: jobLimits, guest: limits) {
+            let mount = root + "/" + setting.controller
             if FilePaths.exists(mount + "/cgroup.procs") {
-                let parent = mount + "/" + Self.parentName
-                let directory = parent + "/" + name
-                for path in [parent, directory] where mkdir(path, 0o755) != 0 && errno != EEXIST {
+                for path in (parents + [path]).map({ mount + "/" + $0 })
+                where mkdir(path, 0o755) != 0 && errno != EEXIST {
                     throw RunnerError.posix("could not create the guest's cgroup", path, fix: "run as root")
                 }
-                if controller == "cpu" { files.append((directory + "/cpu.cfs_period_us", "100000")) }
-                files.append((directory + "/" + setting.v1, setting.value))
-                procs.append(directory + "/cgroup.procs")
-            } else if let unified, unified.controllers.contains(controller) {
-                for parent in [unified.mount, unified.mount + "/" + Self.parentName] {
-                    try Self.write("+" + controller, to: parent + "/cgroup.subtree_control")
+                for (directory, value) in [(parents.last, setting.job), (path, setting.guest)] {
+                    guard let directory, let value, job != nil || directory == path else { continue }
+                    if setting.controller == "cpu" {
+                        files.append((mount + "/" + directory + "/cpu.cfs_period_us", "100000"))
+                    }
+                    files.append((mount + "/" + directory + "/" + setting.v1, value.v1))
                 }
-                files.append((unified.mount + "/" + Self.parentName + "/" + name + "/" + setting.v2, setting.v2Value))
+                procs.append(mount + "/" + path + "/cgroup.procs")
+            } else if let unified, unified.controllers.contains(setting.controller) {
+                for parent in [""] + parents {
+                    let directory = parent.isEmpty ? unified.mount : unified.mount + "/" + parent
+                    try Self.write("+" + setting.controller, to: directory + "/cgroup.subtree_control")
+                }
+                for (directory, value) in [(parents.last, setting.job), (path, setting.guest)] {
+                    guard let directory, let value, job != nil || directory == path else { continue }
+                    files.append((unified.mount + "/" + directory + "/" + setting.v2, value.v2))
+                }
             } else {
-                throw Self.noController(controller, root: root)
+                throw Self.noController(setting.controller, root: root)
             }
         }
+        // Parents first: a v1 CPU quota may not exceed its parent's.
         for (path, value) in files { try Self.write(value, to: path) }
         return Self.enter(procs: procs, command)
+    }
+
+    /// One controller's files and values: the job's (on its parent) and the guest's (nil: none).
+    struct Setting: Equatable {
+        var controller: String
+        var v1: String
+        var v2: String
+        var job: (v1: String, v2: String)?
+        var guest: (v1: String, v2: String)?
+
+        static func == (a: Setting, b: Setting) -> Bool {
+            a.controller == b.controller && a.v1 == b.v1 && a.v2 == b.v2 && a.job?.v1 == b.job?.v1
+                && a.job?.v2 == b.job?.v2 && a.guest?.v1 == b.guest?.v1 && a.guest?.v2 == b.guest?.v2
+        }
+    }
+
+    /// The cgroup files `job`'s and `guest`'s limits set, per controller (`memory`, `cpu`,
+    /// `pids`), for the controllers either limits: v1 `memory.limit_in_bytes`,
+    /// `cpu.cfs_quota_us` (per 100 ms period), `pids.max`; cgroup2 `memory.max`, `cpu.max`
+    /// (`QUOTA 100000`), `pids.max`.
+    static func settings(job: GuestLimits, guest: GuestLimits) -> [Setting] {
+        func values(_ limits: GuestLimits, _ controller: String) -> (v1: String, v2: String)? {
+            switch controller {
+            case "memory": limits.memoryMax.map { ("\($0)", "\($0)") }
+            case "cpu": limits.cpuQuotaMicroseconds.map { ("\($0)", "\($0) 100000") }
+            default: limits.tasksMax.map { ("\($0)", "\($0)") }
+            }
+        }
+        let files = [
+            ("memory", "memory.limit_in_bytes", "memory.max"), ("cpu", "cpu.cfs_quota_us", "cpu.max"),
+            ("pids", "pids.max", "pids.max"),
+        ]
+        return files.compactMap { controller, v1, v2 in
+            let setting = Setting(
+                controller: controller, v1: v1, v2: v2, job: values(job, controller), guest: values(guest, controller))
+            return setting.job == nil && setting.guest == nil ? nil : setting
+        }
     }
 
     static func noController(_ controller: String, root: String) -> RunnerError {
@@ -140,13 +217,16 @@ public struct GuestCgroups: Sendable {
     /// memory cgroup: its own `runner-guests/<name>`, or with machined its unit's), or nil
     /// when no memory cgroup of it is found.
     public func oomKills(guest name: String) -> UInt64? {
-        let candidates = [
-            root + "/" + Self.parentName + "/" + name + "/memory.events",
-            root + "/unified/" + Self.parentName + "/" + name + "/memory.events",
-            root + "/memory/" + Self.parentName + "/" + name + "/memory.oom_control",
-            root + "/system.slice/" + name + ".service/memory.events",
-            root + "/memory/system.slice/" + name + ".service/memory.oom_control",
-        ]
+        let own = directories(for: name)
+        let candidates =
+            own.filter { !$0.hasPrefix(root + "/memory/") }.map { $0 + "/memory.events" }
+            + own.filter { $0.hasPrefix(root + "/memory/") }.map { $0 + "/memory.oom_control" } + [
+                root + "/" + Self.parentName + "/" + name + "/memory.events",
+                root + "/unified/" + Self.parentName + "/" + name + "/memory.events",
+                root + "/memory/" + Self.parentName + "/" + name + "/memory.oom_control",
+                root + "/system.slice/" + name + ".service/memory.events",
+                root + "/memory/system.slice/" + name + ".service/memory.oom_control",
+            ]
         for path in candidates {
             guard let bytes = try? FilePaths.read(path) else { continue }
             for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
@@ -176,8 +256,9 @@ public struct GuestCgroups: Sendable {
         return Shell().wrapping(script, operands: ["runner-cgroup", "\(procs.count)"] + procs, command)
     }
 
-    /// Creates `runner-guests/<name>` in every hierarchy; returns the directories.
-    func create(guest name: String) throws(RunnerError) -> [String] {
+    /// Creates `runner-guests/<name>` (or the guest's directory under `parents`, outermost
+    /// first) in every hierarchy; returns the directories.
+    func create(guest name: String, parents: [String] = [parentName]) throws(RunnerError) -> [String] {
         try GuestName.check(name)
         let hierarchies = hierarchies()
         guard !hierarchies.isEmpty else {
@@ -187,12 +268,11 @@ public struct GuestCgroups: Sendable {
         }
         var directories: [String] = []
         for hierarchy in hierarchies {
-            let parent = hierarchy.mount + "/" + Self.parentName
-            let directory = parent + "/" + name
-            for path in [parent, directory] where mkdir(path, 0o755) != 0 && errno != EEXIST {
+            let paths = (parents + [(parents.last ?? Self.parentName) + "/" + name]).map { hierarchy.mount + "/" + $0 }
+            for path in paths where mkdir(path, 0o755) != 0 && errno != EEXIST {
                 throw RunnerError.posix("could not create the guest's cgroup", path, fix: "run as root")
             }
-            directories.append(directory)
+            directories.append(paths[paths.count - 1])
         }
         return directories
     }
@@ -216,17 +296,51 @@ public struct GuestCgroups: Sendable {
     public func removeNow(guest name: String) -> Bool {
         guard (try? GuestName.check(name)) != nil else { return false }
         var gone = true
-        for directory in directories(for: name) where !Self.removeTree(directory) { gone = false }
+        for directory in directories(for: name) {
+            if !Self.removeTree(directory) {
+                gone = false
+                continue
+            }
+            // A job's parent goes with its last guest (the kernel refuses while others remain).
+            let parent = FilePaths.parent(of: directory)
+            if Self.isJobDirectory(FilePaths.basename(parent)) { rmdir(parent) }
+        }
         return gone
+    }
+
+    /// Removes job parents (``jobDirectory(_:)``) no guest is under any more (what a killed job
+    /// left); a parent that still has a guest's cgroup stays.
+    public func removeEmptyJobs() {
+        for mount in hierarchies().map(\.mount) + limitHierarchies() {
+            let parent = mount + "/" + Self.parentName
+            for entry in FilePaths.entries(of: parent) where Self.isJobDirectory(entry) {
+                rmdir(parent + "/" + entry)
+            }
+        }
+    }
+
+    /// The job parents under `runner-guests/` in any hierarchy: their ids.
+    public func jobIDs() -> Set<String> {
+        var ids = Set<String>()
+        for mount in hierarchies().map(\.mount) + limitHierarchies() {
+            for entry in FilePaths.entries(of: mount + "/" + Self.parentName) where Self.isJobDirectory(entry) {
+                ids.insert(String(entry.dropFirst(4)))
+            }
+        }
+        return ids
     }
 
     /// Guest cgroups under `runner-guests/` in any hierarchy.
     public func guestNames() -> Set<String> {
         var names = Set<String>()
         for mount in hierarchies().map(\.mount) + limitHierarchies() {
-            for entry in FilePaths.entries(of: mount + "/" + Self.parentName)
-            where (try? GuestName.check(entry)) != nil {
-                names.insert(entry)
+            let parent = mount + "/" + Self.parentName
+            for entry in FilePaths.entries(of: parent) {
+                if (try? GuestName.check(entry)) != nil { names.insert(entry) }
+                guard Self.isJobDirectory(entry) else { continue }
+                for child in FilePaths.entries(of: parent + "/" + entry) where (try? GuestName.check(child)) != nil {
+                    names.insert(child)
+                }
             }
         }
         return names

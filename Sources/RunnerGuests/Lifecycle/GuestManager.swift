@@ -115,6 +115,13 @@ public struct GuestManager: Sendable {
         if !capabilities.isEmpty { record.addedCapabilities = capabilities }
         let limits = policy.limits.narrowed(to: request.limits)
         if !limits.isEmpty { record.limits = limits }
+        // The job's limits are the job's, not each guest's: on a parent all its guests share
+        // (direct backend), the guest's own (`--memory`, `--cpus`) on it within them.
+        var ownLimits = limits
+        if !policy.limits.isEmpty && policy.backend == .direct {
+            record.limitsJob = GuestNetworkNames.jobID(ownerPID: owner.pid, startTime: owner.startTime)
+            ownLimits = policy.limits.requested(request.limits)
+        }
         try save(record)
         do {
             var options = SystemdNspawn.BootOptions(directory: rootfs, machine: name)
@@ -185,7 +192,8 @@ public struct GuestManager: Sendable {
             }
             switch policy.backend {
             case .direct:
-                try await bootDirect(command(false), userNamespace: options.userNamespace, record: &record)
+                try await bootDirect(
+                    command(false), userNamespace: options.userNamespace, ownLimits: ownLimits, record: &record)
             case .machined:
                 try await bootMachined(command(true), record: &record)
             }
@@ -326,9 +334,9 @@ public struct GuestManager: Sendable {
         }
     }
 
-    private func bootDirect(_ nspawn: Command, userNamespace: GuestUserNamespace?, record: inout GuestRecord)
-        async throws(RunnerError)
-    {
+    private func bootDirect(
+        _ nspawn: Command, userNamespace: GuestUserNamespace?, ownLimits: GuestLimits, record: inout GuestRecord
+    ) async throws(RunnerError) {
         let name = record.name
         let socket = try NotifySocket(path: layout.guestNotifySocket(name))
         var command = nspawn
@@ -336,8 +344,10 @@ public struct GuestManager: Sendable {
         let log = layout.guestLog(name)
         // A user-namespaced guest's systemd needs a cgroup nspawn can delegate to it: its own.
         // Limits live in those cgroups too (in v1 controller hierarchies on hybrid hosts).
+        // A job with limits: the guest's cgroups under the job's parent, which carries them.
         if userNamespace != nil || record.limits != nil {
-            command = try policy.cgroups.entering(guest: name, limits: record.limits ?? GuestLimits(), command)
+            let job = record.limitsJob.map { GuestCgroups.Job(id: $0, limits: policy.limits) }
+            command = try policy.cgroups.entering(guest: name, job: job, limits: ownLimits, command)
         }
         // A daemon in a session of its own: it outlives this helper.
         let nspawn = try runner.start(command, options: StartOptions(output: .file(log), grouping: .newSession))
@@ -809,12 +819,47 @@ public struct GuestManager: Sendable {
 
     /// Stops `name` and removes everything it left; a guest that is already gone is fine.
     public func stop(_ name: String) async throws(RunnerError) {
-        try GuestName.check(name)
-        if let record = try? record(name) {
-            await teardown(record)
-        } else {
-            await teardown(name: name, backend: policy.backend)
+        try await stop([name])
+    }
+
+    /// Stops `names` (a job's guests, at its cleanup) and removes everything they left; guests
+    /// already gone are fine. The guests shut down at once, not one after the other, and the
+    /// network of a job whose every guest is among them (its bridge and nat table) is removed
+    /// while they shut down, once, rather than after the last one.
+    public func stop(_ names: [String]) async throws(RunnerError) {
+        var unique: [String] = []
+        for name in names where !unique.contains(name) {
+            try GuestName.check(name)
+            unique.append(name)
         }
+        let records = unique.map { name in (name, try? record(name)) }
+        let networks = finishedNetworks(records.compactMap(\.1), stopping: Set(unique))
+        await withTaskGroup(of: Void.self) { group in
+            if let network = policy.network {
+                for id in networks.sorted() {
+                    group.addTask { await removeNetwork(network, id: id) }
+                }
+            }
+            for (name, record) in records {
+                group.addTask {
+                    if let record {
+                        await teardown(record, detachNetwork: !networks.contains(record.network?.id ?? ""))
+                    } else {
+                        await teardown(name: name, backend: policy.backend)
+                    }
+                }
+            }
+        }
+    }
+
+    /// The job networks of `records` no other guest is on: those go with the guests being
+    /// stopped (`stopping`, by name).
+    func finishedNetworks(_ records: [GuestRecord], stopping: Set<String>) -> Set<String> {
+        guard policy.network != nil else { return [] }
+        let ids = Set(records.compactMap(\.network?.id))
+        guard !ids.isEmpty else { return [] }
+        let others = Set(list().filter { !stopping.contains($0.name) }.compactMap(\.network?.id))
+        return ids.subtracting(others)
     }
 
     /// Stops and removes guests whose job is gone (owner or nspawn process dead, or a start
@@ -867,6 +912,8 @@ public struct GuestManager: Sendable {
         {
             policy.cgroups.removeNow(guest: name)
         }
+        // Job parents (their limits) no guest is under any more.
+        policy.cgroups.removeEmptyJobs()
     }
 
     /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
@@ -902,7 +949,11 @@ public struct GuestManager: Sendable {
         }
     }
 
-    func teardown(_ record: GuestRecord) async {
+    /// Stops the guest of `record` and removes what it left. With `detachNetwork` false its
+    /// job's network is left alone (the caller removes it).
+    func teardown(_ record: GuestRecord, detachNetwork: Bool = true) async {
+        // The step relay needs no orderly end: it goes while the guest shuts down.
+        async let relay: Void = terminateRelay(record)
         switch record.backend {
         case .direct:
             if let pid = record.nspawnPID {
@@ -930,13 +981,20 @@ public struct GuestManager: Sendable {
                     await MonotonicClock.pause(.milliseconds(50))
                 } while MonotonicClock.now() < end
             }
-            await cleanFiles(record.name)
+            await cleanFiles(record.name, detachNetwork: detachNetwork)
         case .machined:
-            await teardown(name: record.name, backend: .machined)
+            await teardown(name: record.name, backend: .machined, detachNetwork: detachNetwork)
         }
+        await relay
     }
 
-    func teardown(name: String, backend: GuestBackend) async {
+    /// Ends the guest's step relay (SIGTERM, then SIGKILL after a grace), if it has one.
+    private func terminateRelay(_ record: GuestRecord) async {
+        guard let relay = record.relayPID else { return }
+        await ProcessTermination.terminate(pid: relay, startTime: record.relayStartTime)
+    }
+
+    func teardown(name: String, backend: GuestBackend, detachNetwork: Bool = true) async {
         switch backend {
         case .machined:
             // The guest's unit has KillMode=mixed (see SystemdRun.guestService(_:nspawn:)): stopping it
@@ -959,10 +1017,10 @@ public struct GuestManager: Sendable {
                 await Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
             }
         }
-        await cleanFiles(name)
+        await cleanFiles(name, detachNetwork: detachNetwork)
     }
 
-    private func cleanFiles(_ name: String) async {
+    private func cleanFiles(_ name: String, detachNetwork: Bool = true) async {
         let saved = try? record(name)
         if let record = saved, let relay = record.relayPID {
             await ProcessTermination.terminate(pid: relay, startTime: record.relayStartTime)
@@ -986,10 +1044,17 @@ public struct GuestManager: Sendable {
         let propagate = layout.nspawnPropagateDirectory(name)
         rmdir(propagate + "/incoming")
         rmdir(propagate)
-        if let network = policy.network, let id = saved?.network?.id {
+        if detachNetwork, let network = policy.network, let id = saved?.network?.id {
             // The job's bridge and nat table go with its last guest.
-            await detachNetwork(network, id: id)
+            await self.detachNetwork(network, id: id)
         }
+    }
+
+    /// Removes job `id`'s bridge and nat table, under the network lock.
+    private func removeNetwork(_ network: GuestNetworkPolicy, id: String) async {
+        guard let lock = try? await NetworkLock.acquire(layout.guestNetworkLock) else { return }
+        defer { lock.release() }
+        await jobNetwork(network).remove(id: id)
     }
 
     /// After a guest of job `id` went: the job's nat table for the guests left, or its bridge

@@ -35,6 +35,17 @@ public struct GuestLimits: Codable, Sendable, Hashable {
             tasksMax: lower(tasksMax, requested.tasksMax))
     }
 
+    /// What a job asked for (`--memory`, `--cpus`), each lowered to these ceilings; what it did
+    /// not ask for stays unset (the job's own limits bound it already).
+    public func requested(_ requested: GuestLimits?) -> GuestLimits {
+        guard let requested else { return GuestLimits() }
+        let lowered = narrowed(to: requested)
+        return GuestLimits(
+            memoryMax: requested.memoryMax == nil ? nil : lowered.memoryMax,
+            cpus: requested.cpus == nil ? nil : lowered.cpus,
+            tasksMax: requested.tasksMax == nil ? nil : lowered.tasksMax)
+    }
+
     /// The CPU quota in microseconds per 100 ms period (`cpus` × 100000), at least 1000.
     public var cpuQuotaMicroseconds: UInt64? {
         cpus.map { UInt64(max(1000, ($0 * 100_000).rounded())) }

@@ -54,6 +54,9 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     public var defaultWorkingDirectory: String?
     /// The guest's place on its job's private network (nil: the host's network).
     public var network: GuestNetworkAttachment?
-    /// The guest's resource limits (nil: none).
+    /// The guest's resource limits (nil: none): the lower of its job's and its own.
     public var limits: GuestLimits?
+    /// The job whose parent cgroup (or slice, with machined) carries the job's limits, shared
+    /// by all of its guests (nil: no job limits, or a record of an older helper).
+    public var limitsJob: String?
 }

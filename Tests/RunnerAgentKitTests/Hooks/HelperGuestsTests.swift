@@ -16,6 +16,19 @@ import Testing
             ])
     }
 
+    /// cleanup_job stops all of a job's guests in one helper call (they shut down together).
+    @Test func jobGuestsStopInOneHelperCall() async throws {
+        let runner = RecordingCommandRunner()
+        runner.answer("sudo", with: CommandResult(status: .exited(0)))
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout(), runner: runner)
+        try await helper.stop(["rg-0123456789ab", "rg-00000000000a"])
+        try await helper.stop([String]())
+        #expect(
+            runner.commands.map(\.argv) == [
+                ["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab", "rg-00000000000a"]
+            ])
+    }
+
     /// The unprivileged hook's settings come from `sudo -n ci-nspawn-run settings` (config.env is
     /// root's), as the JSON the helper prints.
     @Test func unprivilegedHookAsksTheHelperForItsSettings() async throws {

@@ -177,6 +177,80 @@ extension GuestSuites {
             }
         }
 
+        /// The job's limits are the job's, not each guest's: its guests together stay within
+        /// RUNNER_JOB_MEMORY_MAX (a hog of 60 % in the service and one in the job container: either
+        /// alone runs, together one is killed), and a fork bomb in the service guest hits the
+        /// job's RUNNER_JOB_TASKS_MAX. The job's parent cgroup goes with the job.
+        @Test(.enabled(if: FilePaths.exists("/sys/fs/cgroup/memory/cgroup.procs"), "needs the v1 memory controller"))
+        func aJobsGuestsShareItsLimits() async throws {
+            try await HookHarness.with { h in
+                let config = String(decoding: try FilePaths.read(h.layout.configFile), as: UTF8.self)
+                try AtomicFile.write(
+                    config + "RUNNER_JOB_MEMORY_MAX=400M\nRUNNER_JOB_TASKS_MAX=150\n", to: h.layout.configFile)
+                let responseFile = try h.newResponseFile()
+                let prepared = try await h.hook(
+                    try h.prepareJob(responseFile: responseFile, services: h.serviceJSON()), responseFile: responseFile)
+                #expect(prepared.status == .exited(0), "\(prepared.text)\(prepared.stderr)")
+                let state = try HookHarness.state(of: prepared.response)
+                let manager = GuestManager(policy: GuestPolicy(layout: h.layout), logger: .init(label: "test"))
+                let records = manager.list()
+                let job = try #require(records.first?.limitsJob)
+                #expect(records.count == 2 && records.allSatisfy { $0.limitsJob == job })
+                let guest = try #require(
+                    state.firstRange(of: "\"guest\":\"").map { String(state[$0.upperBound...].prefix(15)) })
+                let service = try #require(records.first { $0.name != guest }?.name)
+                let parent = "/sys/fs/cgroup/memory/runner-guests/job-\(job)"
+                let limit = String(
+                    decoding: (try? FilePaths.read(parent + "/memory.limit_in_bytes")) ?? [], as: UTF8.self)
+                #expect(limit == "\(400 << 20)\n")
+                for record in records { #expect(FilePaths.exists(parent + "/" + record.name), "\(record.name)") }
+
+                // 240 MiB, written (so resident), held for `seconds`.
+                func hog(_ seconds: Int) -> String {
+                    "import time; x = b'x' * (240 << 20); time.sleep(\(seconds)); print('held')"
+                }
+                let alone = try await h.hook(try h.runScriptStep("python3 -c \"\(hog(0))\"\n", state: state))
+                #expect(alone.status == .exited(0) && alone.text.contains("held"), "\(alone.text)\(alone.stderr)")
+                let serviceAlone = try await manager.probe(service, command: ["python3", "-c", hog(0)], timeout: 30)
+                #expect(serviceAlone.status == .exited(0), "\(serviceAlone.standardError)")
+
+                async let held = manager.probe(service, command: ["python3", "-c", hog(8)], timeout: 30)
+                try await Task.sleep(for: .seconds(3))
+                let together = try await h.hook(try h.runScriptStep("python3 -c \"\(hog(0))\"\n", state: state))
+                let serviceHeld = try await held
+                #expect(
+                    !(together.status == .exited(0) && serviceHeld.status == .exited(0)),
+                    "two hogs of 60 % each in one job: \(together.text) \(serviceHeld.standardOutput)")
+                // The kernel's OOM killer ended one of them (counted in the victim's own cgroup).
+                let kills = records.compactMap { GuestCgroups().oomKills(guest: $0.name) }.reduce(0, +)
+                #expect(kills > 0, "\(together.text) \(serviceHeld.standardOutput)")
+
+                // A fork bomb in the service guest: the job's tasks limit (the guest has none of its
+                // own), its failed forks counted in the guest's cgroup.
+                let pids = "/sys/fs/cgroup/pids/runner-guests/job-\(job)"
+                #expect(String(decoding: (try? FilePaths.read(pids + "/pids.max")) ?? [], as: UTF8.self) == "150\n")
+                #expect(
+                    String(decoding: (try? FilePaths.read(pids + "/\(service)/pids.max")) ?? [], as: UTF8.self)
+                        == "max\n")
+                let bomb = try await manager.probe(
+                    service, command: ["sh", "-c", "i=0; while [ $i -lt 300 ]; do sleep 30 & i=$((i+1)); done; wait"],
+                    timeout: 5)
+                let events = String(
+                    decoding: (try? FilePaths.read(pids + "/\(service)/pids.events")) ?? [], as: UTF8.self)
+                #expect(
+                    events.split(separator: "\n").contains { $0.hasPrefix("max ") && $0 != "max 0" },
+                    "\(events) \(bomb.status) \(bomb.standardError.suffix(300))")
+                #expect(bomb.status != .exited(0))
+                let after = try await h.hook(try h.runScriptStep("echo alive\n", state: state))
+                #expect(after.status == .exited(0) && after.text.contains("alive"), "\(after.text)\(after.stderr)")
+
+                let cleanup = try await h.hook(try h.cleanupJob(state: state))
+                #expect(cleanup.status == .exited(0), "\(cleanup.stderr)")
+                #expect(await h.leftoversAfterSettling() == [])
+                #expect(!FilePaths.exists(parent), "the job's parent cgroup goes with the job")
+            }
+        }
+
         /// The TCP port a process of ours listens on (from /proc/net/tcp).
         func listeningPort(of pid: Int32) async throws -> UInt16 {
             let end = MonotonicClock.now() + 10
@@ -262,18 +336,19 @@ extension GuestSuites {
                 #expect(elements.contains(address), "\(address) in \(elements)")
             }
 
-            // Limits: on the guests' cgroups; a memory hog and a fork bomb fail their own step only.
+            // Limits: on the job's parent cgroup; a memory hog and a fork bomb fail their own step only.
             let job = try #require(
                 state.firstRange(of: "\"guest\":\"").map { String(state[$0.upperBound...].prefix(15)) })
             let cgroups = "/sys/fs/cgroup"
+            let limitsJob = try #require(records.first?.limitsJob)
             if FilePaths.exists(cgroups + "/pids/cgroup.procs") {
-                let pids = try FilePaths.read(cgroups + "/pids/runner-guests/\(job)/pids.max")
+                let pids = try FilePaths.read(cgroups + "/pids/runner-guests/job-\(limitsJob)/pids.max")
                 #expect(String(decoding: pids, as: UTF8.self) == "200\n")
             }
             let hog = try await h.hook(
                 try h.runScriptStep("python3 -c \"x = b'x' * (1 << 30)\"\necho survived\n", state: state))
             #expect(hog.status != .exited(0))
-            let memory = cgroups + "/memory/runner-guests/\(job)"
+            let memory = cgroups + "/memory/runner-guests/job-\(limitsJob)/\(job)"
             let oom = String(decoding: (try? FilePaths.read(memory + "/memory.oom_control")) ?? [], as: UTF8.self)
             #expect(
                 hog.text.contains("ran out of memory"),
