@@ -28,3 +28,27 @@ ensure_swift() {
     [ -x /opt/swift/usr/bin/swift ] && { export PATH="/opt/swift/usr/bin:$PATH"; return 0; }
     die "no Swift toolchain on PATH: install Swift 6.2 or later (https://www.swift.org/install/linux/) and retry"
 }
+
+# Removes the host-global network objects that test roots leave: their filter tables
+# (`inet runner-XXXX`, XXXX four hex digits of the root), job nat tables (`ip runner-XXXX-job-ID`)
+# and bridges (`rnXXXX-ID`). A host's own (`inet runner`, `rn-ID`) are never touched. Every
+# table slows each later `nft` call, so the integration run starts and ends without them.
+remove_test_network_leftovers() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    local family name link
+    if command -v nft >/dev/null; then
+        while read -r _ family name; do
+            case "$family $name" in
+                "inet runner-"[0-9a-f][0-9a-f][0-9a-f][0-9a-f] | "ip runner-"[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-job-*)
+                    nft delete table "$family" "$name" 2>/dev/null || true ;;
+            esac
+        done < <(nft list tables 2>/dev/null)
+    fi
+    if command -v ip >/dev/null; then
+        while read -r link; do
+            case "$link" in
+                rn[0-9a-f][0-9a-f][0-9a-f][0-9a-f]-*) ip link delete "$link" 2>/dev/null || true ;;
+            esac
+        done < <(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1)
+    fi
+}

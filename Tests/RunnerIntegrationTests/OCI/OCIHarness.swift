@@ -75,6 +75,9 @@ final class OCIHarness: Sendable {
         ownerProcess.signal(SIGKILL)
         _ = await ownerProcess.wait()
         await GuestManager(policy: GuestPolicy(layout: layout), logger: .init(label: "test")).gc(all: true)
+        // The filter table of this root's names (host-global; gc sets it up, nothing else removes it).
+        _ = try? await SystemCommandRunner().run(
+            Nft().deleteTable(family: "inet", name: GuestNetworkNames(layout: layout).table))
         dir.remove()
     }
 
