@@ -43,7 +43,7 @@ struct LocalGuests: GuestOperations {
         try await manager.probe(name, command: command, timeout: timeout)
     }
 
-    func sweep(owner: Int32?) async { await manager.sweep(owner: owner) }
+    func sweep(owner: Int32?, network: NetworkSweep) async { await manager.sweep(owner: owner, network: network) }
 
     func log(_ name: String, lines: Int) async -> String { manager.log(name, lines: lines) }
 }
