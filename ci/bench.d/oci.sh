@@ -7,7 +7,10 @@
 # <hex>/{rootfs,config.json}, owners in the guests' range); `ci-nspawn-run pull` is a stand-in
 # that answers with it at once (a cached image: the registry is never asked). Guests are
 # user-namespaced as the helper makes them; on a host without systemd as PID 1 the bare nspawn
-# gets a cgroup of its own too. Every row prints median, p95 and max.
+# gets a cgroup of its own too. Guests are on a private network per job (RUNNER_GUEST_NETWORK=
+# private, the default; OCI_BENCH_NETWORK=host measures without): the bare nspawn then joins a
+# bridge of the bench's own with the same --network-bridge and --resolv-conf=off flags, as in
+# ci/bench hook. Every row prints median, p95 and max.
 # Needs root, systemd-nspawn, nsenter, python3 and busybox-static (/usr/bin/busybox).
 set -euo pipefail
 : "${RUNNER_BIN:?run through ci/bench (it builds and exports RUNNER_BIN)}"
@@ -16,10 +19,18 @@ set -euo pipefail
 agent="$RUNNER_BIN/runner-agent"
 runs=${OCI_BENCH_RUNS:-9}
 steps=${OCI_BENCH_STEPS:-6}
+network=${OCI_BENCH_NETWORK:-private}
 
 root=$(mktemp -d /tmp/runner-bench-oci-XXXXXX)
 cleanup() {
     RUNNER_HOST_ROOT=$root "$agent" guest gc --all >/dev/null 2>&1 || true
+    # The filter table of this root's names (GuestNetworkNames: runner-<4 hex of FNV-1a of the root>).
+    table=$(python3 -c 'import sys
+h = 2166136261
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 16777619) & 0xffffffff
+print("runner-%04x" % (h & 0xffff))' "$root")
+    nft delete table inet "$table" 2>/dev/null || true
     rm -rf "$root"
 }
 trap cleanup EXIT
@@ -48,12 +59,20 @@ chmod 755 "$root/usr/local/bin/ci-nspawn-run"
 work=$root/var/lib/runner/work
 mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_temp/_github_workflow" \
     "$work/_tool" "$work/_actions" "$work/repo/repo" "$root/opt/actions-runner/externals" "$root/etc/runner"
-: >"$root/etc/runner/config.env"
+printf 'RUNNER_GUEST_NETWORK=%s\n' "$network" >"$root/etc/runner/config.env"
 
-python3 - "$agent" "$root" "$r" "$runs" "$steps" <<'PY'
-import json, os, signal, socket, statistics, subprocess, sys, time, uuid
+python3 - "$agent" "$root" "$r" "$runs" "$steps" "$network" <<'PY'
+import atexit, json, os, signal, socket, statistics, subprocess, sys, time, uuid
 
 agent, root, rootfs, runs, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+private = sys.argv[6] == "private"
+# The bare nspawn's bridge (the hook makes its own per job, with an address, nft tables and the
+# guest's address and route; the bare nspawn only joins a bridge).
+bridge = "rnbench%d" % (os.getpid() % 100000)
+if private:
+    subprocess.run(["ip", "link", "add", bridge, "type", "bridge"], check=True)
+    subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+    atexit.register(lambda: subprocess.run(["ip", "link", "delete", bridge], stderr=subprocess.DEVNULL))
 BASE, SIZE = 2147352576, 65536
 systemd_pid1 = os.path.isdir("/run/systemd/system")
 hierarchies = [h for h in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified") if os.path.isdir(h)]
@@ -135,6 +154,7 @@ def bare_start():
     p = subprocess.Popen(["systemd-nspawn", "--quiet", "--register=no", "--keep-unit", "-D", rootfs,
                           "--machine=" + machine, "--as-pid2", "--volatile=overlay", "--console=read-only",
                           "--private-users=%d:%d" % (BASE, SIZE), "--private-users-ownership=off"] +
+                         (["--network-bridge=" + bridge, "--resolv-conf=off"] if private else []) +
                          [("--bind-ro=" if m["readOnly"] else "--bind=") + m["sourceVolumePath"] + ":" +
                           m["targetVolumePath"] + ":rootidmap" for m in mounts()] + ["--", "tail", "-f", "/dev/null"],
                          env=dict(os.environ, NOTIFY_SOCKET=path), stdin=subprocess.DEVNULL,
@@ -190,7 +210,8 @@ def row(name, ours, bare, target):
     ok = "ok" if ratio <= target else "OVER"
     print("%-40s hook %7.1f ms (%s)   bare %7.1f ms (%s)   ratio %.2f (target <= %.1f) %s"
           % (name, med(ours) * 1000, spread(ours), med(bare) * 1000, spread(bare), ratio, target, ok))
-print("runs: %d starts, %d steps each side (no-init guests, user namespaces on)" % (runs, len(step_hook)))
+print("runs: %d starts, %d steps each side (no-init guests, user namespaces on; network %s)"
+      % (runs, len(step_hook), "private" if private else "host"))
 row("prepare_job (cached registry image)", start_hook, start_bare, 1.3)
 row("run_script_step true vs nsenter", step_hook, step_bare, 1.5)
 print("%-40s hook %7.1f ms (%s)" % ("cleanup_job", med(clean) * 1000, spread(clean)))

@@ -84,7 +84,9 @@ public struct ContainerHook: Sendable {
                 .invalidInput, input: "responseFile", problem: "is missing or not an absolute path",
                 fix: "the runner always sends <work>/_temp/_runner_hook_responses/<guid>.json")
         }
-        await guests.sweep(owner: nil)
+        // Before a job: the job's own bridge sets the filter table up again (a full sweep lists
+        // every nft table on the host, tens of milliseconds on the job's path).
+        await guests.sweep(owner: nil, network: .bridges)
         var state = HookState()
         do throws(RunnerError) {
             // Everything about the services is checked before the first guest boots.
@@ -512,7 +514,7 @@ public struct ContainerHook: Sendable {
         } else {
             // prepare_job failed or was killed before it saved a state: remove every guest of
             // this job (same owner) and whatever else is stale.
-            await guests.sweep(owner: ownerPID)
+            await guests.sweep(owner: ownerPID, network: .full)
         }
     }
 }

@@ -19,8 +19,9 @@ public protocol GuestOperations: Sendable {
     func stop(_ names: [String]) async throws(RunnerError)
     /// Runs a health check in a guest: its status and output, stopped after `timeout` seconds.
     func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult
-    /// Removes stale guests and, with `owner`, every guest of that job.
-    func sweep(owner: Int32?) async
+    /// Removes stale guests and, with `owner`, every guest of that job; `network` says how much
+    /// of the host's network state is swept too (``NetworkSweep``: `.bridges` before a job).
+    func sweep(owner: Int32?, network: NetworkSweep) async
     /// The last `lines` lines of a guest's log (a no-init service's own output); empty when
     /// there is none or it cannot be read.
     func log(_ name: String, lines: Int) async -> String
@@ -34,5 +35,7 @@ extension GuestManager: GuestOperations {
             name, command: command, environment: environment, workingDirectory: workingDirectory, timeout: nil)
     }
 
-    public func sweep(owner: Int32?) async { await gc(all: false, owner: owner) }
+    public func sweep(owner: Int32?, network: NetworkSweep) async {
+        await gc(all: false, owner: owner, network: network)
+    }
 }

@@ -96,7 +96,12 @@ struct HelperGuests: GuestOperations {
         return result.standardOutput.trimmedWhitespace
     }
 
-    func sweep(owner: Int32?) async {
-        _ = try? await runner.run(sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? [])))
+    func sweep(owner: Int32?, network: NetworkSweep) async {
+        _ = try? await runner.run(sweepCommand(owner: owner, network: network))
+    }
+
+    /// `sudo -n ci-nspawn-run gc [--owner-pid PID] [--quick]` (`--quick`: ``NetworkSweep/bridges``).
+    func sweepCommand(owner: Int32?, network: NetworkSweep) -> Command {
+        sudo(["gc"] + (owner.map { ["--owner-pid", "\($0)"] } ?? []) + (network == .bridges ? ["--quick"] : []))
     }
 }

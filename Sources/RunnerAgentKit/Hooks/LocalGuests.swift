@@ -45,7 +45,9 @@ struct LocalGuests: GuestOperations {
         try await manager.probe(name, command: command, timeout: timeout)
     }
 
-    func sweep(owner: Int32?) async { _ = await manager.gcEndingJobs(all: false, owner: owner) }
+    func sweep(owner: Int32?, network: NetworkSweep) async {
+        _ = await manager.gcEndingJobs(all: false, owner: owner, network: network)
+    }
 
     func log(_ name: String, lines: Int) async -> String { manager.log(name, lines: lines) }
 }

@@ -122,10 +122,10 @@ extension GuestManager {
         await RegistryHost.jobEnded(owners: owners, layout: layout, remaining: list(), logger: logger)
     }
 
-    /// ``GuestManager/gc(all:owner:)``; with `owner` (a job whose state was lost), its images
+    /// ``GuestManager/gc(all:owner:network:)``; with `owner` (a job whose state was lost), its images
     /// are released as ``stopEndingJobs(_:)`` does.
-    func gcEndingJobs(all: Bool, owner: Int32?) async -> [String] {
-        let removed = await gc(all: all, owner: owner)
+    func gcEndingJobs(all: Bool, owner: Int32?, network: NetworkSweep = .full) async -> [String] {
+        let removed = await gc(all: all, owner: owner, network: network)
         if let owner, let start = ProcessTable.startTime(of: owner) {
             await RegistryHost.jobEnded(
                 owners: [ImageHolder(pid: owner, startTime: start)], layout: layout, remaining: list(), logger: logger)

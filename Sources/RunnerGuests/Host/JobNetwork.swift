@@ -34,6 +34,18 @@ extension GuestNetworkPolicy {
     }
 }
 
+/// How much of the host's network state a guest sweep (``GuestManager/gc(all:owner:network:)``)
+/// looks at.
+public enum NetworkSweep: Sendable, Hashable {
+    /// The bridges and nat tables of every gone job, then the runner's filter table applied
+    /// again: `ci-nspawn-run gc` (and `gc --all` at the service's start).
+    case full
+    /// The bridges of gone jobs only (each removed with its nat table), and the filter table
+    /// left as it is: the hook's sweep before a job, whose own bridge applies the filter table
+    /// again (``JobNetwork/attach(id:others:)``). Tables without a bridge wait for a full sweep.
+    case bridges
+}
+
 /// The host side of private networks: the runner's filter table, one bridge and one nat table
 /// per job, the guest end of each veth, and their removal. Every change is made by `ip` and
 /// `nft` (``IPRoute``, ``Nft``); nothing assumes systemd-networkd.
@@ -257,13 +269,16 @@ struct JobNetwork: Sendable {
         _ = await (link, table)
     }
 
-    /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs).
-    func sweep(live: Set<String>) async {
+    /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs). With
+    /// `tables`, jobs are also found by their nat tables alone (a table whose bridge went): a
+    /// listing of every table on the host, which costs `nft` tens of milliseconds on a host
+    /// with many tables; without, by their bridges only (one `ip` call, the sweep before a job).
+    func sweep(live: Set<String>, tables: Bool = true) async {
         var ids = Set<String>()
         for bridge in await listBridges() {
             if let id = names.jobID(bridge: bridge), !live.contains(id) { ids.insert(id) }
         }
-        if let result = try? await runner.run(Nft().listTables()), result.status.isSuccess {
+        if tables, let result = try? await runner.run(Nft().listTables()), result.status.isSuccess {
             for table in Self.tables(json: result.standardOutput) where table.family == "ip" {
                 if let id = names.jobID(table: table.name), !live.contains(id) { ids.insert(id) }
             }

@@ -864,8 +864,11 @@ public struct GuestManager: Sendable {
 
     /// Stops and removes guests whose job is gone (owner or nspawn process dead, or a start
     /// that was interrupted); with `all`, every guest. Returns the names removed.
+    ///
+    /// `network` is how much of the host's network state is swept (``NetworkSweep``): `.full`
+    /// (the default, `ci-nspawn-run gc`) or `.bridges` (the hook's sweep before a job).
     @discardableResult
-    public func gc(all: Bool = false, owner: Int32? = nil) async -> [String] {
+    public func gc(all: Bool = false, owner: Int32? = nil, network sweep: NetworkSweep = .full) async -> [String] {
         var removed: [String] = []
         let ownerStart = owner.flatMap { ProcessTable.startTime(of: $0) }
         for record in list() where all || isStale(record) || (owner != nil && isOwned(record, by: owner, ownerStart)) {
@@ -891,15 +894,22 @@ public struct GuestManager: Sendable {
         if let network = policy.network {
             let job = jobNetwork(network)
             let live = Set(list().compactMap(\.network?.id))
-            await job.sweep(live: live)
-            // At the service's start (it runs `gc --all`) and after any sweep: the filter table.
-            do {
-                try await job.ensureFilterTable()
-            } catch {
-                logger.warning("guest network: filter table not set up", metadata: ["error": "\(error)"])
+            await job.sweep(live: live, tables: sweep == .full)
+            // At the service's start (it runs `gc --all`) and after any full sweep: the filter
+            // table. Before a job it is left to the job's bridge, whose creation applies it again.
+            if sweep == .full {
+                await ensureFilterTable(job)
             }
         }
         return removed
+    }
+
+    private func ensureFilterTable(_ job: JobNetwork) async {
+        do {
+            try await job.ensureFilterTable()
+        } catch {
+            logger.warning("guest network: filter table not set up", metadata: ["error": "\(error)"])
+        }
     }
 
     /// Removes per-guest cgroups (``GuestCgroups``) left by guests that are gone: no record, no

@@ -1,3 +1,4 @@
+import ArgumentParser
 import FoundationEssentials
 import RunnerCore
 import RunnerTestSupport
@@ -27,6 +28,22 @@ import Testing
             runner.commands.map(\.argv) == [
                 ["sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "stop", "rg-0123456789ab", "rg-00000000000a"]
             ])
+    }
+
+    /// The sweep before a job asks the helper for a quick one (bridges only); the others for a
+    /// full one, and `ci-nspawn-run gc` takes the flag.
+    @Test func sweepBeforeAJobIsQuick() throws {
+        let helper = HelperGuests(helper: "/usr/local/bin/ci-nspawn-run", layout: HostLayout())
+        #expect(
+            helper.sweepCommand(owner: nil, network: .bridges).argv == [
+                "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "gc", "--quick",
+            ])
+        #expect(
+            helper.sweepCommand(owner: 42, network: .full).argv == [
+                "sudo", "-n", "--", "/usr/local/bin/ci-nspawn-run", "gc", "--owner-pid", "42",
+            ])
+        #expect(try GuestGCCommand.parse(["--quick"]).quick)
+        #expect(try !GuestGCCommand.parse([]).quick)
     }
 
     /// The unprivileged hook's settings come from `sudo -n ci-nspawn-run settings` (config.env is
