@@ -257,13 +257,18 @@ struct JobNetwork: Sendable {
         _ = await (link, table)
     }
 
-    /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs).
-    func sweep(live: Set<String>) async {
+    /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs); returns
+    /// their ids. A job's bridge and table come and go together, so only bridges are looked
+    /// for (one `ip`, a few ms: this runs before every job); `thorough` (the service's start,
+    /// `gc --all`) also lists the nft tables (`nft` takes 50-100 ms), for a table a kill left
+    /// without its bridge.
+    @discardableResult
+    func sweep(live: Set<String>, thorough: Bool = true) async -> Set<String> {
         var ids = Set<String>()
         for bridge in await listBridges() {
             if let id = names.jobID(bridge: bridge), !live.contains(id) { ids.insert(id) }
         }
-        if let result = try? await runner.run(Nft().listTables()), result.status.isSuccess {
+        if thorough, let result = try? await runner.run(Nft().listTables()), result.status.isSuccess {
             for table in Self.tables(json: result.standardOutput) where table.family == "ip" {
                 if let id = names.jobID(table: table.name), !live.contains(id) { ids.insert(id) }
             }
@@ -272,6 +277,7 @@ struct JobNetwork: Sendable {
             logger.info("job network removed", metadata: ["network": "\(id)"])
             await remove(id: id)
         }
+        return ids
     }
 
     /// The names of the host's bridges.

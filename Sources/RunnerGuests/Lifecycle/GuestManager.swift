@@ -865,12 +865,16 @@ public struct GuestManager: Sendable {
         if let network = policy.network {
             let job = jobNetwork(network)
             let live = Set(list().compactMap(\.network?.id))
-            await job.sweep(live: live)
-            // At the service's start (it runs `gc --all`) and after any sweep: the filter table.
-            do {
-                try await job.ensureFilterTable()
-            } catch {
-                logger.warning("guest network: filter table not set up", metadata: ["error": "\(error)"])
+            let swept = await job.sweep(live: live, thorough: all)
+            // At the service's start (it runs `gc --all`) and after a sweep that removed a job's
+            // network: the filter table. (Before each job it is not: the job's first guest applies
+            // it with the job's own table, in one nft transaction.)
+            if all || !swept.isEmpty {
+                do {
+                    try await job.ensureFilterTable()
+                } catch {
+                    logger.warning("guest network: filter table not set up", metadata: ["error": "\(error)"])
+                }
             }
         }
         return removed
