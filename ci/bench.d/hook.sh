@@ -4,7 +4,10 @@
 #   run_script_step `true` vs  nsenter -t LEADER -a systemd-run --wait --pipe --quiet true, twice:
 #     as root (the hook manages guests in process) and as the runner user (nobody here), as on a
 #     host: the step goes through the guest's step relay, started by `ci-nspawn-run start`.
-#   cleanup_job median, and the hook's peak RSS (/usr/bin/time -v).
+#   prepare_job with one service, until the service (an HTTP server on 8080 in a copy of the image)
+#     answers by name from the job guest  vs  two nspawn -b (service tree, job tree) on the bridge
+#     to READY=1 (private network only; HOOK_BENCH_SERVICE_RUNS, default 5)
+#   cleanup_job median (with and without the service), and the hook's peak RSS (/usr/bin/time -v).
 # Guests are user-namespaced (RUNNER_GUEST_USERNS=on, the default; HOOK_BENCH_USERNS=off measures
 # without): the bare nspawn gets the same --private-users flags, rootidmap binds and, on a host
 # without systemd as PID 1, a cgroup of its own, as the helper gives each guest.
