@@ -349,7 +349,17 @@ public struct ContainerHook: Sendable {
         if ref.hasPrefix("docker://") { ref = String(ref.dropFirst(9)) }
         guard !ref.isEmpty, !ref.contains(where: { $0.isWhitespace || !$0.isASCII }) else { throw local }
         if settings.imagePull != .always {
-            if let cached = try await registry.lookup(ref) {
+            let found: PulledRegistryImage?
+            do {
+                found = try await registry.lookup(ref)
+            } catch {
+                throw RunnerError(
+                    error.code, input: ref,
+                    problem: "is neither a local image (\(local.problem)) nor looked up in the registry image "
+                        + "store: \(error.input): \(error.problem)",
+                    fix: error.fix ?? local.fix)
+            }
+            if let cached = found {
                 StandardOutput.write("\(ref): \(cached.digest) (in the image store)\n")
                 return cached.digest
             }

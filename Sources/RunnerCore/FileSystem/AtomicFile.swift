@@ -8,12 +8,16 @@ import FoundationEssentials
 /// a temporary file beside the target, fsync, then rename.
 public enum AtomicFile {
     /// Writes `bytes` to `path` with `mode`, atomically. Creates missing parent directories
-    /// (0755) when `createDirectories` is true.
+    /// (0755) when `createDirectories` is true. With `durable` false the data is not synced
+    /// before the rename (still atomic for readers; after a power cut the file may be empty):
+    /// for bookkeeping a crash makes stale anyway, where an fsync on a busy disk costs a job
+    /// tens of milliseconds.
     public static func write(
         _ bytes: some Collection<UInt8>,
         to path: String,
         mode: UInt32 = 0o644,
-        createDirectories: Bool = true
+        createDirectories: Bool = true,
+        durable: Bool = true
     ) throws(RunnerError) {
         let directory = FilePaths.parent(of: path)
         if createDirectories {
@@ -43,7 +47,7 @@ public enum AtomicFile {
             written += n
         }
         // The umask may have narrowed the mode given to open(2).
-        guard fchmod(fd, mode_t(mode)) == 0, fsync(fd) == 0 else {
+        guard fchmod(fd, mode_t(mode)) == 0, !durable || fsync(fd) == 0 else {
             throw RunnerError.posix("could not finish", temporary, fix: nil)
         }
         guard rename(temporary, path) == 0 else {

@@ -76,11 +76,12 @@ public struct PulledImageRecord: Sendable, Hashable, Codable {
         }
     }
 
-    func write(to path: String) throws(RunnerError) {
+    /// Writes the record atomically; `durable` false skips the fsync (a last-use update).
+    func write(to path: String, durable: Bool = true) throws(RunnerError) {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         do {
-            try AtomicFile.write(Array(try encoder.encode(self)) + [10], to: path, mode: 0o644)
+            try AtomicFile.write(Array(try encoder.encode(self)) + [10], to: path, mode: 0o644, durable: durable)
         } catch let error as RunnerError {
             throw error
         } catch {

@@ -53,7 +53,9 @@ extension RegistryImageStore {
         let list = "[" + blobs.map { "\"\($0)\"" }.joined(separator: ",") + "]\n"
         try locked { () throws(RunnerError) in
             try FilePaths.createDirectory(layout.ociPinsDirectory, mode: 0o700)
-            try AtomicFile.write(Array(list.utf8), to: layout.ociPinsDirectory + "/" + name, mode: 0o600)
+            // Not synced: a pin means nothing after a reboot (its holder is gone).
+            try AtomicFile.write(
+                Array(list.utf8), to: layout.ociPinsDirectory + "/" + name, mode: 0o600, durable: false)
         }
         return name
     }

@@ -460,7 +460,8 @@ public struct RegistryImageStore: Sendable {
         try locked { () throws(RunnerError) in
             var record = try PulledImageRecord.load(path)
             record.lastUsed = Self.now()
-            try record.write(to: path)
+            // A last use lost to a power cut costs nothing but the order of the next eviction.
+            try record.write(to: path, durable: false)
         }
     }
 

@@ -20,12 +20,21 @@ import Testing
     /// A content store of `stored` references; records what the hook asked.
     final class FakeRegistry: RegistryImages {
         let stored: Set<String>
+        let failing: Bool
         let calls = Mutex<[String]>([])
 
-        init(stored: Set<String>) { self.stored = stored }
+        init(stored: Set<String>, failing: Bool = false) {
+            self.stored = stored
+            self.failing = failing
+        }
 
         func lookup(_ reference: String) async throws(RunnerError) -> PulledRegistryImage? {
             calls.withLock { $0.append("lookup \(reference)") }
+            if failing {
+                throw RunnerError(
+                    .notFound, input: "/usr/local/bin/ci-nspawn-run pull --store-only", problem: "could not start",
+                    fix: "install it")
+            }
             return stored.contains(reference) ? PulledRegistryImage(reference: reference, digest: digest) : nil
         }
 
@@ -99,6 +108,21 @@ import Testing
         hook.settings.imagePull = .never
         let error = await #expect(throws: RunnerError.self) { try await hook.resolveImage("node:20", credentials: nil) }
         #expect(error?.input == "node:20")
+    }
+
+    /// A store that cannot be asked (no helper): the error names the reference, why it is not
+    /// local, and what failed.
+    @Test func aFailedLookupNamesTheReference() async throws {
+        let dir = try TemporaryDirectory("pull-policy")
+        defer { dir.remove() }
+        let hook = Self.hook(.missing, registry: FakeRegistry(stored: [], failing: true), dir: dir)
+        let error = await #expect(throws: RunnerError.self) {
+            try await hook.resolveImage("nope/unknown:1", credentials: nil)
+        }
+        #expect(error?.input == "nope/unknown:1")
+        #expect(error?.problem.contains("not available on this runner") == true)
+        #expect(error?.problem.contains("could not start") == true)
+        #expect(error?.fix == "install it")
     }
 
     /// The helper tells the hook the policy (`ci-nspawn-run settings`): it survives the JSON.
