@@ -39,7 +39,7 @@ struct LocalGuests: GuestOperations {
 
     func stop(_ name: String) async throws(RunnerError) { try await manager.stopEndingJobs([name]) }
 
-    func stop(_ names: [String]) async throws(RunnerError) { try await manager.stop(names) }
+    func stop(_ names: [String]) async throws(RunnerError) { try await manager.stopEndingJobs(names) }
 
     func probe(_ name: String, command: [String], timeout: Double) async throws(RunnerError) -> CommandResult {
         try await manager.probe(name, command: command, timeout: timeout)
