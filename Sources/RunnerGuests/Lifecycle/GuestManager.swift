@@ -903,7 +903,7 @@ public struct GuestManager: Sendable {
         sweepCgroups()
         // Slices of jobs that have no guest any more (a killed job's, machined backend).
         let jobs = Set(list().compactMap(\.limitsJob))
-        for job in policy.slices.jobIDs() where !jobs.contains(job) {
+        for job in policy.backend == .machined ? policy.slices.jobIDs() : [] where !jobs.contains(job) {
             await removeJobSlice(job)
         }
         if let network = policy.network {
