@@ -289,18 +289,17 @@ extension ConfigKey {
         example: "10.0.0.0/8 fd00::/8")
     public static let jobMemoryMax = ConfigKey(
         "RUNNER_JOB_MEMORY_MAX", .byteSize,
-        "Memory a job's guests may use together (default: no limit; with machined, each guest); a "
+        "Memory a job's guests may use together (default: no limit); a "
             + "container's `options: --memory` may ask for less.",
         example: "4G")
     public static let jobCPUs = ConfigKey(
         "RUNNER_JOB_CPUS", .cpus,
-        "CPUs a job's guests may use together (default: no limit; with machined, each guest); a "
+        "CPUs a job's guests may use together (default: no limit); a "
             + "container's `options: --cpus` may ask for fewer.",
         example: "2")
     public static let jobTasksMax = ConfigKey(
         "RUNNER_JOB_TASKS_MAX", .count,
-        "Processes and threads a job's guests may have together (default: no limit; with machined, each "
-            + "guest).", example: "4096")
+        "Processes and threads a job's guests may have together (default: no limit).", example: "4096")
     public static let httpProxy = ConfigKey(
         "HTTP_PROXY", .proxyURL, secret: false, "Proxy for http:// requests.", example: "http://proxy.internal:3128")
     public static let httpsProxy = ConfigKey(

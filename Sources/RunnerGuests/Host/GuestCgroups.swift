@@ -213,8 +213,20 @@ public struct GuestCgroups: Sendable {
         }
     }
 
+    /// The guest's unit's memory events in any job slice (``JobSlices``, machined backend).
+    func jobSliceEvents(guest name: String) -> [String] {
+        ["", "/unified", "/memory"].flatMap { hierarchy in
+            let slices = root + hierarchy + "/runner.slice/runner-job.slice"
+            let file = hierarchy == "/memory" ? "/memory.oom_control" : "/memory.events"
+            return FilePaths.entries(of: slices).filter { JobSlices.jobID(unit: $0) != nil }.map {
+                slices + "/" + $0 + "/" + name + ".service" + file
+            }
+        }
+    }
+
     /// How many processes the OOM killer killed in the guest so far (`oom_kill` of the guest's
-    /// memory cgroup: its own `runner-guests/<name>`, or with machined its unit's), or nil
+    /// memory cgroup: its own `runner-guests/<name>`, or with machined its unit's, in its job's
+    /// slice or `system.slice`), or nil
     /// when no memory cgroup of it is found.
     public func oomKills(guest name: String) -> UInt64? {
         let own = directories(for: name)
@@ -226,7 +238,7 @@ public struct GuestCgroups: Sendable {
                 root + "/memory/" + Self.parentName + "/" + name + "/memory.oom_control",
                 root + "/system.slice/" + name + ".service/memory.events",
                 root + "/memory/system.slice/" + name + ".service/memory.oom_control",
-            ]
+            ] + jobSliceEvents(guest: name)
         for path in candidates {
             guard let bytes = try? FilePaths.read(path) else { continue }
             for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {

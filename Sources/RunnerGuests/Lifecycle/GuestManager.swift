@@ -116,9 +116,10 @@ public struct GuestManager: Sendable {
         let limits = policy.limits.narrowed(to: request.limits)
         if !limits.isEmpty { record.limits = limits }
         // The job's limits are the job's, not each guest's: on a parent all its guests share
-        // (direct backend), the guest's own (`--memory`, `--cpus`) on it within them.
+        // (direct backend: a cgroup; machined: the job's slice), the guest's own (`--memory`,
+        // `--cpus`) on it within them.
         var ownLimits = limits
-        if !policy.limits.isEmpty && policy.backend == .direct {
+        if !policy.limits.isEmpty {
             record.limitsJob = GuestNetworkNames.jobID(ownerPID: owner.pid, startTime: owner.startTime)
             ownLimits = policy.limits.requested(request.limits)
         }
@@ -195,7 +196,7 @@ public struct GuestManager: Sendable {
                 try await bootDirect(
                     command(false), userNamespace: options.userNamespace, ownLimits: ownLimits, record: &record)
             case .machined:
-                try await bootMachined(command(true), record: &record)
+                try await bootMachined(command(true), ownLimits: ownLimits, record: &record)
             }
             if let network = policy.network, let attachment = record.network {
                 // The guest's end of its link, then the job's published ports (DNAT to it).
@@ -391,13 +392,22 @@ public struct GuestManager: Sendable {
         }
     }
 
-    private func bootMachined(_ nspawn: Command, record: inout GuestRecord) async throws(RunnerError) {
+    private func bootMachined(_ nspawn: Command, ownLimits: GuestLimits, record: inout GuestRecord)
+        async throws(RunnerError)
+    {
         let seconds = Int(policy.bootTimeout)
+        var service = SystemdRun.GuestServiceOptions(
+            unit: record.name, startTimeoutSeconds: seconds, limits: record.limits ?? GuestLimits())
+        if let job = record.limitsJob {
+            // The job's limits on its slice (again for each guest: the same values), before the
+            // guest's unit starts it; the guest's own unit gets only what it asked for.
+            let set = Timeout().bounded(.init(seconds: 20), JobSlices.setLimits(job: job, policy.limits))
+            try await runner.run(set).checked(set, fix: "check that systemd runs and accepts the RUNNER_JOB_* limits")
+            service.slice = JobSlices.unit(job: job)
+            service.limits = ownLimits
+        }
         let command = Timeout().bounded(
-            .init(seconds: seconds + 10),
-            SystemdRun().guestService(
-                .init(unit: record.name, startTimeoutSeconds: seconds, limits: record.limits ?? GuestLimits()),
-                nspawn: nspawn))
+            .init(seconds: seconds + 10), SystemdRun().guestService(service, nspawn: nspawn))
         try await runner.run(command).checked(command, fix: "check `journalctl -u \(record.name)`")
         let show = Timeout().bounded(.init(seconds: 10), Machinectl().leader(machine: record.name))
         let leader = try await runner.output(show).split(separator: "\n").first.flatMap { Int32($0) }
@@ -891,6 +901,11 @@ public struct GuestManager: Sendable {
             if !removed.contains(name) { removed.append(name) }
         }
         sweepCgroups()
+        // Slices of jobs that have no guest any more (a killed job's, machined backend).
+        let jobs = Set(list().compactMap(\.limitsJob))
+        for job in policy.backend == .machined ? policy.slices.jobIDs() : [] where !jobs.contains(job) {
+            await removeJobSlice(job)
+        }
         if let network = policy.network {
             let job = jobNetwork(network)
             let live = Set(list().compactMap(\.network?.id))
@@ -924,6 +939,15 @@ public struct GuestManager: Sendable {
         }
         // Job parents (their limits) no guest is under any more.
         policy.cgroups.removeEmptyJobs()
+    }
+
+    /// Stops job `id`'s slice (``JobSlices``) and removes its runtime drop-ins (its limits).
+    func removeJobSlice(_ id: String) async {
+        let stop = Timeout().bounded(.init(seconds: 20), JobSlices.stop(job: id))
+        if let result = try? await runner.run(stop), result.status != .exited(0), result.status != .exited(5) {
+            logger.warning("job slice did not stop", metadata: ["job": "\(id)", "status": "\(result.status)"])
+        }
+        policy.slices.removeDropIns(job: id)
     }
 
     /// Removes `.NAME.json.tmp-PID-N` files of writers that died between write and rename.
@@ -1054,6 +1078,12 @@ public struct GuestManager: Sendable {
         let propagate = layout.nspawnPropagateDirectory(name)
         rmdir(propagate + "/incoming")
         rmdir(propagate)
+        if let record = saved, record.backend == .machined, let job = record.limitsJob,
+            !list().contains(where: { $0.limitsJob == job })
+        {
+            // The job's slice (and its limits) go with its last guest.
+            await removeJobSlice(job)
+        }
         if detachNetwork, let network = policy.network, let id = saved?.network?.id {
             // The job's bridge and nat table go with its last guest.
             await self.detachNetwork(network, id: id)

@@ -50,4 +50,14 @@ public struct GuestLimits: Codable, Sendable, Hashable {
     public var cpuQuotaMicroseconds: UInt64? {
         cpus.map { UInt64(max(1000, ($0 * 100_000).rounded())) }
     }
+
+    /// These limits as systemd unit properties: `MemoryMax=BYTES`, `CPUQuota=N%` (CPUs × 100 %),
+    /// `TasksMax=N`, for the limits that are set.
+    public var unitProperties: [String] {
+        var properties: [String] = []
+        if let memoryMax { properties.append("MemoryMax=\(memoryMax)") }
+        if let quota = cpuQuotaMicroseconds { properties.append("CPUQuota=\(quota / 1000)%") }
+        if let tasksMax { properties.append("TasksMax=\(tasksMax)") }
+        return properties
+    }
 }

@@ -31,6 +31,8 @@ public struct GuestPolicy: Sendable {
     public var userNamespace: GuestUserNamespace? = .standard
     /// Per-guest cgroups for user-namespaced guests on the direct backend.
     public var cgroups = GuestCgroups()
+    /// Job slices (machined backend), which carry a job's limits.
+    public var slices = JobSlices()
     /// Capabilities (`CAP_X`) a job may add to its step units (`RUNNER_GUEST_CAP_ADD`).
     public var allowedCapabilities: [String] = []
     /// A private network per job (`RUNNER_GUEST_NETWORK=private`, the default); nil: guests share

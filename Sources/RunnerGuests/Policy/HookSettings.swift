@@ -26,7 +26,7 @@ public struct HookSettings: Sendable, Hashable, Codable {
     public var privateNetwork: Bool = RunnerConfig.empty.guestPrivateNetwork
     /// `RUNNER_GUEST_BLOCKED_NETS`.
     public var blockedNets: [String] = []
-    /// `RUNNER_JOB_MEMORY_MAX`, `RUNNER_JOB_CPUS`, `RUNNER_JOB_TASKS_MAX`: each guest's limits.
+    /// `RUNNER_JOB_MEMORY_MAX`, `RUNNER_JOB_CPUS`, `RUNNER_JOB_TASKS_MAX`: each job's limits (its guests' together).
     public var limits = GuestLimits()
     /// `RUNNER_IMAGE_PULL`: whether `prepare_job` pulls a registry image the content store
     /// lacks (`missing`), always asks the registry (`always`), or uses the store only (`never`).

@@ -22,17 +22,24 @@ public struct SystemdRun: Sendable, Hashable {
         public var startTimeoutSeconds: Int = 60
         /// The guest's limits: `MemoryMax=`, `CPUQuota=` (CPUs × 100 %), `TasksMax=`.
         public var limits = GuestLimits()
+        /// The slice the unit runs in (`Slice=`): its job's (``JobSlices/unit(job:)``), which
+        /// carries the job's limits; nil: systemd's default (`system.slice`).
+        public var slice: String?
 
-        public init(unit: String, startTimeoutSeconds: Int = 60, limits: GuestLimits = GuestLimits()) {
+        public init(
+            unit: String, startTimeoutSeconds: Int = 60, limits: GuestLimits = GuestLimits(), slice: String? = nil
+        ) {
             self.unit = unit
             self.startTimeoutSeconds = startTimeoutSeconds
             self.limits = limits
+            self.slice = slice
         }
     }
 
     /// `systemd-run --unit=NAME --quiet --collect -p Delegate=yes -p Type=notify -p NotifyAccess=all
-    /// -p KillMode=mixed -p TimeoutStartSec=N -p TimeoutStopSec=10 -- systemd-nspawn …`: a guest as
-    /// its own service on a host with machined; returns once the guest is ready.
+    /// -p KillMode=mixed -p TimeoutStartSec=N -p TimeoutStopSec=10 [-p Slice=S] [limits] --
+    /// systemd-nspawn …`: a guest as its own service on a host with machined; returns once the
+    /// guest is ready.
     ///
     /// `KillMode=mixed` (as systemd's own `systemd-nspawn@.service`): stopping the unit sends
     /// SIGTERM to nspawn alone, which halts the guest (SIGRTMIN+3 to its init). With the default
@@ -41,10 +48,8 @@ public struct SystemdRun: Sendable, Hashable {
     /// request arrives and the halt is lost; the guest then runs on and the stop hangs until
     /// `TimeoutStopSec`. Then SIGKILL goes to the whole unit, guest included.
     public func guestService(_ options: GuestServiceOptions, nspawn: Command) -> Command {
-        var properties: [String] = []
-        if let bytes = options.limits.memoryMax { properties += ["-p", "MemoryMax=\(bytes)"] }
-        if let quota = options.limits.cpuQuotaMicroseconds { properties += ["-p", "CPUQuota=\(quota / 1000)%"] }
-        if let tasks = options.limits.tasksMax { properties += ["-p", "TasksMax=\(tasks)"] }
+        var properties = options.slice.map { ["-p", "Slice=" + $0] } ?? []
+        for assignment in options.limits.unitProperties { properties += ["-p", assignment] }
         return Command(
             executable,
             [

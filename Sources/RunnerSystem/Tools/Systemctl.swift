@@ -40,6 +40,13 @@ public struct Systemctl: Sendable, Hashable {
         Command(executable, ["show"] + properties.map { "--property=" + $0 } + ["--", unit])
     }
 
+    /// `systemctl set-property --runtime -- UNIT P=V…`: sets `assignments` on `unit` until the
+    /// next boot (drop-ins under `/run/systemd/system.control/UNIT.d/`). A slice needs no unit
+    /// file: the properties apply when it is first started (a unit started with `Slice=UNIT`).
+    public func setRuntimeProperties(_ unit: String, _ assignments: [String]) -> Command {
+        Command(executable, ["set-property", "--runtime", "--", unit] + assignments)
+    }
+
     /// Options of ``stop(_:_:)``.
     public struct StopOptions: Sendable, Hashable {
         /// Wait until the unit is stopped; otherwise `--no-block` (queue the stop and return).

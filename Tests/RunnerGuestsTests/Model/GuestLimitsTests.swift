@@ -21,4 +21,13 @@ import Testing
         #expect(ceiling.requested(nil).isEmpty)
         #expect(GuestLimits().requested(GuestLimits(cpus: 0.5)) == GuestLimits(cpus: 0.5))
     }
+
+    @Test func unitPropertiesAreTheLimitsThatAreSet() {
+        #expect(GuestLimits().unitProperties == [])
+        #expect(
+            GuestLimits(memoryMax: 1 << 30, cpus: 1.5, tasksMax: 512).unitProperties == [
+                "MemoryMax=1073741824", "CPUQuota=150%", "TasksMax=512",
+            ])
+        #expect(GuestLimits(cpus: 0.25).unitProperties == ["CPUQuota=25%"])
+    }
 }

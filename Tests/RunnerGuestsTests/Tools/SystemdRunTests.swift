@@ -41,4 +41,16 @@ import Testing
                 "systemd-nspawn", "--boot",
             ])
     }
+
+    @Test func aJobsGuestRunsInTheJobsSlice() {
+        let command = SystemdRun().guestService(
+            .init(unit: "g", limits: GuestLimits(memoryMax: 512), slice: "runner-job-0123abcd.slice"),
+            nspawn: Command("systemd-nspawn", ["--boot"]))
+        #expect(
+            command.argv == [
+                "systemd-run", "--unit=g", "--quiet", "--collect", "-p", "Delegate=yes", "-p", "Type=notify", "-p",
+                "NotifyAccess=all", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=60", "-p", "TimeoutStopSec=10",
+                "-p", "Slice=runner-job-0123abcd.slice", "-p", "MemoryMax=512", "--", "systemd-nspawn", "--boot",
+            ])
+    }
 }

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import Logging
 import RunnerCore
 import RunnerTestSupport
 import Testing
@@ -315,6 +316,78 @@ extension GuestSuites {
             #expect(seconds < Double(SystemdRun.guestStopTimeoutSeconds) / 2, "stop took \(seconds) s")
             #expect(!FilePaths.exists(h.layout.guestRecord(info.name)))
             #expect(try await stopTimeouts(host, guest: info.name) == "")
+            #expect(try await leftovers(host, stateDirectory: h.layout.guestStateDirectory) == "")
+        }
+
+        /// The job's limits with machined: its guests' units run in the job's slice, which carries
+        /// RUNNER_JOB_* (so a job with services cannot use a multiple of them); a guest's own
+        /// `--memory` is on its unit, lowered to the job's. The slice and its runtime drop-ins go
+        /// with the job's last guest; gc removes those of a job that has no guest left.
+        @Test func aJobsGuestsShareItsSlice() async throws {
+            let host = try #require(HostGuest.current)
+            let h = host.harness
+            let agent = try #require(HookHarness.agent)
+            let environment = ["RUNNER_HOST_ROOT": h.layout.root]
+            let config = String(decoding: try FilePaths.read(h.layout.configFile), as: UTF8.self)
+            try AtomicFile.write(
+                config + "RUNNER_JOB_MEMORY_MAX=400M\nRUNNER_JOB_CPUS=1.5\nRUNNER_JOB_TASKS_MAX=300\n",
+                to: h.layout.configFile)
+            defer { try? AtomicFile.write(config, to: h.layout.configFile) }
+            let owner = try #require(Int32(try await host.sh("pidof -s systemd-journald").trimmedWhitespace))
+            var names: [String] = []
+            for limits in [nil, GuestLimits(memoryMax: 1 << 30)] {
+                let request = GuestStartRequest(image: "job", ownerPID: owner, limits: limits)
+                let started = try await host.run(
+                    [agent, "guest", "start", "--request-stdin"], environment: environment,
+                    input: Array(try JSONEncoder().encode(request)), seconds: 90)
+                try #require(started.status == .exited(0), "\(started.standardError)")
+                names.append(try JSONDecoder().decode(GuestInfo.self, from: Data(started.standardOutput.utf8)).name)
+            }
+            let manager = GuestManager(policy: GuestPolicy(layout: h.layout), logger: .init(label: "test"))
+            let job = try #require(manager.list().first?.limitsJob)
+            #expect(manager.list().count == 2 && manager.list().allSatisfy { $0.limitsJob == job })
+            let slice = JobSlices.unit(job: job)
+            func show(_ unit: String, _ property: String) async throws -> String {
+                try await host.sh("systemctl show --property=\(property) --value -- \(unit)").trimmedWhitespace
+            }
+            for name in names {
+                #expect(try await show(name + ".service", "Slice") == slice)
+                let cgroup = try await show(name + ".service", "ControlGroup")
+                #expect(cgroup.hasPrefix("/runner.slice/runner-job.slice/\(slice)/"), "\(cgroup)")
+            }
+            // The job's limits on its slice; the guests' own: none, and 1 GiB lowered to 400 MiB.
+            #expect(try await show(slice, "ActiveState") == "active")
+            #expect(try await show(slice, "MemoryMax") == "\(400 << 20)")
+            #expect(try await show(slice, "CPUQuotaPerSecUSec") == "1.500000s")
+            #expect(try await show(slice, "TasksMax") == "300")
+            #expect(try await show(names[0] + ".service", "MemoryMax") == "infinity")
+            #expect(try await show(names[1] + ".service", "MemoryMax") == "\(400 << 20)")
+            let dropIns = "/run/systemd/system.control/\(slice).d"
+            #expect(try await host.sh("ls \(dropIns)").contains("MemoryMax"))
+
+            // The slice stays while the job has a guest, and goes with its last.
+            for (index, name) in names.enumerated() {
+                let stop = try await host.run([agent, "guest", "stop", name], environment: environment, seconds: 60)
+                #expect(stop.status == .exited(0), "\(stop.standardError)")
+                #expect(try await show(slice, "ActiveState") == (index == 0 ? "active" : "inactive"))
+            }
+            func left(_ path: String) async throws -> String {
+                try await host.sh("test -e \(path) && echo \(path) || true")
+            }
+            #expect(try await left(dropIns) == "")
+            for hierarchy in ["", "/systemd", "/unified", "/memory"] {
+                #expect(try await left("/sys/fs/cgroup\(hierarchy)/runner.slice/runner-job.slice/\(slice)") == "")
+            }
+
+            // A killed job's slice (limits set, its guests gone with their records): gc removes it.
+            let killed = JobSlices.unit(job: "0badc0de")
+            let set = JobSlices.setLimits(job: "0badc0de", GuestLimits(tasksMax: 10))
+            try await host.sh(set.argv.joined(separator: " "))
+            try await host.sh("systemctl start \(killed)")
+            let gc = try await host.run([agent, "guest", "gc"], environment: environment, seconds: 60)
+            #expect(gc.status == .exited(0), "\(gc.standardError)")
+            #expect(try await show(killed, "ActiveState") == "inactive")
+            #expect(try await left("/run/systemd/system.control/\(killed).d") == "")
             #expect(try await leftovers(host, stateDirectory: h.layout.guestStateDirectory) == "")
         }
 

@@ -30,4 +30,12 @@ import Testing
         #expect(systemctl.stop("u", .init(block: true)).argv == ["systemctl", "stop", "--", "u"])
         #expect(systemctl.kill("u", signal: "SIGINT").argv == ["systemctl", "kill", "--signal=SIGINT", "--", "u"])
     }
+
+    @Test func runtimePropertiesOfAUnit() {
+        #expect(
+            systemctl.setRuntimeProperties("runner-job-0123abcd.slice", ["MemoryMax=1024", "TasksMax=5"]).argv == [
+                "systemctl", "set-property", "--runtime", "--", "runner-job-0123abcd.slice", "MemoryMax=1024",
+                "TasksMax=5",
+            ])
+    }
 }
