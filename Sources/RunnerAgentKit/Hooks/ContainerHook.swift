@@ -85,8 +85,9 @@ public struct ContainerHook: Sendable {
                 fix: "the runner always sends <work>/_temp/_runner_hook_responses/<guid>.json")
         }
         // Before a job: the job's own bridge sets the filter table up again (a full sweep lists
-        // every nft table on the host, tens of milliseconds on the job's path).
-        await guests.sweep(owner: nil, network: .bridges)
+        // every nft table on the host, tens of milliseconds on the job's path). It runs while
+        // the job's images are found, and ends before the first guest starts.
+        async let swept: Void = guests.sweep(owner: nil, network: .bridges)
         var state = HookState()
         do throws(RunnerError) {
             // Everything about the services is checked before the first guest boots.
@@ -99,6 +100,7 @@ public struct ContainerHook: Sendable {
             }
             var job: JobPlan?
             if let container = input.args.container { job = try await jobPlan(container) }
+            await swept
             var serviceContexts: [HookResponse.Service] = []
             var aliases: [String] = []
             var addresses: [String: String] = [:]
