@@ -140,27 +140,18 @@ struct JobNetwork: Sendable {
                 // A bridge no live guest of the job uses: left by a killed job.
                 _ = try? await runner.run(IPRoute().deleteLink(bridge))
             }
-            let free = try freeSubnet(preferring: id, taken: links.flatMap(\.networks))
-            subnet = free
-            // The bridge and the rules at once: the rules name the bridge, they do not need it to
-            // exist. Both are in place before this returns, so before the guest starts.
-            async let bridgeFailure = Self.failure { () async throws(RunnerError) in
-                try await createBridge(bridge, gateway: free + ".1")
-            }
+            subnet = try freeSubnet(preferring: id, taken: links.flatMap(\.networks))
+            try await createBridge(bridge, gateway: subnet + ".1")
             // The runner's filter table (again: the blocked list may have changed) and the job's
             // nat table (masquerade; its ports come with its guests), in one transaction.
-            let rulesFailure = await Self.failure { () async throws(RunnerError) in
-                let rules =
-                    GuestNetworkRules.filterTable(names, blocked: policy.blocked)
-                    + GuestNetworkRules.jobTable(names, id: id, attachments: [])
-                let command = Nft().apply()
-                try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
-                    command,
-                    fix: "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host")
-            }
-            if let failure = await bridgeFailure { throw failure }
-            if let failure = rulesFailure { throw failure }
             try writeSysctl("net/ipv4/ip_forward", "1", otherwise: "guests reach nothing beyond their job's bridge")
+            let rules =
+                GuestNetworkRules.filterTable(names, blocked: policy.blocked)
+                + GuestNetworkRules.jobTable(names, id: id, attachments: [])
+            let command = Nft().apply()
+            try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
+                command,
+                fix: "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host")
         }
         let used = Set(existing.filter { $0.subnet == subnet }.map(\.address))
         guard let host = (2...254).first(where: { !used.contains("\(subnet).\($0)") }) else {
@@ -169,16 +160,6 @@ struct JobNetwork: Sendable {
                 fix: "use fewer services")
         }
         return GuestNetworkAttachment(id: id, bridge: bridge, subnet: subnet, address: "\(subnet).\(host)")
-    }
-
-    /// What `work` threw, or nil: a typed failure that an `async let` can carry.
-    private static func failure(_ work: () async throws(RunnerError) -> Void) async -> RunnerError? {
-        do throws(RunnerError) {
-            try await work()
-            return nil
-        } catch {
-            return error
-        }
     }
 
     private func createBridge(_ bridge: String, gateway: String) async throws(RunnerError) {
