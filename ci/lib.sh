@@ -52,3 +52,17 @@ remove_test_network_leftovers() {
         done < <(ip -o link show type bridge 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1)
     fi
 }
+
+# Removes a benchmark's host root: its guests (`guest gc --all` with AGENT), the filter table
+# of its names (GuestNetworkNames: `inet runner-<4 hex of FNV-1a of ROOT>`), then the tree.
+remove_bench_root() {
+    local root=$1 agent=$2 table
+    RUNNER_HOST_ROOT=$root "$agent" guest gc --all >/dev/null 2>&1 || true
+    table=$(python3 -c 'import sys
+h = 2166136261
+for b in sys.argv[1].encode():
+    h = ((h ^ b) * 16777619) & 0xffffffff
+print("runner-%04x" % (h & 0xffff))' "$root")
+    nft delete table inet "$table" 2>/dev/null || true
+    rm -rf "$root"
+}

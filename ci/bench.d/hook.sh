@@ -17,6 +17,8 @@
 # Every row prints the median, p95 and max: a rare stall hides behind a median.
 # Needs root, systemd-nspawn, python3 and the test image (built with mmdebstrap when missing).
 set -euo pipefail
+# shellcheck source=ci/lib.sh
+. "$(dirname "$0")/../lib.sh"
 : "${RUNNER_BIN:?run through ci/bench (it builds and exports RUNNER_BIN)}"
 [ "$(id -u)" -eq 0 ] || { echo "bench hook: needs root" >&2; exit 1; }
 # Measure the agent as ci/release ships it (static Swift stdlib): its startup is most of what the
@@ -46,17 +48,7 @@ if [ ! -x "$base/usr/lib/systemd/systemd" ]; then
 fi
 
 root=$(mktemp -d /tmp/runner-bench-hook-XXXXXX)
-cleanup() {
-    RUNNER_HOST_ROOT=$root "$agent" guest gc --all >/dev/null 2>&1 || true
-    # The filter table of this root's names (GuestNetworkNames: runner-<4 hex of FNV-1a of the root>).
-    table=$(python3 -c 'import sys
-h = 2166136261
-for b in sys.argv[1].encode():
-    h = ((h ^ b) * 16777619) & 0xffffffff
-print("runner-%04x" % (h & 0xffff))' "$root")
-    nft delete table inet "$table" 2>/dev/null || true
-    rm -rf "$root"
-}
+cleanup() { remove_bench_root "$root" "$agent"; }
 trap cleanup EXIT
 store=$root/var/lib/runner/images/job
 digest=$(printf '%s' "$key" | sha256sum | cut -c1-64)

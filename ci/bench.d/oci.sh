@@ -13,6 +13,8 @@
 # ci/bench hook. Every row prints median, p95 and max.
 # Needs root, systemd-nspawn, nsenter, python3 and busybox-static (/usr/bin/busybox).
 set -euo pipefail
+# shellcheck source=ci/lib.sh
+. "$(dirname "$0")/../lib.sh"
 : "${RUNNER_BIN:?run through ci/bench (it builds and exports RUNNER_BIN)}"
 [ "$(id -u)" -eq 0 ] || { echo "bench oci: needs root" >&2; exit 1; }
 [ -x /usr/bin/busybox ] || { echo "bench oci: needs busybox-static" >&2; exit 1; }
@@ -22,17 +24,7 @@ steps=${OCI_BENCH_STEPS:-6}
 network=${OCI_BENCH_NETWORK:-private}
 
 root=$(mktemp -d /tmp/runner-bench-oci-XXXXXX)
-cleanup() {
-    RUNNER_HOST_ROOT=$root "$agent" guest gc --all >/dev/null 2>&1 || true
-    # The filter table of this root's names (GuestNetworkNames: runner-<4 hex of FNV-1a of the root>).
-    table=$(python3 -c 'import sys
-h = 2166136261
-for b in sys.argv[1].encode():
-    h = ((h ^ b) * 16777619) & 0xffffffff
-print("runner-%04x" % (h & 0xffff))' "$root")
-    nft delete table inet "$table" 2>/dev/null || true
-    rm -rf "$root"
-}
+cleanup() { remove_bench_root "$root" "$agent"; }
 trap cleanup EXIT
 hex=$(printf 'bench busybox %s' "$root" | sha256sum | cut -c1-64)
 tree=$root/var/lib/runner/images/.oci/trees/$hex
