@@ -37,9 +37,13 @@ public enum GuestNetworkRules {
     /// local address (or the one it names), for connections from outside and from the host
     /// itself (from 127.0.0.1 too: masqueraded onto the bridge, whose `route_localnet` allows
     /// it); never for packets that come from a job bridge.
-    public static func jobTable(_ names: GuestNetworkNames, id: String, attachments: [GuestNetworkAttachment])
-        -> String
-    {
+    ///
+    /// `replacing` (the default) replaces a table already there whole. Without it the table must
+    /// be new (`create`: the transaction fails when it exists), which spares the kernel the
+    /// delete (`nft` runs ≈3 ms instead of ≈16 ms: a delete waits for an RCU grace period).
+    public static func jobTable(
+        _ names: GuestNetworkNames, id: String, attachments: [GuestNetworkAttachment], replacing: Bool = true
+    ) -> String {
         let table = names.jobTable(id)
         let bridge = "\"\(names.bridge(id))\""
         var dnat: [String] = []
@@ -51,7 +55,7 @@ public enum GuestNetworkRules {
                     "\(match) \(proto) dport \(port.hostPort) dnat to \(attachment.address):\(port.containerPort)")
             }
         }
-        var text = "table ip \(table) {}\ndelete table ip \(table)\n"
+        var text = replacing ? "table ip \(table) {}\ndelete table ip \(table)\n" : "create table ip \(table)\n"
         text += "table ip \(table) {\n"
         text += "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
         for rule in dnat { text += "\t\tiifname != \"\(names.bridgePrefix)*\" \(rule)\n" }

@@ -19,6 +19,10 @@ extension HostLayout {
     package func guestResolvFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".resolv.conf" }
     /// `/run/runner/network.lock`: held while a job's network is made, joined or removed.
     package var guestNetworkLock: String { runtimeDirectory + "/network.lock" }
+    /// `/run/runner/network.filter`: the digests of the filter table's rules as last applied
+    /// and of `nft`'s listing of the table right after (0600): while both still match, a job's
+    /// network need not apply the table again.
+    package var guestNetworkFilterRecord: String { runtimeDirectory + "/network.filter" }
     /// `/run/runner/guests/<name>.env.conf`: a service guest's environment drop-in (0600).
     package func guestEnvironmentFile(_ name: String) -> String { guestStateDirectory + "/" + name + ".env.conf" }
     /// `/run/runner/relay`: the step relays' sockets (searchable by the runner user, unlike

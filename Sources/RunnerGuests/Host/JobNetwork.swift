@@ -66,7 +66,40 @@ struct JobNetwork: Sendable {
         let rules = GuestNetworkRules.filterTable(names, blocked: policy.blocked)
         let command = Nft().apply()
         try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
-            command, fix: "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host")
+            command, fix: Self.nftFix)
+        await rememberFilterTable(rules)
+    }
+
+    static let nftFix = "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host"
+
+    /// Whether the filter table is exactly what `rules` made: they are the rules last applied
+    /// (``HostLayout/guestNetworkFilterRecord``) and `nft` lists the table now as it did right
+    /// after. Anything else (no record, other rules, a table changed, flushed or gone since, a
+    /// listing that fails) is false, and the caller applies the table again.
+    func filterTableIsCurrent(_ rules: String) async -> Bool {
+        guard let bytes = try? FilePaths.read(layout.guestNetworkFilterRecord) else { return false }
+        let saved = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
+        guard saved.count == 2, saved[0] == SHA256Digest.hex(of: Array(rules.utf8)),
+            let result = try? await runner.run(Nft().listTable(family: "inet", name: names.table)),
+            result.status.isSuccess
+        else { return false }
+        return SHA256Digest.hex(of: Array(result.standardOutput.utf8)) == saved[1]
+    }
+
+    /// Records that `rules` were just applied, with `nft`'s listing of the table now; without a
+    /// listing, forgets (the next job applies the table again).
+    func rememberFilterTable(_ rules: String) async {
+        let path = layout.guestNetworkFilterRecord
+        guard let result = try? await runner.run(Nft().listTable(family: "inet", name: names.table)),
+            result.status.isSuccess
+        else {
+            unlink(path)
+            return
+        }
+        let text =
+            SHA256Digest.hex(of: Array(rules.utf8)) + "\n" + SHA256Digest.hex(of: Array(result.standardOutput.utf8))
+            + "\n"
+        if (try? AtomicFile.write(Array(text.utf8), to: path, mode: 0o600, durable: false)) == nil { unlink(path) }
     }
 
     /// What is wrong with the filter table now, or nil: it exists and rejects every metadata
@@ -142,16 +175,8 @@ struct JobNetwork: Sendable {
             }
             subnet = try freeSubnet(preferring: id, taken: links.flatMap(\.networks))
             try await createBridge(bridge, gateway: subnet + ".1")
-            // The runner's filter table (again: the blocked list may have changed) and the job's
-            // nat table (masquerade; its ports come with its guests), in one transaction.
             try writeSysctl("net/ipv4/ip_forward", "1", otherwise: "guests reach nothing beyond their job's bridge")
-            let rules =
-                GuestNetworkRules.filterTable(names, blocked: policy.blocked)
-                + GuestNetworkRules.jobTable(names, id: id, attachments: [])
-            let command = Nft().apply()
-            try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(
-                command,
-                fix: "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host")
+            try await applyJobRules(id: id)
         }
         let used = Set(existing.filter { $0.subnet == subnet }.map(\.address))
         guard let host = (2...254).first(where: { !used.contains("\(subnet).\($0)") }) else {
@@ -160,6 +185,27 @@ struct JobNetwork: Sendable {
                 fix: "use fewer services")
         }
         return GuestNetworkAttachment(id: id, bridge: bridge, subnet: subnet, address: "\(subnet).\(host)")
+    }
+
+    /// The runner's filter table, unless it is still exactly as last applied (the blocked list
+    /// may have changed, or someone may have flushed it), and the job's new nat table
+    /// (masquerade; its ports come with its guests), in one transaction. A nat table already
+    /// there (a killed job's) makes it fail; then both are replaced whole.
+    private func applyJobRules(id: String) async throws(RunnerError) {
+        let filter = GuestNetworkRules.filterTable(names, blocked: policy.blocked)
+        let filterIsCurrent = await filterTableIsCurrent(filter)
+        let command = Nft().apply()
+        let fresh =
+            (filterIsCurrent ? "" : filter)
+            + GuestNetworkRules.jobTable(names, id: id, attachments: [], replacing: false)
+        let first = try await runner.run(command, input: Array(fresh.utf8), output: .captured)
+        if first.status.isSuccess {
+            if !filterIsCurrent { await rememberFilterTable(filter) }
+            return
+        }
+        let rules = filter + GuestNetworkRules.jobTable(names, id: id, attachments: [])
+        try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(command, fix: Self.nftFix)
+        await rememberFilterTable(filter)
     }
 
     private func createBridge(_ bridge: String, gateway: String) async throws(RunnerError) {

@@ -87,4 +87,35 @@ import Testing
             }
         }
     }
+
+    /// The filter table is applied again unless it is exactly as last applied: the same rules
+    /// (``GuestNetworkRules/filterTable(_:blocked:)``) and the same listing from `nft` as right
+    /// after. Another blocked list, a table changed or gone since, or no record: applied again.
+    @Test func theFilterTableIsAppliedAgainUnlessItIsAsLastApplied() async throws {
+        let dir = try TemporaryDirectory("filter-record")
+        defer { dir.remove() }
+        let layout = HostLayout(root: dir.path)
+        try FilePaths.createDirectory(layout.runtimeDirectory, mode: 0o755)
+        let names = GuestNetworkNames(table: "runner-t", bridgePrefix: "rnt-")
+        func network(listing: String?) -> JobNetwork {
+            let runner = RecordingCommandRunner()
+            runner.answer(
+                when: { $0.argv == Nft().listTable(family: "inet", name: names.table).argv },
+                with: listing.map { CommandResult(status: .exited(0), standardOutput: $0) }
+                    ?? CommandResult(status: .exited(1), standardError: "Error: No such file or directory"))
+            return JobNetwork(
+                policy: GuestNetworkPolicy(names: names), layout: layout, runner: runner, logger: Logger(label: "t"))
+        }
+        let rules = GuestNetworkRules.filterTable(names, blocked: [])
+        let applied = network(listing: "{\"nftables\": [1]}")
+        #expect(await !applied.filterTableIsCurrent(rules))
+        await applied.rememberFilterTable(rules)
+        #expect(await applied.filterTableIsCurrent(rules))
+        #expect(await !applied.filterTableIsCurrent(GuestNetworkRules.filterTable(names, blocked: ["10.9.0.0/16"])))
+        #expect(await !network(listing: "{\"nftables\": [2]}").filterTableIsCurrent(rules))
+        #expect(await !network(listing: nil).filterTableIsCurrent(rules))
+        // A table that cannot be listed right after it is applied is not remembered.
+        await network(listing: nil).rememberFilterTable(rules)
+        #expect(await !applied.filterTableIsCurrent(rules))
+    }
 }

@@ -2,6 +2,7 @@ import FoundationEssentials
 import Logging
 import RunnerCore
 import RunnerTestSupport
+import Synchronization
 import Testing
 
 @testable import RunnerAgentKit
@@ -122,12 +123,67 @@ extension GuestSuites {
             for rules in [
                 GuestNetworkRules.filterTable(names, blocked: ["10.9.0.0/16", "fd00:1::/64", "192.0.2.7"]),
                 GuestNetworkRules.jobTable(names, id: "0123abcd", attachments: [attachment]),
+                GuestNetworkRules.jobTable(names, id: "0123abcd", attachments: [attachment], replacing: false),
             ] {
                 // -c: checked by the kernel's parser, applied nowhere.
                 let result = try await SystemCommandRunner().run(
                     Command("nft", ["-c", "-f", "-"]), input: Array(rules.utf8), output: .captured)
                 #expect(result.status == .exited(0), "\(result.standardError)\n\(rules)")
             }
+        }
+
+        /// A job's network leaves the runner's filter table alone while it is exactly as last
+        /// applied, and applies it again when it is not: here its forward chain (the blocked
+        /// addresses' reject rules) is flushed between two jobs, and the next job puts the rules
+        /// back before its guest could start. A nat table a killed job left under the new job's
+        /// name is replaced, not added to.
+        @Test func aChangedFilterTableIsAppliedAgainByTheNextJob() async throws {
+            let dir = try TemporaryDirectory("filter-again")
+            defer { dir.remove() }
+            let layout = HostLayout(root: dir.path)
+            try FilePaths.createDirectory(layout.runtimeDirectory, mode: 0o755)
+            let names = GuestNetworkNames(layout: layout)
+            let runner = InputRecordingRunner()
+            let network = JobNetwork(
+                policy: GuestNetworkPolicy(names: names), layout: layout, runner: runner, logger: Logger(label: "t"))
+            let system = SystemCommandRunner()
+            let ids = ["0000aa01", "0000aa02", "0000aa03", "0000aa04"]
+            func cleanUp() async {
+                for id in ids { await network.remove(id: id) }
+                _ = try? await system.run(Nft().deleteTable(family: "inet", name: names.table))
+            }
+            await cleanUp()
+            do {
+                func forwardRules() async throws -> Int {
+                    let listed = try await system.output(
+                        Command("nft", ["-j", "list", "chain", "inet", names.table, "forward"]))
+                    return listed.components(separatedBy: "\"rule\"").count - 1
+                }
+                func appliedFilter() -> Bool {
+                    runner.inputs.last.map { $0.contains("table inet \(names.table) {") } ?? false
+                }
+                _ = try await network.attach(id: ids[0], others: [])
+                #expect(appliedFilter())
+                #expect(try await forwardRules() == 2)
+                _ = try await network.attach(id: ids[1], others: [])
+                #expect(!appliedFilter(), "the filter table was as last applied")
+                try await system.run(Command("nft", ["flush", "chain", "inet", names.table, "forward"])).checked(
+                    Command("nft", ["flush", "chain"]))
+                #expect(try await forwardRules() == 0)
+                _ = try await network.attach(id: ids[2], others: [])
+                #expect(appliedFilter())
+                #expect(try await forwardRules() == 2)
+                // A killed job's nat table under the next job's name, with no bridge.
+                let left = GuestNetworkRules.jobTable(names, id: ids[3], attachments: [])
+                try await system.run(Nft().apply(), input: Array(left.utf8), output: .captured).checked(Nft().apply())
+                _ = try await network.attach(id: ids[3], others: [])
+                let table = try await system.output(Nft().listTable(family: "ip", name: names.jobTable(ids[3])))
+                #expect(table.components(separatedBy: "\"masquerade\"").count - 1 == 2, "\(table)")
+            } catch {
+                await cleanUp()
+                throw error
+            }
+            await cleanUp()
         }
 
         @Test func aStepSeesOnlyItsJobsNetwork() async throws {
@@ -366,5 +422,23 @@ extension GuestSuites {
             #expect(await h.leftoversAfterSettling() == [])
             #expect(!TCPSocket.accepts(port: hostPort))
         }
+    }
+}
+
+/// The system's commands, with the standard input each was given (the last one's last).
+final class InputRecordingRunner: CommandRunner {
+    private let system = SystemCommandRunner()
+    private let recorded = Mutex<[String]>([])
+
+    /// The standard input of each command run that had one, in order, as text.
+    var inputs: [String] { recorded.withLock { $0 } }
+
+    func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult {
+        if let input { recorded.withLock { $0.append(String(decoding: input, as: UTF8.self)) } }
+        return try await system.run(command, input: input, output: output)
+    }
+
+    func start(_ command: Command, options: StartOptions) throws(RunnerError) -> any ProcessHandle {
+        try system.start(command, options: options)
     }
 }
