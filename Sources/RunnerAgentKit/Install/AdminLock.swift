@@ -9,11 +9,17 @@ import RunnerCore
 /// host files under each other. A second one fails at once, naming the one that runs; the lock
 /// goes with the process (an `flock(2)`, so a killed holder never leaves it behind).
 public final class AdminLock: Sendable {
-    private let fd: Int32
+    let fd: Int32
 
     private init(fd: Int32) { self.fd = fd }
 
-    deinit { close(fd) }
+    /// Unlocked before the close: a child another thread is starting holds a copy of the
+    /// descriptor until its exec, and the lock (an `flock` on the open file) would outlive the
+    /// close until then.
+    deinit {
+        flock(fd, LOCK_UN)
+        close(fd)
+    }
 
     /// Takes the lock for `operation` (`install`, `upgrade`, `rollback`), or throws
     /// ``RunnerError/Code/busy`` naming the process that holds it.

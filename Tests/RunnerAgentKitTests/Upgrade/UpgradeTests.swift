@@ -237,7 +237,7 @@ import Testing
         _ = try await host.upgrader().upgrade(bundle: bundle.path, sha256: bundle.sha256)
         host.serviceComesUp(except: ["v1.2.0"])
         let error = await #expect(throws: RunnerError.self) { _ = try await host.upgrader().rollback() }
-        #expect(error?.problem.contains("v1.3.0 runs again") == true)
+        #expect(error?.problem.contains("v1.3.0 runs again") == true, "\(String(describing: error))")
         #expect(host.current == "releases/v1.3.0")
         #expect(host.previous == "releases/v1.2.0")
         #expect(host.hostFilesRelease == "v1.3.0")
@@ -376,5 +376,21 @@ import Testing
         install = nil
         _ = try await host.upgrader().upgrade(bundle: bundle.path, sha256: bundle.sha256)
         #expect(host.current == "releases/v1.3.0")
+    }
+
+    /// A released lock is free at once, even while a copy of its descriptor lives on: a child
+    /// another thread started holds one until its exec (here a `dup` stands in for it). Before,
+    /// a rollback right after an upgrade could fail as busy while tests spawned beside it.
+    @Test func aReleasedAdminLockIsFreeWhileACopyOfItsDescriptorLives() throws {
+        let dir = try TemporaryDirectory("admin-lock")
+        defer { dir.remove() }
+        let layout = HostLayout(root: dir.path)
+        var lock: AdminLock? = try AdminLock.acquire("upgrade", layout: layout)
+        let copy = dup(lock?.fd ?? -1)
+        #expect(copy >= 0)
+        defer { close(copy) }
+        withExtendedLifetime(lock) {}
+        lock = nil
+        #expect(throws: Never.self) { _ = try AdminLock.acquire("rollback", layout: layout) }
     }
 }
