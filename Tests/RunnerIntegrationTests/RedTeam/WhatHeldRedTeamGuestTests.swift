@@ -295,9 +295,15 @@ extension GuestSuites {
                 #expect(hosts.hasSuffix("\n127.0.0.1\tsvc db-1\n"), "\(hosts)")
                 // Beside the state directory: only the canaries (and the relay directory).
                 let beside = Set(FilePaths.entries(of: h.layout.runtimeDirectory)).subtracting(
-                    ["guests", "relay", "x.binds", "network.lock"]
+                    ["guests", "relay", "x.binds", "network.lock", "network.filter"]
                         + ["json", "log", "hosts", "env.conf", "notify"].map { "x." + $0 })
                 #expect(beside.isEmpty, "the helper wrote \(beside) beside its state directory")
+                // The filter table's record, when there is one: a root-owned 0600 file.
+                var record = stat()
+                if lstat(h.layout.guestNetworkFilterRecord, &record) == 0 {
+                    #expect(
+                        record.st_mode & S_IFMT == S_IFREG && record.st_uid == 0 && record.st_mode & 0o077 == 0)
+                }
                 #expect(await h.runAgent(["stop", info.name], asHelper: true).status == .exited(0))
                 #expect(await h.leftoversAfterSettling() == [])
                 for canary in canaries {
