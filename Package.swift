@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .executable(name: "runner-build", targets: ["runner-build"]),
         .executable(name: "runner-agent", targets: ["runner-agent"]),
+        .executable(name: "runner-hook", targets: ["runner-hook"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,6 +28,9 @@ let package = Package(
         // Linux system calls Swift's Glibc module lacks: openat2, open_tree, move_mount, and the
         // fork-and-enter helpers that must run without the Swift runtime (see the headers).
         .target(name: "CRunnerSystem"),
+        // Unix sockets with descriptor passing and peer credentials, on Glibc alone (no
+        // Foundation): the relay's wire, shared by RunnerSystem and runner-hook.
+        .target(name: "RunnerSockets"),
         // Swift wrapper over libarchive: reproducible writer, streaming reader, safe extraction,
         // deterministic gzip.
         .target(name: "RunnerArchive", dependencies: ["CLibArchive"]),
@@ -46,6 +50,7 @@ let package = Package(
             dependencies: [
                 "RunnerCore",
                 "CRunnerSystem",
+                "RunnerSockets",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
@@ -109,6 +114,16 @@ let package = Package(
             name: "runner-build",
             dependencies: ["RunnerBuildKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // The hook's client: every runner call starts one, so it is small, static and without
+        // Foundation; steps go straight to the job's relay, other calls to `runner-agent hook`.
+        .target(name: "RunnerHookClient", dependencies: ["RunnerSockets", "CRunnerSystem"]),
+        .executableTarget(
+            name: "runner-hook",
+            dependencies: ["RunnerHookClient"],
+            // Static, glibc included: no dynamic loader work on a call (it runs as the runner
+            // user, on the runner's input only; nothing here resolves users or loads modules).
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(platforms: [.linux]))]
+        ),
         .executableTarget(
             name: "runner-agent",
             dependencies: ["RunnerAgentKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -126,6 +141,8 @@ let package = Package(
         ),
         // Unit tests, one target per module: no root, no guests.
         .testTarget(name: "RunnerArchiveTests", dependencies: ["RunnerArchive", "RunnerCore", "RunnerTestSupport"]),
+        .testTarget(
+            name: "RunnerHookClientTests", dependencies: ["RunnerHookClient", "RunnerSockets", "RunnerTestSupport"]),
         .testTarget(name: "RunnerCoreTests", dependencies: ["RunnerCore", "RunnerTestSupport"]),
         .testTarget(
             name: "RunnerSystemTests",
@@ -139,6 +156,7 @@ let package = Package(
             name: "RunnerAgentKitTests",
             dependencies: [
                 "RunnerAgentKit", "RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerTestSupport",
+                "RunnerHookClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -60,7 +61,8 @@ static void become_step(const struct runner_guest_spawn_request *r, int channel)
     /* The capability bounding set, while guest root may still change it. */
     for (int cap = 0; cap <= 63; cap++) {
         if (r->capabilities & ((uint64_t)1 << cap)) continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL) break; /* past the kernel's last capability: so is every later one */
             write_report(channel, 0, RUNNER_SPAWN_CREDENTIALS, errno);
             _exit(127);
         }
@@ -141,6 +143,21 @@ static void become_step(const struct runner_guest_spawn_request *r, int channel)
     _exit(127);
 }
 
+/* What the step's clone starts with. */
+struct step_start {
+    const struct runner_guest_spawn_request *request;
+    int channel;
+};
+
+static int step_main(void *argument) {
+    const struct step_start *start = argument;
+    become_step(start->request, start->channel);
+    return 127;
+}
+
+/* The step's stack while it shares the helper's memory (until its exec). */
+#define RUNNER_STEP_STACK (256 * 1024)
+
 int runner_guest_spawn(const struct runner_guest_spawn_request *request, int *error_step, int *error_code) {
     *error_step = RUNNER_SPAWN_OK;
     *error_code = 0;
@@ -168,25 +185,51 @@ int runner_guest_spawn(const struct runner_guest_spawn_request *request, int *er
             write_report(channel[1], 0, RUNNER_SPAWN_SETNS, errno);
             _exit(1);
         }
-        /* A sibling (the caller's child), in the guest's PID namespace. */
-        long step = syscall(SYS_clone, CLONE_PARENT, NULL, NULL, NULL, 0);
+        /* A sibling (the caller's child), in the guest's PID namespace. It shares this helper's
+         * memory until its exec, on a stack of its own, while the helper waits (CLONE_VM |
+         * CLONE_VFORK, as posix_spawn starts a child): the caller's address space is large, and
+         * copying it a second time for a process that execs at once cost a step about a
+         * millisecond. The helper itself must be a full copy: setns into a user namespace
+         * refuses a process that shares its memory. The memory is not dumpable (above). */
+        void *stack = mmap(NULL, RUNNER_STEP_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                           -1, 0);
+        if (stack == MAP_FAILED) {
+            write_report(channel[1], 0, RUNNER_SPAWN_CLONE, errno);
+            _exit(1);
+        }
+        struct step_start start = {request, channel[1]};
+        int step = clone(step_main, (char *)stack + RUNNER_STEP_STACK, CLONE_VM | CLONE_VFORK | CLONE_PARENT, &start);
         if (step < 0) {
             write_report(channel[1], 0, RUNNER_SPAWN_CLONE, errno);
             _exit(1);
         }
-        if (step == 0) become_step(request, channel[1]);
-        write_report(channel[1], (int)step, RUNNER_SPAWN_OK, 0);
+        write_report(channel[1], step, RUNNER_SPAWN_OK, 0);
         _exit(0);
     }
     close(channel[1]);
     int status;
     while (waitpid(helper, &status, __WALL) < 0 && errno == EINTR) {
     }
+    /* Two reports at most: the helper's (the step's PID, or why there is none) and, when the
+     * step could not start, the step's own. The step writes its report before the helper
+     * writes its own (the helper waits for the step's exec or end). */
     struct spawn_report first;
     if (read_report(channel[0], &first) != (int)sizeof(first)) {
         close(channel[0]);
         *error_step = RUNNER_SPAWN_NO_ANSWER;
         *error_code = EPROTO;
+        return -1;
+    }
+    if (first.step != RUNNER_SPAWN_OK && first.step != RUNNER_SPAWN_SETNS && first.step != RUNNER_SPAWN_CLONE) {
+        /* The step's failure: the helper's report names the process to reap. */
+        struct spawn_report helper_report;
+        if (read_report(channel[0], &helper_report) == (int)sizeof(helper_report) && helper_report.pid > 0) {
+            while (waitpid(helper_report.pid, &status, __WALL) < 0 && errno == EINTR) {
+            }
+        }
+        close(channel[0]);
+        *error_step = first.step;
+        *error_code = first.error;
         return -1;
     }
     if (first.step != RUNNER_SPAWN_OK || first.pid <= 0) {
@@ -195,7 +238,7 @@ int runner_guest_spawn(const struct runner_guest_spawn_request *request, int *er
         *error_code = first.error;
         return -1;
     }
-    /* The step's own report: nothing (the exec closed the pipe) or why it did not start. */
+    /* After the helper's report: nothing (the exec closed the step's end). */
     struct spawn_report second;
     int got = read_report(channel[0], &second);
     close(channel[0]);

@@ -2,6 +2,10 @@
 #include "runner_process.h"
 
 #include <spawn.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -22,4 +26,20 @@ int runner_pidfd_send_signal(int pidfd, int sig) {
 
 int runner_spawn_file_actions_addchdir(void *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
+}
+
+int runner_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int runner_stop_signalfd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC);
+    if (fd < 0) return -1;
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -52,6 +52,9 @@ public enum BuiltProducts {
     /// The built `runner-agent`, or nil.
     public static var runnerAgent: String? { executable("runner-agent") }
 
+    /// The built `runner-hook` (what `container-hooks.sh` execs), or nil.
+    public static var runnerHook: String? { executable("runner-hook") }
+
     /// The built `runner-build`, or nil.
     public static var runnerBuild: String? { executable("runner-build") }
 }

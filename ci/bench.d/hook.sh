@@ -28,8 +28,12 @@ set -euo pipefail
 if [ -z "${HOOK_BENCH_AGENT_AS_IS:-}" ]; then
     echo "relinking runner-agent with --static-swift-stdlib (as ci/release ships it)"
     swift build -c release --static-swift-stdlib --product runner-agent >/dev/null
+    swift build -c release --static-swift-stdlib --product runner-hook >/dev/null
 fi
 agent="$RUNNER_BIN/runner-agent"
+# What container-hooks.sh execs for every call: runner-hook (steps to the relay, the rest to the
+# agent beside it).
+client="$RUNNER_BIN/runner-hook"
 runs=${HOOK_BENCH_RUNS:-9}
 
 # The same image the hook tests boot (see Tests/RunnerIntegrationTests/Hooks/CachedTree.swift).
@@ -76,17 +80,20 @@ userns=${HOOK_BENCH_USERNS:-on}
 mkdir -p "$root/etc/runner"
 network=${HOOK_BENCH_NETWORK:-private}
 printf 'RUNNER_GUEST_USERNS=%s\nRUNNER_GUEST_NETWORK=%s\n' "$userns" "$network" >"$root/etc/runner/config.env"
-# The unprivileged hook runs a copy of the agent it can reach (the build tree may be under /root).
+# The unprivileged hook runs a copy of the client and agent it can reach (the build tree may be
+# under /root).
 chmod 755 "$root"
 mkdir -p "$root/bin"
 cp "$agent" "$root/bin/runner-agent"
+cp "$client" "$root/bin/runner-hook"
 
-python3 - "$agent" "$root" "$store/current/rootfs" "$runs" "$userns" "$network" "$svc/current/rootfs" <<'PY'
+python3 - "$agent" "$root" "$store/current/rootfs" "$runs" "$userns" "$network" "$svc/current/rootfs" "$client" <<'PY'
 import atexit, json, os, signal, socket, statistics, subprocess, sys, time, uuid
 
 agent, root, rootfs, runs, userns = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "on"
 private = sys.argv[6] == "private"
 service_rootfs = sys.argv[7]
+client = sys.argv[8]
 # The bare nspawn's bridge (the hook makes its own per job, with an address, nft tables and the
 # guest's address and route; the bare boot only joins a bridge).
 bridge = "rnbench%d" % (os.getpid() % 100000)
@@ -111,7 +118,7 @@ def mounts():
 
 def hook(payload, rss=False):
     line = json.dumps(payload, separators=(",", ":")) + "\n"
-    cmd = ["/usr/bin/time", "-f", "%M", agent, "hook"] if rss else [agent, "hook"]
+    cmd = ["/usr/bin/time", "-f", "%M", client] if rss else [client]
     t0 = time.monotonic()
     p = subprocess.run(cmd, input=line.encode(), env=env, cwd=work + "/repo/repo",
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -147,11 +154,13 @@ def relay_guest():
     return json.loads(out)["name"]
 
 def relay_step(guest):
-    payload = {"command": "run_script_step", "responseFile": None, "state": {"guest": guest, "services": [], "environment": {}},
+    payload = {"command": "run_script_step", "responseFile": None,
+               "state": {"guest": guest, "services": [], "environment": {},
+                         "relay": root + "/run/runner/relay/" + guest + ".sock"},
                "args": {"entryPoint": "true", "entryPointArgs": [], "environmentVariables": {}, "prependPath": [],
                         "workingDirectory": "/__w/repo/repo"}}
     t0 = time.monotonic()
-    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", root + "/bin/runner-agent", "hook"],
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", root + "/bin/runner-hook"],
                        input=(json.dumps(payload) + "\n").encode(), env=env, cwd="/", stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE)
     dt = time.monotonic() - t0

@@ -3,6 +3,8 @@
 #   prepare_job on a cached registry image  vs  systemd-nspawn --as-pid2 of the same tree to READY=1
 #                                               (nspawn reports it once its first exec is done)
 #   run_script_step `true`                  vs  nsenter -t LEADER -a true (the same namespaces)
+# Every hook call runs runner-hook, as container-hooks.sh does; each step is also run once through
+# `runner-agent hook` for comparison (the path of a call runner-hook does not take itself).
 # The image is a busybox-static tree laid out as the content store holds it (images/.oci/trees/
 # <hex>/{rootfs,config.json}, owners in the guests' range); `ci-nspawn-run pull` is a stand-in
 # that answers with it at once (a cached image: the registry is never asked). Guests are
@@ -19,6 +21,10 @@ set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "bench oci: needs root" >&2; exit 1; }
 [ -x /usr/bin/busybox ] || { echo "bench oci: needs busybox-static" >&2; exit 1; }
 agent="$RUNNER_BIN/runner-agent"
+# What container-hooks.sh execs for every call: runner-hook (steps straight to the relay, other
+# calls to the agent beside it).
+client="$RUNNER_BIN/runner-hook"
+[ -x "$client" ] || { echo "bench oci: $client is not built (swift build -c release --product runner-hook)" >&2; exit 1; }
 runs=${OCI_BENCH_RUNS:-9}
 steps=${OCI_BENCH_STEPS:-6}
 network=${OCI_BENCH_NETWORK:-private}
@@ -53,11 +59,12 @@ mkdir -p "$work/_temp/_runner_file_commands" "$work/_temp/_github_home" "$work/_
     "$work/_tool" "$work/_actions" "$work/repo/repo" "$root/opt/actions-runner/externals" "$root/etc/runner"
 printf 'RUNNER_GUEST_NETWORK=%s\n' "$network" >"$root/etc/runner/config.env"
 
-python3 - "$agent" "$root" "$r" "$runs" "$steps" "$network" <<'PY'
+python3 - "$agent" "$root" "$r" "$runs" "$steps" "$network" "$client" <<'PY'
 import atexit, json, os, signal, socket, statistics, subprocess, sys, time, uuid
 
 agent, root, rootfs, runs, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 private = sys.argv[6] == "private"
+client = sys.argv[7]
 # The bare nspawn's bridge (the hook makes its own per job, with an address, nft tables and the
 # guest's address and route; the bare nspawn only joins a bridge).
 bridge = "rnbench%d" % (os.getpid() % 100000)
@@ -79,10 +86,10 @@ def mounts():
          (work + "/_temp/_github_workflow", "/github/workflow", False)]
     return [{"userProvidedValue": None, "sourceVolumePath": s, "targetVolumePath": t, "readOnly": r} for s, t, r in m]
 
-def hook(payload):
+def hook(payload, argv=None):
     line = json.dumps(payload, separators=(",", ":")) + "\n"
     t0 = time.monotonic()
-    p = subprocess.run([agent, "hook"], input=line.encode(), env=env, cwd=work + "/repo/repo",
+    p = subprocess.run(argv or [client], input=line.encode(), env=env, cwd=work + "/repo/repo",
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     dt = time.monotonic() - t0
     if p.returncode != 0:
@@ -102,10 +109,10 @@ def prepare():
     os.unlink(resp)
     return dt, state
 
-def step(state):
+def step(state, argv=None):
     return hook({"command": "run_script_step", "responseFile": work + "/_temp/x.json", "state": state,
                  "args": {"entryPoint": "true", "entryPointArgs": [], "environmentVariables": {},
-                          "prependPath": [], "workingDirectory": "/__w/repo/repo"}})
+                          "prependPath": [], "workingDirectory": "/__w/repo/repo"}}, argv)
 
 def cleanup(state):
     return hook({"command": "cleanup_job", "responseFile": work + "/_temp/y.json", "args": {}, "state": state})
@@ -176,7 +183,7 @@ def bare_step(leader):
     subprocess.run(["nsenter", "-t", str(leader), "-a", "true"], check=True, stdin=subprocess.DEVNULL)
     return time.monotonic() - t0
 
-start_bare, start_hook, step_bare, step_hook, clean = [], [], [], [], []
+start_bare, start_hook, step_bare, step_hook, step_agent, clean = [], [], [], [], [], []
 _, state = prepare()
 cleanup(state)
 for i in range(runs):
@@ -189,6 +196,8 @@ for i in range(runs):
     start_hook.append(dt)
     for _ in range(steps):
         step_hook.append(step(state))
+        # The same step through `runner-agent hook` (the path without runner-hook), for comparison.
+        step_agent.append(step(state, [agent, "hook"]))
     clean.append(cleanup(state))
 
 med = statistics.median
@@ -206,5 +215,7 @@ print("runs: %d starts, %d steps each side (no-init guests, user namespaces on; 
       % (runs, len(step_hook), "private" if private else "host"))
 row("prepare_job (cached registry image)", start_hook, start_bare, 1.3)
 row("run_script_step true vs nsenter", step_hook, step_bare, 1.5)
+print("%-40s hook %7.1f ms (%s)   ratio %.2f (without runner-hook)"
+      % ("  the same via runner-agent hook", med(step_agent) * 1000, spread(step_agent), med(step_agent) / med(step_bare)))
 print("%-40s hook %7.1f ms (%s)" % ("cleanup_job", med(clean) * 1000, spread(clean)))
 PY

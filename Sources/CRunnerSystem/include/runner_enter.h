@@ -39,7 +39,9 @@ struct runner_guest_spawn_request {
  * joins all the guest's namespaces at once through the pidfd (user, mount, PID, UTS, IPC,
  * network, cgroup; the mount namespace makes the guest's root the process's root, so every path
  * after it, the working directory and the program included, resolves inside the guest), clones
- * the step's process as a child of the caller (CLONE_PARENT: the caller waits for it) and exits.
+ * the step's process as a child of the caller (CLONE_PARENT: the caller waits for it; CLONE_VM |
+ * CLONE_VFORK on a stack of its own, so the caller's memory is copied once, for the helper) and
+ * exits.
  * The step's process leads a process group of its own, drops the capability bounding set to
  * `capabilities`, takes the guest ids (uid 0 in the guest keeps its capabilities in the guest's
  * user namespace only), changes to `cwd` and execs with exactly `envp`. It is not dumpable until

@@ -20,4 +20,11 @@ int runner_pidfd_send_signal(int pidfd, int sig);
  * `path` after the earlier file actions, before exec. `actions` is a posix_spawn_file_actions_t. */
 int runner_spawn_file_actions_addchdir(void *actions, const char *path);
 
+/* memfd_create(name, MFD_CLOEXEC): an anonymous file in memory (close-on-exec). */
+int runner_memfd(const char *name);
+
+/* Blocks SIGINT and SIGTERM for the calling thread and returns a signalfd (close-on-exec,
+ * blocking) that reads them: each read gives one 128-byte signalfd_siginfo, its first four bytes
+ * the signal's number. -1 with errno on failure (the mask is then unchanged). */
+int runner_stop_signalfd(void);
 #endif

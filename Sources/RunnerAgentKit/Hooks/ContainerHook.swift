@@ -140,6 +140,8 @@ public struct ContainerHook: Sendable {
                 request.user = job.user
                 let info = try await guests.start(request)
                 state.guest = info.name
+                // Where `runner-hook` sends this job's steps (straight to the relay).
+                state.relay = policy.layout.guestRelaySocket(info.name)
                 if let uid = info.stepUID, uid != 0 {
                     Self.warnWorkspaceUser(uid: uid, image: input.args.container?.image ?? job.image)
                 }
@@ -494,20 +496,9 @@ public struct ContainerHook: Sendable {
     // MARK: run_script_step
 
     func runScriptStep(_ input: HookInput) async throws(RunnerError) -> Int32 {
-        guard let state = input.state, let guest = state.guest else {
-            throw RunnerError(
-                .invalidInput, input: "state",
-                problem: "run_script_step has no job guest in its state (prepare_job did not run or failed)",
-                fix: "add a container: to the job, or check the \"Initialize containers\" step")
-        }
-        guard let entryPoint = input.args.entryPoint, !entryPoint.isEmpty else {
-            throw RunnerError(.invalidInput, input: "args.entryPoint", problem: "is missing")
-        }
-        let environment = StepEnvironment.step(
-            container: state.environment, step: input.args.environmentVariables, prependPath: input.args.prependPath)
+        let (guest, step) = try HookStep.request(input)
         let status = try await guests.exec(
-            guest, command: [entryPoint] + input.args.entryPointArgs, environment: environment,
-            workingDirectory: input.args.workingDirectory)
+            guest, command: step.command, environment: step.environment, workingDirectory: step.workingDirectory)
         return status.shellCode
     }
 

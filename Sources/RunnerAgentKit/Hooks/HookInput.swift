@@ -175,20 +175,26 @@ public struct HookState: Codable, Sendable, Hashable {
     public var services: [String]
     /// The container-level environment (job container env, GITHUB_ACTIONS, CI).
     public var environment: [String: String]
+    /// The job guest's step relay socket: `runner-hook` sends the job's steps there itself.
+    public var relay: String?
 
-    public init(guest: String? = nil, services: [String] = [], environment: [String: String] = [:]) {
+    public init(
+        guest: String? = nil, services: [String] = [], environment: [String: String] = [:], relay: String? = nil
+    ) {
         self.guest = guest
         self.services = services
         self.environment = environment
+        self.relay = relay
     }
 
-    enum CodingKeys: String, CodingKey { case guest, services, environment }
+    enum CodingKeys: String, CodingKey { case guest, services, environment, relay }
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         guest = try? c.decodeIfPresent(String.self, forKey: .guest)
         services = lenientStrings(c, .services)
         environment = lenientMap(c, .environment)
+        relay = try? c.decodeIfPresent(String.self, forKey: .relay)
     }
 }
 

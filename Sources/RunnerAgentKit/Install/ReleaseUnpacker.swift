@@ -70,7 +70,7 @@ public struct CheckoutRelease: ReleaseUnpacker {
 
     func sourcePath(_ file: BundleLayout.File) -> String {
         switch file.source {
-        case .agentBinary: checkout + "/" + BundleLayout.agentPath
+        case .agentBinary, .hookBinary: checkout + "/" + file.path
         case .repository(let relative): checkout + "/" + relative
         }
     }

@@ -15,6 +15,8 @@ public struct BundleBuilder: Sendable {
         public var version: BundleVersion
         /// The `runner-agent` binary.
         public var agent: String
+        /// The `runner-hook` binary (by default, `runner-hook` beside the agent).
+        public var hook: String
         /// The repository root holding `cloud-init/` and `images/host/`.
         public var sourceDirectory: String
         /// Where the bundle file goes (created when missing).
@@ -34,6 +36,7 @@ public struct BundleBuilder: Sendable {
         public init(
             version: BundleVersion,
             agent: String,
+            hook: String? = nil,
             sourceDirectory: String,
             outputDirectory: String,
             arch: BundleArch = .host,
@@ -45,6 +48,7 @@ public struct BundleBuilder: Sendable {
         ) {
             self.version = version
             self.agent = agent
+            self.hook = hook ?? (FilePaths.parent(of: agent) + "/runner-hook")
             self.sourceDirectory = sourceDirectory
             self.outputDirectory = outputDirectory
             self.arch = arch
@@ -73,6 +77,7 @@ public struct BundleBuilder: Sendable {
     public static func sourcePath(of file: BundleLayout.File, inputs: Inputs) -> String {
         switch file.source {
         case .agentBinary: inputs.agent
+        case .hookBinary: inputs.hook
         case .repository(let relative): inputs.sourceDirectory + "/" + relative
         }
     }
@@ -89,7 +94,7 @@ public struct BundleBuilder: Sendable {
         var members: [ArchiveMember] = []
         for file in inputs.files {
             let source = Self.sourcePath(of: file, inputs: inputs)
-            let size = try Self.checkSource(source, isAgent: file.source == .agentBinary)
+            let size = try Self.checkSource(source, binary: file.source.binaryProduct)
             let digest = try SHA256Digest.hex(ofFile: source)
             manifestFiles.append(BundleManifest.File(path: file.path, size: size, mode: file.mode, sha256: digest))
             members.append(ArchiveMember(path: file.path, content: .file(source), permissions: file.mode))
@@ -113,17 +118,20 @@ public struct BundleBuilder: Sendable {
         return Output(path: output, sha256: digest, manifest: manifest)
     }
 
-    /// Requires `source` to be a readable regular file; returns its size.
-    static func checkSource(_ source: String, isAgent: Bool) throws(RunnerError) -> Int64 {
+    /// Requires `source` to be a readable regular file (and an executable one for `binary`, the
+    /// product it should be); returns its size.
+    static func checkSource(_ source: String, binary: String?) throws(RunnerError) -> Int64 {
         var st = stat()
         guard stat(source, &st) == 0 else {
             let missing = errno == ENOENT
             throw RunnerError(
                 missing ? .notFound : .io, input: source,
                 problem: missing ? "does not exist" : "cannot be read: \(String(cString: strerror(errno)))",
-                fix: isAgent
-                    ? "build it first (swift build -c release --product runner-agent) and pass its path with --agent"
-                    : "run from the repository root or pass it with --source")
+                fix: binary.map { product in
+                    let option = product == "runner-hook" ? "--hook" : "--agent"
+                    return
+                        "build it first (swift build -c release --product \(product)) and pass its path with \(option)"
+                } ?? "run from the repository root or pass it with --source")
         }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
             throw RunnerError(.invalidInput, input: source, problem: "is not a regular file", fix: nil)
@@ -131,10 +139,10 @@ public struct BundleBuilder: Sendable {
         guard access(source, R_OK) == 0 else {
             throw RunnerError(.permission, input: source, problem: "is not readable", fix: "check its permissions")
         }
-        if isAgent && (st.st_mode & 0o111) == 0 {
+        if let binary, (st.st_mode & 0o111) == 0 {
             throw RunnerError(
                 .invalidInput, input: source, problem: "is not executable",
-                fix: "pass the runner-agent binary that swift build produced")
+                fix: "pass the \(binary) binary that swift build produced")
         }
         return Int64(st.st_size)
     }

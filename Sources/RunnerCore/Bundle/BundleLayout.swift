@@ -7,8 +7,20 @@ public enum BundleLayout {
     public enum Source: Sendable, Hashable {
         /// The `runner-agent` binary given with `--agent`.
         case agentBinary
+        /// The `runner-hook` binary given with `--hook` (by default beside the agent).
+        case hookBinary
         /// A file of the repository, relative to its root (`--source`).
         case repository(String)
+
+        /// The product a binary source is built as (`runner-agent`, `runner-hook`); nil for a
+        /// repository file.
+        public var binaryProduct: String? {
+            switch self {
+            case .agentBinary: "runner-agent"
+            case .hookBinary: "runner-hook"
+            case .repository: nil
+            }
+        }
     }
 
     /// One bundled file.
@@ -29,9 +41,13 @@ public enum BundleLayout {
     /// `bin/runner-agent`: the agent inside a release directory.
     public static let agentPath = "bin/runner-agent"
 
+    /// `bin/runner-hook`: what `container-hooks.sh` execs, beside the agent it hands calls to.
+    public static let hookPath = "bin/runner-hook"
+
     /// Every file of a bundle besides `MANIFEST.json`.
     public static let files: [File] = [
         File(agentPath, from: .agentBinary, mode: 0o755),
+        File(hookPath, from: .hookBinary, mode: 0o755),
         File("runner-install.service", from: .repository("cloud-init/runner-install.service"), mode: 0o644),
         File("runner.service", from: .repository("images/host/runner.service"), mode: 0o644),
         File("bootstrap.sh", from: .repository("cloud-init/bootstrap.sh"), mode: 0o755),

@@ -19,6 +19,9 @@ public struct GuestManager: Sendable {
     public var logger: Logger
     /// The config.env settings the policy came from (what `ci-nspawn-run settings` prints).
     public var settings = HookSettings()
+    /// Records decoded once per version of their file (the step relay's, which reads its
+    /// guest's record on every step); nil: every read decodes.
+    package var recordCache: GuestRecordCache?
 
     public init(policy: GuestPolicy, runner: any CommandRunner = SystemCommandRunner(), logger: Logger) {
         self.policy = policy
@@ -459,6 +462,7 @@ public struct GuestManager: Sendable {
     public func record(_ name: String) throws(RunnerError) -> GuestRecord? {
         try GuestName.check(name)
         let path = layout.guestRecord(name)
+        if let recordCache { return try recordCache.record(at: path) }
         guard FilePaths.exists(path) else { return nil }
         do {
             return try JSONDecoder().decode(GuestRecord.self, from: Data(try FilePaths.read(path)))

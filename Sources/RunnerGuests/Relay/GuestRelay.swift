@@ -29,19 +29,39 @@ public struct GuestRelay: Sendable {
     public var name: String
     /// The one user (besides root) allowed to connect.
     public var allowedUID: uid_t
+    /// Reads a request that carries the runner's own JSON (what `runner-hook` sends for a
+    /// `run_script_step`: ``hookRequestPrefix``, the JSON, `}`) and returns the step it asks
+    /// for in guest `name`. Without one, such requests are refused.
+    public var hookSteps: HookStepDecoder?
 
-    public init(manager: GuestManager, name: String, allowedUID: uid_t) {
+    /// The step a hook call asks for, from the runner's JSON (the bytes between
+    /// ``hookRequestPrefix`` and the closing `}`), checked to be for guest `name`.
+    public typealias HookStepDecoder = @Sendable (_ json: [UInt8], _ name: String) throws(RunnerError) -> Request
+
+    public init(manager: GuestManager, name: String, allowedUID: uid_t, hookSteps: HookStepDecoder? = nil) {
         self.manager = manager
+        // Every step reads the guest's record: decoded again only when the file changed.
+        self.manager.recordCache = GuestRecordCache()
         self.name = name
         self.allowedUID = allowedUID
+        self.hookSteps = hookSteps
     }
 
-    /// What the hook asks for.
-    struct Request: Codable {
-        var command: [String]
-        var environment: [String: String]
-        var workingDirectory: String?
+    /// What the hook asks for: a command, its environment and working directory in the guest.
+    public struct Request: Codable, Sendable, Equatable {
+        public var command: [String]
+        public var environment: [String: String]
+        public var workingDirectory: String?
+
+        public init(command: [String], environment: [String: String], workingDirectory: String?) {
+            self.command = command
+            self.environment = environment
+            self.workingDirectory = workingDirectory
+        }
     }
+
+    /// How a request that carries the runner's JSON begins (`runner-hook`'s `relayRequest`).
+    public static let hookRequestPrefix = Array(#"{"hook":"#.utf8)
 
     /// What the relay answers: the step's status, or why it did not run.
     struct Reply: Codable {
@@ -54,6 +74,8 @@ public struct GuestRelay: Sendable {
             var input: String
             var problem: String
             var fix: String?
+            /// The whole message as the agent prints it (what `runner-hook` shows).
+            var text: String?
         }
     }
 
@@ -162,7 +184,9 @@ public struct GuestRelay: Sendable {
             }
         } catch {
             reply = Reply(
-                error: .init(code: error.code.rawValue, input: error.input, problem: error.problem, fix: error.fix))
+                error: .init(
+                    code: error.code.rawValue, input: error.input, problem: error.problem, fix: error.fix,
+                    text: "\(error)"))
         }
         if let data = try? JSONEncoder().encode(reply) {
             _ = UnixSocket.writeAll(connection, Array(data))
@@ -183,12 +207,7 @@ public struct GuestRelay: Sendable {
         guard descriptors.count == 2 else {
             throw RunnerError(.invalidInput, input: "step request", problem: "came without stdout and stderr")
         }
-        let request: Request
-        do {
-            request = try JSONDecoder().decode(Request.self, from: Data(message))
-        } catch {
-            throw RunnerError(.invalidInput, input: "step request", problem: "is not a step request", underlying: error)
-        }
+        let request = try decodeRequest(message)
         let step = try manager.prepareStep(
             name, command: request.command, environment: request.environment,
             workingDirectory: request.workingDirectory)
@@ -206,6 +225,23 @@ public struct GuestRelay: Sendable {
             step, bus: &bus, stdout: stdout.descriptor, stderr: stderr.descriptor, stopRequests: connection)
         manager.finishStep(step.record)
         return status
+    }
+
+    /// The step `message` asks for: a plain ``Request``, or the runner's JSON (``hookSteps``).
+    package func decodeRequest(_ message: [UInt8]) throws(RunnerError) -> Request {
+        if message.starts(with: Self.hookRequestPrefix) {
+            guard let hookSteps, message.last == UInt8(ascii: "}") else {
+                throw RunnerError(
+                    .invalidInput, input: "step request", problem: "carries a hook call this relay does not take",
+                    fix: "the relay is older than runner-hook; re-run the job")
+            }
+            return try hookSteps(Array(message[Self.hookRequestPrefix.count..<(message.count - 1)]), name)
+        }
+        do {
+            return try JSONDecoder().decode(Request.self, from: Data(message))
+        } catch {
+            throw RunnerError(.invalidInput, input: "step request", problem: "is not a step request", underlying: error)
+        }
     }
 
     // MARK: the hook's side

@@ -86,7 +86,7 @@ import Testing
             for file in BundleLayout.files {
                 let path =
                     switch file.source {
-                    case .agentBinary: checkout + "/" + BundleLayout.agentPath
+                    case .agentBinary, .hookBinary: checkout + "/" + file.path
                     case .repository(let relative): checkout + "/" + relative
                     }
                 try AtomicFile.write("x\n", to: path, mode: file.mode)

@@ -76,6 +76,7 @@ struct UpgradeHost {
             var bytes: [UInt8]
             switch file.source {
             case .agentBinary: bytes = Array("#!/bin/sh\necho \(version)\n".utf8)
+            case .hookBinary: bytes = Array("#!/bin/sh\nexec runner-agent hook\n".utf8)
             case .repository(let relative): bytes = try FilePaths.read(Repo.root + "/" + relative)
             }
             if file.path == "container-hooks.sh" { bytes += Array("# release \(version)\n".utf8) }

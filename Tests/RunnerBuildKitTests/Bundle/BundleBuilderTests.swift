@@ -14,6 +14,8 @@ import Testing
 func fakeAgent(in dir: TemporaryDirectory, content: String = "#!/bin/sh\necho runner-agent\n") throws -> String {
     let path = dir.appending("agent/runner-agent")
     try AtomicFile.write(content, to: path, mode: 0o755)
+    // runner-hook beside it, where the builder looks by default.
+    try AtomicFile.write("#!/bin/sh\necho runner-hook\n", to: dir.appending("agent/runner-hook"), mode: 0o755)
     return path
 }
 
@@ -37,7 +39,7 @@ func inputs(_ dir: TemporaryDirectory, out: String = "dist", epoch: Int64 = 1_70
             let names = try entries.map { try ArchivePath.normalized($0.path) }
             #expect(
                 names == [
-                    "MANIFEST.json", "bin", "bin/runner-agent", "bootstrap.sh", "container-hooks.sh",
+                    "MANIFEST.json", "bin", "bin/runner-agent", "bin/runner-hook", "bootstrap.sh", "container-hooks.sh",
                     "runner-install.service", "runner-service.sh", "runner.service",
                 ])
             #expect(Set(names.dropFirst()) == Set(BundleLayout.files.map(\.path)).union(["bin"]))
@@ -100,6 +102,25 @@ func inputs(_ dir: TemporaryDirectory, out: String = "dist", epoch: Int64 = 1_70
             #expect(error.input == dir.appending("nope/runner-agent"))
             #expect(error.fix?.contains("--agent") == true)
             #expect(!FilePaths.exists(dir.appending("dist")))
+        }
+    }
+
+    @Test func missingHookClientIsNamed() async throws {
+        try await withTemporaryDirectory("nohook") { dir in
+            var request = try inputs(dir)
+            // The default: runner-hook beside the agent.
+            #expect(request.hook == dir.appending("agent/runner-hook"))
+            request.hook = dir.appending("nope/runner-hook")
+            let error = try #require(throws: RunnerError.self) { try BundleBuilder().build(request) }
+            #expect(error.code == .notFound)
+            #expect(error.input == dir.appending("nope/runner-hook"))
+            #expect(error.fix?.contains("--product runner-hook") == true && error.fix?.contains("--hook") == true)
+            #expect(!FilePaths.exists(dir.appending("dist")))
+            // Not executable: refused too.
+            try AtomicFile.write("x", to: dir.appending("plain/runner-hook"), mode: 0o644)
+            request.hook = dir.appending("plain/runner-hook")
+            let plain = try #require(throws: RunnerError.self) { try BundleBuilder().build(request) }
+            #expect(plain.problem == "is not executable" && plain.fix?.contains("runner-hook") == true)
         }
     }
 

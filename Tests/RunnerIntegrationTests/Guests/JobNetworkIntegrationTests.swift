@@ -109,7 +109,7 @@ extension GuestSuites {
         .serialized,
         .enabled(
             if: HookHarness.isAvailable && TestHost.which("nft") != nil && TestHost.which("ip") != nil,
-            "needs root, systemd-nspawn, mmdebstrap, nft, ip and the built runner-agent")
+            "needs root, systemd-nspawn, mmdebstrap, nft, ip and the built runner-agent and runner-hook")
     )
     struct JobNetworkIntegrationTests {
         @Test func rulesetsAreValidNftables() async throws {

@@ -20,13 +20,19 @@ extension GuestSuites {
     struct RelayIntegrationTests {
         static let user = HookHarness.ownerUID
 
-        func step(_ entryPoint: String, _ args: [String], guest: String, prependPath: [String] = []) -> String {
+        /// A `run_script_step` for `guest`; with `relay`, its state names the guest's relay as
+        /// prepare_job's does (runner-hook then sends it there itself), without it the state is
+        /// one from before runner-hook (runner-hook hands the call to the agent).
+        func step(
+            _ entryPoint: String, _ args: [String], guest: String, prependPath: [String] = [], relay: String? = nil
+        ) -> String {
             let quoted = { (items: [String]) in "[" + items.map { TestJSON.quote($0) }.joined(separator: ",") + "]" }
+            let relayMember = relay.map { ",\"relay\":" + TestJSON.quote($0) } ?? ""
             return """
                 {"command":"run_script_step","responseFile":null,"args":{"entryPoint":\(TestJSON.quote(entryPoint)),\
                 "entryPointArgs":\(quoted(args)),"environmentVariables":{"FROM_STEP":"s"},\
                 "prependPath":\(quoted(prependPath)),"workingDirectory":"/__w/octo-repo/octo-repo"},\
-                "state":{"guest":"\(guest)","services":[],"environment":{"FROM_STATE":"yes"}}}
+                "state":{"guest":"\(guest)","services":[],"environment":{"FROM_STATE":"yes"}\(relayMember)}}
                 """
         }
 
@@ -64,6 +70,7 @@ extension GuestSuites {
             var st = stat()
             #expect(stat(h.layout.guestRelaySocket(name), &st) == 0)
             #expect(st.st_uid == Self.user && st.st_mode & 0o777 == 0o600)
+            let relay = h.layout.guestRelaySocket(name)
 
             // A bare program name found on prependPath, the state's and the step's environment,
             // the working directory, the exit code, and what the step made handed to the user.
@@ -71,18 +78,51 @@ extension GuestSuites {
                 "#!/bin/sh\necho \"relayed $FROM_STATE $FROM_STEP $(pwd) $(id -u)\"\necho err >&2\n"
                     + "touch /__w/octo-repo/relay-made\nexit 3\n",
                 to: h.work + "/bin/hello-relay", mode: 0o755)
+            // runner-hook sends it to the relay itself: it runs with no runner-agent beside it.
+            let solo = h.dir.appending("solo")
+            try FilePaths.createDirectory(solo, mode: 0o755)
+            chmod(h.dir.path, 0o755)
+            let copied = try await Spawner.spawn(Command("cp", [try #require(HookHarness.hookClient), solo])).wait()
+            #expect(copied == .exited(0))
             let first = try await h.hook(
-                step("hello-relay", [], guest: name, prependPath: ["/__w/bin"]), asUser: Self.user)
+                step("hello-relay", [], guest: name, prependPath: ["/__w/bin"], relay: relay), asUser: Self.user,
+                client: solo + "/runner-hook")
             #expect(first.status == .exited(3), "\(first.text)\(first.stderr)")
             #expect(first.text == "relayed yes s /__w/octo-repo/octo-repo 0\n")
             #expect(first.stderr == "err\n")
             #expect(lstat(h.work + "/octo-repo/relay-made", &st) == 0)
             #expect(st.st_uid == Self.user)
+            // The same step from a state without the relay goes through the agent: same result.
+            unlink(h.work + "/octo-repo/relay-made")
+            let viaAgent = try await h.hook(
+                step("hello-relay", [], guest: name, prependPath: ["/__w/bin"]), asUser: Self.user)
+            #expect(viaAgent.status == .exited(3), "\(viaAgent.text)\(viaAgent.stderr)")
+            #expect(viaAgent.text == first.text && viaAgent.stderr == first.stderr)
+            #expect(lstat(h.work + "/octo-repo/relay-made", &st) == 0 && st.st_uid == Self.user)
+            // Any other call needs the agent: without it, a clear error naming where it looked.
+            let noAgent = try await h.hook(
+                #"{"command":"cleanup_job","responseFile":null,"args":{},"state":null}"#, asUser: Self.user,
+                client: solo + "/runner-hook")
+            #expect(noAgent.status == .exited(1))
+            #expect(noAgent.text.hasPrefix("::error::could not run \(solo)/runner-agent"), "\(noAgent.text)")
+
+            // The attack: the runner user asks this guest's relay for a step in another guest
+            // (a state naming another guest, this relay's socket). The relay refuses it and runs
+            // nothing: the canary the step would make is never made.
+            let canary = h.work + "/octo-repo/other-guest-canary"
+            let crossed = try await h.hook(
+                step("touch", ["/__w/octo-repo/other-guest-canary"], guest: "rg-000000000000", relay: relay),
+                asUser: Self.user)
+            #expect(crossed.status == .exited(1))
+            #expect(crossed.text.contains("::error::state.guest: names guest rg-000000000000"), "\(crossed.text)")
+            #expect(!FilePaths.exists(canary))
 
             // The hook's stdout and stderr are files here: the guest gets pipes, never the
             // files themselves (their /proc/self/fd links would reopen host files as root).
             let fds = try await h.hook(
-                step("bash", ["-c", "readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2"], guest: name),
+                step(
+                    "bash", ["-c", "readlink /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2"], guest: name,
+                    relay: relay),
                 asUser: Self.user)
             #expect(fds.status == .exited(0), "\(fds.stderr)")
             let links = fds.text.split(separator: "\n")
@@ -91,13 +131,13 @@ extension GuestSuites {
 
             // Once serving, the relay keeps nothing it inherited beyond its standard streams:
             // every other descriptor of it is its own (close-on-exec).
-            let relay = try #require(
+            let relayPID = try #require(
                 ProcessTable.allPIDs().first {
                     Array(ProcessTable.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", name]
                 })
-            for entry in FilePaths.entries(of: "/proc/\(relay)/fdinfo") {
+            for entry in FilePaths.entries(of: "/proc/\(relayPID)/fdinfo") {
                 guard let fd = Int32(entry), fd > 2,
-                    let info = try? FilePaths.read("/proc/\(relay)/fdinfo/\(entry)"),
+                    let info = try? FilePaths.read("/proc/\(relayPID)/fdinfo/\(entry)"),
                     let flags = String(decoding: info, as: UTF8.self).split(separator: "\n")
                         .first(where: { $0.hasPrefix("flags:") })?.split(separator: "\t").last,
                     let value = Int(flags, radix: 8)
@@ -106,13 +146,16 @@ extension GuestSuites {
             }
 
             // The steps went over the guest's systemd socket (our unit, RemainAfterExit=yes).
-            let own = try await h.hook(step("bash", ["-c", Self.showOwnUnit], guest: name), asUser: Self.user)
+            let own = try await h.hook(
+                step("bash", ["-c", Self.showOwnUnit], guest: name, relay: relay), asUser: Self.user)
             #expect(own.status == .exited(0), "\(own.stderr)")
             #expect(own.text == "yes yes\n")
 
-            // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it).
+            // SIGINT mid-step stops the step within a few seconds (130, as a shell reports it):
+            // runner-hook passes it on to the relay.
             let (hook, stdout, _) = try await h.spawnHook(
-                step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name), asUser: Self.user)
+                step("bash", ["-c", "echo started; sleep 60; echo not-reached"], guest: name, relay: relay),
+                asUser: Self.user)
             let end = MonotonicClock.now() + 20
             while MonotonicClock.now() < end, (try? FilePaths.read(stdout))?.isEmpty ?? true {
                 await MonotonicClock.pause(seconds: 0.05)
@@ -127,7 +170,7 @@ extension GuestSuites {
             // Another user cannot use the relay (the socket is the user's, and the relay checks
             // the peer); without a sudo rule it gets nowhere.
             let other = try await h.hook(
-                step("touch", ["/__w/octo-repo/other-made"], guest: name), asUser: Self.user + 1)
+                step("touch", ["/__w/octo-repo/other-made"], guest: name, relay: relay), asUser: Self.user + 1)
             #expect(other.status != .exited(0))
             #expect(!FilePaths.exists(h.work + "/octo-repo/other-made"))
 
@@ -139,6 +182,8 @@ extension GuestSuites {
             // A step for a guest that is gone fails clearly (no relay, no sudo rule here).
             let gone = try await h.hook(step("true", [], guest: name), asUser: Self.user)
             #expect(gone.status != .exited(0))
+            let goneRelay = try await h.hook(step("true", [], guest: name, relay: relay), asUser: Self.user)
+            #expect(goneRelay.status != .exited(0))
         }
     }
 }

@@ -18,7 +18,7 @@ extension Trait where Self == ConditionTrait {
     static var guestsAndSetpriv: Self {
         .enabled(
             if: HookHarness.isAvailable && TestHost.which("setpriv") != nil,
-            "needs root, systemd-nspawn, mmdebstrap, setpriv and the built runner-agent")
+            "needs root, systemd-nspawn, mmdebstrap, setpriv and the built runner-agent and runner-hook")
     }
 }
 
@@ -47,10 +47,12 @@ final class HookHarness: Sendable {
 
     /// The built `runner-agent` beside the test binary, or nil.
     static var agent: String? { BuiltProducts.runnerAgent }
+    /// The built `runner-hook` beside it, or nil.
+    static var hookClient: String? { BuiltProducts.runnerHook }
 
     static var isAvailable: Bool {
         TestHost.isRoot && TestHost.which("systemd-nspawn") != nil && TestHost.which("mmdebstrap") != nil
-            && agent != nil
+            && agent != nil && hookClient != nil
     }
 
     var work: String { layout.workDirectory }
@@ -161,7 +163,8 @@ final class HookHarness: Sendable {
     /// Starts the hook with `json` on stdin; returns it and where its output goes.
     func spawnHook(_ json: String) throws -> (process: ChildProcess, stdout: String, stderr: String) {
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
-        var command = Command(try #require(Self.agent), ["hook"])
+        // What container-hooks.sh execs: runner-hook (steps to the relay, the rest to the agent).
+        var command = Command(try #require(Self.hookClient), [])
         command.environment = environment
         command.workingDirectory = work + "/octo-repo/octo-repo"
         let process = try Spawner.spawn(
@@ -174,27 +177,32 @@ final class HookHarness: Sendable {
 
     /// Runs the hook as user `uid` (no passwd entry needed) from a copy of the agent anyone may
     /// run, the way the runner runs it on a host: unprivileged.
-    func hook(_ json: String, asUser uid: UInt32) async throws -> Result {
-        let (process, stdout, stderr) = try await spawnHook(json, asUser: uid)
+    func hook(_ json: String, asUser uid: UInt32, client: String? = nil) async throws -> Result {
+        let (process, stdout, stderr) = try await spawnHook(json, asUser: uid, client: client)
         let status = await process.wait()
         return Result(
             status: status, stdout: (try? FilePaths.read(stdout)) ?? [],
             stderr: String(decoding: (try? FilePaths.read(stderr)) ?? [], as: UTF8.self), response: "")
     }
 
-    /// Starts the hook as user `uid` (see ``hook(_:asUser:)``).
-    func spawnHook(_ json: String, asUser uid: UInt32) async throws -> (
+    /// Starts the hook as user `uid` (see ``hook(_:asUser:client:)``): `client`, else the copy of
+    /// runner-hook beside a copy of the agent.
+    func spawnHook(_ json: String, asUser uid: UInt32, client chosen: String? = nil) async throws -> (
         process: ChildProcess, stdout: String, stderr: String
     ) {
+        // runner-hook and the agent it hands calls to, side by side as in a release.
         let agent = dir.appending("bin/runner-agent")
-        if !FilePaths.exists(agent) {
+        let client = dir.appending("bin/runner-hook")
+        if !FilePaths.exists(client) {
             try FilePaths.createDirectory(dir.appending("bin"), mode: 0o755)
-            let copy = Command("cp", [try #require(Self.agent), agent])
+            let copy = Command("cp", [try #require(Self.agent), try #require(Self.hookClient), dir.appending("bin")])
             #expect(try await Spawner.spawn(copy).wait() == .exited(0))
             chmod(dir.path, 0o755)
         }
+        #expect(FilePaths.exists(agent))
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
-        var command = Command("setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", agent, "hook"])
+        var command = Command(
+            "setpriv", ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "--", chosen ?? client])
         command.environment = environment
         command.workingDirectory = work
         let process = try Spawner.spawn(

@@ -18,7 +18,8 @@ extension GuestSuites {
     @Suite(
         .serialized,
         .enabled(
-            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap and the built runner-agent")
+            if: HookHarness.isAvailable,
+            "needs root, systemd-nspawn, mmdebstrap and the built runner-agent and runner-hook")
     )
     struct HookIntegrationTests {
         /// The state object from a prepare_job response.

@@ -98,10 +98,10 @@ struct InstallTests {
             for file in BundleLayout.files {
                 let bytes: [UInt8]
                 switch file.source {
-                case .agentBinary: bytes = Array("#!/bin/sh\nexit 0\n".utf8)
+                case .agentBinary, .hookBinary: bytes = Array("#!/bin/sh\nexit 0\n".utf8)
                 case .repository(let relative): bytes = try FilePaths.read(Repo.root + "/" + relative)
                 }
-                let path = checkout + "/" + (file.source == .agentBinary ? BundleLayout.agentPath : sourcePath(file))
+                let path = checkout + "/" + sourcePath(file)
                 try AtomicFile.write(bytes, to: path, mode: file.mode)
             }
             var installer = try h.installer(bundle: false)
@@ -120,7 +120,7 @@ struct InstallTests {
 
     func sourcePath(_ file: BundleLayout.File) -> String {
         if case .repository(let relative) = file.source { return relative }
-        return BundleLayout.agentPath
+        return file.path
     }
 
     @Test func dryRunPrintsThePlanAndWritesNothing() async throws {

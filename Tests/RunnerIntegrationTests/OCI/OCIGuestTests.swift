@@ -86,6 +86,23 @@ extension GuestSuites {
                 let missing = try await h.hook(
                     h.step(["-c", "exec no-such-program"], guest: guest, stateEnvironment: stateEnvironment))
                 #expect(missing.status == .exited(127))
+                // So does one the step names itself: the start fails in the guest, the error names
+                // the program, and the relay reaps what it started (no zombie is left).
+                let absent = try await h.hook(
+                    h.step([], guest: guest, stateEnvironment: stateEnvironment, entryPoint: "no-such-program"))
+                #expect(absent.status == .exited(1))
+                #expect(
+                    absent.stdout.contains("no-such-program: could not run the program in the guest"),
+                    "\(absent.stdout)")
+                let relayPID = try #require(
+                    ProcessTable.allPIDs().first {
+                        Array(ProcessTable.commandLine(of: $0).dropFirst().prefix(2)) == ["relay", guest]
+                    })
+                let zombies = ProcessTable.children(of: relayPID).filter { pid in
+                    let stat = String(decoding: (try? FilePaths.read("/proc/\(pid)/stat")) ?? [], as: UTF8.self)
+                    return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+                }
+                #expect(zombies.isEmpty, "the relay left \(zombies)")
                 // The step is in the guest's namespaces, not the host's: PID 1 is nspawn's stub.
                 let pid1 = try await h.hook(
                     h.step(

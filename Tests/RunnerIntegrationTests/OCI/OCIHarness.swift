@@ -20,8 +20,8 @@ extension Trait where Self == ConditionTrait {
     static var ociGuests: Self {
         .enabled(
             if: TestHost.isRoot && TestHost.which("systemd-nspawn") != nil && FilePaths.exists(OCIHarness.busybox)
-                && BuiltProducts.runnerAgent != nil,
-            "needs root, systemd-nspawn, busybox-static (/usr/bin/busybox) and the built runner-agent")
+                && BuiltProducts.runnerAgent != nil && BuiltProducts.runnerHook != nil,
+            "needs root, systemd-nspawn, busybox-static (/usr/bin/busybox) and the built runner-agent and runner-hook")
     }
 }
 
@@ -159,7 +159,7 @@ final class OCIHarness: Sendable {
     /// Starts the hook with `json` on stdin.
     func spawnHook(_ json: String) throws -> (process: ChildProcess, stdout: String, stderr: String) {
         let out = dir.appending("out-\(UInt32.random(in: 0...UInt32.max))")
-        var command = Command(try #require(BuiltProducts.runnerAgent), ["hook"])
+        var command = Command(try #require(BuiltProducts.runnerHook), [])
         command.environment = environment
         command.workingDirectory = work + "/octo-repo/octo-repo"
         let process = try Spawner.spawn(
@@ -215,14 +215,16 @@ final class OCIHarness: Sendable {
     func step(
         _ args: [String], guest: String, stateEnvironment: String,
         workingDirectory: String? = "/__w/octo-repo/octo-repo",
-        prependPath: [String] = ["/__w/bin"]
+        prependPath: [String] = ["/__w/bin"], entryPoint: String = "sh"
     ) -> String {
         let quoted = { (items: [String]) in "[" + items.map { TestJSON.quote($0) }.joined(separator: ",") + "]" }
+        // The state names the guest's relay, as prepare_job's does: runner-hook goes straight there.
         return """
-            {"command":"run_script_step","responseFile":null,"args":{"entryPoint":"sh",\
+            {"command":"run_script_step","responseFile":null,"args":{"entryPoint":\(TestJSON.quote(entryPoint)),\
             "entryPointArgs":\(quoted(args)),"environmentVariables":{"FROM_STEP":"s"},\
             "prependPath":\(quoted(prependPath)),"workingDirectory":\(workingDirectory.map(TestJSON.quote) ?? "null")},\
-            "state":{"guest":"\(guest)","services":[],"environment":\(stateEnvironment)}}
+            "state":{"guest":"\(guest)","services":[],"environment":\(stateEnvironment),\
+            "relay":\(TestJSON.quote(layout.guestRelaySocket(guest)))}}
             """
     }
 

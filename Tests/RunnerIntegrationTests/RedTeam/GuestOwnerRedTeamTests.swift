@@ -164,7 +164,7 @@ extension GuestSuites {
         @Test(
             .enabled(
                 if: HookHarness.isAvailable,
-                "needs root, systemd-nspawn, mmdebstrap and the built runner-agent"))
+                "needs root, systemd-nspawn, mmdebstrap and the built runner-agent and runner-hook"))
         func aGuestHoardingInotifyDoesNotOutliveItsOwner() async throws {
             let h = try await HookHarness()
             let owner = try Spawner.spawn(

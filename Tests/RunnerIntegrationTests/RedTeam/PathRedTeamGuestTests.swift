@@ -19,7 +19,8 @@ extension GuestSuites {
     @Suite(
         .serialized,
         .enabled(
-            if: HookHarness.isAvailable, "needs root, systemd-nspawn, mmdebstrap and the built runner-agent")
+            if: HookHarness.isAvailable,
+            "needs root, systemd-nspawn, mmdebstrap and the built runner-agent and runner-hook")
     )
     struct PathRedTeamGuestTests {
         func start(_ h: HookHarness, bind: String) async -> (GuestInfo?, HookHarness.Result) {

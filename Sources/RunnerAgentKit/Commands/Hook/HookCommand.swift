@@ -4,7 +4,8 @@ import ArgumentParser
     import Glibc
 #endif
 
-/// `runner-agent hook`: what `container-hooks.sh` execs. Reads one JSON line from stdin.
+/// `runner-agent hook`: what `runner-hook` (which `container-hooks.sh` execs) execs for every call
+/// it does not send to a step relay itself. Reads one JSON line from stdin.
 public struct HookCommand: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "hook",
@@ -12,7 +13,9 @@ public struct HookCommand: AsyncParsableCommand {
         discussion: """
             The runner (ACTIONS_RUNNER_CONTAINER_HOOKS) writes one line of JSON to stdin: prepare_job, \
             run_script_step, run_container_step or cleanup_job. As root the guests are managed in \
-            process; otherwise through `sudo -n ci-nspawn-run`.
+            process; otherwise through `sudo -n ci-nspawn-run`. On a host, runner-hook (beside this \
+            binary) is what the runner runs: it sends steps to the job guest's relay and hands every \
+            other call here.
             """
     )
 

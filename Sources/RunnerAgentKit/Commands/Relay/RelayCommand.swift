@@ -56,6 +56,7 @@ public struct RelayCommand: ParsableCommand {
         GuestRelay.closeInheritedDescriptors()
         let manager = try AgentHost.manager()
         _ = try manager.running(name)
-        GuestRelay(manager: manager, name: name, allowedUID: uid).serve(listener: 0)
+        GuestRelay(manager: manager, name: name, allowedUID: uid, hookSteps: HookStep.relayRequest)
+            .serve(listener: 0)
     }
 }

@@ -10,7 +10,7 @@ public struct BuildBundleCommand: AsyncParsableCommand {
         commandName: "bundle",
         abstract: "Write the reproducible release bundle (runner-bundle-<version>-linux-<arch>.tar.gz).",
         discussion: """
-            The bundle holds MANIFEST.json first, then bin/runner-agent, the units and the scripts, laid out \
+            The bundle holds MANIFEST.json first, then bin/runner-agent and bin/runner-hook, the units and the scripts, laid out \
             as they are installed under /usr/local/lib/runner/releases/<version>/. Entries are sorted, owned \
             by root, stamped with SOURCE_DATE_EPOCH (default \(SourceDateEpoch.defaultValue), 2025-01-01) and \
             gzip-compressed without a timestamp: the same inputs give the same bytes. Prints the sha256.
@@ -26,6 +26,11 @@ public struct BuildBundleCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("The runner-agent binary to bundle.", valueName: "path"))
     var agent: String
+
+    @Option(
+        help: ArgumentHelp("The runner-hook binary to bundle (default: runner-hook beside --agent).", valueName: "path")
+    )
+    var hook: String?
 
     @Option(help: ArgumentHelp("The output directory.", valueName: "dir"))
     var out: String = "dist"
@@ -57,7 +62,8 @@ public struct BuildBundleCommand: AsyncParsableCommand {
         let epoch = try withArchiveErrors { () throws(ArchiveError) in try SourceDateEpoch.fromEnvironment() }
         let commit = await BundleBuilder.sourceCommit(of: source, runner: SystemCommandRunner(logger: logger))
         let inputs = BundleBuilder.Inputs(
-            version: try BundleVersion(version), agent: agent, sourceDirectory: source, outputDirectory: out,
+            version: try BundleVersion(version), agent: agent, hook: hook, sourceDirectory: source,
+            outputDirectory: out,
             sourceCommit: commit, modificationTime: epoch, force: force, runner: try runnerPin())
         let output = try BundleBuilder(logger: logger).build(inputs)
         StandardOutput.write("\(output.sha256)  \(output.path)\n")

@@ -1,14 +1,13 @@
-import RunnerCore
-
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Unix stream sockets for the step relay: listen, connect, pass descriptors (`SCM_RIGHTS`) and
-/// ask who the peer is (`SO_PEERCRED`).
+/// Unix stream sockets for the step relay: connect, pass descriptors (`SCM_RIGHTS`) and ask who
+/// the peer is (`SO_PEERCRED`). Glibc only (no Foundation, no Dispatch): `runner-hook`, the
+/// hook's fast client, uses it too; `RunnerSystem` adds `listen`.
 package enum UnixSocket {
     /// The `sockaddr_un` for `path`; nil when the path does not fit (107 bytes).
-    static func address(_ path: String) -> sockaddr_un? {
+    package static func address(_ path: String) -> sockaddr_un? {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -19,28 +18,6 @@ package enum UnixSocket {
             raw[bytes.count] = 0
         }
         return address
-    }
-
-    /// A listening socket at `path` (replacing a stale one), mode 0600, owned by `owner`.
-    package static func listen(path: String, owner: uid_t, group: gid_t) throws(RunnerError) -> Int32 {
-        guard var address = address(path) else {
-            throw RunnerError(.invalidInput, input: path, problem: "is too long for a Unix socket path")
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw RunnerError.posix("could not create a socket for", path, fix: nil) }
-        unlink(path)
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard bound == 0, chmod(path, 0o600) == 0, chown(path, owner, group) == 0, Glibc.listen(fd, 4) == 0 else {
-            let error = RunnerError.posix("could not listen on", path, fix: nil)
-            close(fd)
-            unlink(path)
-            throw error
-        }
-        return fd
     }
 
     /// A connection to `path`, or nil when nothing listens there.
