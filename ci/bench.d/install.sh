@@ -9,7 +9,7 @@
 # BENCH_DIR (default /tmp/runner-bench-install; the generated tarball is kept and reused).
 set -euo pipefail
 
-bin="${RUNNER_BIN:?set RUNNER_BIN to the directory holding runner-build and runner-agent}"
+bin="${RUNNER_BIN:?set RUNNER_BIN to the directory holding runner-build, runner-agent and runner-hook}"
 runs="${BENCH_RUNS:-5}"
 work="${BENCH_DIR:-/tmp/runner-bench-install}"
 here="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -19,7 +19,7 @@ spec="v1 files=3000 seed=7"
 for tool in python3 bsdtar curl hyperfine useradd visudo sha256sum; do
     command -v "$tool" >/dev/null || { echo "error: $tool is missing (ci/packages.txt)" >&2; exit 1; }
 done
-for exe in runner-build runner-agent; do
+for exe in runner-build runner-agent runner-hook; do
     [ -x "$bin/$exe" ] || { echo "error: $bin/$exe is missing: build with swift build -c release" >&2; exit 1; }
 done
 

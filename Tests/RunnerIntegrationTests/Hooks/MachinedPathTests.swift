@@ -488,12 +488,14 @@ extension GuestSuites {
                     ?? "")
         }
 
-        /// The hook's own process (`runner-agent hook`, the script exec'd into it) under `pid`.
+        /// The hook's own process (`runner-hook`, or `runner-agent hook`, the script exec'd into it)
+        /// under `pid`.
         func hookProcess(under pid: pid_t) -> pid_t? {
             var queue = [pid]
             while !queue.isEmpty {
                 let next = queue.removeFirst()
-                if ProcessTable.comm(of: next) == "runner-agent" { return next }
+                // runner-hook for a step (it sends it to the relay itself), the agent otherwise.
+                if ["runner-hook", "runner-agent"].contains(ProcessTable.comm(of: next)) { return next }
                 queue += ProcessTable.children(of: next)
             }
             return nil

@@ -53,9 +53,11 @@ struct InstallHarness {
                 ArchiveMember(path: "etc/os-release", content: .bytes(Array("ID=tiny\n".utf8)), permissions: 0o644),
                 ArchiveMember(path: "usr/bin/true", content: .bytes([0x7f]), permissions: 0o755),
             ], to: image, options: ReproducibleArchive.Options(compression: .zstd(level: 3)))
-        // The release bundle, written by the real builder (runner-build bundle) around a stand-in agent.
+        // The release bundle, written by the real builder (runner-build bundle) around a stand-in
+        // agent and runner-hook (beside it, where the builder takes it from by default).
         let agent = directory + "/runner-agent"
         try AtomicFile.write("#!/bin/sh\nexit 0\n", to: agent, mode: 0o755)
+        try AtomicFile.write("#!/bin/sh\nexit 0\n", to: directory + "/runner-hook", mode: 0o755)
         let build = Command(
             runnerBuildBinary,
             [
