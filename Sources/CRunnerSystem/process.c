@@ -28,6 +28,10 @@ int runner_spawn_file_actions_addchdir(void *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np((posix_spawn_file_actions_t *)actions, path);
 }
 
+int runner_spawn_file_actions_addclosefrom(void *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, from);
+}
+
 int runner_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 
 int runner_stop_signalfd(void) {

@@ -9,8 +9,8 @@ import RunnerSockets
 ///
 /// The runner starts one hook process per call, and most calls are steps. `runner-agent` loads
 /// Foundation, libarchive and its libraries, which costs about 8 ms before it reads a byte; this
-/// client is a static executable of a few hundred kilobytes of code that starts in well under a
-/// millisecond. It reads the runner's JSON and:
+/// client is a static executable (6.9 MB stripped, nearly all of it the Swift runtime) with no
+/// dynamic section, which starts in under a millisecond. It reads the runner's JSON and:
 /// - for `run_script_step` in a job whose state names its step relay, hands the call to the
 ///   relay as it is (`{"hook": <the runner's JSON>}`, with our stdout and stderr attached): the
 ///   relay decodes it with the agent's own code, runs the step and answers with its status;

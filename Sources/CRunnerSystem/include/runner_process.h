@@ -20,6 +20,11 @@ int runner_pidfd_send_signal(int pidfd, int sig);
  * `path` after the earlier file actions, before exec. `actions` is a posix_spawn_file_actions_t. */
 int runner_spawn_file_actions_addchdir(void *actions, const char *path);
 
+/* posix_spawn_file_actions_addclosefrom_np(actions, from) (glibc >= 2.34): the child closes every
+ * descriptor from `from` up, after the earlier file actions. `actions` is a
+ * posix_spawn_file_actions_t. */
+int runner_spawn_file_actions_addclosefrom(void *actions, int from);
+
 /* memfd_create(name, MFD_CLOEXEC): an anonymous file in memory (close-on-exec). */
 int runner_memfd(const char *name);
 

@@ -62,6 +62,9 @@ package enum Spawner {
                 throw misuse(command, "standard \(fd == 1 ? "output" : "error") cannot be \(stream)")
             }
         }
+        // Nothing else of ours reaches the child: a descriptor some other code of this process
+        // left without close-on-exec (or opened while we spawn) is closed in it.
+        _ = withUnsafeMutablePointer(to: &actions) { runner_spawn_file_actions_addclosefrom($0, 3) }
         // Last, so that the files above are opened relative to our working directory.
         if let directory = command.workingDirectory {
             _ = withUnsafeMutablePointer(to: &actions) { runner_spawn_file_actions_addchdir($0, directory) }

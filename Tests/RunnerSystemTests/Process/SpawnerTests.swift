@@ -38,6 +38,23 @@ import Testing
         return (String(decoding: result.output, as: UTF8.self), result.status)
     }
 
+    @Test func aDescriptorLeftWithoutCloseOnExecNeverReachesTheChild() async throws {
+        // As a careless part of this process would leave one: a pipe without close-on-exec. A
+        // child of ours (mmdebstrap, nspawn, sudo, …) gets its three standard streams only.
+        var leaked: [Int32] = [-1, -1]
+        try #require(pipe(&leaked) == 0)
+        defer { leaked.forEach { close($0) } }
+        let probe = leaked.map { "[ -e /proc/self/fd/\($0) ] && echo leaked || echo closed" }.joined(separator: "; ")
+        let (out, status) = try await Self.output(Command("/bin/sh", ["-c", probe]))
+        #expect(status == .exited(0))
+        #expect(out == "closed\nclosed\n")
+        // Descriptors given as standard streams still arrive there.
+        let (passed, _) = try await Self.output(
+            Command("/bin/sh", ["-c", "cat"]),
+            SpawnOptions(standardInput: .bytes(Array("through\n".utf8)), standardOutput: .pipe))
+        #expect(passed == "through\n")
+    }
+
     @Test func argvReachesTheChildWordForWord() async throws {
         let words = ["two words", "", "'quoted'", "$HOME", "semi;colon", "ünïcode"]
         let (out, status) = try await Self.output(Command("/bin/sh", ["-c", #"printf '[%s]\n' "$@""#, "sh"] + words))
