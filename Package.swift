@@ -156,7 +156,7 @@ let package = Package(
             name: "RunnerAgentKitTests",
             dependencies: [
                 "RunnerAgentKit", "RunnerGuests", "RunnerImages", "RunnerSystem", "RunnerTestSupport",
-                "RunnerHookClient",
+                "RunnerSockets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

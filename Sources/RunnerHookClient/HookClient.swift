@@ -38,17 +38,9 @@ public enum HookClient {
         return .relay(socket: socket)
     }
 
-    /// The relay refuses requests over 4 MiB; a larger call goes to the agent (which reports it).
-    package static let relayPayloadLimit = (4 << 20) - 16
-
-    /// The prefix of a relay request that carries the runner's JSON (the relay's
-    /// `GuestRelay.hookRequestPrefix`).
-    package static let hookRequestPrefix = Array(#"{"hook":"#.utf8)
-
-    /// The relay request for `payload` (a JSON object; ``route(_:)`` checked it).
-    package static func relayRequest(_ payload: [UInt8]) -> [UInt8] {
-        hookRequestPrefix + payload + [UInt8(ascii: "}")]
-    }
+    /// The largest call the relay takes (its request limit, less the request's wrapping); a
+    /// larger call goes to the agent (which reports it).
+    package static let relayPayloadLimit = RelayWire.requestLimit - RelayWire.hookRequest([]).count
 
     /// What the relay's answer means for this process.
     package enum Outcome: Equatable, Sendable {
@@ -61,11 +53,10 @@ public enum HookClient {
     /// The outcome of the relay's answer (`{"exited":N}`, `{"signaled":N}` or `{"error":{…}}`).
     /// A missing or unreadable answer is an error, never success.
     package static func outcome(reply: [UInt8]) -> Outcome {
-        guard let answer = try? JSONValue.parse(reply) else {
-            return .error(
-                "the step relay ended without the step's exit status; check `ci-nspawn-run list`: the guest may have been stopped"
-            )
-        }
+        let lost = Outcome.error(
+            "the step relay ended without the step's exit status; check `ci-nspawn-run list`: the guest may have been stopped"
+        )
+        guard let answer = try? JSONValue.parse(reply) else { return lost }
         if let error = answer["error"] {
             if let text = error["text"]?.string { return .error(text) }
             return .error(
@@ -73,7 +64,7 @@ public enum HookClient {
         }
         if let signal = answer["signaled"]?.int32 { return .exit(128 + signal) }
         if let code = answer["exited"]?.int32 { return .exit(code) }
-        return .exit(1)
+        return lost
     }
 
     /// `text` as a workflow command's message: `%`, CR and LF escaped (one line).
@@ -107,7 +98,7 @@ public enum HookClient {
             execAgent(payload)
         case .relay(let socket):
             guard let connection = UnixSocket.connect(path: socket) else { execAgent(payload) }
-            finish(runThroughRelay(connection, request: relayRequest(payload)))
+            finish(runThroughRelay(connection, request: RelayWire.hookRequest(payload)))
         }
     }
 
@@ -167,7 +158,10 @@ public enum HookClient {
         let agent = agentPath(executable: selfExecutable())
         let input = runner_memfd("runner-hook-input")
         guard input >= 0 else {
-            finish(.error("could not hand the call to \(agent): memfd_create failed (errno \(errno))"))
+            finish(
+                .error(
+                    "could not hand the call to \(agent): memfd_create: \(String(cString: strerror(errno))); "
+                        + "the host may be out of memory or file descriptors"))
         }
         writeAll(input, payload)
         lseek(input, 0, SEEK_SET)
@@ -178,7 +172,10 @@ public enum HookClient {
         let arguments = ["runner-agent", "hook"]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         execv(agent, &argv)
-        finish(.error("could not run \(agent) (errno \(errno)); reinstall the release (runner-agent install)"))
+        finish(
+            .error(
+                "could not run \(agent): \(String(cString: strerror(errno))); runner-hook needs runner-agent beside it "
+                    + "(reinstall the release: runner-agent install)"))
     }
 
     static func selfExecutable() -> String {

@@ -141,6 +141,12 @@ public enum FilePaths {
             throw RunnerError.posix("open", path, fix: "check that it exists and is readable")
         }
         defer { close(fd) }
+        return try read(descriptor: fd, path: path)
+    }
+
+    /// Reads the open file `fd` from where it stands to EOF (the descriptor stays open); `path`
+    /// names it in errors.
+    public static func read(descriptor fd: Int32, path: String) throws(RunnerError) -> [UInt8] {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {

@@ -80,25 +80,28 @@ struct JobNetwork: Sendable {
         guard let bytes = try? FilePaths.read(layout.guestNetworkFilterRecord) else { return false }
         let saved = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
         guard saved.count == 2, saved[0] == SHA256Digest.hex(of: Array(rules.utf8)),
-            let result = try? await runner.run(Nft().listTable(family: "inet", name: names.table)),
-            result.status.isSuccess
+            let listing = await filterTableListingDigest()
         else { return false }
-        return SHA256Digest.hex(of: Array(result.standardOutput.utf8)) == saved[1]
+        return listing == saved[1]
+    }
+
+    /// The digest of `nft`'s listing of the filter table now; nil when it cannot be listed.
+    private func filterTableListingDigest() async -> String? {
+        guard let result = try? await runner.run(Nft().listTable(family: "inet", name: names.table)),
+            result.status.isSuccess
+        else { return nil }
+        return SHA256Digest.hex(of: Array(result.standardOutput.utf8))
     }
 
     /// Records that `rules` were just applied, with `nft`'s listing of the table now; without a
     /// listing, forgets (the next job applies the table again).
     func rememberFilterTable(_ rules: String) async {
         let path = layout.guestNetworkFilterRecord
-        guard let result = try? await runner.run(Nft().listTable(family: "inet", name: names.table)),
-            result.status.isSuccess
-        else {
+        guard let listing = await filterTableListingDigest() else {
             unlink(path)
             return
         }
-        let text =
-            SHA256Digest.hex(of: Array(rules.utf8)) + "\n" + SHA256Digest.hex(of: Array(result.standardOutput.utf8))
-            + "\n"
+        let text = SHA256Digest.hex(of: Array(rules.utf8)) + "\n" + listing + "\n"
         if (try? AtomicFile.write(Array(text.utf8), to: path, mode: 0o600, durable: false)) == nil { unlink(path) }
     }
 

@@ -464,13 +464,7 @@ public struct GuestManager: Sendable {
         let path = layout.guestRecord(name)
         if let recordCache { return try recordCache.record(at: path) }
         guard FilePaths.exists(path) else { return nil }
-        do {
-            return try JSONDecoder().decode(GuestRecord.self, from: Data(try FilePaths.read(path)))
-        } catch {
-            throw RunnerError(
-                .invalidInput, input: path, problem: "guest record is unreadable", fix: "run `ci-nspawn-run gc`",
-                underlying: error)
-        }
+        return try GuestRecord.decode(try FilePaths.read(path), path: path)
     }
 
     /// The record of a guest that is running, or a clear error.

@@ -60,3 +60,16 @@ public struct GuestRecord: Codable, Sendable, Hashable {
     /// by all of its guests (nil: no job limits, or a record of an older helper).
     public var limitsJob: String?
 }
+
+extension GuestRecord {
+    /// The record in `bytes`, read from `path` (named in the error when it does not decode).
+    static func decode(_ bytes: [UInt8], path: String) throws(RunnerError) -> GuestRecord {
+        do {
+            return try JSONDecoder().decode(GuestRecord.self, from: Data(bytes))
+        } catch {
+            throw RunnerError(
+                .invalidInput, input: path, problem: "guest record is unreadable", fix: "run `ci-nspawn-run gc`",
+                underlying: error)
+        }
+    }
+}

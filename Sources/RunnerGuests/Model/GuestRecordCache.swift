@@ -1,4 +1,3 @@
-import FoundationEssentials
 import RunnerCore
 import Synchronization
 
@@ -62,23 +61,7 @@ package final class GuestRecordCache: Sendable {
             hitCount.withLock { $0 += 1 }
             return cached.record
         }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw RunnerError.posix("could not read", path, fix: nil) }
-            if n == 0 { break }
-            bytes += buffer[0..<n]
-        }
-        let record: GuestRecord
-        do {
-            record = try JSONDecoder().decode(GuestRecord.self, from: Data(bytes))
-        } catch {
-            throw RunnerError(
-                .invalidInput, input: path, problem: "guest record is unreadable", fix: "run `ci-nspawn-run gc`",
-                underlying: error)
-        }
+        let record = try GuestRecord.decode(try FilePaths.read(descriptor: fd, path: path), path: path)
         entries.withLock { $0[path] = (key, record) }
         return record
     }

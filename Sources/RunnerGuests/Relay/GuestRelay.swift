@@ -30,12 +30,12 @@ public struct GuestRelay: Sendable {
     /// The one user (besides root) allowed to connect.
     public var allowedUID: uid_t
     /// Reads a request that carries the runner's own JSON (what `runner-hook` sends for a
-    /// `run_script_step`: ``hookRequestPrefix``, the JSON, `}`) and returns the step it asks
-    /// for in guest `name`. Without one, such requests are refused.
+    /// `run_script_step`: `RelayWire.hookRequest`) and returns the step it asks for in guest
+    /// `name`. Without one, such requests are refused.
     public var hookSteps: HookStepDecoder?
 
-    /// The step a hook call asks for, from the runner's JSON (the bytes between
-    /// ``hookRequestPrefix`` and the closing `}`), checked to be for guest `name`.
+    /// The step a hook call asks for, from the runner's JSON (`RelayWire.hookJSON`), checked to
+    /// be for guest `name`.
     public typealias HookStepDecoder = @Sendable (_ json: [UInt8], _ name: String) throws(RunnerError) -> Request
 
     public init(manager: GuestManager, name: String, allowedUID: uid_t, hookSteps: HookStepDecoder? = nil) {
@@ -60,9 +60,6 @@ public struct GuestRelay: Sendable {
         }
     }
 
-    /// How a request that carries the runner's JSON begins (`runner-hook`'s `relayRequest`).
-    public static let hookRequestPrefix = Array(#"{"hook":"#.utf8)
-
     /// What the relay answers: the step's status, or why it did not run.
     struct Reply: Codable {
         var exited: Int32?
@@ -78,9 +75,6 @@ public struct GuestRelay: Sendable {
             var text: String?
         }
     }
-
-    /// Requests are small (an environment); anything larger is refused.
-    static let requestLimit = 4 << 20
 
     // MARK: starting and stopping
 
@@ -199,7 +193,9 @@ public struct GuestRelay: Sendable {
                 .permission, input: manager.layout.guestRelaySocket(name),
                 problem: "only the user who started the guest may run steps in it")
         }
-        guard let (message, descriptors) = UnixSocket.receive(connection, limit: Self.requestLimit, maxDescriptors: 2)
+        guard
+            let (message, descriptors) = UnixSocket.receive(
+                connection, limit: RelayWire.requestLimit, maxDescriptors: 2)
         else {
             throw RunnerError(.invalidInput, input: "step request", problem: "is truncated or too large")
         }
@@ -229,13 +225,13 @@ public struct GuestRelay: Sendable {
 
     /// The step `message` asks for: a plain ``Request``, or the runner's JSON (``hookSteps``).
     package func decodeRequest(_ message: [UInt8]) throws(RunnerError) -> Request {
-        if message.starts(with: Self.hookRequestPrefix) {
-            guard let hookSteps, message.last == UInt8(ascii: "}") else {
+        if message.starts(with: RelayWire.hookRequestPrefix) {
+            guard let hookSteps, let json = RelayWire.hookJSON(message) else {
                 throw RunnerError(
                     .invalidInput, input: "step request", problem: "carries a hook call this relay does not take",
                     fix: "the relay is older than runner-hook; re-run the job")
             }
-            return try hookSteps(Array(message[Self.hookRequestPrefix.count..<(message.count - 1)]), name)
+            return try hookSteps(json, name)
         }
         do {
             return try JSONDecoder().decode(Request.self, from: Data(message))

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import RunnerCore
-import RunnerHookClient
+import RunnerSockets
 import RunnerTestSupport
 import Testing
 
@@ -34,15 +34,11 @@ import Testing
             name: Self.guest, allowedUID: 1001, hookSteps: HookStep.relayRequest)
     }
 
-    @Test func theClientAndTheRelayAgreeOnTheRequestsPrefix() {
-        #expect(HookClient.hookRequestPrefix == GuestRelay.hookRequestPrefix)
-    }
-
     @Test func aStepThroughTheClientIsTheStepTheAgentRuns() throws {
         let payload = try payload()
         let expected = try HookStep.request(try HookInput.decode(payload))
         #expect(expected.guest == Self.guest)
-        let step = try relay().decodeRequest(HookClient.relayRequest(payload))
+        let step = try relay().decodeRequest(RelayWire.hookRequest(payload))
         #expect(step == expected.step)
         #expect(step.command.first == "bash")
         #expect(step.command.last?.hasSuffix(".sh") == true)
@@ -54,7 +50,7 @@ import Testing
 
     @Test func theRelayRefusesAnotherGuestsStep() throws {
         #expect {
-            try relay().decodeRequest(HookClient.relayRequest(try payload(guest: "rg-ffffffffffff")))
+            try relay().decodeRequest(RelayWire.hookRequest(try payload(guest: "rg-ffffffffffff")))
         } throws: { error in
             (error as? RunnerError)?.input == "state.guest"
                 && (error as? RunnerError)?.problem.contains("rg-ffffffffffff") == true
@@ -64,7 +60,7 @@ import Testing
     @Test func theRelayRunsOnlySteps() throws {
         for command in ["prepare_job", "cleanup_job", "run_container_step"] {
             #expect(throws: RunnerError.self) {
-                try relay().decodeRequest(HookClient.relayRequest(try payload(command: command)))
+                try relay().decodeRequest(RelayWire.hookRequest(try payload(command: command)))
             }
         }
     }
@@ -73,7 +69,7 @@ import Testing
         var plain = relay()
         plain.hookSteps = nil
         #expect {
-            try plain.decodeRequest(HookClient.relayRequest(try payload()))
+            try plain.decodeRequest(RelayWire.hookRequest(try payload()))
         } throws: { error in
             (error as? RunnerError)?.problem.contains("does not take") == true
         }

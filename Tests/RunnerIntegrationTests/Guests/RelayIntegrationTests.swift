@@ -105,6 +105,7 @@ extension GuestSuites {
                 client: solo + "/runner-hook")
             #expect(noAgent.status == .exited(1))
             #expect(noAgent.text.hasPrefix("::error::could not run \(solo)/runner-agent"), "\(noAgent.text)")
+            #expect(noAgent.text.contains("runner-agent install"), "\(noAgent.text)")
 
             // The attack: the runner user asks this guest's relay for a step in another guest
             // (a state naming another guest, this relay's socket). The relay refuses it and runs
