@@ -489,8 +489,10 @@ public struct ContainerHook: Sendable {
 
     func writeResponse(_ response: HookResponse, to path: String) throws(RunnerError) {
         // 0600: the state holds the job container's env, which may carry secrets. The hook runs
-        // as the runner user, who reads the file.
-        try AtomicFile.write(try response.encoded(), to: path, mode: 0o600, createDirectories: false)
+        // as the runner user, who reads the file. Not synced to disk: the runner reads it as soon
+        // as the hook exits, and a host that crashes first has lost the job anyway.
+        try AtomicFile.write(
+            try response.encoded(), to: path, mode: 0o600, createDirectories: false, durable: false)
     }
 
     // MARK: run_script_step

@@ -14,14 +14,7 @@ struct LocalGuests: GuestOperations {
     var manager: GuestManager
 
     func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
-        let info = try await manager.start(request)
-        do {
-            try await GuestRelay(manager: manager, name: info.name, allowedUID: 0).launch(uid: 0, gid: 0)
-        } catch {
-            try? await manager.stop(info.name)
-            throw error
-        }
-        return info
+        try await manager.start(request, relay: RelayProcess(uid: 0, gid: 0))
     }
 
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)

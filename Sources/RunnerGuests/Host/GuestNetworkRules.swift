@@ -9,7 +9,9 @@ public enum GuestNetworkRules {
     /// The runner's filter table (`inet NAME`): from any job bridge (`iifname "rn-*"`), the host
     /// itself is unreachable (input: only replies to connections the host opened), loopback
     /// destinations are dropped before routing, and the metadata addresses plus `blocked` are
-    /// rejected on the way out (forward).
+    /// rejected on the way out (forward). What leaves any job bridge for elsewhere is
+    /// masqueraded here too (postrouting), so a job without published ports needs no table of its
+    /// own.
     public static func filterTable(_ names: GuestNetworkNames, blocked: [String]) -> String {
         let (v4, v6) = split(metadataAddresses + blocked)
         let bridges = "\"\(names.bridgePrefix)*\""
@@ -28,15 +30,20 @@ public enum GuestNetworkRules {
         text += "\tchain forward {\n\t\ttype filter hook forward priority filter - 10; policy accept;\n"
         text += "\t\tiifname \(bridges) ip daddr @blocked4 reject with icmpx admin-prohibited\n"
         text += "\t\tiifname \(bridges) ip6 daddr @blocked6 reject with icmpx admin-prohibited\n\t}\n"
+        // Every job's way out: what leaves a job bridge for elsewhere is masqueraded, and so is
+        // the host's own 127.0.0.1 onto a bridge (published ports reached from the host).
+        text += "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
+        text += "\t\toifname \(bridges) ip saddr 127.0.0.0/8 masquerade\n"
+        text += "\t\tiifname \(bridges) oifname != \(bridges) masquerade\n\t}\n"
         text += "}\n"
         return text
     }
 
-    /// Job `id`'s nat table (`ip NAME-job-ID`): what leaves the bridge for elsewhere is
-    /// masqueraded; each published port of `attachments` is DNATed to its guest from every
-    /// local address (or the one it names), for connections from outside and from the host
-    /// itself (from 127.0.0.1 too: masqueraded onto the bridge, whose `route_localnet` allows
-    /// it); never for packets that come from a job bridge.
+    /// Job `id`'s nat table (`ip NAME-job-ID`), for a job with published ports: each port of
+    /// `attachments` is DNATed to its guest from every local address (or the one it names), for
+    /// connections from outside and from the host itself (from 127.0.0.1 too: the filter table
+    /// masquerades it onto the bridge, whose `route_localnet` allows it); never for packets that
+    /// come from a job bridge.
     ///
     /// `replacing` (the default) replaces a table already there whole. Without it the table must
     /// be new (`create`: the transaction fails when it exists), which spares the kernel the
@@ -45,7 +52,6 @@ public enum GuestNetworkRules {
         _ names: GuestNetworkNames, id: String, attachments: [GuestNetworkAttachment], replacing: Bool = true
     ) -> String {
         let table = names.jobTable(id)
-        let bridge = "\"\(names.bridge(id))\""
         var dnat: [String] = []
         for attachment in attachments {
             for port in attachment.ports {
@@ -63,9 +69,6 @@ public enum GuestNetworkRules {
         text += "\tchain output {\n\t\ttype nat hook output priority -100; policy accept;\n"
         for rule in dnat { text += "\t\t\(rule)\n" }
         text += "\t}\n"
-        text += "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-        text += "\t\toifname \(bridge) ip saddr 127.0.0.0/8 masquerade\n"
-        text += "\t\tiifname \(bridge) oifname != \(bridge) masquerade\n\t}\n"
         text += "}\n"
         return text
     }

@@ -47,13 +47,15 @@ public enum NetworkSweep: Sendable, Hashable {
 }
 
 /// The host side of private networks: the runner's filter table, one bridge and one nat table
-/// per job, the guest end of each veth, and their removal. Every change is made by `ip` and
-/// `nft` (``IPRoute``, ``Nft``); nothing assumes systemd-networkd.
+/// per job, the guest end of each veth, and their removal. Links, addresses and routes are
+/// changed in process (``NetworkLinks``: rtnetlink), the rules by `nft` (``Nft``); nothing
+/// assumes systemd-networkd.
 struct JobNetwork: Sendable {
     var policy: GuestNetworkPolicy
     var layout: HostLayout
     var runner: any CommandRunner
     var logger: Logger
+    var links: any NetworkLinks = KernelNetworkLinks()
 
     var names: GuestNetworkNames { policy.names }
 
@@ -72,37 +74,127 @@ struct JobNetwork: Sendable {
 
     static let nftFix = "install nftables (the runner's guest network needs nft), or set RUNNER_GUEST_NETWORK=host"
 
+    /// What ``HostLayout/guestNetworkFilterRecord`` holds: the digest of the filter table's
+    /// rules last applied, of `nft`'s listing of the table right after, and the nftables
+    /// generation at which the table was last known to list so (none: unknown).
+    struct FilterRecord: Equatable {
+        var rules: String
+        var listing: String
+        var generation: UInt32?
+
+        var text: String { rules + "\n" + listing + "\n" + (generation.map { "\($0)\n" } ?? "") }
+
+        init(rules: String, listing: String, generation: UInt32?) {
+            self.rules = rules
+            self.listing = listing
+            self.generation = generation
+        }
+
+        init?(text: String) {
+            let lines = text.split(separator: "\n").map(String.init)
+            guard lines.count == 2 || lines.count == 3 else { return nil }
+            rules = lines[0]
+            listing = lines[1]
+            generation = lines.count == 3 ? UInt32(lines[2]) : nil
+        }
+    }
+
+    func readFilterRecord() -> FilterRecord? {
+        guard let bytes = try? FilePaths.read(layout.guestNetworkFilterRecord) else { return nil }
+        return FilterRecord(text: String(decoding: bytes, as: UTF8.self))
+    }
+
+    private func writeFilterRecord(_ record: FilterRecord) {
+        let path = layout.guestNetworkFilterRecord
+        if (try? AtomicFile.write(Array(record.text.utf8), to: path, mode: 0o600, durable: false)) == nil {
+            unlink(path)
+        }
+    }
+
     /// Whether the filter table is exactly what `rules` made: they are the rules last applied
     /// (``HostLayout/guestNetworkFilterRecord``) and `nft` lists the table now as it did right
     /// after. Anything else (no record, other rules, a table changed, flushed or gone since, a
     /// listing that fails) is false, and the caller applies the table again.
     func filterTableIsCurrent(_ rules: String) async -> Bool {
-        guard let bytes = try? FilePaths.read(layout.guestNetworkFilterRecord) else { return false }
-        let saved = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map(String.init)
-        guard saved.count == 2, saved[0] == SHA256Digest.hex(of: Array(rules.utf8)),
-            let listing = await filterTableListingDigest()
+        guard let record = readFilterRecord(), record.rules == SHA256Digest.hex(of: Array(rules.utf8)),
+            let now = await filterTableListingDigest()
         else { return false }
-        return listing == saved[1]
+        return record.listing == now
     }
 
     /// The digest of `nft`'s listing of the filter table now; nil when it cannot be listed.
     private func filterTableListingDigest() async -> String? {
-        guard let result = try? await runner.run(Nft().listTable(family: "inet", name: names.table)),
+        guard let result = try? await runner.run(Nft().showTable(family: "inet", name: names.table)),
             result.status.isSuccess
         else { return nil }
         return SHA256Digest.hex(of: Array(result.standardOutput.utf8))
     }
 
+    /// The listing's digest, with the generation it holds at when nothing changed while it was
+    /// taken (nil: something did, or the generation cannot be read).
+    private func listingAtGeneration() async -> (listing: String?, generation: UInt32?) {
+        let before = await links.rulesetGeneration()
+        let listing = await filterTableListingDigest()
+        let after = await links.rulesetGeneration()
+        return (listing, before != nil && before == after ? before : nil)
+    }
+
     /// Records that `rules` were just applied, with `nft`'s listing of the table now; without a
     /// listing, forgets (the next job applies the table again).
     func rememberFilterTable(_ rules: String) async {
-        let path = layout.guestNetworkFilterRecord
-        guard let listing = await filterTableListingDigest() else {
-            unlink(path)
+        let (listing, generation) = await listingAtGeneration()
+        guard let listing else {
+            unlink(layout.guestNetworkFilterRecord)
             return
         }
-        let text = SHA256Digest.hex(of: Array(rules.utf8)) + "\n" + listing + "\n"
-        if (try? AtomicFile.write(Array(text.utf8), to: path, mode: 0o600, durable: false)) == nil { unlink(path) }
+        writeFilterRecord(
+            FilterRecord(rules: SHA256Digest.hex(of: Array(rules.utf8)), listing: listing, generation: generation))
+    }
+
+    /// Makes sure the filter table is exactly what the runner applies, before a job's guest can
+    /// start: applied again unless it is still as last applied (the blocked list may have
+    /// changed, someone may have flushed it or a firewall manager reloaded).
+    ///
+    /// - The nftables generation still the recorded one: no table changed since the table was
+    ///   last listed as recorded. Nothing runs (a job without published ports runs no `nft`).
+    /// - Otherwise `nft` lists the table: the recorded listing, and the record takes the new
+    ///   generation; another listing (or no record of these rules), and the table is applied
+    ///   again.
+    func ensureFilterTableBeforeJob() async throws(RunnerError) {
+        let filter = GuestNetworkRules.filterTable(names, blocked: policy.blocked)
+        if let record = readFilterRecord(), record.rules == SHA256Digest.hex(of: Array(filter.utf8)) {
+            if let recorded = record.generation, await links.rulesetGeneration() == recorded { return }
+            let (listing, generation) = await listingAtGeneration()
+            if listing == record.listing {
+                if let generation, generation != record.generation {
+                    var updated = record
+                    updated.generation = generation
+                    writeFilterRecord(updated)
+                }
+                return
+            }
+            logger.info("the runner's filter table changed since it was applied: applying it again")
+        }
+        let command = Nft().apply()
+        try await runner.run(command, input: Array(filter.utf8), output: .captured).checked(command, fix: Self.nftFix)
+        await rememberFilterTable(filter)
+    }
+
+    /// Runs `change` (one `nft` transaction of ours that leaves the filter table alone: a job's
+    /// nat table made, replaced or deleted) and, when it was the only transaction meanwhile
+    /// (the generation moved by one) and the table was known current before, records the new
+    /// generation: the next job's check stays free.
+    @discardableResult
+    private func keepingFilterRecord<T, E: Error>(_ change: () async throws(E) -> T) async throws(E) -> T {
+        let before = await links.rulesetGeneration()
+        let result = try await change()
+        if let before, let after = await links.rulesetGeneration(), after == before &+ 1,
+            var record = readFilterRecord(), record.generation == before
+        {
+            record.generation = after
+            writeFilterRecord(record)
+        }
+        return result
     }
 
     /// What is wrong with the filter table now, or nil: it exists and rejects every metadata
@@ -166,20 +258,20 @@ struct JobNetwork: Sendable {
         let bridge = names.bridge(id)
         let existing = others.compactMap(\.network).filter { $0.id == id }
         // One look at the host's links and addresses: is the bridge there, which /24s are taken.
-        let links = Self.links(json: try await runner.output(IPRoute().listAddresses()))
-        let exists = links.contains { $0.name == bridge }
+        let hostLinks = try await links.hostLinks()
+        let exists = hostLinks.contains { $0.name == bridge }
         let subnet: String
         if let first = existing.first, exists {
             subnet = first.subnet
         } else {
             if exists {
-                // A bridge no live guest of the job uses: left by a killed job.
-                _ = try? await runner.run(IPRoute().deleteLink(bridge))
+                // A bridge no live guest of the job uses: left by a killed job (with its table).
+                await remove(id: id)
             }
-            subnet = try freeSubnet(preferring: id, taken: links.flatMap(\.networks))
+            subnet = try freeSubnet(preferring: id, taken: hostLinks.flatMap(\.networks))
             try await createBridge(bridge, gateway: subnet + ".1")
             try writeSysctl("net/ipv4/ip_forward", "1", otherwise: "guests reach nothing beyond their job's bridge")
-            try await applyJobRules(id: id)
+            try await ensureFilterTableBeforeJob()
         }
         let used = Set(existing.filter { $0.subnet == subnet }.map(\.address))
         guard let host = (2...254).first(where: { !used.contains("\(subnet).\($0)") }) else {
@@ -190,35 +282,11 @@ struct JobNetwork: Sendable {
         return GuestNetworkAttachment(id: id, bridge: bridge, subnet: subnet, address: "\(subnet).\(host)")
     }
 
-    /// The runner's filter table, unless it is still exactly as last applied (the blocked list
-    /// may have changed, or someone may have flushed it), and the job's new nat table
-    /// (masquerade; its ports come with its guests), in one transaction. A nat table already
-    /// there (a killed job's) makes it fail; then both are replaced whole.
-    private func applyJobRules(id: String) async throws(RunnerError) {
-        let filter = GuestNetworkRules.filterTable(names, blocked: policy.blocked)
-        let filterIsCurrent = await filterTableIsCurrent(filter)
-        let command = Nft().apply()
-        let fresh =
-            (filterIsCurrent ? "" : filter)
-            + GuestNetworkRules.jobTable(names, id: id, attachments: [], replacing: false)
-        let first = try await runner.run(command, input: Array(fresh.utf8), output: .captured)
-        if first.status.isSuccess {
-            if !filterIsCurrent { await rememberFilterTable(filter) }
-            return
-        }
-        let rules = filter + GuestNetworkRules.jobTable(names, id: id, attachments: [])
-        try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(command, fix: Self.nftFix)
-        await rememberFilterTable(filter)
-    }
-
     private func createBridge(_ bridge: String, gateway: String) async throws(RunnerError) {
-        let ip = IPRoute()
-        // One process for the three (`ip -batch`).
-        let script = [ip.addBridge(bridge), ip.addAddress(gateway + "/24", device: bridge), ip.setUp(bridge)]
-            .map(IPRoute.batchLine).joined()
-        let batch = ip.batch()
-        try await runner.run(batch, input: Array(script.utf8), output: .captured).checked(
-            batch, fix: "check that iproute2 is installed and we are root")
+        guard let address = Self.ipv4(gateway) else {
+            throw RunnerError(.internal, input: gateway, problem: "is not an IPv4 address")
+        }
+        try await links.addBridge(bridge, gateway: IPv4Network(address: address, prefix: 24))
         // No IPv6 on the bridge (no link-local address for guests to reach the host by); the
         // host's own connections to 127.0.0.1 may be DNATed onto it (published ports).
         try? writeSysctl("net/ipv6/conf/\(bridge)/disable_ipv6", "1")
@@ -229,7 +297,7 @@ struct JobNetwork: Sendable {
 
     /// The first /24 of the pool, from the one `id` hashes to, that no network in `taken` (the
     /// host's addresses) overlaps.
-    func freeSubnet(preferring id: String, taken: [(address: UInt32, prefix: Int)]) throws(RunnerError) -> String {
+    func freeSubnet(preferring id: String, taken: [IPv4Network]) throws(RunnerError) -> String {
         let start = Int(UInt32(id, radix: 16) ?? 0) % 256
         for offset in 0..<256 {
             let subnet = policy.pool + ".\((start + offset) % 256)"
@@ -247,54 +315,32 @@ struct JobNetwork: Sendable {
             fix: "set RUNNER_GUEST_NETWORK=host, or free a /24 of \(policy.pool).0.0/16 on this host")
     }
 
-    /// The links of `ip -j address show` output: each one's name and IPv4 networks (address and
-    /// prefix length).
-    static func links(json: String) -> [(name: String, networks: [(address: UInt32, prefix: Int)])] {
-        struct Link: Decodable {
-            struct Address: Decodable {
-                var family: String?
-                var local: String?
-                var prefixlen: Int?
-            }
-            var ifname: String?
-            var addr_info: [Address]?
-        }
-        guard let links = try? JSONDecoder().decode([Link].self, from: Data(json.utf8)) else { return [] }
-        return links.map { link in
-            let networks = (link.addr_info ?? []).compactMap { info -> (address: UInt32, prefix: Int)? in
-                guard info.family == nil || info.family == "inet", let local = info.local, let address = ipv4(local),
-                    let prefix = info.prefixlen
-                else { return nil }
-                return (address, max(0, min(prefix, 32)))
-            }
-            return (link.ifname ?? "", networks)
-        }
-    }
-
     static func ipv4(_ text: String) -> UInt32? {
         var value = in_addr()
         guard inet_pton(AF_INET, text, &value) == 1 else { return nil }
         return UInt32(bigEndian: value.s_addr)
     }
 
-    /// Gives the guest its address and default route: the host's `ip` in the guest's network
-    /// namespace only (its `host0`, the end of the veth nspawn made).
+    /// Gives the guest its address and default route, in its network namespace only (its
+    /// `host0`, the end of the veth nspawn made), from a socket made there: nothing of the
+    /// guest's runs.
     func configureGuest(leader: Int32, _ attachment: GuestNetworkAttachment) async throws(RunnerError) {
-        let ip = IPRoute()
-        let script = [
-            ip.addAddress(attachment.cidr, device: "host0"), ip.setUp("host0"),
-            ip.addDefaultRoute(via: attachment.gateway, device: "host0"),
-        ].map(IPRoute.batchLine).joined()
-        let entered = Nsenter().network(leader: leader, ip.batch())
-        try await runner.run(entered, input: Array(script.utf8), output: .captured).checked(
-            entered, fix: "check the guest's log")
+        guard let address = Self.ipv4(attachment.address), let gateway = Self.ipv4(attachment.gateway) else {
+            throw RunnerError(
+                .invalidInput, input: attachment.address, problem: "is not the IPv4 address of a job network")
+        }
+        try await links.configureGuest(
+            leader: leader, device: "host0", address: IPv4Network(address: address, prefix: 24), gateway: gateway)
     }
 
-    /// Replaces job `id`'s nat table with one for `attachments` (its guests now).
+    /// Replaces job `id`'s nat table with one for `attachments` (its guests now: their
+    /// published ports).
     func applyJobTable(id: String, attachments: [GuestNetworkAttachment]) async throws(RunnerError) {
         let rules = GuestNetworkRules.jobTable(names, id: id, attachments: attachments)
         let command = Nft().apply()
-        try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(command)
+        try await keepingFilterRecord { () throws(RunnerError) in
+            try await runner.run(command, input: Array(rules.utf8), output: .captured).checked(command)
+        }
     }
 
     /// After a guest of job `id` went: the job's nat table for the guests left, or, when none
@@ -313,15 +359,18 @@ struct JobNetwork: Sendable {
 
     /// Removes job `id`'s bridge and nat table (absent is fine).
     func remove(id: String) async {
-        async let link = try? runner.run(IPRoute().deleteLink(names.bridge(id)))
-        async let table = try? runner.run(Nft().deleteTable(family: "ip", name: names.jobTable(id)))
+        async let link = links.deleteLink(names.bridge(id))
+        async let table: Void = keepingFilterRecord { () async -> Void in
+            _ = try? await runner.run(Nft().deleteTable(family: "ip", name: names.jobTable(id)))
+        }
         _ = await (link, table)
     }
 
     /// Removes the bridges and nat tables of jobs not in `live` (left by killed jobs). With
     /// `tables`, jobs are also found by their nat tables alone (a table whose bridge went): a
     /// listing of every table on the host, which costs `nft` tens of milliseconds on a host
-    /// with many tables; without, by their bridges only (one `ip` call, the sweep before a job).
+    /// with many tables; without, by their bridges only (one look at the host's links, the sweep
+    /// before a job).
     func sweep(live: Set<String>, tables: Bool = true) async {
         var ids = Set<String>()
         for bridge in await listBridges() {
@@ -340,11 +389,8 @@ struct JobNetwork: Sendable {
 
     /// The names of the host's bridges.
     func listBridges() async -> [String] {
-        struct Link: Decodable { var ifname: String }
-        guard let result = try? await runner.run(IPRoute().listBridges()), result.status.isSuccess,
-            let links = try? JSONDecoder().decode([Link].self, from: Data(result.standardOutput.utf8))
-        else { return [] }
-        return links.map(\.ifname)
+        guard let hostLinks = try? await links.hostLinks() else { return [] }
+        return hostLinks.filter { $0.kind == "bridge" }.map(\.name)
     }
 
     /// The tables of `nft -j list tables` output.

@@ -22,6 +22,9 @@ public struct GuestManager: Sendable {
     /// Records decoded once per version of their file (the step relay's, which reads its
     /// guest's record on every step); nil: every read decodes.
     package var recordCache: GuestRecordCache?
+    /// The kernel's links, addresses and routes that private networks change (rtnetlink; a
+    /// recording stand-in in unit tests).
+    package var networkLinks: any NetworkLinks = KernelNetworkLinks()
 
     public init(policy: GuestPolicy, runner: any CommandRunner = SystemCommandRunner(), logger: Logger) {
         self.policy = policy
@@ -54,14 +57,22 @@ public struct GuestManager: Sendable {
         }
     }
 
-    /// Boots a guest for this process's caller (see ``start(_:caller:)``).
+    /// Boots a guest for this process's caller (see ``start(_:caller:relay:)``).
     public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
-        try await start(request, caller: .current)
+        try await start(request, caller: .current, relay: nil)
+    }
+
+    /// ``start(_:)`` with the guest's step relay for `relay` (none when nil).
+    public func start(_ request: GuestStartRequest, relay: RelayProcess?) async throws(RunnerError) -> GuestInfo {
+        try await start(request, caller: .current, relay: relay)
     }
 
     /// Boots a guest and returns once its init reported READY=1. Its owner must be one the
-    /// caller may name (see ``GuestOwner``).
-    public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller) async throws(RunnerError) -> GuestInfo {
+    /// caller may name (see ``GuestOwner``). With `relay`, the guest's step relay for that user
+    /// starts with it, while the guest boots (``RelayProcess``), and goes with it.
+    public func start(_ request: GuestStartRequest, caller: GuestOwner.Caller, relay: RelayProcess? = nil)
+        async throws(RunnerError) -> GuestInfo
+    {
         try GuestOwner.checkRequested(request.ownerPID)
         // A tree whose owners must be shifted is shifted once, unless guests still boot from it.
         let busy: (String) -> Bool = { tree in list().contains { $0.rootfs == tree && !isStale($0) } }
@@ -135,7 +146,7 @@ public struct GuestManager: Sendable {
                 let attachment = try await attachNetwork(network, record: &record, ports: request.ports)
                 options.networkBridge = attachment.bridge
                 let resolv = jobNetwork(network).resolvConf()
-                try AtomicFile.write(resolv, to: layout.guestResolvFile(name))
+                try AtomicFile.write(Array(resolv.utf8), to: layout.guestResolvFile(name), durable: false)
                 try handToGuestRoot(layout.guestResolvFile(name))
                 options.binds.append(
                     GuestBind(source: layout.guestResolvFile(name), target: "/etc/resolv.conf", readOnly: true))
@@ -154,7 +165,7 @@ public struct GuestManager: Sendable {
                     }
                 }
                 if !local.isEmpty { hosts += "127.0.0.1\t\(local.joined(separator: " "))\n" }
-                try AtomicFile.write(hosts, to: layout.guestHostsFile(name))
+                try AtomicFile.write(Array(hosts.utf8), to: layout.guestHostsFile(name), durable: false)
                 try handToGuestRoot(layout.guestHostsFile(name))
                 options.binds.append(
                     GuestBind(source: layout.guestHostsFile(name), target: "/etc/hosts", readOnly: true))
@@ -163,7 +174,8 @@ public struct GuestManager: Sendable {
                 // The service's environment (image Env under the workflow's env:), for its main
                 // process only: a 0600 file of the user it runs as, root's on the host side.
                 if let text = stub.environmentFile {
-                    try AtomicFile.write(text, to: layout.guestEnvironmentFile(name), mode: 0o600)
+                    try AtomicFile.write(
+                        Array(text.utf8), to: layout.guestEnvironmentFile(name), mode: 0o600, durable: false)
                     try handToGuestUser(layout.guestEnvironmentFile(name), user: stub.user)
                     options.binds.append(
                         GuestBind(
@@ -172,7 +184,8 @@ public struct GuestManager: Sendable {
                 }
             } else if !request.environment.isEmpty {
                 // Read by the guest's manager at boot; root-only on the host, gone with the guest.
-                try AtomicFile.write(environment.text, to: layout.guestEnvironmentFile(name), mode: 0o600)
+                try AtomicFile.write(
+                    Array(environment.text.utf8), to: layout.guestEnvironmentFile(name), mode: 0o600, durable: false)
                 try handToGuestRoot(layout.guestEnvironmentFile(name))
                 options.binds.append(
                     GuestBind(
@@ -197,8 +210,13 @@ public struct GuestManager: Sendable {
             switch policy.backend {
             case .direct:
                 try await bootDirect(
-                    command(false), userNamespace: options.userNamespace, ownLimits: ownLimits, record: &record)
+                    command(false), userNamespace: options.userNamespace, ownLimits: ownLimits, relay: relay,
+                    record: &record)
             case .machined:
+                if let relay {
+                    try startRelay(relay, record: &record)
+                    try save(record)
+                }
                 try await bootMachined(command(true), ownLimits: ownLimits, record: &record)
             }
             if let network = policy.network, let attachment = record.network {
@@ -228,7 +246,7 @@ public struct GuestManager: Sendable {
 
     /// The host side of private networks, with this manager's runner and logger.
     func jobNetwork(_ network: GuestNetworkPolicy) -> JobNetwork {
-        JobNetwork(policy: network, layout: layout, runner: runner, logger: logger)
+        JobNetwork(policy: network, layout: layout, runner: runner, logger: logger, links: networkLinks)
     }
 
     /// The network attachments of job `id`'s guests, from their records.
@@ -338,8 +356,17 @@ public struct GuestManager: Sendable {
         }
     }
 
+    /// The guest's step relay, started while the guest boots (its start costs the
+    /// guest's start nothing), recorded in `record` (the caller saves it).
+    private func startRelay(_ relay: RelayProcess, record: inout GuestRecord) throws(RunnerError) {
+        let process = try relay.spawn(guest: record.name, layout: layout, workOwner: policy.workOwner)
+        record.relayPID = process.pid
+        record.relayStartTime = process.startTime
+    }
+
     private func bootDirect(
-        _ nspawn: Command, userNamespace: GuestUserNamespace?, ownLimits: GuestLimits, record: inout GuestRecord
+        _ nspawn: Command, userNamespace: GuestUserNamespace?, ownLimits: GuestLimits, relay: RelayProcess?,
+        record: inout GuestRecord
     ) async throws(RunnerError) {
         let name = record.name
         let socket = try NotifySocket(path: layout.guestNotifySocket(name))
@@ -357,6 +384,8 @@ public struct GuestManager: Sendable {
         let nspawn = try runner.start(command, options: StartOptions(output: .file(log), grouping: .newSession))
         record.nspawnPID = nspawn.pid
         record.nspawnStartTime = ProcessTable.startTime(of: nspawn.pid)
+        // The relay starts once nspawn has: the guest's boot is the longer wait.
+        if let relay { try startRelay(relay, record: &record) }
         try save(record)
         let image = record.image
         let stub = record.initSystem == .stub
@@ -455,7 +484,8 @@ public struct GuestManager: Sendable {
             throw RunnerError(
                 .internal, input: record.name, problem: "could not encode the guest record", underlying: error)
         }
-        try AtomicFile.write(data, to: layout.guestRecord(record.name), mode: 0o600)
+        // Runtime state under /run, gone at boot: atomic for readers, never synced to disk.
+        try AtomicFile.write(data, to: layout.guestRecord(record.name), mode: 0o600, durable: false)
     }
 
     /// The record of `name`, or nil when there is none.
@@ -884,9 +914,14 @@ public struct GuestManager: Sendable {
             removed.append(record.name)
         }
         removeAbandonedTemporaryFiles()
-        // Guests whose record is missing: nspawn processes of our naming on our image store.
+        // Guests whose record is missing: nspawn processes of our naming on our image store
+        // (one look through /proc, for this and the cgroups' sweep). The quick sweep before a
+        // job skips that look while no guest's cgroup has processes and no record: on the
+        // direct backend with user namespaces every nspawn of ours starts in its guest's cgroup
+        // (``GuestCgroups/entering(guest:_:)``), so a guest that lost its record shows there.
         let store = GuestPolicy.realPath(layout.imagesDirectory) ?? layout.imagesDirectory
-        for (pid, name) in Self.nspawnProcesses() where !FilePaths.exists(layout.guestRecord(name)) {
+        let nspawn = sweep == .bridges && !mayHaveGuestsWithoutRecord() ? [] : Self.nspawnProcesses()
+        for (pid, name) in nspawn where !FilePaths.exists(layout.guestRecord(name)) {
             let args = ProcessTable.commandLine(of: pid)
             guard args.contains(where: { $0.hasPrefix("--directory=" + store + "/") }) else { continue }
             await Self.terminate(pid: pid, startTime: ProcessTable.startTime(of: pid))
@@ -898,7 +933,7 @@ public struct GuestManager: Sendable {
             await cleanFiles(name)
             if !removed.contains(name) { removed.append(name) }
         }
-        sweepCgroups()
+        sweepCgroups(nspawn: nspawn.filter { !removed.contains($0.1) })
         // Slices of jobs that have no guest any more (a killed job's, machined backend).
         let jobs = Set(list().compactMap(\.limitsJob))
         for job in policy.backend == .machined ? policy.slices.jobIDs() : [] where !jobs.contains(job) {
@@ -927,8 +962,19 @@ public struct GuestManager: Sendable {
 
     /// Removes per-guest cgroups (``GuestCgroups``) left by guests that are gone: no record, no
     /// nspawn process and no process in them (cgroups are host-wide, not under our layout).
-    func sweepCgroups() {
-        let live = Set(Self.nspawnProcesses().map(\.1))
+    /// Whether an nspawn of ours may run without a record: always, unless every guest starts in
+    /// a cgroup of its own (the direct backend with user namespaces) and none of those cgroups
+    /// without a record has processes.
+    func mayHaveGuestsWithoutRecord() -> Bool {
+        guard policy.backend == .direct, policy.userNamespace != nil else { return true }
+        return policy.cgroups.guestNames().contains {
+            !FilePaths.exists(layout.guestRecord($0)) && policy.cgroups.isPopulated(guest: $0)
+        }
+    }
+
+    /// `nspawn`: the nspawn processes of guests (``nspawnProcesses()``) still there.
+    func sweepCgroups(nspawn: [(Int32, String)]) {
+        let live = Set(nspawn.map(\.1))
         for name in policy.cgroups.guestNames()
         where !live.contains(name) && !FilePaths.exists(layout.guestRecord(name))
             && !policy.cgroups.isPopulated(guest: name)

@@ -76,51 +76,7 @@ public struct GuestRelay: Sendable {
         }
     }
 
-    // MARK: starting and stopping
-
-    /// Opens the socket (owned by `uid`) and starts the relay process for `name`; records it.
-    package func launch(uid: uid_t, gid: gid_t) async throws(RunnerError) {
-        let layout = manager.layout
-        try FilePaths.createDirectory(layout.guestRelayDirectory, mode: 0o755)
-        // An older /run/runner made by a 0700 parent creation must let the user through.
-        chmod(layout.runtimeDirectory, 0o755)
-        chmod(layout.guestRelayDirectory, 0o755)
-        let listener = try UnixSocket.listen(path: layout.guestRelaySocket(name), owner: uid, group: gid)
-        defer { close(listener) }
-        // A daemon in a session of its own (it outlives its starter), the socket as its stdin.
-        let relay = try Spawner.spawn(
-            Self.command(
-                executable: Self.executable(), name: name, uid: uid, layoutRoot: layout.root,
-                workOwner: manager.policy.workOwner),
-            options: SpawnOptions(
-                standardInput: .descriptor(listener), standardOutput: .devNull,
-                standardError: .file(layout.guestLog(name)), grouping: .newSession))
-        let pid = relay.pid
-        guard var record = try manager.record(name) else {
-            await ProcessTermination.terminate(pid: pid, startTime: nil)
-            throw RunnerError(.notFound, input: name, problem: "the guest vanished while its relay started")
-        }
-        record.relayPID = pid
-        record.relayStartTime = ProcessTable.startTime(of: pid)
-        try manager.save(record)
-    }
-
-    /// `runner-agent relay NAME --uid UID` with a fresh environment: no `SUDO_*` (the relay
-    /// refuses a caller that came through sudo), the starter's layout root (`RUNNER_HOST_ROOT`:
-    /// only a test layout is not `/`; through sudo it always is) and work owner
-    /// (`RUNNER_WORK_OWNER`, through sudo the caller). The relay is not a `ci-nspawn-run`
-    /// subcommand, so the sudoers rule cannot reach it.
-    static func command(
-        executable: String, name: String, uid: uid_t, layoutRoot: String, workOwner: (uid: UInt32, gid: UInt32)?
-    ) -> Command {
-        var command = Command(executable, ["relay", name, "--uid", "\(uid)"])
-        command.clearsEnvironment = true
-        var environment: [String: String?] = ["PATH": GuestDefaults.path]
-        if layoutRoot != "/" { environment[HostRoot.variable] = layoutRoot }
-        if let workOwner { environment["RUNNER_WORK_OWNER"] = "\(workOwner.uid):\(workOwner.gid)" }
-        command.environment = environment
-        return command
-    }
+    // MARK: starting (``RelayProcess`` starts the process)
 
     /// Closes what the relay inherited beyond its standard streams (descriptors its starter
     /// left without close-on-exec): a long-lived root process keeps nothing it was not given.
@@ -131,14 +87,6 @@ public struct GuestRelay: Sendable {
             let flags = fcntl(fd, F_GETFD)
             if flags >= 0, flags & FD_CLOEXEC == 0 { close(fd) }
         }
-    }
-
-    /// This executable (the relay is the same binary, `runner-agent relay`).
-    static func executable() -> String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return CommandLine.arguments.first ?? "runner-agent" }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     // MARK: serving
@@ -156,7 +104,7 @@ public struct GuestRelay: Sendable {
                 break
             }
             if ready == 0 {
-                if (try? manager.running(name)) == nil { break }
+                if !guestIsThere() { break }
                 continue
             }
             let connection = accept(listener, nil, nil)
@@ -166,6 +114,16 @@ public struct GuestRelay: Sendable {
             close(connection)
         }
         unlink(manager.layout.guestRelaySocket(name))
+    }
+
+    /// Whether the relay goes on serving: its guest runs, or is still starting with a live
+    /// starter (the relay starts while its guest boots; a start that fails ends it).
+    func guestIsThere() -> Bool {
+        guard let record = try? manager.record(name) else { return false }
+        if record.status == .starting {
+            return ProcessTable.isAlive(record.starterPID, startTime: record.starterStartTime)
+        }
+        return (try? manager.running(name)) != nil
     }
 
     func handle(_ connection: Int32, bus: inout SystemdBus?) {

@@ -17,14 +17,4 @@ public struct Nsenter: Sendable, Hashable {
         entered.clearsEnvironment = command.clearsEnvironment
         return entered
     }
-
-    /// `nsenter --target=LEADER --net -- COMMAND…`: the host's COMMAND in the guest's network
-    /// namespace only (its mounts, users and PIDs stay the host's: nothing of the guest's file
-    /// system runs).
-    public func network(leader: Int32, _ command: Command) -> Command {
-        var entered = Command(executable, ["--target=\(leader)", "--net", "--"] + command.argv)
-        entered.environment = command.environment
-        entered.clearsEnvironment = command.clearsEnvironment
-        return entered
-    }
 }

@@ -101,7 +101,7 @@ struct SystemdBusWireTests {
     }
 
     @Test func theRelayIsStartedOutsideTheHelperTreeWithAFreshEnvironment() {
-        let command = GuestRelay.command(
+        let command = RelayProcess.command(
             executable: "/a/runner-agent", name: "rg-0123456789ab", uid: 1001, layoutRoot: "/",
             workOwner: (1001, 1002))
         #expect(command.argv == ["/a/runner-agent", "relay", "rg-0123456789ab", "--uid", "1001"])
@@ -109,7 +109,7 @@ struct SystemdBusWireTests {
         #expect(command.environment["RUNNER_WORK_OWNER"] == "1001:1002")
         #expect(command.environment["RUNNER_HOST_ROOT"] == nil)
         #expect(!command.environment.keys.contains { $0.hasPrefix("SUDO_") })
-        let test = GuestRelay.command(
+        let test = RelayProcess.command(
             executable: "/a/runner-agent", name: "rg-0123456789ab", uid: 0, layoutRoot: "/tmp/t", workOwner: nil)
         #expect(test.environment["RUNNER_HOST_ROOT"] == "/tmp/t")
     }

@@ -13,9 +13,13 @@ import Testing
         #expect(text.contains("iifname \"rn-*\" ct state established,related accept"))
         #expect(text.contains("iifname \"rn-*\" reject with icmpx admin-prohibited"))
         #expect(text.contains("iifname \"rn-*\" ip daddr 127.0.0.0/8 drop"))
+        // Every job's way out is masqueraded here: a job without ports needs no table of its own.
+        #expect(text.contains("type nat hook postrouting priority srcnat; policy accept;"))
+        #expect(text.contains("oifname \"rn-*\" ip saddr 127.0.0.0/8 masquerade"))
+        #expect(text.contains("iifname \"rn-*\" oifname != \"rn-*\" masquerade"))
     }
 
-    @Test func theJobTableMasqueradesAndPublishesPorts() {
+    @Test func theJobTablePublishesPorts() {
         let attachment = GuestNetworkAttachment(
             id: "0123abcd", bridge: "rn-0123abcd", subnet: "10.213.5", address: "10.213.5.2",
             ports: [
@@ -28,8 +32,7 @@ import Testing
         #expect(text.contains("\t\tiifname != \"rn-*\" fib daddr type local tcp dport 8080 dnat to 10.213.5.2:80\n"))
         #expect(text.contains("\t\tip daddr 127.0.0.1 tcp dport 5432 dnat to 10.213.5.2:5432\n"))
         #expect(text.contains("\t\tfib daddr type local udp dport 53 dnat to 10.213.5.2:53\n"))
-        #expect(text.contains("oifname \"rn-0123abcd\" ip saddr 127.0.0.0/8 masquerade"))
-        #expect(text.contains("iifname \"rn-0123abcd\" oifname != \"rn-0123abcd\" masquerade"))
+        #expect(!text.contains("masquerade"))
         #expect(attachment.gateway == "10.213.5.1")
         #expect(attachment.cidr == "10.213.5.2/24")
     }

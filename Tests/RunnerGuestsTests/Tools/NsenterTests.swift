@@ -13,9 +13,4 @@ import Testing
         #expect(command.environment == ["K": "v"])
         #expect(command.clearsEnvironment)
     }
-
-    @Test func networkEntersOnlyTheNetworkNamespace() {
-        let command = Nsenter().network(leader: 42, IPRoute().setUp("host0"))
-        #expect(command.argv == ["nsenter", "--target=42", "--net", "--", "ip", "link", "set", "host0", "up"])
-    }
 }

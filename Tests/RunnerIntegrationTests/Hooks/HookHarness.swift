@@ -358,9 +358,9 @@ final class HookHarness: Sendable {
         let names = GuestNetworkNames(layout: layout)
         let runner = SystemCommandRunner()
         var found: [String] = []
-        if let links = try? await runner.output(IPRoute().listBridges()) {
-            for line in links.split(separator: ",") where line.contains("\"ifname\":\"\(names.bridgePrefix)") {
-                found.append("bridge " + line)
+        if let links = try? await KernelNetworkLinks().hostLinks() {
+            for link in links where link.kind == "bridge" && link.name.hasPrefix(names.bridgePrefix) {
+                found.append("bridge " + link.name)
             }
         }
         if let tables = try? await runner.output(Nft().listTables()) {

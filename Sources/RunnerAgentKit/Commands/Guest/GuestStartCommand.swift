@@ -58,15 +58,7 @@ struct GuestStartCommand: AsyncParsableCommand {
             request = GuestStartRequest(image: image ?? "", hostAliases: hostAlias, ownerPID: ownerPid)
             request.binds = try bind.map(Self.parseBind)
         }
-        let info = try await manager.start(request)
-        if let (uid, gid) = relayOwner {
-            do {
-                try await GuestRelay(manager: manager, name: info.name, allowedUID: uid).launch(uid: uid, gid: gid)
-            } catch {
-                try? await manager.stop(info.name)
-                throw error
-            }
-        }
+        let info = try await manager.start(request, relay: relayOwner.map { RelayProcess(uid: $0.0, gid: $0.1) })
         let json = try JSONEncoder().encode(info)
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
     }

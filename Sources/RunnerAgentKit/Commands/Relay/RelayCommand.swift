@@ -55,7 +55,11 @@ public struct RelayCommand: ParsableCommand {
         }
         GuestRelay.closeInheritedDescriptors()
         let manager = try AgentHost.manager()
-        _ = try manager.running(name)
+        // Started while its guest boots (the record says starting): each step checks that the
+        // guest runs.
+        guard try manager.record(name) != nil else {
+            throw RunnerError(.notFound, input: name, problem: "no such guest", fix: "it is started by `start`")
+        }
         GuestRelay(manager: manager, name: name, allowedUID: uid, hookSteps: HookStep.relayRequest)
             .serve(listener: 0)
     }
