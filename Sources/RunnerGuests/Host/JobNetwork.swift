@@ -111,17 +111,6 @@ struct JobNetwork: Sendable {
         }
     }
 
-    /// Whether the filter table is exactly what `rules` made: they are the rules last applied
-    /// (``HostLayout/guestNetworkFilterRecord``) and `nft` lists the table now as it did right
-    /// after. Anything else (no record, other rules, a table changed, flushed or gone since, a
-    /// listing that fails) is false, and the caller applies the table again.
-    func filterTableIsCurrent(_ rules: String) async -> Bool {
-        guard let record = readFilterRecord(), record.rules == SHA256Digest.hex(of: Array(rules.utf8)),
-            let now = await filterTableListingDigest()
-        else { return false }
-        return record.listing == now
-    }
-
     /// The digest of `nft`'s listing of the filter table now; nil when it cannot be listed.
     private func filterTableListingDigest() async -> String? {
         guard let result = try? await runner.run(Nft().showTable(family: "inet", name: names.table)),

@@ -371,8 +371,6 @@ package final class KernelNetlink {
                     continue
                 default:
                     answers.append(answer)
-                // A single answer without an ack asked for (not the case here) would end at
-                // its first message; every request asks for an ack or dumps.
                 }
             }
         }

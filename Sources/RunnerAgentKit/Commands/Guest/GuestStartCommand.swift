@@ -58,21 +58,21 @@ struct GuestStartCommand: AsyncParsableCommand {
             request = GuestStartRequest(image: image ?? "", hostAliases: hostAlias, ownerPID: ownerPid)
             request.binds = try bind.map(Self.parseBind)
         }
-        let info = try await manager.start(request, relay: relayOwner.map { RelayProcess(uid: $0.0, gid: $0.1) })
+        let info = try await manager.start(request, relay: relay)
         let json = try JSONEncoder().encode(info)
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
     }
 
     /// Who the step relay serves: the sudo caller, or `--relay-uid` from a root caller.
-    var relayOwner: (uid_t, gid_t)? {
+    var relay: RelayProcess? {
         if AgentHost.calledThroughSudo {
             guard let uid = ProcessEnvironment.value("SUDO_UID").flatMap(UInt32.init),
                 let gid = ProcessEnvironment.value("SUDO_GID").flatMap(UInt32.init), uid != 0
             else { return nil }
-            return (uid, gid)
+            return RelayProcess(uid: uid, gid: gid)
         }
         guard let uid = relayUid else { return nil }
-        return (uid, getpwuid(uid)?.pointee.pw_gid ?? uid)
+        return RelayProcess(uid: uid, gid: getpwuid(uid)?.pointee.pw_gid ?? uid)
     }
 
     static func parseBind(_ text: String) throws -> GuestBind {
