@@ -99,7 +99,16 @@ package enum Spawner {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        var rc = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        // A program written just now (a script, a helper, a new release) can be busy for a
+        // moment: a child that another thread of ours started while the file was open for
+        // writing holds a copy of that descriptor until its own exec closes it. The kernel then
+        // refuses to run the file (ETXTBSY). That lasts microseconds, so a few short retries
+        // (about 0.25 s in all) end it; a file that stays open for writing still fails.
+        for delay in Self.busyRetryDelays where rc == ETXTBSY {
+            usleep(delay)
+            rc = posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
+        }
         guard rc == 0 else {
             throw RunnerError(
                 .commandFailed, input: command.description,
@@ -119,6 +128,10 @@ package enum Spawner {
         ends.errorOutput = nil
         return child
     }
+
+    /// The pauses, in microseconds, before each new attempt to start a program the kernel
+    /// found busy (open for writing somewhere).
+    package static let busyRetryDelays: [UInt32] = [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000]
 
     /// The environment `command` runs with: ours plus its variables (a nil value removes one),
     /// or only its variables when it clears the environment.

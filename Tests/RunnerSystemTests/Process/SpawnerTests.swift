@@ -97,6 +97,41 @@ import Testing
         }
     }
 
+    /// A program still open for writing somewhere (as when a child that another thread started
+    /// holds a copy of the writer's descriptor until its exec) is busy for the kernel. It starts
+    /// once the writer lets go within the retries, and stays a clear failure while it does not.
+    @Test func aProgramBusyForAMomentStartsAndOneThatStaysBusyFails() async throws {
+        try await withTemporaryDirectory("spawn") { dir in
+            let script = dir.appending("fresh.sh")
+            let writer = open(script, O_WRONLY | O_CREAT | O_CLOEXEC, 0o755)
+            try #require(writer >= 0)
+            let text = Array("#!/bin/sh\necho started\n".utf8)
+            try #require(write(writer, text, text.count) == text.count)
+
+            // Held for the whole time: every retry sees it busy.
+            do {
+                _ = try Spawner.spawn(Command(script))
+                Issue.record("a program open for writing started")
+            } catch let error as RunnerError {
+                #expect(error.code == .commandFailed)
+                #expect(error.problem.contains(String(cString: strerror(ETXTBSY))), "\(error)")
+            }
+
+            // Let go 20 ms into the spawn: it runs.
+            let released = Atomic<Bool>(false)
+            DedicatedThread.start {
+                usleep(20_000)
+                close(writer)
+                released.store(true, ordering: .sequentiallyConsistent)
+            }
+            let (out, status) = try await Self.output(Command(script))
+            let wasReleased = released.load(ordering: .sequentiallyConsistent)
+            #expect(wasReleased)
+            #expect(status == .exited(0))
+            #expect(out == "started\n")
+        }
+    }
+
     @Test func eachStandardStreamGoesWhereItIsTold() async throws {
         try await withTemporaryDirectory("spawner") { dir in
             let input = dir.appending("input")
