@@ -117,12 +117,13 @@ import Testing
                 #expect(error.problem.contains(String(cString: strerror(ETXTBSY))), "\(error)")
             }
 
-            // Let go 20 ms into the spawn: it runs.
+            // Let go 20 ms into the spawn: it runs. (The flag is set before the close, so a start
+            // that succeeded must have seen it set: the first attempts found the program busy.)
             let released = Atomic<Bool>(false)
             DedicatedThread.start {
                 usleep(20_000)
-                close(writer)
                 released.store(true, ordering: .sequentiallyConsistent)
+                close(writer)
             }
             let (out, status) = try await Self.output(Command(script))
             let wasReleased = released.load(ordering: .sequentiallyConsistent)
