@@ -44,6 +44,9 @@ printf 'ID=busybox\n' >"$r/etc/os-release"
 chmod 1777 "$r/tmp"
 printf '{"architecture":"amd64","os":"linux","config":{"Env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"Cmd":["sh"]}}\n' \
     >"$tree/config.json"
+# The store's record of the tree, as the puller writes it: each job marks it used (its last use).
+printf '{"references":["registry.test/busybox:1"],"digest":"sha256:%s","indexDigest":null,"platform":"linux/amd64","blobs":[],"size":1000000,"pulled":0,"lastUsed":0}\n' \
+    "$hex" >"$tree/image.json"
 # Owners into the guests' range, as the puller leaves a tree.
 find "$r" -exec chown -h 2147352576:2147352576 {} +
 mkdir -p "$root/usr/local/bin"
