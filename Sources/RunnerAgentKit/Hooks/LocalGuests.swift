@@ -14,7 +14,7 @@ struct LocalGuests: GuestOperations {
     var manager: GuestManager
 
     func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
-        try await manager.start(request, relay: RelayProcess(uid: 0, gid: 0))
+        try await manager.start(request, caller: .current, relay: RelayProcess(uid: 0, gid: 0))
     }
 
     func exec(_ name: String, command: [String], environment: [String: String], workingDirectory: String?)

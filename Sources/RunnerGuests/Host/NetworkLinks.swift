@@ -77,7 +77,9 @@ package struct KernelNetworkLinks: NetworkLinks {
             let netlink = try KernelNetlink.open()
             try netlink.addBridge(name)
             guard let index = try netlink.index(of: name) else {
-                throw RunnerError(.notFound, input: name, problem: "the bridge vanished right after it was made")
+                throw RunnerError(
+                    .notFound, input: name, problem: "the bridge vanished right after it was made",
+                    fix: "check that no network manager on this host removes bridges, then run the job again")
             }
             try netlink.addAddress(gateway.address, prefix: gateway.prefix, index: index)
             try netlink.setUp(index: index)

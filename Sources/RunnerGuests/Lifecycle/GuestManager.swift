@@ -57,14 +57,10 @@ public struct GuestManager: Sendable {
         }
     }
 
-    /// Boots a guest for this process's caller (see ``start(_:caller:relay:)``).
+    /// Boots a guest for this process's caller, without a step relay (see
+    /// ``start(_:caller:relay:)``).
     public func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
         try await start(request, caller: .current, relay: nil)
-    }
-
-    /// ``start(_:)`` with the guest's step relay for `relay` (none when nil).
-    public func start(_ request: GuestStartRequest, relay: RelayProcess?) async throws(RunnerError) -> GuestInfo {
-        try await start(request, caller: .current, relay: relay)
     }
 
     /// Boots a guest and returns once its init reported READY=1. Its owner must be one the
@@ -960,8 +956,6 @@ public struct GuestManager: Sendable {
         }
     }
 
-    /// Removes per-guest cgroups (``GuestCgroups``) left by guests that are gone: no record, no
-    /// nspawn process and no process in them (cgroups are host-wide, not under our layout).
     /// Whether an nspawn of ours may run without a record: always, unless every guest starts in
     /// a cgroup of its own (the direct backend with user namespaces) and none of those cgroups
     /// without a record has processes.
@@ -972,6 +966,8 @@ public struct GuestManager: Sendable {
         }
     }
 
+    /// Removes per-guest cgroups (``GuestCgroups``) left by guests that are gone: no record, no
+    /// nspawn process and no process in them (cgroups are host-wide, not under our layout).
     /// `nspawn`: the nspawn processes of guests (``nspawnProcesses()``) still there.
     func sweepCgroups(nspawn: [(Int32, String)]) {
         let live = Set(nspawn.map(\.1))

@@ -19,15 +19,9 @@ public struct Nft: Sendable, Hashable {
         Command(executable, ["-j", "list", "table", family, name])
     }
 
-    /// `nft list table FAMILY NAME`: one table and its contents, as nft's text: the same text a
-    /// `list table FAMILY NAME` line of a script given to ``apply()`` prints.
+    /// `nft list table FAMILY NAME`: one table and its contents, as nft's text.
     public func showTable(family: String, name: String) -> Command {
         Command(executable, ["list", "table", family, name])
-    }
-
-    /// The line of an ``apply()`` script that prints what ``showTable(family:name:)`` prints.
-    public static func showTableLine(family: String, name: String) -> String {
-        "list table \(family) \(name)\n"
     }
 
     /// `nft -j list tables`: every table's family and name, as JSON.

@@ -9,7 +9,6 @@ import Testing
         #expect(
             Nft().listTable(family: "inet", name: "runner").argv == ["nft", "-j", "list", "table", "inet", "runner"])
         #expect(Nft().showTable(family: "inet", name: "runner").argv == ["nft", "list", "table", "inet", "runner"])
-        #expect(Nft.showTableLine(family: "inet", name: "runner") == "list table inet runner\n")
         #expect(Nft().listTables().argv == ["nft", "-j", "list", "tables"])
         #expect(
             Nft().deleteTable(family: "ip", name: "runner-job-1").argv == [

@@ -58,7 +58,7 @@ struct GuestStartCommand: AsyncParsableCommand {
             request = GuestStartRequest(image: image ?? "", hostAliases: hostAlias, ownerPID: ownerPid)
             request.binds = try bind.map(Self.parseBind)
         }
-        let info = try await manager.start(request, relay: relay)
+        let info = try await manager.start(request, caller: .current, relay: relay)
         let json = try JSONEncoder().encode(info)
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
     }
