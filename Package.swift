@@ -4,6 +4,13 @@
 
 import PackageDescription
 
+/// Release links take libstdc++ statically (`linker/libstdc++.so` is a linker script that turns the
+/// toolchain's `-lstdc++` into `libstdc++.a`): with libarchive opened on first use (CLibArchive),
+/// an agent call then loads only libc, libm and libgcc_s. Debug builds link as the toolchain does.
+let staticLibstdcxx: [LinkerSetting] = [
+    .unsafeFlags(["-L", Context.packageDirectory + "/linker"], .when(platforms: [.linux], configuration: .release))
+]
+
 let package = Package(
     name: "runner",
     platforms: [.macOS(.v15)],
@@ -19,12 +26,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
-        // libarchive from the system (Debian: libarchive-dev), found through pkg-config.
-        .systemLibrary(
-            name: "CLibArchive",
-            pkgConfig: "libarchive",
-            providers: [.apt(["libarchive-dev"])]
-        ),
+        // libarchive from the system (headers: Debian's libarchive-dev), opened on first use
+        // (loader.c) rather than linked: a process that never touches an archive never maps it.
+        .target(name: "CLibArchive", linkerSettings: [.linkedLibrary("dl")]),
         // Linux system calls Swift's Glibc module lacks: openat2, open_tree, move_mount, and the
         // fork-and-enter helpers that must run without the Swift runtime (see the headers).
         .target(name: "CRunnerSystem"),
@@ -112,7 +116,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "runner-build",
-            dependencies: ["RunnerBuildKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["RunnerBuildKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: staticLibstdcxx
         ),
         // The hook's client: every runner call starts one, so it is small, static and without
         // Foundation; steps go straight to the job's relay, other calls to `runner-agent hook`.
@@ -126,7 +131,8 @@ let package = Package(
         ),
         .executableTarget(
             name: "runner-agent",
-            dependencies: ["RunnerAgentKit", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["RunnerAgentKit", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: staticLibstdcxx
         ),
 
         // Test support: temporary roots, recording command runner, gating traits, fixtures, the

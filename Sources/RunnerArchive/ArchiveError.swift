@@ -4,8 +4,16 @@ import CLibArchive
     import Glibc
 #endif
 
-/// libarchive's version string, e.g. "libarchive 3.6.2 zlib/1.2.13 ...".
-public var libarchiveVersion: String { String(cString: archive_version_details()) }
+/// libarchive's version string, e.g. "libarchive 3.6.2 zlib/1.2.13 ...", or why it could not be
+/// loaded.
+public var libarchiveVersion: String {
+    do {
+        try ArchiveLibrary.load()
+        return String(cString: archive_version_details())
+    } catch {
+        return "libarchive unavailable (\(error.problem))"
+    }
+}
 
 /// Everything that can go wrong in this module. `RunnerCore` converts it to `RunnerError`
 /// (`RunnerError(archive:)`); every case names its input (the archive, the entry or the file)
@@ -25,6 +33,8 @@ public enum ArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
     case destinationExists(path: String)
     /// A parameter the caller passed is not acceptable (e.g. a malformed SOURCE_DATE_EPOCH).
     case invalidArgument(name: String, problem: String)
+    /// libarchive (`library`, the shared library's name) could not be loaded.
+    case libraryUnavailable(library: String, problem: String)
 
     /// What the error is about: the entry (`archive: entry`), the archive, or the file.
     public var input: String {
@@ -38,6 +48,7 @@ public enum ArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
         case .memberNotFound(let archive, _): return archive
         case .destinationExists(let path): return path
         case .invalidArgument(let name, _): return name
+        case .libraryUnavailable(let library, _): return library
         }
     }
 
@@ -54,6 +65,7 @@ public enum ArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
         case .memberNotFound(_, let member): return "has no member named '\(member)'"
         case .destinationExists: return "already exists"
         case .invalidArgument(_, let problem): return problem
+        case .libraryUnavailable(_, let problem): return problem
         }
     }
 
@@ -79,6 +91,7 @@ public enum ArchiveError: Error, Sendable, Hashable, CustomStringConvertible {
         case .memberNotFound: return "list the archive's entries to see what it holds"
         case .destinationExists: return "remove it first, or ask to replace it"
         case .invalidArgument: return nil
+        case .libraryUnavailable: return "install libarchive 3.6 or later (Debian: apt-get install libarchive13)"
         }
     }
 

@@ -19,6 +19,7 @@ public final class ArchiveReader {
     /// Opens the archive file at `path`.
     public init(path: String) throws(ArchiveError) {
         _ = utf8LocaleReady
+        try ArchiveLibrary.load()
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw systemError("could not open", path) }
         guard let archive = archive_read_new() else {

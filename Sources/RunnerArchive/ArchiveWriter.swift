@@ -60,6 +60,7 @@ public final class ArchiveWriter {
     /// Starts an archive on `fileDescriptor`, which stays owned by the caller.
     public init(fileDescriptor: Int32, name: String, compression: ArchiveCompression) throws(ArchiveError) {
         _ = utf8LocaleReady
+        try ArchiveLibrary.load()
         guard let archive = archive_write_new() else {
             throw .library(archive: name, entry: nil, operation: "archive_write_new", message: "out of memory")
         }

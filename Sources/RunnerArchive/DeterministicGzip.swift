@@ -11,6 +11,7 @@ public enum DeterministicGzip {
         guard (1...9).contains(level) else {
             throw .invalidArgument(name: "gzip level", problem: "\(level) is not between 1 and 9")
         }
+        try ArchiveLibrary.load()
         guard let archive = archive_write_new() else {
             throw .library(archive: name, entry: nil, operation: "archive_write_new", message: "out of memory")
         }

@@ -1,5 +1,6 @@
 import FoundationEssentials
 import Logging
+import RunnerArchive
 import RunnerCore
 import RunnerGuests
 import RunnerImages
@@ -71,6 +72,7 @@ public struct Doctor: Sendable {
         }
         findings.append(await marker())
         findings.append(release())
+        findings.append(libarchive())
         findings.append(units())
         findings.append(runnerPackage(install))
         findings.append(configured(service))
@@ -162,6 +164,28 @@ public struct Doctor: Sendable {
         } catch {
             return Finding(
                 check: "release", status: .problem, detail: "\(error.input): \(error.problem)", fix: reinstall)
+        }
+    }
+
+    /// libarchive, which the agent opens only when it first reads or writes an archive (image
+    /// pulls and imports, bundles): checked here, so a host without it hears before a job does.
+    func libarchive() -> Finding {
+        do throws(ArchiveError) {
+            try ArchiveLibrary.load()
+            return Doctor.libarchiveFinding(.success(libarchiveVersion))
+        } catch {
+            return Doctor.libarchiveFinding(.failure(error))
+        }
+    }
+
+    /// The `libarchive` finding for a load's outcome: the library's version, or why it did not load.
+    static func libarchiveFinding(_ outcome: Result<String, ArchiveError>) -> Finding {
+        switch outcome {
+        case .success(let version):
+            return Finding(check: "libarchive", status: .ok, detail: version)
+        case .failure(let error):
+            return Finding(
+                check: "libarchive", status: .problem, detail: "\(error.input): \(error.problem)", fix: error.fix)
         }
     }
 

@@ -7,7 +7,7 @@ import RunnerArchive
 extension RunnerError {
     /// The boundary conversion from the archive layer's error: same input (archive and entry),
     /// problem and fix, with a code by kind (refusals are ``Code/unsafeInput``, broken
-    /// archives ``Code/integrity``).
+    /// archives ``Code/integrity``, a host without libarchive ``Code/unsupported``).
     public init(archive error: ArchiveError) {
         let code: Code =
             switch error {
@@ -17,6 +17,7 @@ extension RunnerError {
             case .unsupportedSource, .invalidArgument: .invalidInput
             case .memberNotFound: .notFound
             case .destinationExists: .alreadyExists
+            case .libraryUnavailable: .unsupported
             }
         self.init(code, input: error.input, problem: error.problem, fix: error.fix, underlying: nil)
     }

@@ -9,7 +9,9 @@ public struct HostLayout: Sendable, Hashable {
 
     public init(root: String = "/") {
         precondition(root.hasPrefix("/"), "HostLayout root must be absolute")
-        self.root = root == "/" ? "/" : String(root.reversed().drop(while: { $0 == "/" }).reversed())
+        var root = root
+        while root.utf8.count > 1 && root.utf8.last == UInt8(ascii: "/") { root.removeLast() }
+        self.root = root
     }
 
     /// Joins an absolute host path onto ``root``.

@@ -306,7 +306,7 @@ public struct GuestCgroups: Sendable {
     /// process stay. Returns whether everything is gone.
     @discardableResult
     public func removeNow(guest name: String) -> Bool {
-        guard (try? GuestName.check(name)) != nil else { return false }
+        guard GuestName.isValid(name) else { return false }
         var gone = true
         for directory in directories(for: name) {
             if !Self.removeTree(directory) {
@@ -348,9 +348,9 @@ public struct GuestCgroups: Sendable {
         for mount in hierarchies().map(\.mount) + limitHierarchies() {
             let parent = mount + "/" + Self.parentName
             for entry in FilePaths.entries(of: parent) {
-                if (try? GuestName.check(entry)) != nil { names.insert(entry) }
+                if GuestName.isValid(entry) { names.insert(entry) }
                 guard Self.isJobDirectory(entry) else { continue }
-                for child in FilePaths.entries(of: parent + "/" + entry) where (try? GuestName.check(child)) != nil {
+                for child in FilePaths.entries(of: parent + "/" + entry) where GuestName.isValid(child) {
                     names.insert(child)
                 }
             }

@@ -123,7 +123,7 @@ package enum BindStaging {
         FilePaths.entries(of: layout.guestStateDirectory).compactMap { file in
             guard file.hasSuffix(".binds") else { return nil }
             let name = String(file.dropLast(6))
-            guard (try? GuestName.check(name)) != nil, !FilePaths.exists(layout.guestRecord(name)) else {
+            guard GuestName.isValid(name), !FilePaths.exists(layout.guestRecord(name)) else {
                 return nil
             }
             return name

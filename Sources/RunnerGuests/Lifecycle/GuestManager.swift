@@ -454,7 +454,7 @@ public struct GuestManager: Sendable {
     /// init, its main process's console output: a service's own log), carriage returns dropped;
     /// empty when there is none.
     public func log(_ name: String, lines: Int) -> String {
-        guard (try? GuestName.check(name)) != nil else { return "" }
+        guard GuestName.isValid(name) else { return "" }
         // Only the end of the file is read (a chatty service's log can be large).
         let fd = open(layout.guestLog(name), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { return "" }
@@ -1180,7 +1180,7 @@ public struct GuestManager: Sendable {
             guard let first = args.first, FilePaths.basename(first) == "systemd-nspawn" else { continue }
             if let machine = args.first(where: { $0.hasPrefix("--machine=rg-") }) {
                 let name = String(machine.dropFirst(10))
-                if (try? GuestName.check(name)) != nil { found.append((pid, name)) }
+                if GuestName.isValid(name) { found.append((pid, name)) }
             }
         }
         return found

@@ -12,10 +12,22 @@ package enum GuestName {
         return "rg-" + hex.joined()
     }
 
+    /// Whether `name` has the generated form (`rg-` and 12 lowercase hex digits). Cheap enough for
+    /// every entry of a directory listing (no error is built for the many that are not names).
+    package static func isValid(_ name: String) -> Bool {
+        var bytes = name.utf8.makeIterator()
+        for expected in "rg-".utf8 where bytes.next() != expected { return false }
+        var digits = 0
+        while let byte = bytes.next() {
+            guard (0x30...0x39).contains(byte) || (0x61...0x66).contains(byte) else { return false }
+            digits += 1
+        }
+        return digits == 12
+    }
+
     /// Refuses any name we did not generate.
     package static func check(_ name: String) throws(RunnerError) {
-        let hex = name.dropFirst(3)
-        guard name.hasPrefix("rg-"), hex.count == 12, hex.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+        guard isValid(name) else {
             throw RunnerError(
                 .invalidInput, input: name, problem: "is not a guest name this helper generated",
                 fix: "pass a name printed by `ci-nspawn-run start` (rg- and 12 hex digits); see `ci-nspawn-run list`")

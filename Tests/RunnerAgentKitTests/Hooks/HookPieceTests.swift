@@ -84,8 +84,14 @@ import Testing
     @Test func guestNames() throws {
         let name = GuestName.generate()
         try GuestName.check(name)
-        for bad in ["rg-", "rg-../../etc", "rg-ABCDEF012345", "x-0123456789ab", "rg-0123456789abc"] {
+        #expect(GuestName.isValid(name) && GuestName.isValid("rg-0123456789ab"))
+        let bad = [
+            "rg-", "rg-../../etc", "rg-ABCDEF012345", "x-0123456789ab", "rg-0123456789abc", "rg-0123456789a",
+            "rg-0123456789ag", "rg-0123456789a\u{0}", "rg-0123456789aé", "RG-0123456789ab", "",
+        ]
+        for bad in bad {
             #expect(throws: RunnerError.self) { try GuestName.check(bad) }
+            #expect(!GuestName.isValid(bad), "\(bad)")
         }
     }
 

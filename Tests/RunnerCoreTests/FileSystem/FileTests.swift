@@ -2,6 +2,10 @@ import RunnerCore
 import RunnerTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 @Suite("Files and digests")
 struct FileTests {
     @Test func atomicWriteCreatesParentsAndSetsMode() throws {
@@ -17,8 +21,13 @@ struct FileTests {
     @Test func entriesListNamesSortedWithHiddenOnesAndNothingForAMissingDirectory() throws {
         let dir = try TemporaryDirectory("entries")
         defer { dir.remove() }
-        for name in ["b", ".hidden", "a", "Z"] { try AtomicFile.write("", to: dir.appending(name)) }
-        #expect(FilePaths.entries(of: dir.path) == [".hidden", "Z", "a", "b"])
+        // The longest name a file system takes (255 bytes) and a UTF-8 one come back whole.
+        let longest = String(repeating: "n", count: 255)
+        for name in ["b", ".hidden", "a", "Z", "é"] { try AtomicFile.write("", to: dir.appending(name)) }
+        let fd = creat(dir.appending(longest), 0o644)
+        #expect(fd >= 0)
+        close(fd)
+        #expect(FilePaths.entries(of: dir.path) == [".hidden", "Z", "a", "b", longest, "é"])
         #expect(FilePaths.entries(of: dir.appending("missing")) == [])
     }
 

@@ -16,5 +16,9 @@ struct HostLayoutTests {
         let layout = HostLayout(root: "/tmp/x/")
         #expect(layout.configFile == "/tmp/x/etc/runner/config.env")
         #expect(layout.currentRelease == "/tmp/x/usr/local/lib/runner/current")
+        #expect(HostLayout(root: "/tmp/x///").root == "/tmp/x")
+        #expect(HostLayout(root: "/").root == "/")
+        #expect(HostLayout(root: "///").root == "/")
+        #expect(HostLayout(root: "/tmp/é/").root == "/tmp/é")
     }
 }

@@ -111,7 +111,8 @@ struct DoctorTests {
                 .run()
             #expect(
                 findings.map(\.check) == [
-                    "config", "marker", "release", "units", "runner-package", "runner", "images", "mounts",
+                    "config", "marker", "release", "libarchive", "units", "runner-package", "runner", "images",
+                    "mounts",
                     "ci-nspawn-run", "userns", "network", "nspawn",
                 ])
             for finding in findings where finding.check != "mounts" {
@@ -120,6 +121,7 @@ struct DoctorTests {
             // A test root: the host's mounts are not its own.
             #expect(findings.first { $0.check == "mounts" }?.status == .skipped)
             #expect(findings.first { $0.check == "release" }?.detail.contains("1.2.0") == true)
+            #expect(findings.first { $0.check == "libarchive" }?.detail.hasPrefix("libarchive 3.") == true)
         }
     }
 

@@ -2,6 +2,20 @@
 #define RUNNER_CLIBARCHIVE_SHIM_H
 #include <archive.h>
 #include <archive_entry.h>
+#include <stddef.h>
+
+/* libarchive is opened on first use (loader.c), not linked: a process that never touches an
+ * archive never maps it. The archive layer calls runner_archive_load before its first libarchive
+ * call; afterwards archive.h's functions work as if linked. */
+#define RUNNER_ARCHIVE_SONAME "libarchive.so.13"
+
+/* Loads RUNNER_ARCHIVE_SONAME once per process (later calls return the first outcome). Returns 0,
+ * or -1 with the problem in `error` (without the library's name). Thread-safe. */
+int runner_archive_load(char *error, size_t size);
+
+/* Opens `soname`, checks that it has every function the archive layer calls, and closes it,
+ * without touching the process's loaded libarchive. Returns 0, or -1 with a message in `error`. */
+int runner_archive_probe(const char *soname, char *error, size_t size);
 
 /* System calls the archive layer needs that Swift's Glibc module does not expose. */
 #include <sys/syscall.h>
