@@ -14,7 +14,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #pragma GCC visibility push(hidden)
 #include "shim.h"
@@ -38,15 +37,15 @@ static int runner_archive_open(const char *soname, void **handle, struct runner_
         snprintf(error, size, "could not be loaded (%s)", reason ? reason : "unknown error");
         return -1;
     }
-#define RUNNER_ARCHIVE_RESOLVE(name)                                                                           \
-    do {                                                                                                       \
-        *(void **)(&table->name) = dlsym(*handle, #name);                                                      \
-        if (table->name == NULL) {                                                                             \
-            snprintf(error, size, "has no function %s (libarchive 3.6 or later is needed)", #name);     \
-            dlclose(*handle);                                                                                  \
-            *handle = NULL;                                                                                    \
-            return -1;                                                                                         \
-        }                                                                                                      \
+#define RUNNER_ARCHIVE_RESOLVE(name)                                                                \
+    do {                                                                                            \
+        *(void **)(&table->name) = dlsym(*handle, #name);                                           \
+        if (table->name == NULL) {                                                                  \
+            snprintf(error, size, "has no function %s (libarchive 3.6 or later is needed)", #name); \
+            dlclose(*handle);                                                                       \
+            *handle = NULL;                                                                         \
+            return -1;                                                                              \
+        }                                                                                           \
     } while (0);
 #define RUNNER_ARCHIVE_FUNCTION(ret, name, params, args) RUNNER_ARCHIVE_RESOLVE(name)
 #define RUNNER_ARCHIVE_VOID_FUNCTION(ret, name, params, args) RUNNER_ARCHIVE_RESOLVE(name)
