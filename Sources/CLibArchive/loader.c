@@ -90,8 +90,8 @@ int runner_archive_probe(const char *soname, char *error, size_t size) {
 static void runner_archive_require(void) {
     char error[512];
     if (runner_archive_load(error, sizeof(error)) != 0) {
-        fprintf(stderr, "runner: %s: %s\nfix: install libarchive (Debian: apt-get install libarchive13)\n", RUNNER_ARCHIVE_SONAME,
-                error);
+        fprintf(stderr, "runner: %s: %s\nfix: install libarchive 3.6 or later (Debian: apt-get install libarchive13)\n",
+                RUNNER_ARCHIVE_SONAME, error);
         abort();
     }
 }
