@@ -349,9 +349,7 @@ public struct ContainerHook: Sendable {
         } catch {
             local = error
         }
-        var ref = reference ?? ""
-        if ref.hasPrefix("docker://") { ref = String(ref.dropFirst(9)) }
-        guard !ref.isEmpty, !ref.contains(where: { $0.isWhitespace || !$0.isASCII }) else { throw local }
+        guard let ref = Self.registryReference(reference) else { throw local }
         if settings.imagePull != .always {
             let found: PulledRegistryImage?
             do {
@@ -391,6 +389,15 @@ public struct ContainerHook: Sendable {
         }
         StandardOutput.write("\(ref): \(pulled.digest)\n")
         return pulled.digest
+    }
+
+    /// A workflow image reference as the registry path looks it up (`docker://` dropped), or
+    /// nil when it cannot be one (empty, whitespace, not ASCII).
+    static func registryReference(_ reference: String?) -> String? {
+        var ref = reference ?? ""
+        if ref.hasPrefix("docker://") { ref = String(ref.dropFirst(9)) }
+        guard !ref.isEmpty, !ref.contains(where: { $0.isWhitespace || !$0.isASCII }) else { return nil }
+        return ref
     }
 
     /// Finds the local image for a workflow image reference (`name`, `name:tag`, a registry path,

@@ -32,6 +32,30 @@ struct HelperGuests: GuestOperations {
         }
     }
 
+    /// `sudo -n ci-nspawn-run settings --lookup-stdin`: the settings, and the content store's
+    /// answers for `references` (pinned for `owner` until the job ends), in one helper call.
+    /// An answered image that does not name a manifest digest is dropped (the hook asks again).
+    func settings(lookingUp references: [String], owner: Int32?) async throws(RunnerError) -> SettingsLookupAnswer {
+        let command = sudo(["settings", "--lookup-stdin"])
+        let request = SettingsLookupRequest(references: references, ownerPID: owner)
+        let input: Data
+        do { input = try JSONEncoder().encode(request) } catch {
+            throw RunnerError(.internal, input: "settings", problem: "could not encode the request", underlying: error)
+        }
+        let output = try await runner.output(command, input: Array(input), fix: "check the sudoers rule for \(helper)")
+        var answer: SettingsLookupAnswer
+        do {
+            answer = try JSONDecoder().decode(SettingsLookupAnswer.self, from: Data(output.utf8))
+        } catch {
+            throw RunnerError(.internal, input: command.description, problem: "answered something that is not JSON")
+        }
+        answer.lookups = answer.lookups.filter { lookup in
+            references.contains(lookup.reference)
+                && lookup.image.map { GuestPolicy.registryTreeDigest($0.digest) != nil } ?? true
+        }
+        return answer
+    }
+
     func start(_ request: GuestStartRequest) async throws(RunnerError) -> GuestInfo {
         let command = sudo(["start", "--request-stdin"])
         let input: Data

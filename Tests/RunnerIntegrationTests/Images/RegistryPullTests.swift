@@ -439,6 +439,41 @@ struct RegistryPullTests {
             #expect(pinFiles.count == 2 && pinFiles.allSatisfy { $0.contains(".\(owner.pid).") }, "\(pinFiles)")
             #expect(try store.enforceBudget(maxBytes: 1).isEmpty)
 
+            // The runner user's hook: its settings call brings the store's answers (the image, and
+            // none for one the store lacks), so resolving asks the helper nothing more.
+            let missing = "127.0.0.1:\(registry.port)/test/missing:1"
+            // (Without sudo: under sudo the helper ignores RUNNER_HOST_ROOT, as on a host.)
+            let helper = HelperGuests(helper: layout.guestHelper, layout: layout, runner: WithoutSudo())
+            let answer = try await helper.settings(lookingUp: [reference, missing, "bad ref"], owner: owner.pid)
+            #expect(log().hasSuffix("pull --store-only\nsettings --lookup-stdin\n"), "\(log())")
+            #expect(answer.lookups.map(\.reference) == [reference, missing])
+            #expect(answer.lookups.first?.image?.digest == first)
+            #expect(answer.lookups.last?.image == nil)
+            let helperCalls = log()
+            let prefetched = ContainerHook(
+                settings: HookSettings(), policy: GuestPolicy(layout: layout),
+                guests: LocalGuests(
+                    manager: GuestManager(policy: GuestPolicy(layout: layout), logger: Logger(label: "test"))),
+                logger: Logger(label: "test"), ownerPID: owner.pid,
+                registry: PrefetchedRegistryImages(
+                    answer.lookups,
+                    base: HelperRegistryImages(helper: layout.guestHelper, throughSudo: false, owner: owner.pid)))
+            #expect(try await prefetched.resolveImage(reference, credentials: nil) == first)
+            #expect(log() == helperCalls)
+            // RUNNER_IMAGE_PULL=always: the registry is asked in any case, so nothing is looked up.
+            let config = try FilePaths.read(layout.configFile)
+            try AtomicFile.write(config + Array("RUNNER_IMAGE_PULL=always\n".utf8), to: layout.configFile, mode: 0o600)
+            #expect(try await helper.settings(lookingUp: [reference], owner: owner.pid).lookups.isEmpty)
+            try AtomicFile.write(config, to: layout.configFile, mode: 0o600)
+            // A request naming more than a job's images is refused whole.
+            let flood = SettingsLookupRequest(references: (0...32).map { "\(reference)-\($0)" }, ownerPID: owner.pid)
+            let refused = try await SystemCommandRunner().run(
+                Command(
+                    agent, ["guest", "settings", "--lookup-stdin"], environment: ["RUNNER_HOST_ROOT": layout.root]),
+                input: Array(try JSONEncoder().encode(flood)), output: .captured)
+            #expect(!refused.status.isSuccess && refused.standardOutput.isEmpty)
+            #expect(refused.standardError.contains("names 33 references (at most 32)"), "\(refused.standardError)")
+
             // The store only: what it has is used, what it lacks is a clear error.
             #expect(try await hook(.never).resolveImage(reference, credentials: nil) == first)
             let absent = "127.0.0.1:\(registry.port)/test/absent:1"
@@ -455,5 +490,29 @@ struct RegistryPullTests {
             #expect(try store.pins().trees.isEmpty)
             #expect(store.list().count == 1)
         }
+    }
+}
+
+/// Runs `sudo -n -- COMMAND…` as `COMMAND…` (the tests run as root, and their helper must keep
+/// the test's root, which a helper under sudo ignores).
+struct WithoutSudo: CommandRunner {
+    let system = SystemCommandRunner()
+
+    static func unwrapped(_ command: Command) -> Command {
+        guard command.executable == "sudo", let dashes = command.arguments.firstIndex(of: "--"),
+            dashes + 1 < command.arguments.count
+        else { return command }
+        var plain = command
+        plain.executable = command.arguments[dashes + 1]
+        plain.arguments = Array(command.arguments[(dashes + 2)...])
+        return plain
+    }
+
+    func run(_ command: Command, input: [UInt8]?, output: OutputMode) async throws(RunnerError) -> CommandResult {
+        try await system.run(Self.unwrapped(command), input: input, output: output)
+    }
+
+    func start(_ command: Command, options: StartOptions) throws(RunnerError) -> any ProcessHandle {
+        try system.start(Self.unwrapped(command), options: options)
     }
 }
