@@ -1,3 +1,4 @@
+import FoundationEssentials
 import Logging
 import RunnerCore
 import RunnerGuests
@@ -15,6 +16,26 @@ enum AgentHost {
 
     static func layout() throws(RunnerError) -> HostLayout {
         try HostRoot.layout(option: nil, environment: ProcessEnvironment.value)
+    }
+
+    /// The JSON request a root-only helper command reads on stdin, SIGPIPE ignored from then on.
+    /// Refused unless we are root (`command` names the command, `problem` why it needs root),
+    /// or when stdin is not a `T` (`shape` shows what one looks like).
+    static func rootRequest<T: Decodable>(_ type: T.Type, command: String, problem: String, shape: String)
+        async throws(RunnerError) -> T
+    {
+        guard geteuid() == 0 else {
+            throw RunnerError(
+                .permission, input: command, problem: problem,
+                fix: "run it through sudo (the runner user has a rule for it)")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let bytes = await StandardInput.read()
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch {
+            throw RunnerError(.invalidInput, input: "stdin", problem: "is not \(shape)")
+        }
     }
 
     /// The helper's policy: config.env, plus (tests, never through sudo) `RUNNER_WORK_OWNER=uid:gid`.

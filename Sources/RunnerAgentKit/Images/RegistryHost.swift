@@ -59,6 +59,15 @@ enum RegistryHost {
     /// then keeps the store within `RUNNER_IMAGE_CACHE_MAX` (never removing the image just
     /// resolved or one in use). With `storeOnly`, the store alone answers (nil: not there) and
     /// nothing is pulled or removed.
+    /// The job's owner as the holder of the images it resolves: only a process that may own the
+    /// caller's guests (``GuestOwner``); nil without one.
+    static func holder(ownerPID: Int32?) throws(RunnerError) -> ImageHolder? {
+        try ownerPID.map { (pid) throws(RunnerError) -> ImageHolder in
+            let owner = try GuestOwner.resolve(requested: pid, caller: .current)
+            return ImageHolder(pid: owner.pid, startTime: owner.startTime)
+        }
+    }
+
     static func pull(
         _ request: RegistryPullRequest, layout: HostLayout, storeOnly: Bool = false, holder: ImageHolder? = nil,
         progress: ProgressReporter, logger: Logger

@@ -465,6 +465,14 @@ struct RegistryPullTests {
             try AtomicFile.write(config + Array("RUNNER_IMAGE_PULL=always\n".utf8), to: layout.configFile, mode: 0o600)
             #expect(try await helper.settings(lookingUp: [reference], owner: owner.pid).lookups.isEmpty)
             try AtomicFile.write(config, to: layout.configFile, mode: 0o600)
+            // An owner the helper cannot accept (here one that is gone) pins nothing: every
+            // lookup is left to the hook, which asks again and reports it.
+            let gone = try Spawner.spawn(Command("true"), options: SpawnOptions(standardOutput: .devNull))
+            _ = await gone.wait()
+            let pinsBefore = FilePaths.entries(of: layout.ociPinsDirectory).sorted()
+            let unowned = try await helper.settings(lookingUp: [reference], owner: gone.pid)
+            #expect(unowned.lookups.isEmpty)
+            #expect(FilePaths.entries(of: layout.ociPinsDirectory).sorted() == pinsBefore)
             // A request naming more than a job's images is refused whole.
             let flood = SettingsLookupRequest(references: (0...32).map { "\(reference)-\($0)" }, ownerPID: owner.pid)
             let refused = try await SystemCommandRunner().run(

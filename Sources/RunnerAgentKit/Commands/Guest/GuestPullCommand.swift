@@ -32,27 +32,11 @@ struct GuestPullCommand: AsyncParsableCommand {
     var storeOnly = false
 
     func run() async throws {
-        guard geteuid() == 0 else {
-            throw RunnerError(
-                .permission, input: "ci-nspawn-run pull", problem: "images can only be pulled as root",
-                fix: "run it through sudo (the runner user has a rule for it)")
-        }
-        signal(SIGPIPE, SIG_IGN)
-        let bytes = await StandardInput.read()
-        let request: RegistryPullRequest
-        do {
-            request = try JSONDecoder().decode(RegistryPullRequest.self, from: Data(bytes))
-        } catch {
-            throw RunnerError(
-                .invalidInput, input: "stdin",
-                problem: "is not a pull request ({\"reference\": \"…\", \"credentials\": {…}})")
-        }
+        let request = try await AgentHost.rootRequest(
+            RegistryPullRequest.self, command: "ci-nspawn-run pull", problem: "images can only be pulled as root",
+            shape: "a pull request ({\"reference\": \"…\", \"credentials\": {…}})")
         let progress = ProgressReporter(isTerminal: false, plainInterval: 2) { StandardError.write($0) }
-        // The job's owner pins the image: only a process that may own the caller's guests.
-        let holder = try request.ownerPID.map { (pid) throws(RunnerError) -> ImageHolder in
-            let owner = try GuestOwner.resolve(requested: pid, caller: .current)
-            return ImageHolder(pid: owner.pid, startTime: owner.startTime)
-        }
+        let holder = try RegistryHost.holder(ownerPID: request.ownerPID)
         let found = try await RegistryHost.pull(
             request, layout: try AgentHost.layout(), storeOnly: storeOnly, holder: holder, progress: progress,
             logger: Logger(label: "runner.registry"))

@@ -38,22 +38,10 @@ struct GuestSettingsCommand: AsyncParsableCommand {
             StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
             return
         }
-        guard geteuid() == 0 else {
-            throw RunnerError(
-                .permission, input: "ci-nspawn-run settings --lookup-stdin",
-                problem: "the image store can only be read as root",
-                fix: "run it through sudo (the runner user has a rule for it)")
-        }
-        signal(SIGPIPE, SIG_IGN)
-        let bytes = await StandardInput.read()
-        let request: SettingsLookupRequest
-        do {
-            request = try JSONDecoder().decode(SettingsLookupRequest.self, from: Data(bytes))
-        } catch {
-            throw RunnerError(
-                .invalidInput, input: "stdin",
-                problem: "is not a settings request ({\"references\": [\"…\"], \"ownerPID\": N})")
-        }
+        let request = try await AgentHost.rootRequest(
+            SettingsLookupRequest.self, command: "ci-nspawn-run settings --lookup-stdin",
+            problem: "the image store can only be read as root",
+            shape: "a settings request ({\"references\": [\"…\"], \"ownerPID\": N})")
         guard request.references.count <= SettingsLookupRequest.maxReferences else {
             throw RunnerError(
                 .invalidInput, input: "stdin",
@@ -74,12 +62,10 @@ struct GuestSettingsCommand: AsyncParsableCommand {
         -> [StoreLookup]
     {
         guard settings.imagePull != .always else { return [] }
+        // An owner the caller may not name leaves every lookup to the hook (which reports it).
         let holder: ImageHolder?
         do throws(RunnerError) {
-            holder = try request.ownerPID.map { (pid) throws(RunnerError) -> ImageHolder in
-                let owner = try GuestOwner.resolve(requested: pid, caller: .current)
-                return ImageHolder(pid: owner.pid, startTime: owner.startTime)
-            }
+            holder = try RegistryHost.holder(ownerPID: request.ownerPID)
         } catch {
             return []
         }
