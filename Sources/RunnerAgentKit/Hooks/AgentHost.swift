@@ -34,7 +34,9 @@ enum AgentHost {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch {
-            throw RunnerError(.invalidInput, input: "stdin", problem: "is not \(shape)")
+            throw RunnerError(
+                .invalidInput, input: "stdin", problem: "is not \(shape)",
+                fix: "send one JSON object of that shape on stdin (the container hook does)")
         }
     }
 

@@ -481,6 +481,16 @@ struct RegistryPullTests {
                 input: Array(try JSONEncoder().encode(flood)), output: .captured)
             #expect(!refused.status.isSuccess && refused.standardOutput.isEmpty)
             #expect(refused.standardError.contains("names 33 references (at most 32)"), "\(refused.standardError)")
+            // So is a request that is not one, naming what one looks like and the fix.
+            let garbled = try await SystemCommandRunner().run(
+                Command(
+                    agent, ["guest", "settings", "--lookup-stdin"], environment: ["RUNNER_HOST_ROOT": layout.root]),
+                input: Array("not json".utf8), output: .captured)
+            #expect(!garbled.status.isSuccess && garbled.standardOutput.isEmpty)
+            #expect(
+                garbled.standardError.contains("is not a settings request")
+                    && garbled.standardError.contains("send one JSON object of that shape"),
+                "\(garbled.standardError)")
 
             // The store only: what it has is used, what it lacks is a clear error.
             #expect(try await hook(.never).resolveImage(reference, credentials: nil) == first)

@@ -32,9 +32,8 @@ struct GuestSettingsCommand: AsyncParsableCommand {
     var lookupStdin = false
 
     func run() async throws {
-        let manager = try AgentHost.manager()
         guard lookupStdin else {
-            let json = try JSONEncoder().encode(manager.settings)
+            let json = try JSONEncoder().encode(try AgentHost.manager().settings)
             StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
             return
         }
@@ -49,9 +48,10 @@ struct GuestSettingsCommand: AsyncParsableCommand {
                     "names \(request.references.count) references (at most \(SettingsLookupRequest.maxReferences))",
                 fix: "send the job's container and service images only")
         }
+        let settings = try AgentHost.manager().settings
         let answer = SettingsLookupAnswer(
-            settings: manager.settings,
-            lookups: await Self.lookups(request, settings: manager.settings, layout: try AgentHost.layout()))
+            settings: settings, lookups: await Self.lookups(request, settings: settings, layout: try AgentHost.layout())
+        )
         let json = try JSONEncoder().encode(answer)
         StandardOutput.write(String(decoding: json, as: UTF8.self) + "\n")
     }
